@@ -1,0 +1,3 @@
+from convvis_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Datasets that ship inside installed packages (no downloads)."""

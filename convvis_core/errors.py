@@ -1,0 +1,28 @@
+"""Exceptions the core raises for anything a user can get wrong.
+
+Every message says what is wrong and what to do, so a page can show it as it is.
+"""
+
+
+class ConvVisError(Exception):
+    """Base class: a problem with the user's input or environment, never a bug."""
+
+
+class ImageError(ConvVisError):
+    """An image that cannot be read, is too large, or is not an image at all."""
+
+
+class ModelError(ConvVisError):
+    """A model file that cannot be loaded, or is refused as unsafe."""
+
+
+class UnsafeModelError(ModelError):
+    """A model that carries code (Lambda layers, custom objects): it is never executed."""
+
+
+class ModelUnavailableError(ModelError):
+    """A registry model whose weights cannot be had here (no network, no cache)."""
+
+
+class LayerError(ConvVisError):
+    """A layer that does not exist or has no spatial (4-D) output."""

@@ -1,0 +1,152 @@
+"""Image I/O in one place: any Pillow-readable upload in, the model's input out, and back again.
+
+Uploads come from phones and scanners: EXIF-rotated JPEGs, palette GIFs, RGBA PNGs, 16-bit TIFFs,
+CMYK print files. All are normalized here to 8-bit RGB or L before anything else sees them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from convvis_core import preprocessing
+from convvis_core.config import MAX_IMAGE_PIXELS
+from convvis_core.errors import ImageError
+from convvis_core.models.base import ModelInfo
+
+Fit = Literal["stretch", "crop", "pad"]
+FITS: tuple[Fit, ...] = ("stretch", "crop", "pad")
+ImageSource = bytes | str | os.PathLike | BinaryIO | Image.Image
+
+
+def open_image(source: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS, name: str | None = None) -> Image.Image:
+    """Decode an image into 8-bit ``RGB`` (colour) or ``L`` (grayscale), upright, first frame.
+
+    Raises :class:`ImageError` with a user-facing message (naming the file as ``name``, if given)
+    for anything that is not a readable, reasonably sized image.
+    """
+    if isinstance(source, Image.Image):
+        return _normalize_mode(ImageOps.exif_transpose(source) or source)
+    name = f"'{name}'" if name else _source_name(source)
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{name} is empty (0 bytes). Upload a PNG, JPEG, GIF, BMP, TIFF or WebP image.")
+        source = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)) and Path(source).is_file() and Path(source).stat().st_size == 0:
+        raise ImageError(f"{name} is empty (0 bytes). Upload a PNG, JPEG, GIF, BMP, TIFF or WebP image.")
+    try:
+        image = Image.open(source)
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageError(
+                f"{name} is {width}×{height} pixels ({width * height / 1e6:.0f} MP); the limit is "
+                f"{max_pixels / 1e6:.0f} MP. Downscale it and upload it again."
+            )
+        image.seek(0)  # animated GIF / multi-page TIFF: the first frame
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+        return _normalize_mode(image)
+    except ImageError:
+        raise
+    except FileNotFoundError as error:
+        raise ImageError(f"No such image file: {error.filename}") from error
+    except UnidentifiedImageError as error:
+        raise ImageError(
+            f"{name} is not an image Pillow can read (wrong file type or corrupt). "
+            "Upload a PNG, JPEG, GIF, BMP, TIFF or WebP image."
+        ) from error
+    except Image.DecompressionBombError as error:
+        raise ImageError(
+            f"{name} declares a huge size (possible decompression bomb); the limit is "
+            f"{max_pixels / 1e6:.0f} MP. Downscale it and upload it again."
+        ) from error
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise ImageError(
+            f"{name} could not be decoded ({error}). The file is probably truncated or corrupt: "
+            "save or export it again and upload the new file."
+        ) from error
+
+
+def _source_name(source: ImageSource) -> str:
+    name = getattr(source, "name", None)
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+    return f"'{Path(name).name}'" if isinstance(name, str) and name else "The image"
+
+
+def _normalize_mode(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit ``RGB`` or ``L``; transparency is composited onto white."""
+    mode = image.mode
+    if mode in ("RGB", "L"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grayscale
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        if mode == "F" or values.max(initial=0) > 65535 or values.min(initial=0) < 0:
+            low, high = values.min(initial=0), values.max(initial=0)
+            values, top = values - low, max(high - low, 1e-12)
+        return Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if mode in ("P", "PA") or "A" in mode:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        composite = Image.alpha_composite(white, rgba).convert("RGB")
+        return composite.convert("L") if mode in ("LA", "La") else composite
+    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...
+
+
+def fit_to_size(image: Image.Image, size: tuple[int, int], fit: Fit = "stretch") -> Image.Image:
+    """Resize to ``size`` = (height, width): stretch, centre-crop to the aspect, or pad with black."""
+    height, width = size
+    if fit == "stretch":
+        return image.resize((width, height), Image.BILINEAR)
+    if fit == "crop":
+        return ImageOps.fit(image, (width, height), Image.BILINEAR)
+    if fit == "pad":
+        return ImageOps.pad(image, (width, height), Image.BILINEAR, color=0)
+    raise ValueError(f"Unknown fit {fit!r}; choose one of {', '.join(FITS)}")
+
+
+def as_model_sees_it(image: Image.Image, info: ModelInfo, fit: Fit = "stretch") -> Image.Image:
+    """The image at the model's input size and channel count, before preprocessing."""
+    image = _normalize_mode(image)
+    image = image.convert("L" if info.channels == 1 else "RGB")
+    return fit_to_size(image, info.input_size, fit)
+
+
+def model_input(image: Image.Image, info: ModelInfo, fit: Fit = "stretch") -> np.ndarray:
+    """A batch of one, shape (1, H, W, C), preprocessed for the model."""
+    pixels = np.asarray(as_model_sees_it(image, info, fit), dtype=np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    return preprocessing.preprocess(pixels, info.preprocessing)[None]
+
+
+def to_uint8(array: np.ndarray, normalize: bool = False) -> np.ndarray:
+    """Float pixels to displayable uint8: clipped from 0..255, or min-max stretched if ``normalize``."""
+    values = np.asarray(array, dtype=np.float32)
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    if normalize:
+        low, high = float(values.min(initial=0)), float(values.max(initial=0))
+        values = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+    if values.ndim == 3 and values.shape[-1] == 1:
+        values = values[..., 0]
+    return np.clip(values + 0.5, 0, 255).astype(np.uint8)
+
+
+def array_to_image(array: np.ndarray, normalize: bool = False) -> Image.Image:
+    """An (H, W), (H, W, 1) or (H, W, 3) array as a Pillow image (see :func:`to_uint8`)."""
+    return Image.fromarray(to_uint8(array, normalize))
+
+
+def to_png_bytes(image: Image.Image) -> bytes:
+    """PNG-encode an image for downloads."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,44 @@
+"""Streamlit caches over core calls: models once per server, results once per input."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from convvis_core.models import LoadedModel, load_model, load_uploaded_model, needs_conversion
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _registry_model(key: str) -> LoadedModel:
+    return load_model(key)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _uploaded_model(digest: str, file_name: str, _data: bytes) -> LoadedModel:
+    return load_uploaded_model(_data, file_name)
+
+
+def digest_of(data: bytes) -> str:
+    """Content hash used as a cache key for uploads (so the bytes are hashed once, by us)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def registry_model(key: str) -> LoadedModel:
+    """A registry model, shared by all sessions; the first conversion shows a status box."""
+    if needs_conversion(key):
+        with st.status(f"Converting **{key}** from the weights in its pip package (first use only)…",
+                       expanded=True) as status:
+            st.write("Reading the packaged weights and building the Keras model; it is then saved "
+                     "in the cache folder so the next start is instant.")
+            loaded = _registry_model(key)
+            status.update(label=f"{loaded.info.display_name} is ready", state="complete", expanded=False)
+        return loaded
+    with st.spinner(f"Loading {key}…"):
+        return _registry_model(key)
+
+
+def uploaded_model(digest: str, file_name: str, data: bytes) -> LoadedModel:
+    """A user's model file, validated and loaded once per content hash."""
+    with st.spinner(f"Checking and loading {file_name}…"):
+        return _uploaded_model(digest, file_name, data)

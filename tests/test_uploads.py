@@ -1,0 +1,110 @@
+"""Users' own model files: good ones load and predict as before; code-carrying ones are refused."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from convvis_core.errors import ModelError, UnsafeModelError
+from convvis_core.layers import spatial_layers
+from convvis_core.models import load_model, load_uploaded_model
+
+
+def small_cnn(channels: int = 3) -> keras.Model:
+    inputs = keras.Input((32, 32, channels))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="head")(x), name="small")
+
+
+def saved(model: keras.Model, path: Path) -> bytes:
+    model.save(path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_plain_model_loads_and_predicts_as_before(tmp_path, suffix):
+    model = small_cnn()
+    loaded = load_uploaded_model(saved(model, tmp_path / f"m{suffix}"), f"mine{suffix}")
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded.model(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    assert loaded.info.input_size == (32, 32) and loaded.info.channels == 3
+    assert loaded.info.class_names == ("class 0", "class 1", "class 2", "class 3")
+    assert [layer.path for layer in spatial_layers(loaded.model)] == ["conv"]
+
+
+def test_a_model_path_loads_through_the_registry_entry_point(tmp_path):
+    path = tmp_path / "gray.keras"
+    small_cnn(channels=1).save(path)
+    assert load_model(str(path)).info.channels == 1
+
+
+def _lambda_model(marker: Path) -> keras.Model:
+    def leave_a_mark(x):
+        marker.write_text("code ran")
+        return x * 2.0
+
+    inputs = keras.Input((8, 8, 3))
+    return keras.Model(inputs, keras.layers.Lambda(leave_a_mark, name="sneaky")(inputs))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_lambda_layer_is_refused_without_running_it(tmp_path, suffix):
+    marker = tmp_path / "marker.txt"
+    data = saved(_lambda_model(marker), tmp_path / f"lambda{suffix}")
+    marker.unlink()  # building the model ran the function once; loading must not
+    with pytest.raises(UnsafeModelError, match="Lambda layer \\('sneaky'\\).*never executes code"):
+        load_uploaded_model(data, f"lambda{suffix}")
+    assert not marker.exists()
+
+
+@keras.saving.register_keras_serializable(package="Untrusted")
+class Doubler(keras.layers.Layer):
+    def call(self, inputs):
+        return inputs * 2.0
+
+
+def test_a_custom_class_is_refused(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    data = saved(keras.Model(inputs, Doubler(name="doubler")(inputs)), tmp_path / "custom.keras")
+    with pytest.raises(UnsafeModelError, match="custom class Untrusted>Doubler"):
+        load_uploaded_model(data, "custom.keras")
+
+
+def test_random_and_broken_files_are_clear_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ModelError, match="not a Keras model file"):
+        load_uploaded_model(rng.bytes(4096), "random.keras")
+    with pytest.raises(ModelError, match="empty"):
+        load_uploaded_model(b"", "empty.h5")
+    good = saved(small_cnn(), tmp_path / "good.keras")
+    with pytest.raises(ModelError, match="corrupt or truncated"):
+        load_uploaded_model(good[: len(good) // 2], "half.keras")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    with pytest.raises(ModelError, match="not a Keras model \\(no config.json\\)"):
+        load_uploaded_model(buffer.getvalue(), "notes.keras")
+
+
+def test_a_weights_only_file_asks_for_the_whole_model(tmp_path):
+    path = tmp_path / "w.weights.h5"
+    small_cnn().save_weights(path)
+    with pytest.raises(ModelError, match="weights only"):
+        load_uploaded_model(path.read_bytes(), "w.weights.h5")
+
+
+def test_models_that_are_not_image_cnns_are_explained(tmp_path):
+    a, b = keras.Input((16, 16, 3)), keras.Input((16, 16, 3))
+    two_inputs = keras.Model([a, b], keras.layers.Add()([a, b]))
+    with pytest.raises(ModelError, match="2 inputs"):
+        load_uploaded_model(saved(two_inputs, tmp_path / "two.keras"), "two.keras")
+    vector = keras.Input((10,))
+    mlp = keras.Model(vector, keras.layers.Dense(2)(vector))
+    with pytest.raises(ModelError, match=r"input of shape \(10,\)"):
+        load_uploaded_model(saved(mlp, tmp_path / "mlp.keras"), "mlp.keras")
