@@ -11,6 +11,12 @@ CACHE_ENV = "CONVVIS_CACHE_DIR"
 MAX_IMAGE_PIXELS = 40_000_000
 # Largest uploaded model file, in bytes.
 MAX_MODEL_BYTES = 300 * 1024 * 1024
+# Result caches on disk (feature visualizations, ...): least recently used files go first.
+MAX_CACHE_BYTES = 2 * 1024**3
+# Feature visualization: most filters, steps and pixels one request may ask for.
+MAX_FILTERS_PER_REQUEST = 1024
+MAX_STEPS = 2048
+MAX_IMAGE_SIDE = 512
 
 
 def cache_dir() -> Path:

@@ -16,6 +16,9 @@ import keras
 from convvis_core.errors import LayerError
 
 SEPARATOR = "/"
+PRE_ACTIVATION = ":pre"  # path suffix: the layer's values before its activation function
+_ACTIVATION_LAYERS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.Softmax, keras.layers.LeakyReLU,
+                      keras.layers.ELU)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def find_layer(model: keras.Model, path: str) -> SpatialLayer:
     for layer in layers:
         if layer.path == path:
             return layer
-    if _resolve(model, path) is not None:
+    if get_layer(model, path) is not None:
         raise LayerError(
             f"Layer '{path}' has no spatial (4-D) output, so it has no feature maps to show. "
             "Pick a convolution, pooling or activation layer before the global pooling."
@@ -104,7 +107,8 @@ def default_layer(model: keras.Model) -> SpatialLayer:
     return (with_area or layers)[-1]
 
 
-def _resolve(model: keras.Model, path: str) -> keras.layers.Layer | None:
+def get_layer(model: keras.Model, path: str) -> keras.layers.Layer | None:
+    """The Keras layer at a path-like name, or None."""
     container: keras.layers.Layer = model
     for part in path.split(SEPARATOR):
         if not _is_nested_model(container):
@@ -116,15 +120,46 @@ def _resolve(model: keras.Model, path: str) -> keras.layers.Layer | None:
     return container
 
 
+def activation_name(layer: keras.layers.Layer) -> str | None:
+    """The name of the layer's activation function ("relu", "softmax", ...), None if it has none."""
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    if isinstance(layer, (keras.layers.ReLU, keras.layers.LeakyReLU)):
+        return "relu"
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    return None if name in (None, "linear") else name
+
+
+def linear_output(layer: keras.layers.Layer):
+    """The layer's output before its activation, in the layer's own graph.
+
+    For a separate activation layer that is its input; for a fused one (``Conv2D(activation="relu")``,
+    ``Dense(activation="softmax")``) a linear twin of the layer, carrying the same weights.
+    Optimizing pre-activation values keeps gradients alive where a ReLU output is zero.
+    """
+    if isinstance(layer, _ACTIVATION_LAYERS):
+        return layer.input
+    twin = type(layer).from_config({**layer.get_config(), "activation": "linear", "name": f"{layer.name}_linear"})
+    output = twin(layer.input)
+    twin.set_weights(layer.get_weights())
+    return output
+
+
 def _symbolic_output(container: keras.Model, path: str):
-    """The output tensor of ``path`` expressed in ``container``'s own graph (from its inputs)."""
+    """The output tensor of ``path`` expressed in ``container``'s own graph (from its inputs).
+
+    A path ending in ``:pre`` gives the values before the layer's activation function.
+    """
     head, _, rest = path.partition(SEPARATOR)
+    before_activation = not rest and head.endswith(PRE_ACTIVATION)
+    head = head.removesuffix(PRE_ACTIVATION) if before_activation else head
     try:
         layer = container.get_layer(head)
     except ValueError as error:
         raise LayerError(f"Model '{container.name}' has no layer named '{head}'.") from error
     if not rest:
-        return layer.output
+        return linear_output(layer) if before_activation and activation_name(layer) else layer.output
     if not _is_nested_model(layer):
         raise LayerError(f"'{head}' is not a nested model, so '{path}' does not exist.")
     inner = keras.Model(_single_input(layer), _symbolic_output(layer, rest))
@@ -144,7 +179,8 @@ _SUBMODELS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDict
 
 
 def feature_model(model: keras.Model, paths: Sequence[str]) -> keras.Model:
-    """A functional model from ``model``'s input to the outputs of ``paths`` (shared weights).
+    """A functional model from ``model``'s input to the outputs of ``paths`` (shared weights;
+    a path may end in ``:pre`` for the values before the layer's activation).
 
     Cached per model, so the pages and loops that call it repeatedly build it once.
     """
@@ -152,7 +188,7 @@ def feature_model(model: keras.Model, paths: Sequence[str]) -> keras.Model:
     cache = _SUBMODELS.setdefault(model, {})
     if paths not in cache:
         for path in paths:
-            find_layer(model, path)
+            find_layer(model, path.removesuffix(PRE_ACTIVATION))
         outputs = [_symbolic_output(model, path) for path in paths]
         cache[paths] = keras.Model(_single_input(model), outputs, name=f"{model.name}_features")
     return cache[paths]

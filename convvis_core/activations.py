@@ -1,0 +1,232 @@
+"""Feature maps of one image, layer by layer: how an input is decomposed by successive layers.
+
+One forward pass of a multi-output sub-model gives the maps of any set of layers (nested models
+included); per-channel statistics spot dead and saturated channels; all channels of a layer are
+tiled into one grid image, normalized as in Chollet's *Deep Learning with Python* ("visualizing
+intermediate activations") or not at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Mapping, Sequence
+
+import keras
+import numpy as np
+from PIL import Image
+
+from convvis_core.images import Fit, model_input
+from convvis_core.layers import (SpatialLayer, activation_name, default_layer, feature_model, get_layer,
+                                 spatial_layers)
+from convvis_core.models.base import LoadedModel
+
+Normalization = Literal["standardize", "minmax", "raw"]
+NORMALIZATIONS: dict[Normalization, str] = {
+    "standardize": "per channel: (x − mean) / std · 64 + 128, clipped to 0..255 (Chollet, DLwP)",
+    "minmax": "per layer: the layer's lowest value → 0, its highest → 255",
+    "raw": "the activations as they are",
+}
+Summary = Literal["mean", "strongest"]
+SEPARATOR_WIDTH = 1
+
+
+def feature_maps(loaded: LoadedModel, image: Image.Image, paths: Sequence[str],
+                 fit: Fit = "stretch") -> dict[str, np.ndarray]:
+    """The maps of ``paths`` for one image, each (H, W, C) float32, from a single forward pass."""
+    paths = list(dict.fromkeys(paths))
+    if not paths:
+        return {}
+    outputs = feature_model(loaded.model, paths)(model_input(image, loaded.info, fit), training=False)
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    return {path: np.asarray(output, dtype=np.float32)[0] for path, output in zip(paths, outputs)}
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """Per-channel summary of one layer's maps on one image, each an array of shape (C,)."""
+
+    mean: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    zero_fraction: np.ndarray  # share of the map's pixels that are exactly 0
+
+    @property
+    def channels(self) -> int:
+        return len(self.mean)
+
+    @property
+    def dead(self) -> np.ndarray:
+        """All zero on this image: the channel carries nothing forward (a "dead ReLU", here)."""
+        return self.zero_fraction == 1.0
+
+    @property
+    def constant(self) -> np.ndarray:
+        """The same non-zero value everywhere: saturated (e.g. at ReLU6's 6) or bias only."""
+        return (self.max == self.min) & ~self.dead
+
+
+def channel_stats(maps: np.ndarray) -> ChannelStats:
+    """Mean, min, max and zero fraction of every channel of an (H, W, C) map."""
+    return ChannelStats(
+        mean=maps.mean(axis=(0, 1), dtype=np.float64),
+        min=maps.min(axis=(0, 1)),
+        max=maps.max(axis=(0, 1)),
+        zero_fraction=(maps == 0).mean(axis=(0, 1)),
+    )
+
+
+def normalize(maps: np.ndarray, how: Normalization = "standardize") -> np.ndarray:
+    """Maps in display units: 0..255 for ``standardize`` and ``minmax``, unchanged for ``raw``.
+
+    ``standardize`` stretches every channel by its own spread, so weak channels become visible;
+    an all-zero channel stays 0 (black, as in DLwP) and a constant one becomes 128.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if how == "raw":
+        return maps
+    if how == "minmax":
+        low, high = float(np.nanmin(maps)), float(np.nanmax(maps))  # NaN: a grid's separators
+        return (maps - low) * (255.0 / (high - low)) if high > low else np.zeros_like(maps)
+    if how == "standardize":
+        mean = maps.mean(axis=(0, 1), keepdims=True)
+        std = maps.std(axis=(0, 1), keepdims=True)
+        scaled = np.clip((maps - mean) / np.where(std > 0, std, 1.0) * 64.0 + 128.0, 0.0, 255.0)
+        return np.where(np.all(maps == 0, axis=(0, 1), keepdims=True), 0.0, scaled).astype(np.float32)
+    raise ValueError(f"Unknown normalization {how!r}; choose one of {', '.join(NORMALIZATIONS)}")
+
+
+def tile(maps: np.ndarray, columns: int, fill: float | int = np.nan) -> np.ndarray:
+    """(H, W, C) → one 2-D grid, channel k in cell (k // columns, k % columns), rows of tiles
+    separated by ``SEPARATOR_WIDTH`` pixels of ``fill`` (which also fills the empty last cells)."""
+    height, width, count = maps.shape
+    rows = math.ceil(count / columns)
+    gap = SEPARATOR_WIDTH
+    cells = np.full((rows * columns, height + gap, width + gap), fill, dtype=maps.dtype)
+    cells[:count, :height, :width] = np.moveaxis(maps, -1, 0)
+    grid = cells.reshape(rows, columns, height + gap, width + gap).transpose(0, 2, 1, 3)
+    return grid.reshape(rows * (height + gap), columns * (width + gap))[:-gap, :-gap]
+
+
+@dataclass(frozen=True)
+class ChannelGrid:
+    """All channels of a layer in one image; the three grids share one shape and layout."""
+
+    image: np.ndarray  # display values (see ``normalize``), NaN on separators and empty cells
+    values: np.ndarray  # the raw activations, NaN likewise
+    channel: np.ndarray  # int32: which channel each pixel shows, -1 on separators and empty cells
+    order: np.ndarray  # the channel in each cell, in reading order
+    columns: int
+    tile_size: tuple[int, int]  # (height, width) of one tile, after any downsampling
+    stride: int  # 1, or the step the maps were subsampled by to fit ``max_side``
+    normalization: Normalization
+
+    @property
+    def rows(self) -> int:
+        return math.ceil(len(self.order) / self.columns)
+
+    def cell(self, channel: int) -> tuple[int, int]:
+        """(row, column) of the cell that shows ``channel``."""
+        return divmod(int(np.flatnonzero(self.order == channel)[0]), self.columns)
+
+    def to_pil(self, colormap: str | None = None) -> Image.Image:
+        """The grid as an 8-bit image, separators white: grayscale, or RGB through a matplotlib colormap."""
+        gaps = np.isnan(self.image)
+        display = normalize(self.image, "minmax") if self.normalization == "raw" else self.image
+        pixels = np.clip(np.nan_to_num(display) + 0.5, 0, 255).astype(np.uint8)
+        if colormap is None:
+            return Image.fromarray(np.where(gaps, 255, pixels).astype(np.uint8))
+        colored = colormap_lut(colormap)[pixels]
+        colored[gaps] = 255
+        return Image.fromarray(colored)
+
+
+def channel_grid(maps: np.ndarray, normalization: Normalization = "standardize", sort: bool = False,
+                 columns: int | None = None, max_side: int | None = None) -> ChannelGrid:
+    """Tile every channel of an (H, W, C) map into one grid, vectorized (no loop over channels).
+
+    ``sort`` puts the channels in order of mean activation, strongest first (dead ones last);
+    ``max_side`` subsamples the maps by a whole stride so the grid stays within that many pixels.
+    """
+    height, width, count = maps.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    order = np.argsort(-channel_stats(maps).mean, kind="stable") if sort else np.arange(count)
+    stride = _stride_to_fit(height, width, rows, columns, max_side)
+    shown = (slice(None, None, stride), slice(None, None, stride), order)
+    raw = maps[shown]
+    channel_ids = np.broadcast_to(order.astype(np.int32), raw.shape)
+    return ChannelGrid(
+        image=tile(normalize(maps, normalization)[shown], columns),
+        values=tile(raw, columns),
+        channel=tile(channel_ids, columns, fill=-1),
+        order=order,
+        columns=columns,
+        tile_size=raw.shape[:2],
+        stride=stride,
+        normalization=normalization,
+    )
+
+
+def _stride_to_fit(height: int, width: int, rows: int, columns: int, max_side: int | None) -> int:
+    """The smallest subsampling step that keeps the tiled grid within ``max_side`` pixels a side."""
+    if max_side is None:
+        return 1
+    needed = [math.ceil(size / max(1, (max_side + SEPARATOR_WIDTH) // cells - SEPARATOR_WIDTH))
+              for size, cells in ((height, rows), (width, columns))]
+    return max(1, *needed)
+
+
+def colormap_lut(name: str) -> np.ndarray:
+    """A matplotlib colormap as a (256, 3) uint8 lookup table."""
+    from matplotlib import colormaps
+
+    return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
+
+
+def overlay(image: Image.Image, channel_map: np.ndarray, alpha: float = 0.5,
+            colormap: str = "viridis") -> Image.Image:
+    """A channel's map, min-max scaled, colored and alpha-blended over the image it came from."""
+    upsampled = Image.fromarray(np.asarray(channel_map, dtype=np.float32)).resize(image.size, Image.BILINEAR)
+    heat = colormap_lut(colormap)[np.clip(normalize(np.asarray(upsampled), "minmax") + 0.5, 0, 255).astype(np.uint8)]
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return Image.fromarray((base * (1 - alpha) + heat * alpha + 0.5).astype(np.uint8))
+
+
+def default_spread(model: keras.Model, count: int = 6) -> list[SpatialLayer]:
+    """Up to ``count`` evenly spaced layers ending at :func:`default_layer`: a walk from edges to
+    parts. Outputs of activation functions are preferred (what the next layer actually receives),
+    1×1 maps skipped. Raises LayerError if the model has no spatial layer."""
+    last = default_layer(model)
+    layers = spatial_layers(model)
+    before = [layer for layer in layers[:layers.index(last)] if (layer.height or 2) * (layer.width or 2) > 1]
+    activated = [layer for layer in before if activation_name(get_layer(model, layer.path))]
+    candidates = (activated or before) + [last]
+    picks = np.unique(np.linspace(0, len(candidates) - 1, count).round().astype(int))
+    return [candidates[index] for index in picks]
+
+
+@dataclass(frozen=True)
+class ProgressionStep:
+    """One thumbnail of a layer for the walk across the network."""
+
+    path: str
+    image: np.ndarray  # (H, W) uint8
+    channel: int | None  # the channel shown, or None for the mean over channels
+
+
+def layer_summary(maps: np.ndarray, how: Summary = "mean") -> tuple[np.ndarray, int | None]:
+    """One (H, W) uint8 picture of a whole layer: the mean over its channels, or its most active
+    channel (highest mean), min-max scaled; and the channel shown (None for the mean)."""
+    if how == "mean":
+        return normalize(maps.mean(axis=-1), "minmax").round().astype(np.uint8), None
+    if how == "strongest":
+        channel = int(np.argmax(channel_stats(maps).mean))
+        return normalize(maps[..., channel], "minmax").round().astype(np.uint8), channel
+    raise ValueError(f"Unknown summary {how!r}; choose 'mean' or 'strongest'")
+
+
+def progression(maps_by_path: Mapping[str, np.ndarray], how: Summary = "mean") -> list[ProgressionStep]:
+    """One summary picture per layer, in the order given (e.g. first layer to last)."""
+    return [ProgressionStep(path, *layer_summary(maps, how)) for path, maps in maps_by_path.items()]

@@ -1,0 +1,47 @@
+"""A grid of filter pictures, strongest first, for downloads and the CLI."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from convvis_core.featureviz.render import FilterResult
+
+_DEAD_GREY = 128
+
+
+def sort_by_activation(results: Sequence[FilterResult]) -> list[FilterResult]:
+    """Live filters by reached activation, highest first (ties, as at a ReLU6 ceiling, by the
+    optimized pre-activation value); dead filters last."""
+    return sorted(results, key=lambda r: (r.dead, -r.final_activation, -r.optimized_value))
+
+
+def tile_image(result: FilterResult) -> np.ndarray:
+    """What to draw for a result: its picture, or flat grey for a dead filter (never noise)."""
+    return np.full_like(result.image, _DEAD_GREY) if result.dead else result.image
+
+
+def filter_grid(results: Sequence[FilterResult], columns: int | None = None, sort: bool = True,
+                labels: bool = True, margin: int = 4) -> Image.Image:
+    """Tile the pictures with their filter index (and "dead" in place of noise for dead filters)."""
+    ordered = sort_by_activation(results) if sort else list(results)
+    columns = columns or math.ceil(math.sqrt(len(ordered)))
+    rows = math.ceil(len(ordered) / columns)
+    first = ordered[0].image
+    height, width = first.shape[:2]
+    label_height = 14 if labels else 0
+    grid = Image.new("RGB", (columns * (width + margin) + margin, rows * (height + margin + label_height) + margin),
+                     "white")
+    draw = ImageDraw.Draw(grid)
+    for index, result in enumerate(ordered):
+        row, column = divmod(index, columns)
+        x = margin + column * (width + margin)
+        y = margin + row * (height + margin + label_height)
+        grid.paste(Image.fromarray(tile_image(result)).convert("RGB"), (x, y + label_height))
+        if labels:
+            text = f"#{result.filter_index}" + (" dead" if result.dead else f"  {result.final_activation:.3g}")
+            draw.text((x, y), text, fill="black")
+    return grid

@@ -1,0 +1,233 @@
+"""The render loop: objective × parameterization × transforms × optimizer, for many filters at once.
+
+One traced step serves every filter of a layer: the filter index is a tensor argument, never a
+Python constant (the seeds re-trace per filter, half their time). Filters are optimized in batches,
+one image each; a repeat request is served from the result cache.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
+from convvis_core.config import MAX_FILTERS_PER_REQUEST, MAX_IMAGE_SIDE, MAX_STEPS
+from convvis_core.errors import ConvVisError, LayerError
+from convvis_core.featureviz.objectives import make_objective
+from convvis_core.featureviz.optimizers import make_optimizer
+from convvis_core.featureviz.parameterizations import make_parameterization
+from convvis_core.featureviz.regularizers import penalty
+from convvis_core.featureviz.settings import Settings
+from convvis_core.featureviz.transforms import apply_transforms, build_transforms
+from convvis_core.layers import PRE_ACTIVATION, activation_name, feature_model, find_layer, get_layer
+from convvis_core.logits import logits_model
+from convvis_core.models.base import LoadedModel
+from convvis_core.precision import fast_dtype, with_compute_dtype
+from convvis_core.preprocessing import preprocess
+
+CACHE_NAMESPACE = "featureviz-v1"
+Progress = Callable[[int, int], None]  # (steps done, steps in all)
+FrameCallback = Callable[[int, dict[int, np.ndarray]], None]  # (step, {filter: uint8 image})
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    filter_index: int
+    image: np.ndarray  # uint8, (H, W, 3) or (H, W) for grayscale models
+    start_activation: float  # the objective on the starting image
+    final_activation: float  # the objective on the final image (no transforms)
+    optimized_value: float  # what was maximized at the end (pre-activation for rectified layers)
+    dead: bool  # zero gradient throughout, or a rectified output still zero: never activated
+    from_cache: bool = False
+
+
+def _flexible(model: keras.Model) -> keras.Model:
+    """Let a fully convolutional sub-model accept any image size (Keras checks the build size)."""
+    model.input_spec = None
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            _flexible(layer)
+    return model
+
+
+class _Batch:
+    """Variables and traced functions for one batch size (so the trace is reused across chunks)."""
+
+    def __init__(self, renderer: "_Renderer", size: int):
+        self.params = tf.Variable(renderer.param.initial([0] * size, 0), trainable=False)
+        self.optimizer = make_optimizer(renderer.settings.optimizer, renderer.settings.learning_rate,
+                                        tuple(self.params.shape))
+        self.max_gradient = tf.Variable(tf.zeros([size]), trainable=False)
+        self.step = tf.function(self._step, autograph=False)
+        self.evaluate = tf.function(
+            lambda filters: renderer.objective_on(renderer.target, renderer.param.to_image(self.params), filters),
+            autograph=False)
+        self.renderer = renderer
+
+    def _step(self, filters: tf.Tensor, iteration: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        renderer = self.renderer
+        with tf.GradientTape() as tape:
+            tape.watch(self.params)
+            images = renderer.param.to_image(self.params)
+            values, _ = renderer.objective_on(renderer.fast_target, images, filters, tf.stack([seed, iteration]))
+            total = tf.reduce_sum(values - penalty(renderer.settings, images))
+        gradients = tape.gradient(total, self.params)
+        norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=list(range(1, len(gradients.shape)))))
+        self.max_gradient.assign(tf.maximum(self.max_gradient, norms))
+        self.optimizer.step(self.params, gradients, iteration)
+        return values
+
+
+class _Renderer:
+    """Everything traced for one (model, layer, settings), reused by every request that matches."""
+
+    def __init__(self, loaded: LoadedModel, layer: str, settings: Settings, compute_dtype: str):
+        self.settings = settings
+        self.preprocessing = loaded.info.preprocessing
+        self.fixed_size: tuple[int, int] | None = None
+        # A rectified layer (ReLU, or a conv with a fused activation) is optimized before its
+        # activation, where gradients do not vanish; its real (rectified) output is reported.
+        self.rectified = settings.objective != "class_logit" and activation_name(get_layer(loaded.model, layer)) is not None
+        if settings.objective == "class_logit":
+            self.target = logits_model(loaded.model)
+            self.fixed_size = loaded.info.input_size
+            side = max(self.fixed_size)
+        else:
+            paths = [layer + PRE_ACTIVATION, layer] if self.rectified and settings.objective != "deepdream" else [layer]
+            self.target = _flexible(feature_model(loaded.model, paths))
+            side = settings.size
+            try:
+                self.target(tf.zeros([1, side, side, loaded.info.channels]))
+            except (ValueError, tf.errors.InvalidArgumentError):  # not fully convolutional up to the layer
+                self.fixed_size = loaded.info.input_size
+        self.fast_target = _flexible(with_compute_dtype(self.target, compute_dtype))
+        self.param = make_parameterization(settings.parameterization, side, loaded.info.channels, settings.decorrelate)
+        self.transforms = build_transforms(settings)
+        self.objective = make_objective(settings.objective, settings.border)
+        self._batches: dict[int, _Batch] = {}
+        self.lock = threading.Lock()  # the variables are shared: one request at a time
+
+    def objective_on(self, target: keras.Model, images: tf.Tensor, filters: tf.Tensor,
+                     seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """(value to optimize, value to report) per image; transformed when a seed is given."""
+        if seed is not None:
+            images = apply_transforms(self.transforms, images, seed)
+        if self.fixed_size is not None:
+            images = tf.image.resize(images, self.fixed_size)
+        outputs = target(preprocess(images * 255.0, self.preprocessing), training=False)
+        outputs = [tf.cast(output, tf.float32) for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+        return self.objective(outputs[0], filters), self.objective(outputs[-1], filters)
+
+    def run(self, filters: list[int], steps: int, seed: int, progress: Progress | None,
+            on_frame: FrameCallback | None, done_before: int, total: int, preview_every: int) -> list[FilterResult]:
+        batch = self._batches.get(len(filters)) or self._batches.setdefault(len(filters), _Batch(self, len(filters)))
+        batch.params.assign(self.param.initial(filters, seed))
+        batch.optimizer.reset()
+        batch.max_gradient.assign(tf.zeros_like(batch.max_gradient))
+        indices = tf.constant(filters, tf.int32)
+        start = batch.evaluate(indices)[1].numpy()
+        seed_tensor = tf.constant(seed, tf.int32)
+        for iteration in range(steps):
+            batch.step(indices, tf.constant(iteration, tf.int32), seed_tensor)
+            if progress:
+                progress(done_before + iteration + 1, total)
+            if on_frame and ((iteration + 1) % preview_every == 0 or iteration + 1 == steps):
+                on_frame(iteration + 1, dict(zip(filters, self._display(batch))))
+        optimized, final = (values.numpy() for values in batch.evaluate(indices))
+        images = self._display(batch)
+        if not (np.isfinite(final).all() and np.isfinite(batch.params.numpy()).all()):
+            raise ConvVisError(
+                "The optimization diverged (the image became NaN or infinite). Lower the learning rate "
+                f"(now {self.settings.learning_rate}) or switch to the Adam optimizer, and run again."
+            )
+        dead = (batch.max_gradient.numpy() == 0) | (self.rectified & (final <= 0))
+        return [FilterResult(f, images[i], float(start[i]), float(final[i]), float(optimized[i]), bool(dead[i]))
+                for i, f in enumerate(filters)]
+
+    def _display(self, batch: _Batch) -> np.ndarray:
+        images = self.param.to_display(self.param.to_image(batch.params).numpy())
+        return images[..., 0] if images.shape[-1] == 1 else images
+
+
+_RENDERERS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_RENDERERS_LOCK = threading.Lock()
+
+
+def _renderer(loaded: LoadedModel, layer: str, settings: Settings, compute_dtype: str) -> _Renderer:
+    with _RENDERERS_LOCK:
+        per_model = _RENDERERS.setdefault(loaded.model, {})
+        key = (layer, loaded.info.preprocessing, compute_dtype, settings.traced_part())
+        if key not in per_model:
+            if len(per_model) >= 4:  # keep memory bounded: drop the oldest traced renderer
+                per_model.pop(next(iter(per_model)))
+            per_model[key] = _Renderer(loaded, layer, settings, compute_dtype)
+        return per_model[key]
+
+
+def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings) -> tuple[str, int]:
+    """Validate layer, filters and limits; returns the layer key and how many filters it has."""
+    if not filters:
+        raise ConvVisError("No filters chosen: pick at least one filter index.")
+    if len(filters) > MAX_FILTERS_PER_REQUEST or settings.steps > MAX_STEPS or settings.size > MAX_IMAGE_SIDE:
+        raise ConvVisError(
+            f"Request too large: at most {MAX_FILTERS_PER_REQUEST} filters, {MAX_STEPS} steps and "
+            f"{MAX_IMAGE_SIDE} px per run (asked {len(filters)} filters, {settings.steps} steps, {settings.size} px)."
+        )
+    if settings.objective == "class_logit":
+        if not loaded.info.is_classifier:
+            raise ConvVisError(f"{loaded.info.display_name} has no classes, so there is no class logit to maximize.")
+        count, what = len(loaded.info.class_names), "classes"
+        layer = "<logits>"
+    else:
+        count, what = find_layer(loaded.model, layer).channels, "channels"
+    bad = [f for f in filters if not 0 <= int(f) < count]
+    if bad:
+        raise LayerError(f"Filter {bad[0]} is out of range: {layer} has {count} {what} (0–{count - 1}).")
+    return layer, count
+
+
+def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings = Settings(), *,
+                      cache: ResultCache | None = None, progress: Progress | None = None,
+                      on_frame: FrameCallback | None = None, preview_every: int = 8) -> list[FilterResult]:
+    """Optimize one image per filter; cached results are returned at once, the rest are computed.
+
+    ``progress(done, total)`` is called after every step; ``on_frame(step, {filter: image})`` every
+    ``preview_every`` steps. Results come back in the order of ``filters``.
+    """
+    layer, _ = _check_request(loaded, layer, filters, settings)
+    cache = cache if cache is not None else default_cache(CACHE_NAMESPACE)
+    fingerprint = model_fingerprint(loaded.model)
+    compute_dtype = fast_dtype()
+    keys = {f: cache_key(fingerprint, loaded.info.preprocessing, layer, int(f), compute_dtype, settings.result_part())
+            for f in dict.fromkeys(int(f) for f in filters)}
+    results: dict[int, FilterResult] = {}
+    for f, key in keys.items():
+        stored = cache.get(key)
+        if stored is not None:
+            results[f] = FilterResult(f, stored["image"], float(stored["start"]), float(stored["final"]),
+                                      float(stored["optimized"]), bool(stored["dead"]), from_cache=True)
+    missing = [f for f in keys if f not in results]
+    if missing:
+        renderer = _renderer(loaded, layer, settings, compute_dtype)
+        chunks = math.ceil(len(missing) / settings.batch_size)
+        per_chunk = math.ceil(len(missing) / chunks)  # even chunks: one trace, little padding
+        total = chunks * settings.steps
+        with renderer.lock:
+            for index in range(chunks):
+                chunk = missing[index * per_chunk:(index + 1) * per_chunk]
+                padded = chunk + [chunk[-1]] * (per_chunk - len(chunk))
+                for result in renderer.run(padded, settings.steps, settings.seed, progress, on_frame,
+                                           index * settings.steps, total, preview_every)[:len(chunk)]:
+                    results[result.filter_index] = result
+                    cache.put(keys[result.filter_index], {
+                        "image": result.image, "start": np.float64(result.start_activation),
+                        "final": np.float64(result.final_activation),
+                        "optimized": np.float64(result.optimized_value), "dead": np.bool_(result.dead)})
+    return [results[int(f)] for f in filters]

@@ -1,0 +1,63 @@
+"""Every knob of a feature visualization, in one hashable, serializable record."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+OBJECTIVES = {
+    "channel": "mean of one channel over the map (optionally excluding a border)",
+    "neuron": "one channel at the centre of the map",
+    "class_logit": "a class's pre-softmax score (classifiers only; the filter is the class index)",
+    "deepdream": "the whole layer's mean squared activation (DeepDream; the filter is ignored)",
+}
+PARAMETERIZATIONS = {
+    "pixel": "plain pixels (the keras.io / seed approach)",
+    "fourier": "Fourier spectrum with 1/f scaling (Lucid)",
+}
+OPTIMIZERS = {
+    "l2_normalized": "gradient ascent with the L2-normalized gradient (seed)",
+    "adam": "Adam (Lucid)",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    objective: str = "channel"
+    border: int = 0  # channel objective: map pixels excluded on each side
+    parameterization: str = "fourier"
+    decorrelate: bool = True  # Fourier: Lucid's decorrelated colour space
+    pad: int = 12  # transforms, in image pixels; 0 turns one off
+    jitter: int = 8
+    scale: float = 0.1  # random scale in [1 - scale, 1 + scale]
+    rotate: float = 10.0  # random rotation in degrees, ±
+    final_jitter: int = 4
+    total_variation: float = 0.0  # regularizer weights
+    l2: float = 0.0
+    blur: float = 0.0
+    optimizer: str = "adam"
+    learning_rate: float = 0.05
+    steps: int = 256
+    size: int = 128  # image side in pixels (class logits use the model's input size)
+    seed: int = 0
+    batch_size: int = 8  # filters optimized together in one batch
+
+    def __post_init__(self) -> None:
+        for value, known, what in ((self.objective, OBJECTIVES, "objective"),
+                                   (self.parameterization, PARAMETERIZATIONS, "parameterization"),
+                                   (self.optimizer, OPTIMIZERS, "optimizer")):
+            if value not in known:
+                raise ValueError(f"Unknown {what} {value!r}; choose one of {', '.join(known)}")
+        if self.steps < 1 or self.size < 8 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be at least 1, and size at least 8 pixels")
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    def traced_part(self) -> tuple:
+        """What the compiled step depends on (steps, seed and batching don't change the trace)."""
+        return tuple((k, v) for k, v in dataclasses.asdict(self).items() if k not in ("steps", "seed", "batch_size"))
+
+    def result_part(self) -> dict:
+        """What a picture depends on: everything but batching."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "batch_size"}

@@ -1,0 +1,168 @@
+"""Filters: what each filter of a layer responds to, by activation maximization, live and cached."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
+from convvis_core.featureviz.grid import sort_by_activation, tile_image
+from convvis_core.featureviz.selection import parse_filters, random_filters
+from convvis_core.featureviz.settings import OBJECTIVES, OPTIMIZERS, PARAMETERIZATIONS
+from convvis_core.images import to_png_bytes
+from convvis_core.layers import default_layer, spatial_layers
+from convvis_ui.feedback import user_errors
+from convvis_ui.sidebar import model_sidebar
+
+st.set_page_config(page_title="Filters · ConvVis", page_icon="🧠", layout="wide")
+loaded = model_sidebar()
+info = loaded.info
+RESULTS = "convvis_filter_results"  # the last run's results survive reruns and page switches
+
+st.title("Filters")
+st.caption("Gradient ascent finds the image each filter responds to most (activation maximization). "
+           "Results are cached on disk: a repeat is instant, even after a restart.")
+
+layers = spatial_layers(loaded.model)
+if not layers:
+    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so it has no filters to visualize.")
+    st.stop()
+
+preset_name = st.sidebar.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("quick preview"),
+                                   help="keras.io example: the seeds' plain-pixel ascent. Lucid: Fourier "
+                                        "image, decorrelated colour, robustness transforms, Adam. "
+                                        "quick preview: Lucid's recipe, fewer steps.")
+base = PRESETS[preset_name]
+
+with st.expander("Advanced settings (objective, parameterization, transforms, optimizer)"):
+    left, middle, right = st.columns(3)
+    objectives = [o for o in OBJECTIVES if o != "class_logit" or info.is_classifier]
+    objective = left.selectbox("Objective", objectives, index=objectives.index(base.objective),
+                               format_func=lambda o: f"{o}: {OBJECTIVES[o]}", key=f"objective_{preset_name}")
+    border = left.number_input("Border excluded (map pixels)", 0, 16, base.border, key=f"border_{preset_name}")
+    parameterization = left.selectbox("Parameterization", list(PARAMETERIZATIONS),
+                                      index=list(PARAMETERIZATIONS).index(base.parameterization),
+                                      format_func=lambda p: PARAMETERIZATIONS[p], key=f"param_{preset_name}")
+    decorrelate = left.checkbox("Decorrelated colour", base.decorrelate, key=f"decor_{preset_name}")
+    pad = middle.slider("Pad (px)", 0, 32, base.pad, key=f"pad_{preset_name}")
+    jitter = middle.slider("Jitter (px)", 0, 32, base.jitter, key=f"jitter_{preset_name}")
+    scale = middle.slider("Random scale ±", 0.0, 0.5, base.scale, 0.05, key=f"scale_{preset_name}")
+    rotate = middle.slider("Random rotation ±°", 0.0, 45.0, base.rotate, 1.0, key=f"rotate_{preset_name}")
+    final_jitter = middle.slider("Final jitter (px)", 0, 16, base.final_jitter, key=f"fjitter_{preset_name}")
+    optimizer = right.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(base.optimizer),
+                                format_func=lambda o: OPTIMIZERS[o], key=f"opt_{preset_name}")
+    learning_rate = right.number_input("Learning rate", 1e-4, 1e3, base.learning_rate, format="%.4g",
+                                       key=f"lr_{preset_name}")
+    steps = right.slider("Steps", 8, 1024, base.steps, 8, key=f"steps_{preset_name}")
+    size = right.slider("Image size (px)", 32, 384, base.size, 8, key=f"size_{preset_name}")
+    seed = right.number_input("Seed", 0, 2**31 - 1, base.seed, key=f"seed_{preset_name}")
+    tv = right.number_input("Total variation weight", 0.0, 100.0, base.total_variation, key=f"tv_{preset_name}")
+    l2 = right.number_input("L2 weight", 0.0, 100.0, base.l2, key=f"l2_{preset_name}")
+    blur = right.number_input("Blur weight", 0.0, 100.0, base.blur, key=f"blur_{preset_name}")
+settings = Settings(objective=objective, border=int(border), parameterization=parameterization,
+                    decorrelate=decorrelate, pad=pad, jitter=jitter, scale=scale, rotate=rotate,
+                    final_jitter=final_jitter, total_variation=tv, l2=l2, blur=blur, optimizer=optimizer,
+                    learning_rate=float(learning_rate), steps=steps, size=size, seed=int(seed))
+
+by_path = {layer.path: layer for layer in layers}
+if objective == "class_logit":
+    layer_path, count, unit = "<logits>", len(info.class_names), "class"
+    st.info("Class logit: each 'filter' is a class; the image maximizes its pre-softmax score.")
+else:
+    preferred = "conv_pw_8_relu" if "conv_pw_8_relu" in by_path else default_layer(loaded.model).path
+    layer_path = st.selectbox("Layer", list(by_path), index=list(by_path).index(preferred),
+                              format_func=lambda p: by_path[p].label, key=f"layer_{info.key}")
+    count, unit = by_path[layer_path].channels, "filter"
+
+mode = st.radio("Filters", ["single", "range", "random sample", "all"], horizontal=True, index=1)
+with user_errors(stop=True):
+    if mode == "single":
+        filters = [int(st.number_input(f"{unit.title()} index (0–{count - 1})", 0, count - 1, 0))]
+    elif mode == "range":
+        spec = st.text_input("Indices and ranges", f"0-{min(count, 16) - 1}", help="e.g. 0-15,32,40-43")
+        filters = parse_filters(spec, count)
+    elif mode == "random sample":
+        how_many = st.slider("How many", 1, min(count, 64), min(count, 16))
+        filters = random_filters(count, how_many, int(seed))
+    else:
+        filters = list(range(count))
+        if count > 64:
+            st.warning(f"All {count} filters take a while on a CPU; results are cached as they finish.")
+    if objective == "class_logit" and info.class_names:
+        st.caption("Classes: " + ", ".join(f"{i} {info.class_names[i]}" for i in filters[:12])
+                   + ("…" if len(filters) > 12 else ""))
+
+request = (info.key, layer_path, tuple(filters), settings)
+if st.button(f"Run on {len(filters)} {unit}{'s' if len(filters) > 1 else ''}", type="primary"):
+    with st.status(f"Optimizing {len(filters)} image(s) on {layer_path}…", expanded=True) as status:
+        bar = st.progress(0.0, text="Starting (the first run of a layer traces the model)…")
+        preview = st.empty()
+
+        def on_progress(done: int, total: int) -> None:
+            bar.progress(done / total, text=f"Step {done} of {total}")
+
+        def on_frame(step: int, frames: dict[int, np.ndarray]) -> None:
+            tiles = [Image.fromarray(image).convert("RGB").resize((96, 96)) for image in frames.values()]
+            strip = Image.new("RGB", (100 * len(tiles), 96), "white")
+            for index, tile in enumerate(tiles):
+                strip.paste(tile, (index * 100, 0))
+            preview.image(strip, caption=f"Step {step}: filters {', '.join(map(str, frames))}")
+
+        with user_errors(stop=False):
+            results = visualize_filters(loaded, layer_path, filters, settings, progress=on_progress,
+                                        on_frame=on_frame)
+            st.session_state[RESULTS] = (request, results)
+            cached = sum(r.from_cache for r in results)
+            status.update(label=f"Done: {len(results)} image(s), {cached} from the cache", state="complete",
+                          expanded=False)
+
+stored = st.session_state.get(RESULTS)
+if stored is None:
+    st.info("Choose a layer and filters, then press **Run**.")
+    st.stop()
+(model_key, shown_layer, _, shown_settings), results = stored
+if model_key != info.key:
+    st.info("These results are for another model; press Run to compute this one's.")
+    st.stop()
+
+ordered = sort_by_activation(results)
+dead = [r.filter_index for r in ordered if r.dead]
+st.subheader(f"{shown_layer}: {len(results)} filter(s), strongest first")
+if dead:
+    st.warning(f"{len(dead)} dead filter(s), never activated by any image the optimizer tried: "
+               f"{', '.join(map(str, dead))}. They are shown as grey tiles, not noise.")
+grid = filter_grid(ordered, sort=False)
+downloads = st.columns(2)
+downloads[0].download_button("Download grid (PNG)", to_png_bytes(grid), f"{shown_layer.replace('/', '_')}_filters.png",
+                             "image/png")
+archive = io.BytesIO()
+with zipfile.ZipFile(archive, "w") as bundle:
+    for result in ordered:
+        bundle.writestr(f"filter_{result.filter_index:04d}.png", to_png_bytes(Image.fromarray(result.image)))
+downloads[1].download_button("Download all (ZIP)", archive.getvalue(), f"{shown_layer.replace('/', '_')}_filters.zip",
+                             "application/zip")
+
+per_row = 8
+for start in range(0, min(len(ordered), 128), per_row):
+    columns = st.columns(per_row)
+    for column, result in zip(columns, ordered[start:start + per_row]):
+        caption = f"#{result.filter_index} · dead" if result.dead else f"#{result.filter_index} · {result.final_activation:.3g}"
+        column.image(tile_image(result), caption=caption, width="stretch")
+if len(ordered) > 128:
+    st.image(grid, caption="All filters", width="stretch")
+
+st.markdown("#### Enlarge")
+choice = st.selectbox("Filter", [r.filter_index for r in ordered], key="enlarge")
+chosen = next(r for r in ordered if r.filter_index == choice)
+big, facts = st.columns([2, 1])
+big.image(Image.fromarray(chosen.image).resize((384, 384), Image.NEAREST if chosen.image.shape[0] < 64 else Image.BICUBIC),
+          caption=f"{shown_layer} #{chosen.filter_index}")
+facts.metric("Activation reached", f"{chosen.final_activation:.4g}", f"{chosen.final_activation - chosen.start_activation:+.3g} from start")
+facts.write(f"Preset settings: {shown_settings.parameterization} image, {shown_settings.optimizer}, "
+            f"{shown_settings.steps} steps, {shown_settings.size} px, seed {shown_settings.seed}.")
+facts.download_button("Download this filter (PNG)", to_png_bytes(Image.fromarray(chosen.image)),
+                      f"{shown_layer.replace('/', '_')}_filter_{chosen.filter_index}.png", "image/png")

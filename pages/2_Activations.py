@@ -1,0 +1,186 @@
+"""Activations: the feature maps of one image, layer by layer (edges → textures → parts), with dead
+and saturated channels marked."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from convvis_core.activations import (NORMALIZATIONS, ChannelGrid, ChannelStats, Normalization, channel_grid,
+                                      channel_stats, colormap_lut, default_spread, feature_maps, overlay,
+                                      progression)
+from convvis_core.images import as_model_sees_it, to_png_bytes
+from convvis_core.layers import spatial_layers
+from convvis_core.models import LoadedModel
+from convvis_core.predictions import Prediction, top_k
+from convvis_ui.cached import digest_of
+from convvis_ui.feedback import user_errors
+from convvis_ui.image_input import image_picker
+from convvis_ui.sidebar import model_sidebar
+
+CHART_MAX_SIDE = 1000  # grid pixels a side in the browser; more is subsampled (the PNG keeps them all)
+COLORMAPS = ("viridis", "gray", "magma")  # names both plotly and matplotlib know
+THUMBNAIL = 112
+
+
+@st.cache_data(show_spinner="Running the image through the model…", max_entries=16)
+def cached_maps(model_key: str, preprocessing: str, image_digest: str, fit: str, paths: tuple[str, ...],
+                _loaded: LoadedModel, _image: Image.Image) -> dict[str, np.ndarray]:
+    """One forward pass per (model, image, fit, layers); the arguments before the objects are the key."""
+    return feature_maps(_loaded, _image, paths, fit)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_top5(model_key: str, preprocessing: str, image_digest: str, fit: str,
+                _loaded: LoadedModel, _image: Image.Image) -> list[Prediction]:
+    return top_k(_loaded, _image, k=5, fit=fit)
+
+
+def image_digest(image: Image.Image) -> str:
+    """Content hash of a decoded image (mode and size included, so equal bytes of other shapes differ)."""
+    return digest_of(f"{image.mode}{image.size}".encode() + image.tobytes())
+
+
+def cell_outlines(grid: ChannelGrid, channels: np.ndarray) -> tuple[list[float | None], list[float | None]]:
+    """x, y of one polyline drawing a rectangle around each channel's cell (None breaks the line)."""
+    height, width = grid.tile_size
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for channel in channels:
+        row, column = grid.cell(int(channel))
+        left, top = column * (width + 1) - 0.5, row * (height + 1) - 0.5
+        xs += [left, left + width, left + width, left, left, None]
+        ys += [top, top, top + height, top + height, top, None]
+    return xs, ys
+
+
+def grid_figure(grid: ChannelGrid, stats: ChannelStats, colormap: str) -> go.Figure:
+    """All channels as one heatmap: hover tells the channel and its activation; dead channels
+    outlined red, constant (saturated) ones orange."""
+    raw = grid.normalization == "raw"
+    customdata = np.stack([grid.channel.astype(np.float32), grid.values], axis=-1)
+    shown = "" if raw else "<br>shown as %{z:.0f} / 255"
+    figure = go.Figure(go.Heatmap(
+        z=grid.image, customdata=customdata, colorscale=colormap, hoverongaps=False,
+        zmin=None if raw else 0, zmax=None if raw else 255, showscale=raw,
+        hovertemplate="channel %{customdata[0]:.0f}<br>activation %{customdata[1]:.4g}" + shown + "<extra></extra>",
+    ))
+    for flagged, color, name in ((stats.dead, "#e45756", "dead"), (stats.constant, "#f58518", "constant")):
+        if flagged.any():
+            xs, ys = cell_outlines(grid, np.flatnonzero(flagged))
+            figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=1.5), name=name,
+                                        hoverinfo="skip"))
+    grid_height, grid_width = grid.image.shape
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    figure.update_layout(height=int(np.clip(720 * grid_height / grid_width, 260, 900)),
+                         margin=dict(l=0, r=0, t=10, b=0), plot_bgcolor="white",
+                         legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return figure
+
+
+def channel_figure(maps: np.ndarray, channel: int, colormap: str) -> go.Figure:
+    """One channel, large, in its raw values."""
+    figure = go.Figure(go.Heatmap(z=maps[..., channel], colorscale=colormap,
+                                  hovertemplate="x %{x}, y %{y}<br>activation %{z:.4g}<extra></extra>"))
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    figure.update_layout(height=320, margin=dict(l=0, r=0, t=10, b=0))
+    return figure
+
+
+def grid_png(maps: np.ndarray, normalization: Normalization, sort: bool, colormap: str) -> bytes:
+    """Full-resolution grid as PNG, made only when the download button is clicked."""
+    return to_png_bytes(channel_grid(maps, normalization, sort).to_pil(colormap))
+
+
+def thumbnail(image: np.ndarray, colormap: str) -> Image.Image:
+    return Image.fromarray(colormap_lut(colormap)[image]).resize((THUMBNAIL, THUMBNAIL), Image.NEAREST)
+
+
+st.set_page_config(page_title="Activations · ConvVis", page_icon="🧠", layout="wide")
+loaded = model_sidebar()
+info = loaded.info
+
+st.title("Activations")
+st.caption("The feature maps one image produces, layer by layer: early layers respond to edges and colours, "
+           "later ones to textures and object parts. Dead channels (all zero on this image) are outlined.")
+
+with user_errors(stop=True):
+    spread = [layer.path for layer in default_spread(loaded.model)]
+layers = spatial_layers(loaded.model)
+by_path = {layer.path: layer for layer in layers}
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    chosen = image_picker(info, key="activations")
+    seen = as_model_sees_it(chosen.image, info, chosen.fit)
+    st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+             width=min(320, max(seen.width, 160)))
+    digest = image_digest(chosen.image)
+    if info.is_classifier:
+        with user_errors():
+            predictions = cached_top5(info.key, info.preprocessing, digest, chosen.fit, loaded, chosen.image)
+            st.dataframe(pd.DataFrame({"class": [p.class_name for p in predictions],
+                                       "probability": [p.probability for p in predictions]}),
+                         hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
+                             format="percent", min_value=0.0, max_value=1.0)})
+with right:
+    chosen_paths = st.multiselect("Layers", list(by_path), default=spread, format_func=lambda p: by_path[p].label,
+                                  key=f"activations_layers_{info.key}",
+                                  help="By default six layers spread from the first to the last map.")
+    controls = st.columns(4)
+    normalization = controls[0].selectbox("Normalization", list(NORMALIZATIONS), help="\n\n".join(
+        f"**{name}**: {text}" for name, text in NORMALIZATIONS.items()))
+    colormap = controls[1].selectbox("Colours", COLORMAPS)
+    alpha = controls[2].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
+    sort = controls[3].toggle("Sort by mean activation", help="Strongest channels first, dead ones last.")
+    paths = tuple(sorted(chosen_paths, key=list(by_path).index))  # graph order, whatever the click order
+    if not paths:
+        st.info("Pick at least one layer.")
+        st.stop()
+    with user_errors(stop=True):
+        maps_by_path = cached_maps(info.key, info.preprocessing, digest, chosen.fit, paths, loaded, chosen.image)
+    st.markdown("#### Progression through the network")
+    summary = st.radio("Each thumbnail shows", ["mean", "strongest"], horizontal=True,
+                       format_func={"mean": "the mean over channels", "strongest": "the most active channel"}.get)
+    steps = progression(maps_by_path, summary)
+    for column, step in zip(st.columns(max(len(steps), 6)), steps):
+        column.image(thumbnail(step.image, colormap), width="stretch",
+                     caption=step.path + ("" if step.channel is None else f" · #{step.channel}"))
+
+for path in paths:
+    maps = maps_by_path[path]
+    stats = channel_stats(maps)
+    grid = channel_grid(maps, normalization, sort, max_side=CHART_MAX_SIDE)
+    st.subheader(path)
+    dead, constant = np.flatnonzero(stats.dead), np.flatnonzero(stats.constant)
+    facts = [f"{by_path[path].kind}, {maps.shape[0]}×{maps.shape[1]}, {stats.channels} channels",
+             f"{len(dead)} dead" + (f" ({', '.join(map(str, dead[:20]))}{', …' if len(dead) > 20 else ''})" if len(dead) else ""),
+             f"{len(constant)} constant"]
+    if grid.stride > 1:
+        facts.append(f"shown every {grid.stride}th pixel (the PNG has them all)")
+    st.caption(" · ".join(facts))
+    wide, narrow = st.columns([3, 2], gap="medium")
+    with wide:
+        st.plotly_chart(grid_figure(grid, stats, colormap), key=f"grid_{path}")
+        st.download_button("Download the grid (PNG)", functools.partial(grid_png, maps, normalization, sort, colormap),
+                           f"{info.key.split(':')[-1]}_{path.replace('/', '_')}_{normalization}.png".replace("#", "_"),
+                           "image/png", key=f"png_{path}", on_click="ignore")
+    with narrow:
+        channel = int(st.number_input(f"Channel (0–{stats.channels - 1})", 0, stats.channels - 1,
+                                      int(np.argmax(stats.mean)), key=f"channel_{info.key}_{path}",
+                                      help="Starts at the most active channel."))
+        st.plotly_chart(channel_figure(maps, channel, colormap), key=f"channel_chart_{path}")
+        st.image(overlay(seen, maps[..., channel], alpha, colormap), width="stretch",
+                 caption=f"#{channel} over the input · mean {stats.mean[channel]:.3g}, max {stats.max[channel]:.3g}, "
+                         f"{stats.zero_fraction[channel]:.0%} zeros")
+    with st.expander("Channel statistics"):
+        st.dataframe(pd.DataFrame({"mean": stats.mean, "max": stats.max, "zero fraction": stats.zero_fraction,
+                                   "dead": stats.dead}).rename_axis("channel").reset_index(),
+                     hide_index=True, height=240)
