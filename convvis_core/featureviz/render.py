@@ -141,12 +141,12 @@ class _Renderer:
             if on_frame and ((iteration + 1) % preview_every == 0 or iteration + 1 == steps):
                 on_frame(iteration + 1, dict(zip(filters, self._display(batch))))
         optimized, final = (values.numpy() for values in batch.evaluate(indices))
-        images = self._display(batch)
         if not (np.isfinite(final).all() and np.isfinite(batch.params.numpy()).all()):
             raise ConvVisError(
                 "The optimization diverged (the image became NaN or infinite). Lower the learning rate "
                 f"(now {self.settings.learning_rate}) or switch to the Adam optimizer, and run again."
             )
+        images = self._display(batch)
         dead = (batch.max_gradient.numpy() == 0) | (self.rectified & (final <= 0))
         return [FilterResult(f, images[i], float(start[i]), float(final[i]), float(optimized[i]), bool(dead[i]))
                 for i, f in enumerate(filters)]

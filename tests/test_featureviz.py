@@ -1,0 +1,150 @@
+"""Feature visualization: real models, activations checked by an independent forward pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from streamlit.testing.v1 import AppTest
+
+from convvis_core.cache import ResultCache
+from convvis_core.errors import ConvVisError, LayerError
+from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
+from convvis_core.featureviz.parameterizations import FourierImage
+from convvis_core.featureviz.render import _renderer
+from convvis_core.featureviz.selection import parse_filters
+from convvis_core.models import LoadedModel, ModelInfo
+from convvis_core.precision import fast_dtype
+from convvis_core.preprocessing import preprocess
+
+QUICK = PRESETS["quick preview"].replace(steps=24, size=224, batch_size=8)
+
+
+def direct_channel_mean(model: keras.Model, layer: str, image: np.ndarray, filter_index: int, mode: str) -> float:
+    """The channel's mean activation on a uint8 image, by a plain Keras sub-model (independent of ConvVis)."""
+    probe = keras.Model(model.inputs, model.get_layer(layer).output)
+    x = preprocess(image.astype(np.float32)[None], mode)
+    return float(np.asarray(probe(x))[0, :, :, filter_index].mean())
+
+
+def test_optimized_images_raise_their_filters_far_above_the_start(mobilenet):
+    layer, filters = "conv_pw_8_relu", list(range(8))
+    results = visualize_filters(mobilenet, layer, filters, QUICK, cache=ResultCache(None))
+    assert [r.filter_index for r in results] == filters
+    grey = np.full((224, 224, 3), 128, np.uint8)
+    for result in results:
+        assert result.image.shape == (224, 224, 3) and result.image.dtype == np.uint8
+        reached = direct_channel_mean(mobilenet.model, layer, result.image, result.filter_index, "tf")
+        assert reached == pytest.approx(result.final_activation, abs=0.05 + 0.02 * abs(reached))
+        baseline = direct_channel_mean(mobilenet.model, layer, grey, result.filter_index, "tf")
+        assert reached > max(result.start_activation, baseline) + 2.0  # MobileNet's ReLU6 caps it at 6
+        assert not result.dead
+
+
+def test_fourier_images_are_finite_in_range_and_match_an_inverse_fft():
+    param = FourierImage(size=32, channels=3, decorrelate=False)
+    spectrum = np.zeros((1, 2, 3, 32, 17), np.float32)
+    spectrum[0, 0, :, 0, 2] = 1.0  # one horizontal frequency, 2 cycles per image, real part only
+    image = param.to_image(tf.constant(spectrum)).numpy()[0]
+    expected_wave = np.fft.irfft2(spectrum[0, 0, 0] * np.asarray(param._scale)[0, 0], s=(32, 32)) / 4.0
+    np.testing.assert_allclose(image[..., 0], 1 / (1 + np.exp(-expected_wave)), atol=1e-5)
+    random = param.to_image(tf.constant(param.initial(list(range(4)), seed=3) * 100)).numpy()
+    assert np.isfinite(random).all() and random.min() >= 0 and random.max() <= 1
+    np.testing.assert_array_equal(param.initial([5], 3), param.initial([1, 5], 3)[1:])  # per-filter start
+
+
+def test_a_repeat_is_served_from_disk_with_identical_pixels_and_corrupt_files_are_recomputed(lenet, tmp_path):
+    settings = PRESETS["quick preview"].replace(steps=8, size=28)
+    first = visualize_filters(lenet, "conv2_relu", [0, 1, 2], settings, cache=ResultCache(tmp_path))
+    assert not any(r.from_cache for r in first)
+    files = sorted(tmp_path.glob("*/*.npz"))
+    assert len(files) == 3
+    again = visualize_filters(lenet, "conv2_relu", [0, 1, 2], settings, cache=ResultCache(tmp_path))  # "restart"
+    assert all(r.from_cache for r in again)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.image, b.image)
+        assert a.final_activation == b.final_activation
+    victim = files[0]
+    victim.write_bytes(victim.read_bytes()[:100])  # a partial write
+    third = visualize_filters(lenet, "conv2_relu", [0, 1, 2], settings, cache=ResultCache(tmp_path))
+    assert sum(not r.from_cache for r in third) == 1
+    for a, b in zip(first, third):
+        np.testing.assert_allclose(a.image.astype(int), b.image.astype(int), atol=2)
+    changed = visualize_filters(lenet, "conv2_relu", [0], settings.replace(seed=1), cache=ResultCache(tmp_path))
+    assert not changed[0].from_cache  # every setting is part of the key
+
+
+def test_a_dead_filter_is_reported_and_drawn_grey():
+    inputs = keras.Input((16, 16, 3))
+    conv = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="conv")
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(conv(inputs)))
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 3, 3)).astype(np.float32)
+    kernel[..., 1] = 0.0
+    conv.set_weights([kernel, np.array([0.1, -1.0, 0.1], np.float32)])  # filter 1: always -1 before ReLU
+    loaded = LoadedModel(model, ModelInfo("hand", "hand-built", "test", (16, 16), 3, "unit"))
+    results = visualize_filters(loaded, "conv", [0, 1, 2], QUICK.replace(size=16), cache=ResultCache(None))
+    assert [r.dead for r in results] == [False, True, False]
+    assert results[1].final_activation == 0.0
+    grid = np.asarray(filter_grid(results, columns=3, labels=False, margin=0))
+    assert (grid[:, 32:] == 128).all() and grid[:, :32].std() > 0  # dead tile: flat grey, sorted last
+
+
+def test_class_logit_images_are_classified_as_their_class(lenet):
+    settings = PRESETS["Lucid"].replace(objective="class_logit", steps=48, pad=2, jitter=2, final_jitter=1, rotate=5.0)
+    results = visualize_filters(lenet, "", [3, 8], settings, cache=ResultCache(None))
+    for result in results:
+        probabilities = lenet.model.predict(result.image[None, ..., None].astype(np.float32) / 255, verbose=0)[0]
+        assert probabilities.argmax() == result.filter_index, probabilities
+
+
+def test_the_step_is_traced_once_for_all_filter_indices(lenet):
+    settings = PRESETS["quick preview"].replace(steps=3, size=28, batch_size=2, seed=7)
+    for filters in ([0, 1], [2, 3], [10, 11]):
+        visualize_filters(lenet, "conv1", filters, settings, cache=ResultCache(None))
+    batch = _renderer(lenet, "conv1", settings, fast_dtype())._batches[2]
+    assert batch.step.experimental_get_tracing_count() == 1
+
+
+def test_results_do_not_depend_on_batching(lenet):
+    settings = PRESETS["quick preview"].replace(steps=6, size=28)
+    together = visualize_filters(lenet, "conv1", [4, 5, 6], settings.replace(batch_size=3), cache=ResultCache(None))
+    alone = visualize_filters(lenet, "conv1", [5], settings.replace(batch_size=1), cache=ResultCache(None))
+    np.testing.assert_allclose(together[1].image.astype(int), alone[0].image.astype(int), atol=2)
+
+
+def test_bad_requests_are_clear_errors(lenet):
+    with pytest.raises(LayerError, match="Filter 50 is out of range: conv1 has 20 channels"):
+        visualize_filters(lenet, "conv1", [0, 50], cache=ResultCache(None))
+    with pytest.raises(LayerError, match="no layer named 'conv9'"):
+        visualize_filters(lenet, "conv9", [0], cache=ResultCache(None))
+    with pytest.raises(ConvVisError, match="diverged.*Lower the learning rate"):
+        visualize_filters(lenet, "conv1", [0], Settings(parameterization="pixel", optimizer="l2_normalized",
+                                                         learning_rate=1e38, steps=4, size=28, pad=0, jitter=0,
+                                                         scale=0.0, rotate=0.0, final_jitter=0), cache=ResultCache(None))
+    with pytest.raises(ConvVisError, match="out of range"):
+        parse_filters("0-25", 20)
+    with pytest.raises(ConvVisError, match="not a filter index"):
+        parse_filters("a-b", 20)
+    assert parse_filters("3, 0-2, 3", 20) == [3, 0, 1, 2]
+
+
+def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "1_Filters.py"), default_timeout=300)
+    at.session_state["convvis_model"] = "lenet_mnist"
+    at.run()
+    assert not at.exception and not at.error
+    at.selectbox(key="layer_lenet_mnist").select("conv2_relu")
+    at.slider(key="steps_quick preview").set_value(16)
+    at.text_input[0].set_value("0-5").run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.subheader[0].value == "conv2_relu: 6 filter(s), strongest first"
+    assert len(at.get("download_button")) == 3
+    at.button[0].click().run()  # the same request again: served from the cache
+    assert not at.exception
+    assert [status.label for status in at.get("status")] == ["Done: 6 image(s), 6 from the cache"]
