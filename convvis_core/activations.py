@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from convvis_core.images import Fit, model_input
+from convvis_core.images import Fit, model_input, to_uint8
 from convvis_core.layers import (SpatialLayer, activation_name, default_layer, feature_model, get_layer,
                                  spatial_layers)
 from convvis_core.models.base import LoadedModel
@@ -126,15 +126,16 @@ class ChannelGrid:
     def rows(self) -> int:
         return math.ceil(len(self.order) / self.columns)
 
-    def cell(self, channel: int) -> tuple[int, int]:
-        """(row, column) of the cell that shows ``channel``."""
-        return divmod(int(np.flatnonzero(self.order == channel)[0]), self.columns)
+    def cells(self, channels: int | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns) of the cells that show ``channels`` (one index or an array of them)."""
+        position = np.empty_like(self.order)
+        position[self.order] = np.arange(len(self.order))
+        return np.divmod(position[channels], self.columns)
 
     def to_pil(self, colormap: str | None = None) -> Image.Image:
         """The grid as an 8-bit image, separators white: grayscale, or RGB through a matplotlib colormap."""
         gaps = np.isnan(self.image)
-        display = normalize(self.image, "minmax") if self.normalization == "raw" else self.image
-        pixels = np.clip(np.nan_to_num(display) + 0.5, 0, 255).astype(np.uint8)
+        pixels = to_uint8(normalize(self.image, "minmax") if self.normalization == "raw" else self.image)
         if colormap is None:
             return Image.fromarray(np.where(gaps, 255, pixels).astype(np.uint8))
         colored = colormap_lut(colormap)[pixels]
@@ -152,7 +153,8 @@ def channel_grid(maps: np.ndarray, normalization: Normalization = "standardize",
     height, width, count = maps.shape
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    order = np.argsort(-channel_stats(maps).mean, kind="stable") if sort else np.arange(count)
+    stats = channel_stats(maps)
+    order = np.lexsort((-stats.mean, stats.dead)) if sort else np.arange(count)
     stride = _stride_to_fit(height, width, rows, columns, max_side)
     shown = (slice(None, None, stride), slice(None, None, stride), order)
     raw = maps[shown]
@@ -189,7 +191,7 @@ def overlay(image: Image.Image, channel_map: np.ndarray, alpha: float = 0.5,
             colormap: str = "viridis") -> Image.Image:
     """A channel's map, min-max scaled, colored and alpha-blended over the image it came from."""
     upsampled = Image.fromarray(np.asarray(channel_map, dtype=np.float32)).resize(image.size, Image.BILINEAR)
-    heat = colormap_lut(colormap)[np.clip(normalize(np.asarray(upsampled), "minmax") + 0.5, 0, 255).astype(np.uint8)]
+    heat = colormap_lut(colormap)[to_uint8(normalize(np.asarray(upsampled), "minmax"))]
     base = np.asarray(image.convert("RGB"), dtype=np.float32)
     return Image.fromarray((base * (1 - alpha) + heat * alpha + 0.5).astype(np.uint8))
 
@@ -220,10 +222,10 @@ def layer_summary(maps: np.ndarray, how: Summary = "mean") -> tuple[np.ndarray, 
     """One (H, W) uint8 picture of a whole layer: the mean over its channels, or its most active
     channel (highest mean), min-max scaled; and the channel shown (None for the mean)."""
     if how == "mean":
-        return normalize(maps.mean(axis=-1), "minmax").round().astype(np.uint8), None
+        return to_uint8(normalize(maps.mean(axis=-1), "minmax")), None
     if how == "strongest":
         channel = int(np.argmax(channel_stats(maps).mean))
-        return normalize(maps[..., channel], "minmax").round().astype(np.uint8), channel
+        return to_uint8(normalize(maps[..., channel], "minmax")), channel
     raise ValueError(f"Unknown summary {how!r}; choose 'mean' or 'strongest'")
 
 

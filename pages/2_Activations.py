@@ -11,9 +11,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from convvis_core.activations import (NORMALIZATIONS, ChannelGrid, ChannelStats, Normalization, channel_grid,
-                                      channel_stats, colormap_lut, default_spread, feature_maps, overlay,
-                                      progression)
+from convvis_core.activations import (NORMALIZATIONS, SEPARATOR_WIDTH, ChannelGrid, ChannelStats, Normalization,
+                                      channel_grid, channel_stats, colormap_lut, default_spread, feature_maps,
+                                      overlay, progression)
 from convvis_core.images import as_model_sees_it, to_png_bytes
 from convvis_core.layers import spatial_layers
 from convvis_core.models import LoadedModel
@@ -23,9 +23,11 @@ from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.sidebar import model_sidebar
 
-CHART_MAX_SIDE = 1000  # grid pixels a side in the browser; more is subsampled (the PNG keeps them all)
+CHART_MAX_SIDE = 800  # grid pixels a side in the browser (12 bytes each with hover data); the PNG keeps all
 COLORMAPS = ("viridis", "gray", "magma")  # names both plotly and matplotlib know
-THUMBNAIL = 112
+THUMBNAIL = 160
+THUMBNAILS_PER_ROW = 3
+GRID_WIDTH = 560  # about the width of the grid's column on a laptop screen, to size the chart's height
 
 
 @st.cache_data(show_spinner="Running the image through the model…", max_entries=16)
@@ -38,6 +40,7 @@ def cached_maps(model_key: str, preprocessing: str, image_digest: str, fit: str,
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_top5(model_key: str, preprocessing: str, image_digest: str, fit: str,
                 _loaded: LoadedModel, _image: Image.Image) -> list[Prediction]:
+    """Top-5 once per (model, image, fit): the layer widgets rerun the page often."""
     return top_k(_loaded, _image, k=5, fit=fit)
 
 
@@ -46,17 +49,15 @@ def image_digest(image: Image.Image) -> str:
     return digest_of(f"{image.mode}{image.size}".encode() + image.tobytes())
 
 
-def cell_outlines(grid: ChannelGrid, channels: np.ndarray) -> tuple[list[float | None], list[float | None]]:
-    """x, y of one polyline drawing a rectangle around each channel's cell (None breaks the line)."""
+def cell_outlines(grid: ChannelGrid, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of one polyline drawing a rectangle around each channel's cell (NaN breaks the line)."""
     height, width = grid.tile_size
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for channel in channels:
-        row, column = grid.cell(int(channel))
-        left, top = column * (width + 1) - 0.5, row * (height + 1) - 0.5
-        xs += [left, left + width, left + width, left, left, None]
-        ys += [top, top, top + height, top + height, top, None]
-    return xs, ys
+    rows, columns = grid.cells(channels)
+    left, top = columns * (width + SEPARATOR_WIDTH) - 0.5, rows * (height + SEPARATOR_WIDTH) - 0.5
+    gap = np.full_like(left, np.nan, dtype=np.float64)
+    xs = np.stack([left, left + width, left + width, left, left, gap], axis=-1)
+    ys = np.stack([top, top, top + height, top + height, top, gap], axis=-1)
+    return xs.ravel(), ys.ravel()
 
 
 def grid_figure(grid: ChannelGrid, stats: ChannelStats, colormap: str) -> go.Figure:
@@ -78,8 +79,8 @@ def grid_figure(grid: ChannelGrid, stats: ChannelStats, colormap: str) -> go.Fig
     grid_height, grid_width = grid.image.shape
     figure.update_xaxes(visible=False, constrain="domain")
     figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    figure.update_layout(height=int(np.clip(720 * grid_height / grid_width, 260, 900)),
-                         margin=dict(l=0, r=0, t=10, b=0), plot_bgcolor="white",
+    figure.update_layout(height=int(np.clip(GRID_WIDTH * grid_height / grid_width, 200, 900)) + 30,
+                         margin=dict(l=0, r=0, t=10, b=0), plot_bgcolor="white", showlegend=True,
                          legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return figure
 
@@ -150,9 +151,10 @@ with right:
     summary = st.radio("Each thumbnail shows", ["mean", "strongest"], horizontal=True,
                        format_func={"mean": "the mean over channels", "strongest": "the most active channel"}.get)
     steps = progression(maps_by_path, summary)
-    for column, step in zip(st.columns(max(len(steps), 6)), steps):
-        column.image(thumbnail(step.image, colormap), width="stretch",
-                     caption=step.path + ("" if step.channel is None else f" · #{step.channel}"))
+    for start in range(0, len(steps), THUMBNAILS_PER_ROW):
+        for column, step in zip(st.columns(THUMBNAILS_PER_ROW), steps[start:start + THUMBNAILS_PER_ROW]):
+            column.image(thumbnail(step.image, colormap), width="stretch",
+                         caption=step.path + ("" if step.channel is None else f" · #{step.channel}"))
 
 for path in paths:
     maps = maps_by_path[path]
@@ -160,17 +162,17 @@ for path in paths:
     grid = channel_grid(maps, normalization, sort, max_side=CHART_MAX_SIDE)
     st.subheader(path)
     dead, constant = np.flatnonzero(stats.dead), np.flatnonzero(stats.constant)
+    listed = ", ".join(map(str, dead[:20])) + (", …" if len(dead) > 20 else "")
     facts = [f"{by_path[path].kind}, {maps.shape[0]}×{maps.shape[1]}, {stats.channels} channels",
-             f"{len(dead)} dead" + (f" ({', '.join(map(str, dead[:20]))}{', …' if len(dead) > 20 else ''})" if len(dead) else ""),
-             f"{len(constant)} constant"]
+             f"{len(dead)} dead" + (f" (#{listed})" if len(dead) else ""), f"{len(constant)} constant"]
     if grid.stride > 1:
-        facts.append(f"shown every {grid.stride}th pixel (the PNG has them all)")
+        facts.append(f"shown at 1/{grid.stride} resolution (the PNG has every pixel)")
     st.caption(" · ".join(facts))
     wide, narrow = st.columns([3, 2], gap="medium")
     with wide:
         st.plotly_chart(grid_figure(grid, stats, colormap), key=f"grid_{path}")
         st.download_button("Download the grid (PNG)", functools.partial(grid_png, maps, normalization, sort, colormap),
-                           f"{info.key.split(':')[-1]}_{path.replace('/', '_')}_{normalization}.png".replace("#", "_"),
+                           f"activations_{path.replace('/', '_')}_{normalization}.png",
                            "image/png", key=f"png_{path}", on_click="ignore")
     with narrow:
         channel = int(st.number_input(f"Channel (0–{stats.channels - 1})", 0, stats.channels - 1,

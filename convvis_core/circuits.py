@@ -1,0 +1,427 @@
+"""Circuits: which channels of the previous layer drive a filter, and through which weights.
+
+A filter of a convolution is a weighted sum of the previous layer's channels; the kernel slice of
+each input channel says how, and its L2 norm how strongly. Ranking the slices, calling each
+excitatory or inhibitory, and showing each input channel's own feature visualization explains a
+unit the way Distill's *Circuits* thread does.
+
+The weights are first made the linear map the chosen layer really computes: BatchNormalization
+after the conv is folded in (a negative scale flips excitatory and inhibitory), and MobileNet's
+depthwise → pointwise pairs are composed into one ordinary kernel (see :func:`linear_conv`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import keras
+import numpy as np
+from PIL import Image, ImageDraw
+
+from convvis_core.errors import LayerError
+from convvis_core.images import Fit, model_input, to_uint8
+from convvis_core.layers import SEPARATOR, SpatialLayer, feature_model, get_layer, spatial_layers
+from convvis_core.models.base import LoadedModel
+from convvis_core.preprocessing import preprocess
+
+Ranking = Literal["weight", "contribution"]
+# Layers between a conv and the layer picked that leave each channel a function of the same
+# channel only: the filter is still the conv's filter.
+_PER_CHANNEL = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation,
+                keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.Dropout, keras.layers.SpatialDropout2D,
+                keras.layers.ZeroPadding2D)
+# Layers in front of a conv that change nothing about what a channel means: skipped when naming
+# the layer whose channels feed it (an activation or BatchNorm output is what the conv reads).
+_TRANSPARENT = (keras.layers.ZeroPadding2D, keras.layers.Dropout, keras.layers.SpatialDropout2D,
+                keras.layers.Rescaling, keras.layers.Normalization)
+_COLOUR_NAMES = ("red", "green", "blue")
+_NEGLIGIBLE = 1e-6  # a filter whose weights' norm is below this share of the layer's largest is all zeros
+
+
+@dataclass(frozen=True)
+class LinearConv:
+    """The linear map from the channels of ``source`` to the filters of ``layer``, as one convolution.
+
+    Applying ``kernel`` (with ``strides``, ``padding``, ``dilation``) to the output of
+    ``conv_input`` and adding ``bias`` gives ``layer``'s values before any activation function.
+    """
+
+    layer: str  # the layer picked
+    conv: str  # the Conv2D / SeparableConv2D computing its filters
+    depthwise: str | None  # the DepthwiseConv2D composed into ``conv``, if any
+    source: str | None  # the layer whose channels feed the filters; None: the image
+    conv_input: str | None  # the layer whose output the first convolution reads; None: the model input
+    kernel: np.ndarray = field(repr=False)  # (kh, kw, input channels, filters), BatchNorm folded in
+    bias: np.ndarray = field(repr=False)  # (filters,)
+    strides: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+    dilation: tuple[int, int] = (1, 1)
+
+
+@dataclass(frozen=True)
+class InputChannel:
+    """One input channel of a filter: its kernel slice and how much it drives the filter."""
+
+    index: int
+    name: str  # "conv_pw_7_relu #12", or "red" for an image channel
+    kernel: np.ndarray = field(repr=False)  # (kh, kw) slice of the effective kernel
+    norm: float  # L2 norm of the slice: how strongly the filter listens to this channel
+    total: float  # sum of the slice: > 0 excitatory (a uniform input raises the filter), < 0 inhibitory
+    contribution: float | None = None  # mean over the output map of slice ⊙ input patch, on an image
+
+    @property
+    def sign(self) -> str:
+        return "excitatory" if self.total > 0 else "inhibitory" if self.total < 0 else "zero"
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """A filter and every input channel, strongest first (by weight norm, or by contribution).
+
+    Small on purpose (the kernel slices of one filter, not the layer's kernel): pages cache it.
+    """
+
+    layer: str
+    filter_index: int
+    conv: str  # as in :class:`LinearConv`
+    depthwise: str | None
+    source: str | None
+    inputs: tuple[InputChannel, ...]
+    ranked_by: Ranking
+    bias: float
+    zero_weights: bool = False  # weights ≈ 0 next to the layer's other filters: nothing drives it (a dead filter)
+
+    def top(self, count: int) -> tuple[InputChannel, ...]:
+        return self.inputs[:count]
+
+    def table(self, count: int) -> list[dict]:
+        """The ``count`` strongest inputs as rows (rank, channel, sign, norm, sum[, contribution])."""
+        return [{"rank": rank, "channel": channel.index, "name": channel.name, "sign": channel.sign,
+                 "norm": channel.norm, "sum": channel.total}
+                | ({} if channel.contribution is None else {"contribution": channel.contribution})
+                for rank, channel in enumerate(self.top(count), start=1)]
+
+
+@dataclass
+class _Trace:
+    """The Keras layers a picked layer's filters come from (no weights read yet)."""
+
+    conv: keras.layers.Layer
+    conv_path: str
+    output_norms: list[keras.layers.BatchNormalization]  # from the conv to the picked layer, in graph order
+    depthwise: keras.layers.Layer | None = None
+    depthwise_path: str | None = None
+    inner_norms: list[keras.layers.BatchNormalization] = field(default_factory=list)  # between dw and pw
+    first_path: str = ""  # the layer reading the input map: the depthwise conv if composed, else ``conv``
+
+
+def _layer(model: keras.Model, path: str) -> keras.layers.Layer:
+    layer = get_layer(model, path)
+    if layer is None:
+        raise LayerError(f"Model '{model.name}' has no layer named '{path}'.")
+    return layer
+
+
+def _output_path(prefix: str, layer: keras.layers.Layer) -> str:
+    """The path of the layer that really produces ``layer``'s output (entering nested models)."""
+    path = prefix + layer.name
+    if not isinstance(layer, keras.Model):
+        return path
+    return _output_path(path + SEPARATOR, layer.outputs[0]._keras_history.operation)
+
+
+def _producer(model: keras.Model, path: str) -> str | None:
+    """The path of the layer whose output is the single input of ``path``; None for the model input.
+
+    Crosses nested-model boundaries both ways. Raises :class:`LayerError` for a layer with several
+    inputs (Add, Concatenate), which has no single previous layer.
+    """
+    layer = _layer(model, path)
+    try:
+        tensor = layer.input
+    except (ValueError, AttributeError) as error:  # never called, or called on several inputs
+        raise LayerError(f"'{path}' is not connected to a single previous layer.") from error
+    if isinstance(tensor, (list, tuple, dict)):
+        raise LayerError(f"'{path}' has several inputs, so it has no single previous layer.")
+    operation = tensor._keras_history.operation
+    prefix = path.rpartition(SEPARATOR)[0]
+    if isinstance(operation, keras.layers.InputLayer):
+        if not prefix:
+            return None
+        nested = _layer(model, prefix)
+        feeds = [node.input_tensors for node in nested._inbound_nodes if node.input_tensors]
+        if len(feeds) != 1 or len(feeds[0]) != 1:
+            raise LayerError(f"Nested model '{prefix}' is called more than once or on several inputs.")
+        outer = prefix.rpartition(SEPARATOR)[0]
+        feeder = feeds[0][0]._keras_history.operation
+        return None if isinstance(feeder, keras.layers.InputLayer) and not outer else \
+            _output_path(outer + SEPARATOR if outer else "", feeder)
+    return _output_path(prefix + SEPARATOR if prefix else "", operation)
+
+
+def _trace(model: keras.Model, path: str) -> _Trace:
+    """Walk back from ``path`` through per-channel layers to the conv computing its filters."""
+    current, norms = path, []
+    layer = _layer(model, current)
+    while isinstance(layer, _PER_CHANNEL):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            norms.insert(0, layer)
+        current = _producer(model, current)
+        if current is None:
+            raise LayerError(f"'{path}' is computed from the image without a convolution: it has no filters.")
+        layer = _layer(model, current)
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        raise LayerError(
+            f"'{path}' comes from a depthwise convolution ({current}): each of its filters reads one "
+            "channel only, so there is nothing to rank. Pick the pointwise layer after it.")
+    if not isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D)):
+        raise LayerError(f"'{path}' does not trace back to a convolution ({current} is a "
+                         f"{type(layer).__name__} layer). Pick a conv layer or the BatchNorm/activation after one.")
+    if layer.data_format != "channels_last" or getattr(layer, "groups", 1) != 1:
+        raise LayerError(f"'{current}' is a grouped or channels-first convolution, which circuits do not support.")
+    trace = _Trace(layer, current, norms, first_path=current)
+    if isinstance(layer, keras.layers.Conv2D) and tuple(layer.kernel.shape[:2]) == (1, 1) \
+            and tuple(layer.strides) == (1, 1):
+        _compose_with_depthwise(model, trace)
+    return trace
+
+
+def _compose_with_depthwise(model: keras.Model, trace: _Trace) -> None:
+    """If a 1×1 conv reads a depthwise conv (through BatchNorm/activation only), record the pair."""
+    current = _producer(model, trace.conv_path)
+    inner = []
+    while current is not None:
+        layer = _layer(model, current)
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            if layer.data_format == "channels_last":
+                trace.depthwise, trace.depthwise_path, trace.inner_norms = layer, current, inner
+                trace.first_path = current
+            return
+        if not isinstance(layer, _PER_CHANNEL) or isinstance(layer, keras.layers.ZeroPadding2D):
+            return
+        if isinstance(layer, keras.layers.BatchNormalization):
+            inner.insert(0, layer)
+        current = _producer(model, current)
+
+
+def _source(model: keras.Model, conv_input: str | None) -> str | None:
+    """The layer whose channels the conv reads, skipping padding, dropout and rescaling."""
+    current = conv_input
+    while current is not None and isinstance(_layer(model, current), _TRANSPARENT):
+        current = _producer(model, current)
+    return current
+
+
+def _affine(norms: Sequence[keras.layers.Layer], channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """BatchNormalization layers at inference, composed in order, as ``scale * x + shift``."""
+    scale, shift = np.ones(channels, np.float64), np.zeros(channels, np.float64)
+    for norm in norms:
+        if norm.axis not in (-1, 3):
+            raise LayerError(f"BatchNormalization '{norm.name}' normalizes axis {norm.axis}, not the channels.")
+        gamma = 1.0 if norm.gamma is None else np.asarray(norm.gamma, np.float64)
+        beta = 0.0 if norm.beta is None else np.asarray(norm.beta, np.float64)
+        this_scale = gamma / np.sqrt(np.asarray(norm.moving_variance, np.float64) + norm.epsilon)
+        this_shift = beta - this_scale * np.asarray(norm.moving_mean, np.float64)
+        scale, shift = this_scale * scale, this_scale * shift + this_shift
+    return scale, shift
+
+
+def _weights(layer: keras.layers.Layer, name: str, size: int) -> np.ndarray:
+    value = getattr(layer, name, None)
+    return np.zeros(size, np.float64) if value is None else np.asarray(value, np.float64)
+
+
+def compose_depthwise_pointwise(depthwise_kernel: np.ndarray, depthwise_bias: np.ndarray, inner_scale: np.ndarray,
+                                inner_shift: np.ndarray, pointwise_kernel: np.ndarray,
+                                pointwise_bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One kernel and bias for depthwise (kh, kw, C, m) → per-channel affine → pointwise (1, 1, C·m, F).
+
+    ``effective[:, :, c, f] = Σ_k dw[:, :, c, k] · scale[c·m + k] · pw[c·m + k, f]`` (m = 1 for
+    MobileNet: ``dw[:, :, c] · bn_dw_scale[c] · pw[0, 0, c, f]``). Depthwise output channel
+    ``c·m + k`` is input channel ``c``'s k-th copy, as in ``tf.nn.depthwise_conv2d``.
+    """
+    channels, multiplier = depthwise_kernel.shape[2:]
+    pointwise = pointwise_kernel.reshape(channels * multiplier, -1)
+    weighted = (pointwise * inner_scale[:, None]).astype(np.float32).reshape(channels, multiplier, -1)
+    kernel = np.einsum("hwcm,cmf->hwcf", depthwise_kernel.astype(np.float32), weighted)
+    bias = (inner_scale * depthwise_bias + inner_shift) @ pointwise + pointwise_bias
+    return kernel, bias
+
+
+def linear_conv(model: keras.Model, layer: str) -> LinearConv:
+    """The convolution computing ``layer``'s filters from the previous layer's channels.
+
+    ``layer`` may be a conv or a BatchNorm/activation/dropout/padding layer after one; BatchNorm's
+    per-channel scale ``gamma / sqrt(var + eps)`` is folded into the kernel (and its shift into the
+    bias), so signs stay right when a scale is negative. A 1×1 conv reading a depthwise conv
+    (MobileNet's conv_dw_i → BN → ReLU → conv_pw_i), or a SeparableConv2D, is composed into one
+    kernel from the channels before the depthwise conv (see :func:`compose_depthwise_pointwise`).
+    The composition ignores the ReLU between the two: it is the linear approximation Circuits-style
+    analyses use (the same as reading a network's weights at all), exact wherever the depthwise
+    outputs are positive, and the only way to give the pair a single kernel to show and rank.
+    """
+    trace = _trace(model, layer)
+    conv = trace.conv
+    if isinstance(conv, keras.layers.SeparableConv2D):
+        depthwise_kernel = np.asarray(conv.depthwise_kernel)
+        size = depthwise_kernel.shape[2] * depthwise_kernel.shape[3]
+        kernel, bias = compose_depthwise_pointwise(depthwise_kernel, np.zeros(size), np.ones(size), np.zeros(size),
+                                                   np.asarray(conv.pointwise_kernel, np.float64),
+                                                   _weights(conv, "bias", conv.filters))
+        spatial = conv
+    elif trace.depthwise is not None:
+        depthwise = trace.depthwise
+        depthwise_kernel = np.asarray(depthwise.kernel)
+        size = depthwise_kernel.shape[2] * depthwise_kernel.shape[3]
+        kernel, bias = compose_depthwise_pointwise(depthwise_kernel, _weights(depthwise, "bias", size),
+                                                   *_affine(trace.inner_norms, size),
+                                                   np.asarray(conv.kernel, np.float64),
+                                                   _weights(conv, "bias", conv.filters))
+        spatial = depthwise
+    else:
+        kernel, bias = np.asarray(conv.kernel, np.float32), _weights(conv, "bias", conv.filters)
+        spatial = conv
+    scale, shift = _affine(trace.output_norms, kernel.shape[-1])
+    conv_input = _producer(model, trace.first_path)
+    return LinearConv(layer=layer, conv=trace.conv_path, depthwise=trace.depthwise_path,
+                      source=_source(model, conv_input), conv_input=conv_input,
+                      kernel=kernel * scale.astype(np.float32), bias=(bias * scale + shift).astype(np.float32),
+                      strides=tuple(spatial.strides), padding=spatial.padding, dilation=tuple(spatial.dilation_rate))
+
+
+def circuit_layers(model: keras.Model) -> list[SpatialLayer]:
+    """The spatial layers whose filters trace back to a convolution (what a circuit can be built for)."""
+    found = []
+    for layer in spatial_layers(model):
+        try:
+            _trace(model, layer.path)
+        except LayerError:
+            continue
+        found.append(layer)
+    return found
+
+
+def channel_contributions(inputs: np.ndarray, conv: LinearConv, filter_index: int) -> np.ndarray:
+    """Each input channel's share of the filter, averaged over the output map: shape (C,).
+
+    ``inputs`` is the conv's input map (H, W, C). Channel c contributes ``slice_c ⋆ input_c`` at
+    every output position (one depthwise correlation does all channels at once); the shares plus
+    the bias add up to the filter's mean pre-activation value.
+    """
+    kernel = conv.kernel[:, :, :, filter_index][..., None]
+    terms = keras.ops.depthwise_conv(np.asarray(inputs, np.float32)[None], kernel, strides=conv.strides,
+                                     padding=conv.padding, dilation_rate=conv.dilation)
+    return np.asarray(keras.ops.convert_to_numpy(terms), np.float64)[0].mean(axis=(0, 1))
+
+
+def conv_inputs(loaded: LoadedModel, conv: LinearConv, image: Image.Image, fit: Fit = "stretch") -> np.ndarray:
+    """The map the circuit's first convolution reads, for one image: (H, W, C)."""
+    batch = model_input(image, loaded.info, fit)
+    if conv.conv_input is None:
+        return batch[0]
+    return np.asarray(feature_model(loaded.model, [conv.conv_input])(batch, training=False), np.float32)[0]
+
+
+def _channel_names(conv: LinearConv, preprocessing: str) -> list[str]:
+    channels = conv.kernel.shape[2]
+    if conv.source is not None:
+        return [f"{conv.source} #{c}" for c in range(channels)]
+    if channels == 3:
+        return [_COLOUR_NAMES[rgb] for rgb in np.argsort(rgb_to_model_channels(preprocessing))]
+    return ["grey" if channels == 1 else f"input #{c}" for c in range(channels)]
+
+
+def circuit(loaded: LoadedModel, layer: str, filter_index: int, image: Image.Image | None = None,
+            fit: Fit = "stretch") -> Circuit:
+    """Every input channel of one filter, ranked by kernel-slice norm, or by contribution on ``image``.
+
+    Contributions can be negative (an inhibitory channel that is active on the image); they are
+    ranked by size, and the sign is kept.
+    """
+    conv = linear_conv(loaded.model, layer)
+    filters = conv.kernel.shape[-1]
+    if not 0 <= filter_index < filters:
+        raise LayerError(f"Filter {filter_index} is out of range: {layer} has {filters} filters (0–{filters - 1}).")
+    slices = conv.kernel[:, :, :, filter_index]
+    filter_norms = np.sqrt((conv.kernel.astype(np.float64) ** 2).sum(axis=(0, 1, 2)))
+    norms = np.sqrt((slices.astype(np.float64) ** 2).sum(axis=(0, 1)))
+    totals = slices.sum(axis=(0, 1), dtype=np.float64)
+    shares = None if image is None else channel_contributions(conv_inputs(loaded, conv, image, fit), conv, filter_index)
+    order = np.argsort(-(norms if shares is None else np.abs(shares)), kind="stable")
+    names = _channel_names(conv, loaded.info.preprocessing)
+    inputs = tuple(InputChannel(int(c), names[c], slices[:, :, c], float(norms[c]), float(totals[c]),
+                                None if shares is None else float(shares[c])) for c in order)
+    return Circuit(layer, filter_index, conv.conv, conv.depthwise, conv.source, inputs,
+                   "weight" if image is None else "contribution", float(conv.bias[filter_index]),
+                   zero_weights=bool(filter_norms[filter_index] <= _NEGLIGIBLE * filter_norms.max()))
+
+
+def rgb_to_model_channels(preprocessing: str) -> np.ndarray:
+    """Which model input channel each of red, green, blue lands in, read off the preprocessing
+    itself (so BGR models, "caffe", are shown in colour as they see it)."""
+    return np.argmax(preprocess(np.eye(3, dtype=np.float32) * 255.0, preprocessing), axis=-1)
+
+
+def kernel_images(conv: LinearConv, preprocessing: str) -> np.ndarray:
+    """First-layer kernels as pictures, (filters, kh, kw, 3) uint8 (or (filters, kh, kw) for grey
+    inputs): each filter min-max stretched to 0..255 on its own, channels in RGB order."""
+    if conv.source is not None:
+        raise LayerError(f"{conv.layer} reads {conv.source}, not the image: its kernels are not pictures.")
+    kernels = np.moveaxis(conv.kernel, -1, 0)
+    if kernels.shape[-1] == 3:
+        kernels = kernels[..., rgb_to_model_channels(preprocessing)]
+    low = kernels.min(axis=(1, 2, 3), keepdims=True)
+    spread = np.maximum(kernels.max(axis=(1, 2, 3), keepdims=True) - low, 1e-12)
+    pictures = to_uint8((kernels - low) / spread * 255.0)
+    return pictures[..., 0] if pictures.shape[-1] == 1 else pictures
+
+
+def diverging_colours(values: np.ndarray, limit: float) -> np.ndarray:
+    """Values in [-limit, limit] as RGB uint8: blue (inhibitory) through white to red (excitatory)."""
+    t = np.clip(np.asarray(values, np.float64) / (limit or 1.0), -1.0, 1.0)[..., None]
+    white, red, blue = np.array([255.0, 255, 255]), np.array([178.0, 24, 43]), np.array([33.0, 102, 172])
+    colours = np.where(t >= 0, white + t * (red - white), white - t * (blue - white))
+    return np.clip(colours + 0.5, 0, 255).astype(np.uint8)
+
+
+def kernel_tile(kernel: np.ndarray, limit: float, side: int = 96) -> Image.Image:
+    """A kernel slice as a heatmap tile, with its values written in when it is 3×3 or smaller."""
+    rows, columns = kernel.shape
+    tile = Image.fromarray(diverging_colours(kernel, limit)).resize((side, side), Image.NEAREST)
+    if rows * columns <= 9:
+        draw = ImageDraw.Draw(tile)
+        for (row, column), value in np.ndenumerate(kernel):
+            x, y = (column + 0.5) * side / columns, (row + 0.5) * side / rows
+            draw.text((x, y), f"{value:.2f}", fill="black", anchor="mm")
+    return tile
+
+
+def circuit_sheet(found: Circuit, count: int, filter_image: np.ndarray,
+                  input_images: Sequence[np.ndarray] | None, side: int = 96) -> Image.Image:
+    """One picture of a circuit: the filter on top, then its ``count`` strongest inputs, each with
+    its feature visualization (when given), kernel heatmap and sign."""
+    top = found.top(count)
+    limit = max((float(np.abs(channel.kernel).max()) for channel in top), default=1.0)
+    margin, text = 6, 14
+    columns = max(len(top), 1)
+    width = margin + columns * (side + margin)
+    input_rows = (2 if input_images is not None else 1) * side + 3 * text
+    sheet = Image.new("RGB", (max(width, 2 * side + 2 * margin), 2 * margin + side + text + input_rows + margin), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((margin, margin), f"{found.layer} #{found.filter_index}   bias {found.bias:+.3g}", fill="black")
+    sheet.paste(Image.fromarray(filter_image).convert("RGB").resize((side, side)), (margin, margin + text))
+    y = 2 * margin + text + side
+    for index, channel in enumerate(top):
+        x = margin + index * (side + margin)
+        row = y + text
+        if input_images is not None:
+            sheet.paste(Image.fromarray(input_images[index]).convert("RGB").resize((side, side)), (x, row))
+            row += side
+        sheet.paste(kernel_tile(channel.kernel, limit, side), (x, row))
+        label = f"#{channel.index}" if found.source else channel.name
+        draw.text((x, y), f"{label} {channel.sign}", fill="black")
+        draw.text((x, row + side + 2), f"norm {channel.norm:.3g}", fill="black")
+        if channel.contribution is not None:
+            draw.text((x, row + side + 2 + text), f"contrib. {channel.contribution:+.3g}", fill="black")
+    return sheet

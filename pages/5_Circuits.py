@@ -1,0 +1,201 @@
+"""Circuits: which channels of the previous layer drive a filter, through which weights (Distill's
+Circuits, for one unit): ranked kernel slices, excitatory or inhibitory, with each channel's own
+feature visualization."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from convvis_core.cache import model_fingerprint
+from convvis_core.circuits import Circuit, circuit, circuit_layers, kernel_images, linear_conv
+from convvis_core.featureviz import PRESETS, FilterResult, visualize_filters
+from convvis_core.featureviz.grid import tile_image
+from convvis_core.images import as_model_sees_it
+from convvis_core.layers import SpatialLayer, activation_name, get_layer
+from convvis_core.models import LoadedModel
+from convvis_ui.cached import digest_of
+from convvis_ui.feedback import user_errors
+from convvis_ui.image_input import image_picker
+from convvis_ui.sidebar import model_sidebar
+
+SIGN_COLOURS = {"excitatory": "red", "inhibitory": "blue", "zero": "gray"}
+KERNEL_SIDE = 160  # px of a kernel heatmap
+PREVIEW = PRESETS["quick preview"]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_layers(fingerprint: str, _loaded: LoadedModel) -> list[SpatialLayer]:
+    return circuit_layers(_loaded.model)
+
+
+@st.cache_data(show_spinner="Reading the weights…", max_entries=64)
+def cached_circuit(fingerprint: str, preprocessing: str, layer: str, filter_index: int, image_key: str | None,
+                   fit: str, _loaded: LoadedModel, _image: Image.Image | None) -> Circuit:
+    """One filter's circuit; keyed by the model's weights, the layer, the filter and the image seen."""
+    return circuit(_loaded, layer, filter_index, _image, fit)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_kernel_images(fingerprint: str, preprocessing: str, layer: str, _loaded: LoadedModel) -> np.ndarray:
+    return kernel_images(linear_conv(_loaded.model, layer), preprocessing)
+
+
+def kernel_figure(kernel: np.ndarray, limit: float) -> go.Figure:
+    """A kernel slice as a heatmap, red excitatory, blue inhibitory, values written on small ones."""
+    small = kernel.size <= 9
+    figure = go.Figure(go.Heatmap(
+        z=kernel, zmin=-limit, zmax=limit, zmid=0, colorscale="RdBu", reversescale=True, showscale=False,
+        texttemplate="%{z:.2f}" if small else None, textfont=dict(size=13),
+        hovertemplate="row %{y}, column %{x}<br>weight %{z:.4g}<extra></extra>"))
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    figure.update_layout(height=KERNEL_SIDE, margin=dict(l=0, r=0, t=0, b=0))
+    return figure
+
+
+def open_page(page: str, state: dict) -> None:
+    """Switch to another page with its widgets preset (its layer, and channel where it has one)."""
+    st.session_state.update(state)
+    st.switch_page(page)
+
+
+def page_links(container, model_key: str, layer: str, channel: int, key: str) -> None:
+    """Buttons opening a channel on the Filters and Activations pages (the keys are those pages' widgets)."""
+    if container.button("Filters", key=f"filters_{key}", icon=":material/tune:", width="stretch",
+                        help=f"Open {layer} on the Filters page"):
+        open_page("pages/1_Filters.py", {f"layer_{model_key}": layer, "filters_mode": "range",
+                                          f"filters_spec_{layer}": str(channel)})
+    if container.button("Activations", key=f"maps_{key}", icon=":material/grid_on:", width="stretch",
+                        help=f"Show #{channel}'s feature map on an image (Activations page)"):
+        open_page("pages/2_Activations.py", {f"activations_layers_{model_key}": [layer],
+                                              f"channel_{model_key}_{layer}": channel})
+
+
+def visualize(loaded: LoadedModel, found: Circuit, shown: list[int],
+              steps: int) -> tuple[FilterResult, list[FilterResult] | None]:
+    """The filter's picture and its inputs' (one request per layer), with progress; cached on disk."""
+    settings = PREVIEW.replace(steps=steps)
+    with st.status("Feature visualizations…", expanded=True) as status:
+        bar = st.progress(0.0, text="Starting (the first run of a layer traces the model)…")
+        requests = [(found.layer, [found.filter_index])] + ([(found.source, shown)] if found.source else [])
+        pictures = []
+        for number, (path, filters) in enumerate(requests, start=1):
+            what = f"{path} ({number}/{len(requests)})"
+            pictures.append(visualize_filters(loaded, path, filters, settings, progress=lambda done, total: bar.progress(
+                done / total, text=f"{what}: step {done} of {total}")))
+        cached = sum(r.from_cache for results in pictures for r in results)
+        total = sum(len(results) for results in pictures)
+        status.update(label=f"Feature visualizations: {total} image(s), {cached} from the cache", state="complete",
+                      expanded=False)
+    return pictures[0][0], (pictures[1] if found.source else None)
+
+
+st.set_page_config(page_title="Circuits · ConvVis", page_icon="🧠", layout="wide")
+loaded = model_sidebar()
+info = loaded.info
+fingerprint = model_fingerprint(loaded.model)
+LAYER = f"convvis_circuit_layer_{info.key}"  # survives page switches (widget state does not)
+
+st.title("Circuits")
+st.caption("A filter is a weighted sum of the previous layer's channels. Its kernel slice per input channel says "
+           "how: a large norm means the filter listens to that channel, a positive sum that the channel excites "
+           "it, a negative one that it inhibits it. BatchNorm is folded into the weights; MobileNet's depthwise + "
+           "pointwise pairs are composed into one 3×3 kernel.")
+
+layers = cached_layers(fingerprint, loaded)
+if not layers:
+    st.info(f"{info.display_name} has no convolution with filters to trace, so it has no circuits.")
+    st.stop()
+by_path = {layer.path: layer for layer in layers}
+activated = [path for path in by_path if activation_name(get_layer(loaded.model, path))] or list(by_path)
+chosen_layer = st.session_state.get(LAYER)
+if chosen_layer not in by_path:
+    chosen_layer = activated[len(activated) // 2]
+
+steps = st.sidebar.slider("Feature visualization steps", 8, 256, PREVIEW.steps, 8, key="circuit_steps",
+                          help="The quick preview preset; more steps give cleaner pictures (cached on disk).")
+controls = st.columns([3, 1, 1, 2])
+layer = controls[0].selectbox("Layer", list(by_path), index=list(by_path).index(chosen_layer),
+                              format_func=lambda p: by_path[p].label, key=f"circuit_layer_{info.key}",
+                              help="Layers whose filters come from a convolution (BatchNorm/activation after "
+                                   "a conv included).")
+st.session_state[LAYER] = layer
+count = by_path[layer].channels
+filter_index = int(controls[1].number_input(f"Filter (0–{count - 1})", 0, count - 1, 0,
+                                            key=f"circuit_filter_{info.key}_{layer}"))
+top = controls[2].slider("Inputs shown", 1, 12, 6, key="circuit_top")
+ranking = controls[3].radio("Rank inputs by", ["weight", "contribution"], horizontal=True, key="circuit_ranking",
+                            format_func={"weight": "kernel norm", "contribution": "contribution on an image"}.get,
+                            help="Contribution: the slice times the input channel's map on your image, averaged "
+                                 "over the filter's output map.")
+
+chosen_image = seen = None
+if ranking == "contribution":
+    picker, preview = st.columns([2, 1])
+    with picker:
+        chosen_image = image_picker(info, key="circuits")
+    seen = as_model_sees_it(chosen_image.image, info, chosen_image.fit)
+    preview.image(seen, caption=f"{chosen_image.label}, as the model sees it", width=min(224, max(seen.width, 112)))
+
+with user_errors(stop=True):
+    found = cached_circuit(fingerprint, info.preprocessing, layer, filter_index,
+                           None if seen is None else digest_of(seen.tobytes()),
+                           chosen_image.fit if chosen_image else "stretch", loaded,
+                           None if chosen_image is None else chosen_image.image)
+shown = found.top(top)
+first_layer = found.source is None
+if found.zero_weights:
+    st.warning(f"Filter {filter_index}'s weights are all about zero (next to the other filters of {layer}): nothing "
+               f"drives it, its output is its bias ({found.bias:+.3g}). The kernels below are rounding noise.")
+with user_errors(stop=True):
+    head_picture, input_pictures = visualize(loaded, found, [channel.index for channel in shown], steps)
+
+head, facts = st.columns([1, 3], gap="large")
+head.image(tile_image(head_picture), width="stretch",
+           caption=f"{layer} #{filter_index}" + (" · dead" if head_picture.dead else ""))
+page_links(head, info.key, layer, filter_index, "head")
+if first_layer:
+    kernels = cached_kernel_images(fingerprint, info.preprocessing, layer, loaded)
+    head.image(Image.fromarray(kernels[filter_index]).resize((128, 128), Image.NEAREST),
+               caption="its kernel, as an image")
+with facts:
+    if found.depthwise:
+        how = (f"**{found.conv}** (1×1) after **{found.depthwise}** (depthwise), composed into one kernel "
+               "(the ReLU between them is left out: the usual linear approximation)")
+    else:
+        how = f"**{found.conv}** ({type(get_layer(loaded.model, found.conv)).__name__})"
+    reads = f"the channels of **{found.source}**" if found.source else "the image's channels"
+    st.markdown(f"Filter {filter_index} of **{layer}** comes from {how}, reading {reads}. Bias {found.bias:+.3g}.")
+    ranked = "contribution on the image" if found.ranked_by == "contribution" else "kernel-slice L2 norm"
+    table = pd.DataFrame(found.table(top)).drop(columns="name" if found.source else "channel")
+    st.markdown(f"**Top {len(shown)} of {len(found.inputs)} inputs by {ranked}**")
+    st.dataframe(table, hide_index=True, column_config={name: st.column_config.NumberColumn(format="%.4f")
+                                                        for name in ("norm", "sum", "contribution")})
+
+st.subheader(f"Strongest inputs from {found.source or 'the image'}")
+limit = max(float(np.abs(channel.kernel).max()) for channel in shown) or 1.0
+for column, channel, picture in zip(st.columns(max(len(shown), 4)), shown, input_pictures or [None] * len(shown)):
+    if picture is not None:
+        column.image(tile_image(picture), width="stretch", caption=channel.name + (" · dead" if picture.dead else ""))
+    else:
+        column.markdown(f"**{channel.name}**")
+    column.badge(channel.sign, color=SIGN_COLOURS[channel.sign])
+    column.plotly_chart(kernel_figure(channel.kernel, limit), key=f"kernel_{channel.index}",
+                        config={"displayModeBar": False})
+    numbers = f"norm {channel.norm:.3g} · sum {channel.total:+.3g}"
+    if channel.contribution is not None:
+        numbers += f" · contribution {channel.contribution:+.3g}"
+    column.caption(numbers)
+    if not first_layer:
+        page_links(column, info.key, found.source, channel.index, str(channel.index))
+
+if first_layer:
+    st.subheader(f"Every kernel of {layer}")
+    st.caption("First-layer filters read the image, so their kernels are pictures, each stretched to 0..255 on "
+               "its own (seed 004's filter coefficients).")
+    st.image([Image.fromarray(kernel).resize((48, 48), Image.NEAREST) for kernel in kernels],
+             caption=[f"#{index}" for index in range(len(kernels))], width=48)
