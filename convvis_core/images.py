@@ -133,7 +133,7 @@ def to_uint8(array: np.ndarray, normalize: bool = False) -> np.ndarray:
     values = np.asarray(array, dtype=np.float32)
     values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
     if normalize:
-        low, high = float(values.min(initial=0)), float(values.max(initial=0))
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
         values = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
     if values.ndim == 3 and values.shape[-1] == 1:
         values = values[..., 0]

@@ -74,16 +74,20 @@ if objective == "class_logit":
     st.info("Class logit: each 'filter' is a class; the image maximizes its pre-softmax score.")
 else:
     preferred = "conv_pw_8_relu" if "conv_pw_8_relu" in by_path else default_layer(loaded.model).path
-    layer_path = st.selectbox("Layer", list(by_path), index=list(by_path).index(preferred),
-                              format_func=lambda p: by_path[p].label, key=f"layer_{info.key}")
+    # Other pages link here by setting these keys (layer, mode, spec) before switching pages.
+    if st.session_state.get(f"layer_{info.key}") not in by_path:
+        st.session_state[f"layer_{info.key}"] = preferred
+    layer_path = st.selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=f"layer_{info.key}")
     count, unit = by_path[layer_path].channels, "filter"
 
-mode = st.radio("Filters", ["single", "range", "random sample", "all"], horizontal=True, index=1)
+st.session_state.setdefault("filters_mode", "range")
+mode = st.radio("Filters", ["single", "range", "random sample", "all"], horizontal=True, key="filters_mode")
 with user_errors(stop=True):
     if mode == "single":
         filters = [int(st.number_input(f"{unit.title()} index (0–{count - 1})", 0, count - 1, 0))]
     elif mode == "range":
-        spec = st.text_input("Indices and ranges", f"0-{min(count, 16) - 1}", help="e.g. 0-15,32,40-43")
+        spec = st.text_input("Indices and ranges", f"0-{min(count, 16) - 1}", help="e.g. 0-15,32,40-43",
+                             key=f"filters_spec_{layer_path}")
         filters = parse_filters(spec, count)
     elif mode == "random sample":
         how_many = st.slider("How many", 1, min(count, 64), min(count, 16))

@@ -138,8 +138,8 @@ def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
     at.run()
     assert not at.exception and not at.error
     at.selectbox(key="layer_lenet_mnist").select("conv2_relu")
-    at.slider(key="steps_quick preview").set_value(16)
-    at.text_input[0].set_value("0-5").run()
+    at.slider(key="steps_quick preview").set_value(16).run()
+    at.text_input(key="filters_spec_conv2_relu").set_value("0-5").run()
     at.button[0].click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]

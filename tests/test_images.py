@@ -125,6 +125,7 @@ def test_display_conversion_clips_or_normalizes():
     values = np.array([[-50.0, 0.0, 300.0, np.nan]])
     assert np.asarray(array_to_image(values)).tolist() == [[0, 0, 255, 0]]
     assert np.asarray(array_to_image(values, normalize=True)).tolist() == [[0, 36, 255, 36]]
+    assert np.asarray(array_to_image(np.array([[100.0, 150.0, 200.0]]), normalize=True)).tolist() == [[0, 128, 255]]
 
 
 def _png_header_only(width: int, height: int) -> bytes:

@@ -66,10 +66,12 @@ class _Batch:
                                         tuple(self.params.shape))
         self.max_gradient = tf.Variable(tf.zeros([size]), trainable=False)
         self.step = tf.function(self._step, autograph=False)
-        self.evaluate = tf.function(
-            lambda filters: renderer.objective_on(renderer.target, renderer.param.to_image(self.params), filters),
-            autograph=False)
         self.renderer = renderer
+
+    def evaluate(self, filters: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(optimized, reported) values on the untransformed images, in float32. Eager: two calls
+        per request cost less than tracing another function of the model."""
+        return self.renderer.objective_on(self.renderer.target, self.renderer.param.to_image(self.params), filters)
 
     def _step(self, filters: tf.Tensor, iteration: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         renderer = self.renderer
@@ -103,10 +105,11 @@ class _Renderer:
             paths = [layer + PRE_ACTIVATION, layer] if self.rectified and settings.objective != "deepdream" else [layer]
             self.target = _flexible(feature_model(loaded.model, paths))
             side = settings.size
-            try:
-                self.target(tf.zeros([1, side, side, loaded.info.channels]))
-            except (ValueError, tf.errors.InvalidArgumentError):  # not fully convolutional up to the layer
-                self.fixed_size = loaded.info.input_size
+            if tuple(self.target.inputs[0].shape[1:3]) not in ((None, None), (side, side)):
+                try:
+                    self.target(tf.zeros([1, side, side, loaded.info.channels]))
+                except (ValueError, tf.errors.InvalidArgumentError):  # not fully convolutional up to the layer
+                    self.fixed_size = loaded.info.input_size
         self.fast_target = _flexible(with_compute_dtype(self.target, compute_dtype))
         self.param = make_parameterization(settings.parameterization, side, loaded.info.channels, settings.decorrelate)
         self.transforms = build_transforms(settings)
