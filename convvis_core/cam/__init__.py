@@ -1,0 +1,38 @@
+"""Heatmaps: where in the picture the model looked, by several methods, each with a faithfulness score.
+
+One mechanism (``base``: capture a layer's activations and gradients for a scalar target, weight,
+ReLU, resize, normalize) and one short module per method; targets are small callables (a class,
+or one filter of any layer); ``faithfulness`` scores any map by deletion and insertion curves.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from convvis_core.cam.base import EmptyHeatmapError, Heatmap, HeatmapMethod
+from convvis_core.cam.faithfulness import BASELINES, Faithfulness, faithfulness
+from convvis_core.cam.gradcam import GradCAM
+from convvis_core.cam.gradcam_plus_plus import GradCAMPlusPlus
+from convvis_core.cam.layercam import LayerCAM
+from convvis_core.cam.saliency import SmoothGrad, VanillaGradient
+from convvis_core.cam.scorecam import ScoreCAM
+from convvis_core.cam.targets import ClassTarget, FilterTarget, Target, default_target
+from convvis_core.images import Fit
+from convvis_core.models.base import LoadedModel
+
+METHODS: dict[str, HeatmapMethod] = {method.name: method for method in (
+    GradCAM(), GradCAMPlusPlus(), ScoreCAM(), LayerCAM(), VanillaGradient(), SmoothGrad())}
+DEFAULT_METHODS = ("gradcam", "gradcam++", "scorecam")
+
+
+def heatmap(loaded: LoadedModel, image: Image.Image, method: str = "gradcam", target: Target | None = None,
+            layer: str | None = None, fit: Fit = "stretch") -> Heatmap:
+    """The heatmap of one method by name (see ``METHODS``); defaults as in :meth:`HeatmapMethod.explain`."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[method].explain(loaded, image, target, layer, fit)
+
+
+__all__ = ["BASELINES", "DEFAULT_METHODS", "METHODS", "ClassTarget", "EmptyHeatmapError", "Faithfulness",
+           "FilterTarget", "GradCAM", "GradCAMPlusPlus", "Heatmap", "HeatmapMethod", "LayerCAM", "ScoreCAM",
+           "SmoothGrad", "Target", "VanillaGradient", "default_target", "faithfulness", "heatmap"]

@@ -1,0 +1,202 @@
+"""Heatmaps: where in the picture the model looked, by several methods side by side, each with a
+faithfulness score (deletion and insertion curves) that says which map to trust."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from convvis_core.activations import overlay
+from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, EmptyHeatmapError, Faithfulness,
+                              FilterTarget, Heatmap, Target, faithfulness, heatmap)
+from convvis_core.cam.faithfulness import BLUR_SIGMA
+from convvis_core.cam.targets import strongest_filter
+from convvis_core.images import as_model_sees_it, to_png_bytes
+from convvis_core.layers import default_layer, spatial_layers
+from convvis_core.models import LoadedModel
+from convvis_core.predictions import Prediction, top_k
+from convvis_ui.cached import digest_of
+from convvis_ui.feedback import user_errors
+from convvis_ui.image_input import image_picker
+from convvis_ui.sidebar import model_sidebar
+
+COLORMAPS = ("jet", "viridis", "inferno", "gray")  # names both plotly and matplotlib know
+PER_ROW = 3
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_top5(model_key: str, preprocessing: str, image_digest: str, _loaded: LoadedModel,
+                _seen: Image.Image) -> list[Prediction]:
+    return top_k(_loaded, _seen, k=5)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_strongest_filter(model_key: str, preprocessing: str, image_digest: str, layer: str,
+                            _loaded: LoadedModel, _seen: Image.Image) -> int:
+    return strongest_filter(_loaded, _seen, layer)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_heatmap(model_key: str, preprocessing: str, image_digest: str, fit: str, target: Target, layer: str,
+                   method: str, baseline: str, _loaded: LoadedModel,
+                   _seen: Image.Image) -> tuple[Heatmap, Faithfulness, float] | str:
+    """One method's map, its curves and its time, or the reason it has no map. The image is the one
+    the model sees (already fitted), so its digest and ``fit`` together name the input."""
+    start = time.perf_counter()
+    try:
+        result = heatmap(_loaded, _seen, method, target, layer)
+    except EmptyHeatmapError as error:
+        return str(error)
+    return result, faithfulness(_loaded, _seen, result, baseline=baseline), time.perf_counter() - start
+
+
+def map_figure(seen: Image.Image, values: np.ndarray, alpha: float, colormap: str) -> go.Figure:
+    """The map over the image, zoomable; hover tells each pixel's importance."""
+    figure = go.Figure(go.Image(z=np.asarray(seen.convert("RGB")), hoverinfo="skip"))
+    figure.add_trace(go.Heatmap(z=values, colorscale=colormap, zmin=0, zmax=1, opacity=alpha, showscale=False,
+                                hovertemplate="x %{x}, y %{y}<br>importance %{z:.2f}<extra></extra>"))
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    figure.update_layout(height=300, margin=dict(l=0, r=0, t=0, b=0))
+    return figure
+
+
+def curves_figure(scores: Faithfulness) -> go.Figure:
+    """Deletion (should fall fast) and insertion (should rise fast) of the target's score."""
+    figure = go.Figure()
+    for name, values, color in (("deletion", scores.deletion, "#e45756"), ("insertion", scores.insertion, "#4c78a8")):
+        figure.add_trace(go.Scatter(x=scores.fractions, y=values, name=name, mode="lines", line=dict(color=color),
+                                    hovertemplate="%{x:.0%} of pixels: %{y:.3f}<extra>" + name + "</extra>"))
+    figure.update_layout(height=180, margin=dict(l=0, r=0, t=10, b=0), xaxis=dict(tickformat=".0%", title=None),
+                         yaxis=dict(title=scores.score_name), legend=dict(orientation="h", y=1.15, x=0))
+    return figure
+
+
+def overlay_png(seen: Image.Image, values: np.ndarray, alpha: float, colormap: str) -> bytes:
+    return to_png_bytes(overlay(seen, values, alpha, colormap))
+
+
+st.set_page_config(page_title="Heatmaps · ConvVis", page_icon="🧠", layout="wide")
+loaded = model_sidebar()
+info = loaded.info
+
+st.title("Heatmaps")
+st.caption("Where in the picture did the model look? Several methods side by side, each scored by how much the "
+           "target's score falls when its most important pixels are deleted (lower area is better) and rises "
+           "when they are inserted into a blank (higher area is better).")
+
+layers = spatial_layers(loaded.model)
+if not layers:
+    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so there is no map to draw.")
+    st.stop()
+by_path = {layer.path: layer for layer in layers}
+with user_errors(stop=True):
+    last = default_layer(loaded.model).path
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    chosen = image_picker(info, key="heatmaps")
+    seen = as_model_sees_it(chosen.image, info, chosen.fit)
+    stem = Path(chosen.label).stem
+    digest = digest_of(to_png_bytes(seen))
+    st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+             width=min(320, max(seen.width, 160)))
+    if info.is_classifier:
+        with user_errors(stop=True):
+            predictions = cached_top5(info.key, info.preprocessing, digest, loaded, seen)
+        st.dataframe(pd.DataFrame({"class": [f"{p.class_name} ({p.class_index})" for p in predictions],
+                                   "probability": [p.probability for p in predictions]}),
+                     hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
+                         format="percent", min_value=0.0, max_value=1.0)})
+
+with right:
+    target: Target
+    if info.is_classifier:
+        names = info.class_names
+        class_index = st.selectbox("Explain class (type to search)", range(len(names)),
+                                   index=predictions[0].class_index, format_func=lambda i: f"{names[i]} ({i})",
+                                   key=f"heatmaps_class_{info.key}_{digest}",
+                                   help="Starts at the top prediction for this image.")
+        target = ClassTarget(int(class_index))
+    else:
+        st.info(f"{info.display_name} has no classes: explain one filter of a layer (its mean activation).")
+        pick_layer, pick_filter = st.columns([3, 1])
+        filter_layer = pick_layer.selectbox("Filter of layer", list(by_path), index=list(by_path).index(last),
+                                            format_func=lambda p: by_path[p].label, key=f"heatmaps_tl_{info.key}")
+        strongest = cached_strongest_filter(info.key, info.preprocessing, digest, filter_layer, loaded, seen)
+        filter_index = pick_filter.number_input(f"Filter (0–{by_path[filter_layer].channels - 1})", 0,
+                                                by_path[filter_layer].channels - 1, strongest,
+                                                key=f"heatmaps_filter_{info.key}_{filter_layer}_{digest}",
+                                                help="Starts at the most active filter on this image.")
+        target = FilterTarget(filter_layer, int(filter_index))
+    layer = st.selectbox("Layer the map is computed at", list(by_path), index=list(by_path).index(last),
+                         format_func=lambda p: by_path[p].label, key=f"heatmaps_layer_{info.key}",
+                         help="Default: the last layer with a real map, where class evidence is most concentrated. "
+                              "Earlier layers give sharper, noisier maps. Input-gradient methods ignore it.")
+    methods = st.multiselect("Methods", list(METHODS), default=list(DEFAULT_METHODS),
+                             format_func=lambda m: METHODS[m].title)
+    controls = st.columns(3)
+    alpha = controls[0].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
+    colormap = controls[1].selectbox("Colours", COLORMAPS)
+    baseline = controls[2].selectbox("Deleted pixels become", list(BASELINES), format_func=BASELINES.get,
+                                     help=f"What a removed pixel is replaced with, in both curves: the image blurred (Gaussian, "
+                                          f"σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours kept) "
+                                          "or its mean colour.")
+
+if not methods:
+    st.info("Pick at least one method.")
+    st.stop()
+
+results: dict[str, tuple[Heatmap, Faithfulness, float] | str] = {}
+with st.status(f"Computing {len(methods)} heatmap(s) and their faithfulness curves…", expanded=False) as status:
+    bar = st.progress(0.0)
+    for done, method in enumerate(methods):
+        bar.progress(done / len(methods), text=f"{METHODS[method].title} ({done + 1} of {len(methods)})")
+        with user_errors(stop=True):
+            results[method] = cached_heatmap(info.key, info.preprocessing, digest, chosen.fit, target, layer, method,
+                                             baseline, loaded, seen)
+    bar.progress(1.0, text="Done")
+    status.update(label=f"{len(methods)} heatmap(s) for {target.describe(info.class_names)}", state="complete")
+
+scored = {m: r for m, r in results.items() if not isinstance(r, str)}
+for start in range(0, len(methods), PER_ROW):
+    for column, method in zip(st.columns(PER_ROW, gap="medium"), methods[start:start + PER_ROW]):
+        with column:
+            st.markdown(f"#### {METHODS[method].title}")
+            if method not in scored:
+                st.warning(results[method], icon=":material/block:")
+                continue
+            result, scores, seconds = scored[method]
+            st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}")
+            deletion, insertion = st.columns(2)
+            deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
+            insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
+            st.plotly_chart(curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False})
+            st.caption(f"{result.layer or 'input gradients'} · {seconds:.2f} s")
+            st.download_button("Download overlay (PNG)", overlay_png(seen, result.values, alpha, colormap),
+                               f"{stem}_{method}.png", "image/png", key=f"png_{method}")
+
+if scored:
+    st.markdown("#### Which map to trust")
+    table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": s.deletion_auc, "insertion AUC ↑": s.insertion_auc,
+                           "seconds": seconds} for m, (_, s, seconds) in scored.items()])
+    best_deletion = table.loc[table["deletion AUC ↓"].idxmin(), "method"]
+    best_insertion = table.loc[table["insertion AUC ↑"].idxmax(), "method"]
+    st.markdown(f"On this image and target, **{best_deletion}** removes the evidence fastest (lowest deletion AUC) "
+                f"and **{best_insertion}** restores it fastest (highest insertion AUC).")
+    st.dataframe(table, hide_index=True, column_config={
+        column: st.column_config.NumberColumn(format="%.3f") for column in ("deletion AUC ↓", "insertion AUC ↑")})
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for method, (result, _, _) in scored.items():
+            bundle.writestr(f"{stem}_{method}.png", overlay_png(seen, result.values, alpha, colormap))
+    st.download_button("Download all overlays (ZIP)", archive.getvalue(), f"{stem}_heatmaps.zip",
+                       "application/zip")
