@@ -17,6 +17,26 @@ MAX_CACHE_BYTES = 2 * 1024**3
 MAX_FILTERS_PER_REQUEST = 1024
 MAX_STEPS = 2048
 MAX_IMAGE_SIDE = 512
+# Top-k dataset examples: most images one scan reads, and how many top/bottom examples are kept per
+# channel (any k up to this is then served from the stored index).
+MAX_SCAN_IMAGES = 20_000
+TOPK_KEPT = 32
+# Uploaded .zip of images: archive size, members, and bytes per member and in all once expanded.
+MAX_ZIP_BYTES = 200 * 1024 * 1024
+MAX_ZIP_MEMBERS = 20_000
+MAX_ZIP_MEMBER_BYTES = 20 * 1024 * 1024
+MAX_ZIP_EXPANDED_BYTES = 1024 * 1024 * 1024
+# Fashion-MNIST, where the Debian package dataset-fashion-mnist is installed.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Folders on the server the Top-k page may scan: off unless the operator lists them here.
+DATASET_DIRS_ENV = "CONVVIS_DATASET_DIRS"
+
+
+def dataset_dirs() -> list[Path]:
+    """The folders the operator allows the app to scan (``$CONVVIS_DATASET_DIRS``, separated by
+    ``os.pathsep``); none by default, so a public server never exposes its disk."""
+    value = os.environ.get(DATASET_DIRS_ENV, "")
+    return [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
 
 
 def cache_dir() -> Path:

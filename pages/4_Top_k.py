@@ -1,0 +1,223 @@
+"""Top k: the dataset images that excite a filter most, and where (OpenAI Microscope's dataset examples).
+
+A synthetic feature visualization can mislead; real images ground it. One scan ranks every filter of
+a layer at once and is cached on disk, so switching filters afterwards is instant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from convvis_core.cache import model_fingerprint
+from convvis_core.config import MAX_SCAN_IMAGES, MAX_ZIP_BYTES, TOPK_KEPT, dataset_dirs
+from convvis_core.datasets.base import Dataset, EncodedDataset
+from convvis_core.datasets.catalog import builtin_names, open_dataset
+from convvis_core.datasets.files import folder_dataset, zip_dataset
+from convvis_core.featureviz.grid import sort_by_activation, tile_image
+from convvis_core.layers import default_layer, spatial_layers
+from convvis_core.models import LoadedModel
+from convvis_core.topk import Example, ExampleView, TopKIndex, cached_index, example_views, scan
+from convvis_ui.cached import digest_of
+from convvis_ui.feedback import user_errors
+from convvis_ui.sidebar import model_sidebar
+
+FILTER_RESULTS = "convvis_filter_results"  # the Filters page's last run: ((model, layer, filters, settings), results)
+UPLOADED_ZIP = "convvis_topk_zip"  # (digest, file name, bytes) of the last .zip that held images
+LAST_ZIP_FILE = "_convvis_topk_last_zip"  # the uploader's file id, so a file is checked once
+DEFAULT_SCAN = 2000
+PER_ROW = 5
+CROP_WIDTH = 120
+WHOLE_IMAGE = 0.8  # a receptive field covering more of the image than this is not worth a crop
+LABELS = {"gallery": "Photo gallery", "mnist": "MNIST digits (5,000)", "fashion-mnist": "Fashion-MNIST (10,000)",
+          "upload": "Your .zip of images (upload)"}
+
+
+@st.cache_resource(show_spinner="Reading the dataset…", max_entries=4)
+def builtin_dataset(name: str) -> Dataset:
+    return open_dataset(name)
+
+
+@st.cache_resource(show_spinner="Checking every file in the archive…", max_entries=4)
+def uploaded_dataset(digest: str, file_name: str, _data: bytes) -> EncodedDataset:
+    return zip_dataset(_data, file_name)
+
+
+@st.cache_resource(show_spinner="Checking every file in the folder…", max_entries=4, ttl=600)
+def server_folder(path: str) -> EncodedDataset:
+    return folder_dataset(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def views(model_digest: str, preprocessing: str, dataset_id: str, layer: str, channel: int,
+          examples: tuple[Example, ...], _loaded: LoadedModel, _dataset: Dataset) -> list[ExampleView]:
+    """Overlays and crops for the examples shown; the arguments before the objects are the key."""
+    return example_views(_loaded, _dataset, layer, channel, examples)
+
+
+def dataset_label(option: str) -> str:
+    return f"📁 {option.removeprefix('folder:')}" if option.startswith("folder:") else LABELS[option]
+
+
+def pick_dataset(model_key: str, digits_model: bool) -> Dataset:
+    """The dataset picker (per model, starting at MNIST for digit models and the photos otherwise):
+    built-in sets, an uploaded .zip, or a folder the operator allows."""
+    options = builtin_names() + ["upload"] + [f"folder:{path}" for path in dataset_dirs()]
+    choice = st.selectbox("Dataset", options, index=options.index("mnist" if digits_model else "gallery"),
+                          format_func=dataset_label, key=f"topk_dataset_{model_key}")
+    with user_errors(stop=True):
+        if choice.startswith("folder:"):
+            return server_folder(choice.removeprefix("folder:"))
+        if choice != "upload":
+            return builtin_dataset(choice)
+        file = st.file_uploader("A .zip of images", type=["zip"], key="topk_zip_file",
+                                help=f"Up to {MAX_ZIP_BYTES // 2**20} MB. Read in memory, never extracted; files "
+                                     "with unsafe paths, links, nested archives or non-images are skipped.")
+        if file is not None and st.session_state.get(LAST_ZIP_FILE) != file.file_id:
+            st.session_state[LAST_ZIP_FILE] = file.file_id
+            data = file.getvalue()
+            digest = digest_of(data)
+            uploaded_dataset(digest, file.name, data)  # validate before accepting
+            st.session_state[UPLOADED_ZIP] = (digest, file.name, data)
+        if UPLOADED_ZIP not in st.session_state:
+            st.info("Upload a .zip of PNG, JPEG, GIF, BMP, TIFF or WebP images.")
+            st.stop()
+        return uploaded_dataset(*st.session_state[UPLOADED_ZIP])
+
+
+def report_skipped(dataset: Dataset) -> None:
+    """What the archive or folder held that is not scanned, by reason, with the names."""
+    if dataset.skipped:
+        counts = ", ".join(f"{len(names)} {reason}" for reason, names in dataset.skipped.items())
+        with st.expander(f"{dataset.skipped_count} file(s) skipped: {counts}", icon=":material/warning:"):
+            for reason, names in dataset.skipped.items():
+                st.markdown(f"**{reason}**: " + ", ".join(f"`{name}`" for name in names[:50])
+                            + (" …" if len(names) > 50 else ""))
+
+
+def synced_from_filters(model_key: str) -> tuple[str, int] | None:
+    """(layer, filter) of the Filters page's last run on this model: its only or strongest filter."""
+    stored = st.session_state.get(FILTER_RESULTS)
+    if not stored or stored[0][0] != model_key or not stored[1]:
+        return None
+    return stored[0][1], sort_by_activation(stored[1])[0].filter_index
+
+
+def feature_visualization(model_key: str, layer: str, channel: int) -> np.ndarray | None:
+    """The Filters page's picture of this filter, if its last run made one."""
+    stored = st.session_state.get(FILTER_RESULTS)
+    if not stored or stored[0][0] != model_key or stored[0][1] != layer:
+        return None
+    return next((tile_image(r) for r in stored[1] if r.filter_index == channel), None)
+
+
+def histogram(index: TopKIndex, channel: int, k: int) -> go.Figure:
+    """Every image's maximum for this filter; the lines mark where the top k and bottom k begin."""
+    values = index.maxima[:, channel]
+    figure = go.Figure(go.Histogram(x=values, nbinsx=60, marker_color="#4c78a8",
+                                    hovertemplate="max %{x}<br>%{y} images<extra></extra>"))
+    kth = min(k, len(index.top.value)) - 1
+    figure.add_vline(x=float(index.top.value[kth, channel]), line_color="#e45756", line_dash="dash",
+                     annotation_text=f"top {k}")
+    figure.add_vline(x=float(index.bottom.value[kth, channel]), line_color="#888", line_dash="dot",
+                     annotation_text=f"bottom {k}", annotation_position="top left")
+    figure.update_layout(title=f"Max activation of #{channel} over {index.count:,} images", height=300,
+                         xaxis_title="maximum over the map", yaxis_title="images", bargap=0.05,
+                         margin=dict(l=10, r=10, t=50, b=10))
+    return figure
+
+
+def show_examples(shown: list[ExampleView]) -> None:
+    for start in range(0, len(shown), PER_ROW):
+        for column, view in zip(st.columns(PER_ROW), shown[start:start + PER_ROW]):
+            example = view.example
+            column.image(view.overlay, width="stretch",
+                         caption=f"{example.rank}. {view.caption} · max {example.value:.3g} at "
+                                 f"({example.row}, {example.col}) · mean {example.mean:.3g}")
+            if view.field_fraction > WHOLE_IMAGE:
+                column.caption("The maximum's receptive field is (nearly) the whole image.")
+            else:
+                column.image(view.crop, width=CROP_WIDTH, caption="receptive field of the maximum")
+
+
+st.set_page_config(page_title="Top k · ConvVis", page_icon="🧠", layout="wide")
+loaded = model_sidebar()
+info = loaded.info
+
+st.title("Top k")
+st.caption("The dataset images that excite a filter most, and where: a synthetic feature visualization can "
+           "mislead, real examples ground it. One scan ranks every filter of the layer and is cached on disk.")
+
+layers = spatial_layers(loaded.model)
+if not layers:
+    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so it has no filters to rank.")
+    st.stop()
+by_path = {layer.path: layer for layer in layers}
+synced = synced_from_filters(info.key)
+preferred = synced[0] if synced and synced[0] in by_path else default_layer(loaded.model).path
+
+left, middle, right = st.columns([2, 1, 3])
+with left:
+    dataset = pick_dataset(info.key, info.input_size == (28, 28) and info.channels == 1)
+with middle:
+    most = min(len(dataset), MAX_SCAN_IMAGES)
+    count = int(st.number_input("Images to scan", 1, most, min(most, DEFAULT_SCAN),
+                                key=f"topk_count_{dataset.identity}",
+                                help=f"The first N of {len(dataset):,} images (at most {MAX_SCAN_IMAGES:,} a scan)."))
+with right:
+    layer_path = st.selectbox("Layer", list(by_path), index=list(by_path).index(preferred),
+                              format_func=lambda p: by_path[p].label, key=f"topk_layer_{info.key}")
+report_skipped(dataset)
+
+with user_errors(stop=True):
+    index = cached_index(loaded, dataset, layer_path, count)
+if index is None:
+    if not st.button(f"Scan {count:,} images on {layer_path}", type="primary",
+                     help=f"{dataset.name}: the first {count:,} images, every filter of the layer at once."):
+        st.info("Press **Scan**: one pass ranks every filter of the layer; it is then cached on disk.")
+        st.stop()
+    with st.status(f"Scanning {count:,} images on {layer_path}…", expanded=True) as status:
+        bar = st.progress(0.0, text="Starting (the first batch traces the model)…")
+        with user_errors(stop=True):
+            index = scan(loaded, dataset, layer_path, count,
+                         progress=lambda done, total: bar.progress(done / total, text=f"{done:,} of {total:,} images"))
+        status.update(label=f"Scanned {index.count:,} images: every filter of {layer_path} ranked", state="complete",
+                      expanded=False)
+
+strongest = int(np.argmax(index.top.value[0]))
+default_filter = synced[1] if synced and synced[0] == layer_path and synced[1] < index.channels else strongest
+controls = st.columns([1, 2, 2])
+channel = int(controls[0].number_input(f"Filter (0–{index.channels - 1})", 0, index.channels - 1, default_filter,
+                                       key=f"topk_filter_{info.key}_{layer_path}",
+                                       help="Starts at the Filters page's last filter on this layer, else at the "
+                                            "filter with the highest activation in the dataset."))
+most_kept = min(TOPK_KEPT, index.count)
+k = controls[1].slider("k", 1, most_kept, min(9, most_kept), key="topk_k") if most_kept > 1 else 1
+with controls[2]:
+    if st.button("Open this layer on the Filters page →", help="Its feature visualizations, next to these examples."):
+        st.session_state[f"layer_{info.key}"] = layer_path  # the Filters page's layer picker
+        st.switch_page("pages/1_Filters.py")
+
+with user_errors(stop=True):
+    top = index.top.examples(channel, k)
+    bottom = index.bottom.examples(channel, k)
+    key = (model_fingerprint(loaded.model), info.preprocessing, dataset.identity, layer_path, channel)
+    top_views, bottom_views = views(*key, tuple(top), loaded, dataset), views(*key, tuple(bottom), loaded, dataset)
+
+st.subheader(f"{layer_path} #{channel}: top {len(top)} of {index.count:,} images")
+if top[0].value == bottom[0].value:
+    st.warning(f"Filter #{channel} reaches the same maximum, {top[0].value:.3g}, on every image: it is dead or "
+               "saturated here, so the order below is just the dataset's.")
+show_examples(top_views)
+
+chart, picture = st.columns([3, 1])
+chart.plotly_chart(histogram(index, channel, k), config={"displayModeBar": False})
+synthetic = feature_visualization(info.key, layer_path, channel)
+if synthetic is not None:
+    picture.image(synthetic, width="stretch", caption=f"#{channel} as the Filters page optimized it")
+else:
+    picture.caption(f"Run #{channel} on the Filters page to see its synthetic picture here, beside the real ones.")
+
+st.subheader(f"Bottom {len(bottom)}: the images #{channel} responds to least")
+show_examples(bottom_views)
