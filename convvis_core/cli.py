@@ -71,7 +71,92 @@ def cmd_filters(args: argparse.Namespace) -> None:
         print(f"filter {result.filter_index:>4}: {state}{'  (cached)' if result.from_cache else ''}")
 
 
+def cmd_activations(args: argparse.Namespace) -> None:
+    from convvis_core.activations import channel_grid, channel_stats, default_spread, feature_maps
+    from convvis_core.models import load_model
+
+    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    paths = args.layer or [default_spread(loaded.model)[0].path]
+    maps_by_path = feature_maps(loaded, _image(args.image), paths, fit=args.fit)
+    for path, maps in maps_by_path.items():
+        out = args.out if len(maps_by_path) == 1 else args.out.with_stem(f"{args.out.stem}_{path.replace('/', '_')}")
+        channel_grid(maps, args.normalize, args.sort).to_pil().save(out)
+        stats = channel_stats(maps)
+        print(f"{out}\n  {path}: {maps.shape[0]}×{maps.shape[1]}, {stats.channels} channels, "
+              f"{int(stats.dead.sum())} dead, {int(stats.constant.sum())} constant")
+
+
+def cmd_circuit(args: argparse.Namespace) -> None:
+    from convvis_core.circuits import circuit, circuit_sheet
+    from convvis_core.featureviz import PRESETS, visualize_filters
+    from convvis_core.featureviz.grid import tile_image
+    from convvis_core.models import load_model
+
+    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    found = circuit(loaded, args.layer, args.filter, _image(args.image) if args.image else None, fit=args.fit)
+    settings = PRESETS[args.preset].replace(**({"steps": args.steps} if args.steps else {}))
+    print(f"visualizing {args.layer} #{args.filter} and its top {args.top} inputs…", file=sys.stderr)
+    head = visualize_filters(loaded, args.layer, [args.filter], settings)[0]
+    inputs = visualize_filters(loaded, found.source, [c.index for c in found.top(args.top)], settings) \
+        if found.source else None
+    pictures = None if inputs is None else [tile_image(result) for result in inputs]
+    circuit_sheet(found, args.top, tile_image(head), pictures).save(args.out)
+    print(f"wrote {args.out}\n{args.layer} #{args.filter} reads {found.source or 'the image'} "
+          f"(ranked by {found.ranked_by}){'; its weights are all about zero (dead)' if found.zero_weights else ''}:")
+    for row in found.table(args.top):
+        extra = f"  contribution {row['contribution']:+.4f}" if "contribution" in row else ""
+        print(f"{row['rank']:>3}. {row['name']:<30} {row['sign']:<11} norm {row['norm']:.4f}  sum {row['sum']:+.4f}{extra}")
+
+
+def cmd_topk(args: argparse.Namespace) -> None:
+    from convvis_core.config import TOPK_KEPT
+    from convvis_core.datasets.catalog import open_dataset
+    from convvis_core.errors import ConvVisError
+    from convvis_core.models import load_model
+    from convvis_core.topk import example_sheet, example_views, scan
+
+    if not 1 <= args.k <= TOPK_KEPT:
+        raise ConvVisError(f"-k must be 1 to {TOPK_KEPT} (the examples kept per filter).")
+    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    dataset = open_dataset(args.dataset)
+    for reason, names in dataset.skipped.items():
+        print(f"skipped {len(names)} file(s), {reason}: {', '.join(names[:5])}{', …' if len(names) > 5 else ''}",
+              file=sys.stderr)
+    index = scan(loaded, dataset, args.layer, args.limit,
+                 progress=lambda done, total: print(f"\r{done}/{total} images", end="", file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    top = index.top.examples(args.filter, args.k)
+    example_sheet(example_views(loaded, dataset, args.layer, args.filter, top)).save(args.out)
+    print(f"wrote {args.out}\n{args.layer} #{args.filter}, top {len(top)} of {index.count:,} images in "
+          f"{dataset.name}{' (cached scan)' if index.from_cache else ''}:")
+    for example in top:
+        print(f"{example.rank:>3}. {dataset.caption(example.index):<30} max {example.value:.4f} at "
+              f"({example.row}, {example.col})  mean {example.mean:.4f}")
+
+
+def cmd_cam(args: argparse.Namespace) -> None:
+    from convvis_core.activations import overlay
+    from convvis_core.cam import ClassTarget, FilterTarget, faithfulness, heatmap
+    from convvis_core.images import as_model_sees_it
+    from convvis_core.layers import default_layer
+    from convvis_core.models import load_model
+
+    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    image = _image(args.image)
+    target = None if args.class_index is None else ClassTarget(args.class_index)
+    if args.filter is not None:
+        target = FilterTarget(args.layer or default_layer(loaded.model).path, args.filter)
+    result = heatmap(loaded, image, args.method, target, args.layer, args.fit)
+    scores = faithfulness(loaded, image, result, args.fit)
+    overlay(as_model_sees_it(image, loaded.info, args.fit), result.values, args.alpha, "jet").save(args.out)
+    print(f"wrote {args.out}\ntarget: {result.target.describe(loaded.info.class_names)}\n"
+          f"layer: {result.layer or 'none (input gradients)'}\n"
+          f"deletion AUC:  {scores.deletion_auc:.4f} (lower is more faithful)\n"
+          f"insertion AUC: {scores.insertion_auc:.4f} (higher is more faithful)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from convvis_core.cam import METHODS
     from convvis_core.featureviz.presets import PRESETS
 
     parser = argparse.ArgumentParser(prog="python -m convvis_core", description=__doc__)
@@ -87,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--fit", choices=("stretch", "crop", "pad"), default="stretch",
                          help="how to bring the image to the model's input size")
     predict.set_defaults(run=cmd_predict)
+    activations = commands.add_parser("activations", help="feature maps of an image, all channels of a layer as a PNG grid")
+    activations.add_argument("model", help="registry name or a .keras/.h5 file")
+    activations.add_argument("image", help="image file, or a sample name such as 'chelsea'")
+    activations.add_argument("--layer", action="append", help="layer path (repeatable; default: the first "
+                             "layer of the default spread, see `layers`)")
+    activations.add_argument("--normalize", choices=("standardize", "minmax", "raw"), default="standardize",
+                             help="standardize: per channel, as in DLwP; minmax: per layer; raw: as computed")
+    activations.add_argument("--sort", action="store_true", help="channels by mean activation, strongest first")
+    activations.add_argument("--fit", choices=("stretch", "crop", "pad"), default="stretch",
+                             help="how to bring the image to the model's input size")
+    activations.add_argument("--out", type=Path, default=Path("activations.png"),
+                             help="PNG to write (with several layers, the layer is appended to the name)")
+    activations.set_defaults(run=cmd_activations)
     filters = commands.add_parser("filters", help="feature visualization of filters as a PNG grid")
     filters.add_argument("model", help="registry name or a .keras/.h5 file")
     filters.add_argument("layer", help="layer path (see `layers`)")
@@ -97,6 +195,41 @@ def build_parser() -> argparse.ArgumentParser:
     filters.add_argument("--seed", type=int, help="random seed (default 0)")
     filters.add_argument("--out", required=True, help="PNG file to write")
     filters.set_defaults(run=cmd_filters)
+    circuit = commands.add_parser("circuit", help="a filter's strongest input channels and kernel slices as a PNG")
+    circuit.add_argument("model", help="registry name or a .keras/.h5 file")
+    circuit.add_argument("layer", help="conv layer, or the BatchNorm/activation after one (see `layers`)")
+    circuit.add_argument("filter", type=int, help="filter index")
+    circuit.add_argument("--top", type=int, default=6, help="how many input channels (default 6)")
+    circuit.add_argument("--image", help="rank by contribution on this image (file or sample name) instead of weight")
+    circuit.add_argument("--fit", choices=("stretch", "crop", "pad"), default="stretch",
+                         help="how to bring the image to the model's input size")
+    circuit.add_argument("--preset", default="quick preview", choices=list(PRESETS))
+    circuit.add_argument("--steps", type=int, help="optimization steps (default: the preset's)")
+    circuit.add_argument("--out", default="circuit.png", help="PNG file to write (default circuit.png)")
+    circuit.set_defaults(run=cmd_circuit)
+    topk = commands.add_parser("topk", help="the dataset images that excite a filter most, as a PNG")
+    topk.add_argument("model", help="registry name or a .keras/.h5 file")
+    topk.add_argument("dataset", help="gallery, mnist, fashion-mnist, or a path to a .zip or folder of images")
+    topk.add_argument("--layer", required=True, help="layer path (see `layers`)")
+    topk.add_argument("--filter", type=int, required=True, help="filter index")
+    topk.add_argument("-k", type=int, default=9, help="how many images (default 9, at most 32)")
+    topk.add_argument("--limit", type=int, help="scan only the first LIMIT images (default: all, up to the limit)")
+    topk.add_argument("--out", default="topk.png", help="PNG file to write (default topk.png)")
+    topk.set_defaults(run=cmd_topk)
+    cam = commands.add_parser("cam", help="heatmap of where the model looked (Grad-CAM, ...) over the image as a "
+                                          "PNG, with its deletion/insertion AUC")
+    cam.add_argument("model", help="registry name or a .keras/.h5 file")
+    cam.add_argument("image", help="image file, or a sample name such as 'chelsea'")
+    cam.add_argument("--method", choices=list(METHODS), default="gradcam")
+    cam.add_argument("--class", dest="class_index", type=int, help="class index to explain (default: the top one)")
+    cam.add_argument("--filter", type=int, help="explain this filter of --layer instead of a class "
+                                                "(models without classes default to the most active one)")
+    cam.add_argument("--layer", help="layer path (default: the last layer with a map larger than 1×1)")
+    cam.add_argument("--fit", choices=("stretch", "crop", "pad"), default="stretch",
+                     help="how to bring the image to the model's input size")
+    cam.add_argument("--alpha", type=float, default=0.5, help="opacity of the map over the image (default 0.5)")
+    cam.add_argument("--out", default="cam.png", help="PNG file to write (default cam.png)")
+    cam.set_defaults(run=cmd_cam)
     return parser
 
 
@@ -108,5 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except ConvVisError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. --out in a folder that does not exist or is not writable
+        print(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     return 0

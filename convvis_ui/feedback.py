@@ -16,6 +16,6 @@ def user_errors(stop: bool = False) -> Iterator[None]:
     try:
         yield
     except ConvVisError as error:
-        st.error(str(error), icon="⚠️")
+        st.error(str(error), icon=":material/error:")
         if stop:
             st.stop()

@@ -32,7 +32,7 @@ def _decode(data: bytes, file_name: str) -> Image.Image:
 
 
 def _sample_label(name: str) -> str:
-    return "📤 your upload" if name == "upload" else SAMPLES[name].title
+    return "Your upload" if name == "upload" else SAMPLES[name].title
 
 
 def image_picker(info: ModelInfo, key: str = "image") -> ChosenImage:

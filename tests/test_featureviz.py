@@ -25,7 +25,7 @@ QUICK = PRESETS["quick preview"].replace(steps=24, size=224, batch_size=8)
 
 def direct_channel_mean(model: keras.Model, layer: str, image: np.ndarray, filter_index: int, mode: str) -> float:
     """The channel's mean activation on a uint8 image, by a plain Keras sub-model (independent of ConvVis)."""
-    probe = keras.Model(model.inputs, model.get_layer(layer).output)
+    probe = keras.Model(model.inputs[0], model.get_layer(layer).output)
     x = preprocess(image.astype(np.float32)[None], mode)
     return float(np.asarray(probe(x))[0, :, :, filter_index].mean())
 

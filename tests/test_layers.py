@@ -27,14 +27,14 @@ def test_feature_model_equals_a_direct_sub_model(mobilenet):
     ours = feature_model(mobilenet.model, ["conv_pw_3_relu", "conv_pw_13_relu"])(x)
     for path, value in zip(["conv_pw_3_relu", "conv_pw_13_relu"], ours):
         layer = mobilenet.model.get_layer(path)
-        direct = keras.Model(mobilenet.model.inputs, layer.output)(x)
+        direct = keras.Model(mobilenet.model.inputs[0], layer.output)(x)
         np.testing.assert_allclose(np.asarray(value), np.asarray(direct), rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
 def transfer_model(mobilenet):
     """A typical transfer-learning model: the ImageNet MobileNet nested as a base model."""
-    base = keras.Model(mobilenet.model.inputs, mobilenet.model.get_layer("conv_pw_13_relu").output,
+    base = keras.Model(mobilenet.model.inputs[0], mobilenet.model.get_layer("conv_pw_13_relu").output,
                        name="mobilenet_base")
     inputs = keras.Input((224, 224, 3))
     x = keras.layers.Rescaling(1.0, name="identity_scale")(inputs)
@@ -51,7 +51,7 @@ def test_nested_layers_are_listed_with_paths_and_reachable(mobilenet, transfer_m
     assert default_layer(transfer_model).path == "mobilenet_base/conv_pw_13_relu"
     x = model_input(load_sample("coffee"), mobilenet.info)
     ours = feature_model(transfer_model, ["mobilenet_base/conv_pw_5_relu"])(x)
-    direct = keras.Model(mobilenet.model.inputs, mobilenet.model.get_layer("conv_pw_5_relu").output)(x)
+    direct = keras.Model(mobilenet.model.inputs[0], mobilenet.model.get_layer("conv_pw_5_relu").output)(x)
     np.testing.assert_allclose(np.asarray(ours), np.asarray(direct), rtol=1e-5, atol=1e-5)
     table = {row["layer"]: row for row in layer_table(transfer_model)}
     assert table["mobilenet_base/conv_pw_5_relu"]["feature maps"]
