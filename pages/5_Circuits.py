@@ -186,7 +186,7 @@ for column, channel, picture in zip(st.columns(max(len(shown), 4)), shown, input
     column.badge(channel.sign, color=SIGN_COLOURS[channel.sign])
     column.plotly_chart(kernel_figure(channel.kernel, limit), key=f"kernel_{channel.index}",
                         config={"displayModeBar": False})
-    numbers = f"norm {channel.norm:.3g} · sum {channel.total:+.3g}"
+    numbers = f"norm {channel.norm:.2g} · sum {channel.total:+.2g}"
     if channel.contribution is not None:
         numbers += f" · contribution {channel.contribution:+.3g}"
     column.caption(numbers)

@@ -153,7 +153,7 @@ def test_the_page_shows_three_maps_with_their_faithfulness(mobilenet):
     labels = [m.label for m in at.metric]
     assert labels == ["Deletion AUC ↓", "Insertion AUC ↑"] * 3
     assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric)
-    assert [h.value for h in at.markdown[:3]] == ["#### Grad-CAM", "#### Grad-CAM++", "#### Score-CAM"]
+    assert [h.value for h in at.markdown[:3]] == ["#### Grad-CAM", "#### Grad-CAM++", "#### Layer-CAM"]
 
 
 def test_cli_writes_the_overlay_and_prints_the_target_and_its_aucs(mobilenet, tmp_path):

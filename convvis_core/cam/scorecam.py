@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from convvis_core.cam.base import CamMethod, Capture, Probe
+from convvis_core.parallel import in_slices
 
 
 def _masked_scores(probe: Probe, inputs: tf.Tensor, maps: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
@@ -21,7 +22,7 @@ def _masked_scores(probe: Probe, inputs: tf.Tensor, maps: tf.Tensor, index: tf.T
     low = tf.reduce_min(masks, axis=[1, 2, 3], keepdims=True)
     high = tf.reduce_max(masks, axis=[1, 2, 3], keepdims=True)
     masks = tf.math.divide_no_nan(masks - low, high - low)
-    return probe.kind.score(probe.target_model(inputs * masks, training=False), index)
+    return probe.kind.score(in_slices(probe.target_model, inputs * masks)[0], index)
 
 
 class ScoreCAM(CamMethod):

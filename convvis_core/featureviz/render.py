@@ -8,7 +8,6 @@ one image each; a repeat request is served from the result cache.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from convvis_core.featureviz.transforms import apply_transforms, build_transform
 from convvis_core.layers import PRE_ACTIVATION, activation_name, feature_model, find_layer, get_layer
 from convvis_core.logits import logits_model
 from convvis_core.models.base import LoadedModel
+from convvis_core.parallel import in_slices
 from convvis_core.precision import fast_dtype, with_compute_dtype
 from convvis_core.preprocessing import preprocess
 
@@ -58,26 +58,6 @@ def _flexible(model: keras.Model) -> keras.Model:
     return model
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _in_streams(model: keras.Model, inputs: tf.Tensor, streams: int) -> list[tf.Tensor]:
-    """The model's outputs for a batch computed as ``streams`` independent slices of one graph.
-    TensorFlow runs independent branches side by side, which keeps every core busy where one batch
-    alone leaves them waiting between small ops (2 cores: about 25% faster per image)."""
-    def listed(outputs) -> list[tf.Tensor]:
-        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-
-    batch = inputs.shape[0]
-    streams = min(streams, batch or 1)
-    if streams <= 1:
-        return listed(model(inputs, training=False))
-    sizes = [batch // streams + (part < batch % streams) for part in range(streams)]
-    parts = [listed(model(part, training=False)) for part in tf.split(inputs, sizes)]
-    return [tf.concat(pieces, axis=0) for pieces in zip(*parts)]
-
-
 class _Batch:
     """Variables and traced functions for one batch size (so the trace is reused across chunks)."""
 
@@ -100,7 +80,7 @@ class _Batch:
             tape.watch(self.params)
             images = renderer.param.to_image(self.params)
             values, _ = renderer.objective_on(renderer.fast_target, images, filters, tf.stack([seed, iteration]),
-                                              streams=_cores())
+                                              slices=None)
             total = tf.reduce_sum(values - penalty(renderer.settings, images))
         gradients = tape.gradient(total, self.params)
         norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=list(range(1, len(gradients.shape)))))
@@ -140,15 +120,15 @@ class _Renderer:
         self.lock = threading.Lock()  # the variables are shared: one request at a time
 
     def objective_on(self, target: keras.Model, images: tf.Tensor, filters: tf.Tensor,
-                     seed: tf.Tensor | None = None, streams: int = 1) -> tuple[tf.Tensor, tf.Tensor]:
+                     seed: tf.Tensor | None = None, slices: int | None = 1) -> tuple[tf.Tensor, tf.Tensor]:
         """(value to optimize, value to report) per image; transformed when a seed is given; the
-        model runs as ``streams`` parallel slices of the batch."""
+        model runs as ``slices`` parallel parts of the batch (None: one per core)."""
         if seed is not None:
             images = apply_transforms(self.transforms, images, seed)
         if self.fixed_size is not None:
             images = tf.image.resize(images, self.fixed_size)
         outputs = [tf.cast(output, tf.float32)
-                   for output in _in_streams(target, preprocess(images * 255.0, self.preprocessing), streams)]
+                   for output in in_slices(target, preprocess(images * 255.0, self.preprocessing), slices)]
         return self.objective(outputs[0], filters), self.objective(outputs[-1], filters)
 
     def run(self, filters: list[int], steps: int, seed: int, progress: Progress | None,
