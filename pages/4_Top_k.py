@@ -135,8 +135,8 @@ def show_examples(shown: list[ExampleView]) -> None:
             column.image(view.overlay, width="stretch",
                          caption=f"{example.rank}. {view.caption} · max {example.value:.3g} at "
                                  f"({example.row}, {example.col}) · mean {example.mean:.3g}")
-            if example.value <= 0:
-                column.caption("The filter is silent on this image (its maximum is at most 0): no place to crop.")
+            if example.value == 0 and example.mean == 0:
+                column.caption("The filter is silent on this image (zero everywhere): no place to crop.")
             elif view.field_fraction > WHOLE_IMAGE:
                 column.caption("The maximum's receptive field is (nearly) the whole image.")
             else:
