@@ -2,6 +2,11 @@
 
 A result is a dict of numpy arrays saved as one ``.npz`` (a zip with CRCs): a partial or corrupt
 file fails to load, is deleted, and the result is computed again; it is never shown.
+
+One cache serves every session of the server at once: files are written to a private temporary
+name and renamed into place (a reader sees a whole file or none), a file evicted while another
+thread reads it is simply a miss, and the arrays handed out are read-only, because one session's
+result is every session's.
 """
 
 from __future__ import annotations
@@ -11,30 +16,35 @@ import json
 import os
 import tempfile
 import threading
+import time
 import weakref
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import keras
 import numpy as np
 
-from convvis_core.config import MAX_CACHE_BYTES, cache_dir
+from convvis_core.config import (CACHE_EVICT_EVERY, MAX_CACHE_BYTES, MAX_CACHE_MEMORY_BYTES, MAX_CACHE_MEMORY_ENTRIES,
+                                 cache_dir)
 
 Arrays = dict[str, np.ndarray]
 _FINGERPRINTS: "weakref.WeakKeyDictionary[keras.Model, str]" = weakref.WeakKeyDictionary()
+_STALE_PART_SECONDS = 3600  # a temporary file this old was left by a writer that died
 
 
 def model_fingerprint(model: keras.Model) -> str:
     """A hash of the model's weights and architecture: two models share cache entries only if equal."""
-    if model not in _FINGERPRINTS:
+    found = _FINGERPRINTS.get(model)
+    if found is None:  # two threads may both compute it: the same value, so no lock is held meanwhile
         digest = hashlib.sha256(json.dumps(model.get_config(), sort_keys=True, default=str).encode())
         for weight in model.weights:
             value = np.ascontiguousarray(weight.numpy())
             digest.update(f"{weight.path}:{value.shape}:{value.dtype}".encode())
             digest.update(value.tobytes())
-        _FINGERPRINTS[model] = digest.hexdigest()
-    return _FINGERPRINTS[model]
+        found = _FINGERPRINTS.setdefault(model, digest.hexdigest())
+    return found
 
 
 def cache_key(*parts: Any) -> str:
@@ -42,22 +52,41 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class ResultCache:
-    """Memory (LRU) in front of a folder of ``.npz`` files; safe to share between threads."""
+def _read_only(array: Any) -> np.ndarray:
+    view = np.asarray(array).view()
+    view.flags.writeable = False
+    return view
 
-    def __init__(self, folder: Path | None, memory_entries: int = 512, max_bytes: int = MAX_CACHE_BYTES):
+
+def _size(arrays: Arrays) -> int:
+    return sum(array.nbytes for array in arrays.values())
+
+
+class ResultCache:
+    """Memory (LRU, bounded in entries and bytes) in front of a folder of ``.npz`` files (least
+    recently used deleted first past ``max_bytes``); safe to share between threads and processes."""
+
+    def __init__(self, folder: Path | None, memory_entries: int = MAX_CACHE_MEMORY_ENTRIES,
+                 max_bytes: int = MAX_CACHE_BYTES, memory_bytes: int = MAX_CACHE_MEMORY_BYTES,
+                 evict_every: int = CACHE_EVICT_EVERY):
         self.folder = folder
         self.memory_entries = memory_entries
         self.max_bytes = max_bytes
+        self.memory_bytes = memory_bytes
+        self.evict_every = evict_every
         self._memory: OrderedDict[str, Arrays] = OrderedDict()
-        self._lock = threading.Lock()
-        self._puts_since_eviction = 0
+        self._memory_used = 0
+        self._writes = 0
+        self._computing: dict[str, list] = {}  # key -> [lock, sessions using it]
+        self._lock = threading.Lock()  # the memory layer, the write counter and the key locks
+        self._evict_lock = threading.Lock()  # one eviction pass at a time
 
     def _path(self, key: str) -> Path:
         assert self.folder is not None
         return self.folder / key[:2] / f"{key}.npz"
 
     def get(self, key: str) -> Arrays | None:
+        """The arrays stored under ``key`` (read-only), or None."""
         with self._lock:
             if key in self._memory:
                 self._memory.move_to_end(key)
@@ -65,25 +94,28 @@ class ResultCache:
         if self.folder is None:
             return None
         path = self._path(key)
-        if not path.is_file():
-            return None
         try:
             with np.load(path, allow_pickle=False) as stored:
                 arrays = {name: stored[name] for name in stored.files}
+        except FileNotFoundError:  # never stored, or evicted a moment ago
+            return None
         except Exception:  # partial, truncated or corrupt: recompute rather than show it
             path.unlink(missing_ok=True)
             return None
-        os.utime(path)  # recently used: evicted last
-        self._remember(key, arrays)
-        return arrays
+        try:
+            os.utime(path)  # recently used: evicted last
+        except OSError:  # evicted meanwhile by another thread or process; what was read is whole
+            pass
+        return self._remember(key, arrays)
 
     def put(self, key: str, arrays: Arrays) -> None:
+        """Store ``arrays`` under ``key``; the caller hands them over and must not change them later."""
         self._remember(key, arrays)
         if self.folder is None:
             return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}-", suffix=".part")
         try:
             with os.fdopen(handle, "wb") as file:
                 np.savez(file, **arrays)
@@ -91,34 +123,77 @@ class ResultCache:
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)
-        self._puts_since_eviction += 1
-        if self._puts_since_eviction >= 32:
-            self._puts_since_eviction = 0
+        with self._lock:
+            self._writes += 1
+            due = self._writes % self.evict_every == 0
+        if due:
             self.evict()
 
-    def _remember(self, key: str, arrays: Arrays) -> None:
+    def _remember(self, key: str, arrays: Arrays) -> Arrays:
+        arrays = {name: _read_only(array) for name, array in arrays.items()}
+        size = _size(arrays)
         with self._lock:
-            self._memory[key] = arrays
-            self._memory.move_to_end(key)
-            while len(self._memory) > self.memory_entries:
-                self._memory.popitem(last=False)
+            previous = self._memory.pop(key, None)
+            if previous is not None:
+                self._memory_used -= _size(previous)
+            if size <= self.memory_bytes:  # a result larger than the whole layer stays on disk only
+                self._memory[key] = arrays
+                self._memory_used += size
+            while len(self._memory) > self.memory_entries or self._memory_used > self.memory_bytes:
+                _, dropped = self._memory.popitem(last=False)
+                self._memory_used -= _size(dropped)
+        return arrays
+
+    @contextmanager
+    def computing(self, key: str) -> Iterator[None]:
+        """Held while computing the result for ``key``: sessions that miss at once compute it once
+        (the others wait, then find it with :meth:`get`)."""
+        with self._lock:
+            entry = self._computing.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._computing[key]
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes of arrays held in the memory layer."""
+        with self._lock:
+            return self._memory_used
 
     def forget_memory(self) -> None:
         """Drop the in-memory layer (as a restart would); the disk stays."""
         with self._lock:
             self._memory.clear()
+            self._memory_used = 0
 
     def evict(self) -> None:
-        """Delete the least recently used files until the folder is under ``max_bytes``."""
-        if self.folder is None or not self.folder.is_dir():
+        """Delete the least recently used files until the folder is under ``max_bytes`` (and the
+        temporary files of writers that died)."""
+        if self.folder is None:
             return
-        files = [(path.stat().st_mtime, path.stat().st_size, path) for path in self.folder.glob("*/*.npz")]
-        total = sum(size for _, size, _ in files)
-        for _, size, path in sorted(files):
-            if total <= self.max_bytes:
-                break
-            path.unlink(missing_ok=True)
-            total -= size
+        with self._evict_lock:
+            files = []
+            for path in self.folder.glob("*/*"):
+                try:
+                    info = path.stat()
+                except FileNotFoundError:  # replaced or deleted meanwhile
+                    continue
+                if path.suffix == ".npz":
+                    files.append((info.st_mtime_ns, info.st_size, path))
+                elif path.suffix == ".part" and time.time() - info.st_mtime > _STALE_PART_SECONDS:
+                    path.unlink(missing_ok=True)
+            total = sum(size for _, size, _ in files)
+            for _, size, path in sorted(files):
+                if total <= self.max_bytes:
+                    break
+                path.unlink(missing_ok=True)
+                total -= size
 
 
 _DEFAULT: dict[str, ResultCache] = {}

@@ -7,25 +7,47 @@ from pathlib import Path
 
 CACHE_ENV = "CONVVIS_CACHE_DIR"
 
-# Largest image, in pixels, that is decoded at all (Pillow's bomb guard is set to this too).
+# Every limit ConvVis enforces is defined here, and checked where the input enters (see each comment).
+
+# Uploads, in MB: Streamlit refuses a larger file before any of our code runs. It is set in
+# .streamlit/config.toml ([server] maxUploadSize) and must equal this (a test checks); model files and
+# image archives share it, so no core limit sits above what the uploader lets through.
+MAX_UPLOAD_MB = 200
+# Largest image, in pixels, that is decoded at all (images.open_image; Pillow's bomb guard is set to this
+# too, in images.py, for any other Image.open).
 MAX_IMAGE_PIXELS = 40_000_000
-# Largest uploaded model file, in bytes.
-MAX_MODEL_BYTES = 300 * 1024 * 1024
-# Result caches on disk (feature visualizations, ...): least recently used files go first.
+# Largest uploaded model file, in bytes (models.uploaded.load_uploaded_model).
+MAX_MODEL_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+# Result caches (feature visualizations, top-k indexes), each: files on disk, least recently used
+# deleted first past MAX_CACHE_BYTES (checked every CACHE_EVICT_EVERY writes); and an in-memory layer
+# in front, least recently used dropped first past either of its limits.
 MAX_CACHE_BYTES = 2 * 1024**3
-# Feature visualization: most filters, steps and pixels one request may ask for.
+CACHE_EVICT_EVERY = 32
+MAX_CACHE_MEMORY_BYTES = 256 * 1024**2
+MAX_CACHE_MEMORY_ENTRIES = 512
+# Feature visualization: most filters, steps and pixels one request may ask for (featureviz.render).
 MAX_FILTERS_PER_REQUEST = 1024
 MAX_STEPS = 2048
 MAX_IMAGE_SIDE = 512
 # Top-k dataset examples: most images one scan reads, and how many top/bottom examples are kept per
-# channel (any k up to this is then served from the stored index).
+# channel (any k up to this is then served from the stored index) (topk.scan).
 MAX_SCAN_IMAGES = 20_000
 TOPK_KEPT = 32
-# Uploaded .zip of images: archive size, members, and bytes per member and in all once expanded.
-MAX_ZIP_BYTES = 200 * 1024 * 1024
+# Uploaded .zip of images: archive size, members, and bytes per member and in all once expanded
+# (datasets.files.zip_dataset; a server folder has the same member limits).
+MAX_ZIP_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_ZIP_MEMBERS = 20_000
 MAX_ZIP_MEMBER_BYTES = 20 * 1024 * 1024
 MAX_ZIP_EXPANDED_BYTES = 1024 * 1024 * 1024
+# Objects kept in memory per loaded model, shared by all sessions, oldest dropped first: traced
+# feature-visualization renderers (each holds its variables and traced step), sub-models reaching a
+# set of layers, and heatmap probes (each a sub-model with its traced passes).
+MAX_RENDERERS_PER_MODEL = 4
+MAX_FEATURE_MODELS_PER_MODEL = 32
+MAX_PROBES_PER_MODEL = 16
+# Models kept loaded by the app (convvis_ui.cached), shared by all sessions.
+MAX_LOADED_REGISTRY_MODELS = 6
+MAX_LOADED_UPLOADED_MODELS = 4
 # Fashion-MNIST, where the Debian package dataset-fashion-mnist is installed.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 # Folders on the server the Top-k page may scan: off unless the operator lists them here.

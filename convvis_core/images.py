@@ -19,6 +19,10 @@ from convvis_core.config import MAX_IMAGE_PIXELS
 from convvis_core.errors import ImageError
 from convvis_core.models.base import ModelInfo
 
+# Pillow's own guard, for any Image.open in the process: it warns above this and refuses above twice
+# this (DecompressionBombError) while reading the header, before any pixel is decoded.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
 Fit = Literal["stretch", "crop", "pad"]
 FITS: tuple[Fit, ...] = ("stretch", "crop", "pad")
 ImageSource = bytes | str | os.PathLike | BinaryIO | Image.Image

@@ -7,12 +7,15 @@ and a functional sub-model from the outer model's input reaches it without copyi
 from __future__ import annotations
 
 import difflib
+import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import keras
 
+from convvis_core.config import MAX_FEATURE_MODELS_PER_MODEL
 from convvis_core.errors import LayerError
 
 SEPARATOR = "/"
@@ -175,20 +178,28 @@ def _single_input(model: keras.Model):
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 
-_SUBMODELS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_SUBMODELS: "weakref.WeakKeyDictionary[keras.Model, OrderedDict]" = weakref.WeakKeyDictionary()
+# Held while a new model is built on a shared model's graph (sub-models, logits, probes): building
+# reads the graph and adds nodes to its layers, and sessions asking at once must get the same model.
+GRAPH_LOCK = threading.RLock()
 
 
 def feature_model(model: keras.Model, paths: Sequence[str]) -> keras.Model:
     """A functional model from ``model``'s input to the outputs of ``paths`` (shared weights;
     a path may end in ``:pre`` for the values before the layer's activation).
 
-    Cached per model, so the pages and loops that call it repeatedly build it once.
+    Cached per model (the most recently used ``MAX_FEATURE_MODELS_PER_MODEL``), so the pages and
+    loops that call it repeatedly build it once; sessions asking at once get the same one.
     """
     paths = tuple(paths)
-    cache = _SUBMODELS.setdefault(model, {})
-    if paths not in cache:
-        for path in paths:
-            find_layer(model, path.removesuffix(PRE_ACTIVATION))
-        outputs = [_symbolic_output(model, path) for path in paths]
-        cache[paths] = keras.Model(_single_input(model), outputs, name=f"{model.name}_features")
-    return cache[paths]
+    with GRAPH_LOCK:
+        cache = _SUBMODELS.setdefault(model, OrderedDict())
+        if paths not in cache:
+            for path in paths:
+                find_layer(model, path.removesuffix(PRE_ACTIVATION))
+            outputs = [_symbolic_output(model, path) for path in paths]
+            cache[paths] = keras.Model(_single_input(model), outputs, name=f"{model.name}_features")
+            while len(cache) > MAX_FEATURE_MODELS_PER_MODEL:
+                cache.popitem(last=False)
+        cache.move_to_end(paths)
+        return cache[paths]

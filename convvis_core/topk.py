@@ -14,6 +14,7 @@ position with respect to the input, says which part of an image to crop around a
 
 from __future__ import annotations
 
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -156,24 +157,26 @@ def layer_maps(model: keras.Model, path: str, inputs: tf.Tensor | np.ndarray) ->
 
 
 _REDUCERS: "weakref.WeakKeyDictionary[keras.Model, dict[str, Callable]]" = weakref.WeakKeyDictionary()
+_REDUCERS_LOCK = threading.Lock()  # sessions scanning the same layer at once share one trace
 
 
 def _reducer(model: keras.Model, path: str) -> Callable:
     """A traced function: uint8 pixel batch → per (image, channel) maximum, mean, and the maximum's
     row and column, plus the map size. One trace per layer and preprocessing serves every batch."""
-    per_model = _REDUCERS.setdefault(model, {})
-    if path not in per_model:
+    with _REDUCERS_LOCK:
+        per_model = _REDUCERS.setdefault(model, {})
+        if path not in per_model:
 
-        @tf.function(reduce_retracing=True)
-        def reduce(pixels: tf.Tensor, preprocessing: str) -> tuple[tf.Tensor, ...]:
-            maps = layer_maps(model, path, model_inputs(pixels, preprocessing))
-            shape = tf.shape(maps)
-            flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
-            where = tf.argmax(flat, axis=1, output_type=tf.int32)  # the first maximum, as numpy's argmax
-            return tf.reduce_max(flat, 1), tf.reduce_mean(flat, 1), where // shape[2], where % shape[2], shape[1:3]
+            @tf.function(reduce_retracing=True)
+            def reduce(pixels: tf.Tensor, preprocessing: str) -> tuple[tf.Tensor, ...]:
+                maps = layer_maps(model, path, model_inputs(pixels, preprocessing))
+                shape = tf.shape(maps)
+                flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
+                where = tf.argmax(flat, axis=1, output_type=tf.int32)  # the first maximum, as numpy's argmax
+                return tf.reduce_max(flat, 1), tf.reduce_mean(flat, 1), where // shape[2], where % shape[2], shape[1:3]
 
-        per_model[path] = reduce
-    return per_model[path]
+            per_model[path] = reduce
+        return per_model[path]
 
 
 def _padded(pixels: np.ndarray, batch_size: int) -> np.ndarray:
@@ -214,13 +217,27 @@ def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = N
          cache: ResultCache | None = None) -> TopKIndex:
     """Rank the first ``count`` images (default: all, up to the limit) for every channel of ``path``.
 
-    Served from the cache when this model, layer and dataset were scanned before.
+    Served from the cache when this model, layer and dataset were scanned before; sessions asking
+    for the same scan at once run it once.
     """
     found = cached_index(loaded, dataset, path, count, keep, cache)
     if found is not None:
         return found
-    channels = find_layer(loaded.model, path).channels
+    cache = cache or default_cache(CACHE_NAMESPACE)
     count = _scan_count(dataset, count)
+    key = _index_key(loaded, dataset, path, count, keep)
+    with cache.computing(key):
+        found = cached_index(loaded, dataset, path, count, keep, cache)  # another session's, just finished
+        if found is not None:
+            return found
+        index = _scan(loaded, dataset, path, count, keep, batch_size, progress)
+        cache.put(key, index.to_arrays())
+    return index
+
+
+def _scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: int, batch_size: int,
+          progress: Progress | None) -> TopKIndex:
+    channels = find_layer(loaded.model, path).channels
     reduce = _reducer(loaded.model, path)
     top = bottom = Ranking.empty(channels)
     maxima = np.empty((count, channels), np.float32)
@@ -236,9 +253,7 @@ def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = N
         map_size = (int(size[0]), int(size[1]))
         if progress:
             progress(int(indices[-1]) + 1, count)
-    index = TopKIndex(path, dataset.identity, count, map_size, top, bottom, maxima)
-    (cache or default_cache(CACHE_NAMESPACE)).put(_index_key(loaded, dataset, path, count, keep), index.to_arrays())
-    return index
+    return TopKIndex(path, dataset.identity, count, map_size, top, bottom, maxima)
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,16 @@ import hashlib
 
 import streamlit as st
 
+from convvis_core.config import MAX_LOADED_REGISTRY_MODELS, MAX_LOADED_UPLOADED_MODELS
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model, needs_conversion
 
 
-@st.cache_resource(show_spinner=False, max_entries=6)
+@st.cache_resource(show_spinner=False, max_entries=MAX_LOADED_REGISTRY_MODELS)
 def _registry_model(key: str) -> LoadedModel:
     return load_model(key)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=MAX_LOADED_UPLOADED_MODELS)
 def _uploaded_model(digest: str, file_name: str, _data: bytes) -> LoadedModel:
     return load_uploaded_model(_data, file_name)
 

