@@ -24,5 +24,9 @@ class ModelUnavailableError(ModelError):
     """A registry model whose weights cannot be had here (no network, no cache)."""
 
 
+class SettingsError(ConvVisError):
+    """Feature-visualization settings that give no picture: over the limits, or diverging to NaN."""
+
+
 class LayerError(ConvVisError):
-    """A layer that does not exist or has no spatial (4-D) output."""
+    """A layer that does not exist, has no spatial (4-D) output, or has no such filter."""

@@ -104,7 +104,8 @@ def default_layer(model: keras.Model) -> SpatialLayer:
     if not layers:
         raise LayerError(
             f"Model '{model.name}' has no layer with a spatial (4-D) output: it is not a CNN "
-            "over images, so there are no feature maps to visualize."
+            "over images, so there are no feature maps to visualize. Pick or upload a convolutional "
+            "model (one with Conv2D layers)."
         )
     with_area = [layer for layer in layers if (layer.height or 2) * (layer.width or 2) > 1]
     return (with_area or layers)[-1]

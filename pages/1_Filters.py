@@ -29,7 +29,8 @@ st.caption("Gradient ascent finds the image each filter responds to most (activa
 
 layers = spatial_layers(loaded.model)
 if not layers:
-    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so it has no filters to visualize.")
+    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so it has no filters to visualize. "
+             "Pick or upload a convolutional model (one with Conv2D layers) in the sidebar.")
     st.stop()
 
 preset_name = st.sidebar.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("quick preview"),

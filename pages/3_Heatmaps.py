@@ -95,7 +95,8 @@ st.caption("Where in the picture did the model look? Several methods side by sid
 
 layers = spatial_layers(loaded.model)
 if not layers:
-    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so there is no map to draw.")
+    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so there is no map to draw. "
+             "Pick or upload a convolutional model (one with Conv2D layers) in the sidebar.")
     st.stop()
 by_path = {layer.path: layer for layer in layers}
 with user_errors(stop=True):

@@ -78,8 +78,9 @@ def pick_dataset(model_key: str, digits_model: bool) -> Dataset:
             st.session_state[LAST_ZIP_FILE] = file.file_id
             data = file.getvalue()
             digest = digest_of(data)
-            uploaded_dataset(digest, file.name, data)  # validate before accepting
-            st.session_state[UPLOADED_ZIP] = (digest, file.name, data)
+            with user_errors():  # a refused archive is explained; the last good one stays in use
+                uploaded_dataset(digest, file.name, data)  # validate before accepting
+                st.session_state[UPLOADED_ZIP] = (digest, file.name, data)
         if UPLOADED_ZIP not in st.session_state:
             st.info("Upload a .zip of PNG, JPEG, GIF, BMP, TIFF or WebP images.")
             st.stop()
@@ -153,7 +154,8 @@ st.caption("The dataset images that excite a filter most, and where: a synthetic
 
 layers = spatial_layers(loaded.model)
 if not layers:
-    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so it has no filters to rank.")
+    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so it has no filters to rank. "
+             "Pick or upload a convolutional model (one with Conv2D layers) in the sidebar.")
     st.stop()
 by_path = {layer.path: layer for layer in layers}
 synced = synced_from_filters(info.key)

@@ -96,12 +96,15 @@ def zip_dataset(data: bytes, name: str = "upload.zip", max_bytes: int = MAX_ZIP_
                 max_members: int = MAX_ZIP_MEMBERS, max_member_bytes: int = MAX_ZIP_MEMBER_BYTES,
                 max_expanded_bytes: int = MAX_ZIP_EXPANDED_BYTES) -> EncodedDataset:
     """The images in a ``.zip`` held in memory; members are read (size-capped) but never extracted."""
+    if not data:
+        raise DatasetError(f"'{name}' is empty (0 bytes). Upload a .zip of PNG, JPEG, GIF, BMP, TIFF or WebP images.")
     if len(data) > max_bytes:
         raise DatasetError(f"'{name}' is {_megabytes(len(data))}; the limit is {_megabytes(max_bytes)}.")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
-        raise DatasetError(f"'{name}' is not a readable .zip archive ({error}).") from error
+        raise DatasetError(f"'{name}' is not a readable .zip archive ({error}). Create the archive again "
+                           "with a zip tool and upload the new file.") from error
     members = [info for info in archive.infolist() if not info.is_dir()]
     if len(members) > max_members:
         raise DatasetError(f"'{name}' holds {len(members):,} files; the limit is {max_members:,}. "

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.config import MAX_FILTERS_PER_REQUEST, MAX_IMAGE_SIDE, MAX_RENDERERS_PER_MODEL, MAX_STEPS
-from convvis_core.errors import ConvVisError, LayerError
+from convvis_core.errors import ConvVisError, LayerError, SettingsError
 from convvis_core.featureviz.objectives import make_objective
 from convvis_core.featureviz.optimizers import make_optimizer
 from convvis_core.featureviz.parameterizations import make_parameterization
@@ -148,7 +148,7 @@ class _Renderer:
                 on_frame(iteration + 1, dict(zip(filters, self._display(batch))))
         optimized, final = (values.numpy() for values in batch.evaluate(indices))
         if not (np.isfinite(final).all() and np.isfinite(batch.params.numpy()).all()):
-            raise ConvVisError(
+            raise SettingsError(
                 "The optimization diverged (the image became NaN or infinite). Lower the learning rate "
                 f"(now {self.settings.learning_rate}) or switch to the Adam optimizer, and run again."
             )
@@ -182,7 +182,7 @@ def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
     if not filters:
         raise ConvVisError("No filters chosen: pick at least one filter index.")
     if len(filters) > MAX_FILTERS_PER_REQUEST or settings.steps > MAX_STEPS or settings.size > MAX_IMAGE_SIDE:
-        raise ConvVisError(
+        raise SettingsError(
             f"Request too large: at most {MAX_FILTERS_PER_REQUEST} filters, {MAX_STEPS} steps and "
             f"{MAX_IMAGE_SIDE} px per run (asked {len(filters)} filters, {settings.steps} steps, {settings.size} px)."
         )

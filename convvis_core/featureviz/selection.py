@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convvis_core.errors import ConvVisError
+from convvis_core.errors import ConvVisError, LayerError
 
 
 def parse_filters(spec: str, count: int) -> list[int]:
@@ -25,7 +25,8 @@ def parse_filters(spec: str, count: int) -> list[int]:
         raise ConvVisError("No filters given; write e.g. 0-15,32")
     bad = [i for i in indices if not 0 <= i < count]
     if bad:
-        raise ConvVisError(f"Filter {bad[0]} is out of range: the layer has {count} filters (0–{count - 1}).")
+        raise LayerError(f"Filter {bad[0]} is out of range: the layer has {count} filters (0–{count - 1}). "
+                         f"Pick indices from 0 to {count - 1}.")
     return list(dict.fromkeys(indices))
 
 

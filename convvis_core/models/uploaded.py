@@ -35,7 +35,8 @@ def _model_config(path: Path, file_name: str) -> dict:
         if head.startswith(_ZIP_MAGIC):
             with zipfile.ZipFile(path) as archive:
                 if "config.json" not in archive.namelist():
-                    raise ModelError(f"'{file_name}' is a zip file but not a Keras model (no config.json).")
+                    raise ModelError(f"'{file_name}' is a zip file but not a Keras model (no config.json). "
+                                     "Save the model with model.save('model.keras') and upload that file.")
                 return json.loads(archive.read("config.json"))
         if head.startswith(_HDF5_MAGIC):
             with h5py.File(path, "r") as file:
@@ -81,16 +82,18 @@ def check_safe(config: dict, file_name: str) -> None:
         registered = str(item.get("registered_name") or "")
         if (isinstance(module, str) and module and not module.startswith("keras")) or ">" in registered:
             raise UnsafeModelError(
-                f"'{file_name}' uses the custom class {registered or class_name} (module {module}), "
-                "whose code is not part of Keras. ConvVis never executes code from an uploaded file: "
-                "rebuild the model from built-in Keras layers to visualize it."
+                f"'{file_name}' uses the custom class {registered or class_name}"
+                + (f" (module {module})" if module else "") + ", whose code is not part of Keras. "
+                "ConvVis never executes code from an uploaded file: rebuild the model from built-in "
+                "Keras layers to visualize it."
             )
 
 
 def load_uploaded_model(data: bytes, file_name: str) -> LoadedModel:
     """Validate and load an uploaded model file; every failure is a :class:`ModelError`."""
     if not data:
-        raise ModelError(f"'{file_name}' is empty (0 bytes).")
+        raise ModelError(f"'{file_name}' is empty (0 bytes). Upload a model saved with model.save(...) as "
+                         ".keras (Keras 3) or .h5 (Keras 2).")
     if len(data) > MAX_MODEL_BYTES:
         raise ModelError(
             f"'{file_name}' is {len(data) / 2**20:.0f} MB; the limit is {MAX_MODEL_BYTES / 2**20:.0f} MB."
