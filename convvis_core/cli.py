@@ -67,7 +67,8 @@ def cmd_filters(args: argparse.Namespace) -> None:
     filter_grid(results).save(args.out)
     print(f"wrote {args.out}")
     for result in results:
-        state = "dead (never activated)" if result.dead else f"{result.start_activation:.3f} -> {result.final_activation:.3f}"
+        state = "dead (zero gradient: nothing moves it)" if result.dead else f"{result.start_activation:.3f} -> {result.final_activation:.3f}"
+        state += "  (weak: barely fires; try --preset 'keras.io example')" if result.weak else ""
         print(f"filter {result.filter_index:>4}: {state}{'  (cached)' if result.from_cache else ''}")
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 from PIL import Image
 
 from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
-from convvis_core.featureviz.grid import sort_by_activation, tile_image
+from convvis_core.featureviz.grid import caption, sort_by_activation, tile_image
 from convvis_core.featureviz.selection import parse_filters, random_filters
 from convvis_core.featureviz.settings import OBJECTIVES, OPTIMIZERS, PARAMETERIZATIONS
 from convvis_core.images import to_png_bytes
@@ -136,10 +136,15 @@ if model_key != info.key:
 
 ordered = sort_by_activation(results)
 dead = [r.filter_index for r in ordered if r.dead]
+weak = [r.filter_index for r in ordered if r.weak]
 st.subheader(f"{shown_layer}: {len(results)} filter(s), strongest first")
 if dead:
-    st.warning(f"{len(dead)} dead filter(s), never activated by any image the optimizer tried: "
-               f"{', '.join(map(str, dead))}. They are shown as grey tiles, not noise.")
+    st.warning(f"{len(dead)} dead filter(s): {', '.join(map(str, dead))}. No change to the image moves them "
+               "(zero gradient, e.g. all-zero weights), so they are shown as grey tiles, not noise.")
+if weak:
+    st.info(f"{len(weak)} filter(s) barely fire on their pictures (what was maximized stayed below zero): "
+            f"{', '.join(map(str, weak))}. Their pictures show little of what they detect. Try plain pixels "
+            "and a larger learning rate under Advanced settings, or the 'keras.io example' preset.")
 grid = filter_grid(ordered, sort=False)
 downloads = st.columns(2)
 downloads[0].download_button("Download grid (PNG)", to_png_bytes(grid), f"{shown_layer.replace('/', '_')}_filters.png",
@@ -155,8 +160,7 @@ per_row = 8
 for start in range(0, min(len(ordered), 128), per_row):
     columns = st.columns(per_row)
     for column, result in zip(columns, ordered[start:start + per_row]):
-        caption = f"#{result.filter_index} · dead" if result.dead else f"#{result.filter_index} · {result.final_activation:.3g}"
-        column.image(tile_image(result), caption=caption, width="stretch")
+        column.image(tile_image(result), caption=caption(result), width="stretch")
 if len(ordered) > 128:
     st.image(grid, caption="All filters", width="stretch")
 

@@ -13,7 +13,7 @@ from PIL import Image
 from convvis_core.cache import model_fingerprint
 from convvis_core.circuits import Circuit, circuit, circuit_layers, kernel_images, linear_conv
 from convvis_core.featureviz import PRESETS, FilterResult, visualize_filters
-from convvis_core.featureviz.grid import tile_image
+from convvis_core.featureviz.grid import state, tile_image
 from convvis_core.images import as_model_sees_it
 from convvis_core.layers import SpatialLayer, activation_name, get_layer
 from convvis_core.models import LoadedModel
@@ -156,7 +156,7 @@ with user_errors(stop=True):
 
 head, facts = st.columns([1, 3], gap="large")
 head.image(tile_image(head_picture), width="stretch",
-           caption=f"{layer} #{filter_index}" + (" · dead" if head_picture.dead else ""))
+           caption=f"{layer} #{filter_index}{state(head_picture)}")
 page_links(head, info.key, layer, filter_index, "head")
 if first_layer:
     kernels = cached_kernel_images(fingerprint, info.preprocessing, layer, loaded)
@@ -180,7 +180,7 @@ st.subheader(f"Strongest inputs from {found.source or 'the image'}")
 limit = max(float(np.abs(channel.kernel).max()) for channel in shown) or 1.0
 for column, channel, picture in zip(st.columns(max(len(shown), 4)), shown, input_pictures or [None] * len(shown)):
     if picture is not None:
-        column.image(tile_image(picture), width="stretch", caption=channel.name + (" · dead" if picture.dead else ""))
+        column.image(tile_image(picture), width="stretch", caption=channel.name + state(picture))
     else:
         column.markdown(f"**{channel.name}**")
     column.badge(channel.sign, color=SIGN_COLOURS[channel.sign])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import keras
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from convvis_core.cache import ResultCache
 from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
+from convvis_core.featureviz.grid import caption
 from convvis_core.featureviz.parameterizations import FourierImage
 from convvis_core.featureviz.render import _renderer
 from convvis_core.featureviz.selection import parse_filters
@@ -92,6 +94,22 @@ def test_a_dead_filter_is_reported_and_drawn_grey():
     assert (grid[:, 32:] == 128).all() and grid[:, :32].std() > 0  # dead tile: flat grey, sorted last
 
 
+def test_a_filter_the_recipe_does_not_reach_is_weak_not_dead(lenet):
+    """LeNet's conv2 filters 0 and 2 stay below zero before their ReLU under the bounded Fourier recipe
+    (their pictures barely fire them), yet unbounded pixels with L2-normalized steps drive them high."""
+    filters = [0, 1, 2, 3]
+    bounded = visualize_filters(lenet, "conv2_relu", filters, QUICK.replace(steps=16, size=28), cache=ResultCache(None))
+    assert [r.weak for r in bounded] == [True, False, True, False]
+    assert not any(r.dead for r in bounded)  # their gradients are not zero: they are not dead
+    assert all(r.optimized_value < -0.2 and r.final_activation < 0.01 for r in (bounded[0], bounded[2]))
+    pixels = visualize_filters(lenet, "conv2_relu", filters, PRESETS["keras.io example"].replace(steps=16, size=28),
+                               cache=ResultCache(None))
+    assert not any(r.weak or r.dead for r in pixels)
+    assert min(r.final_activation for r in pixels) > 1.0
+    assert [caption(r) for r in bounded[2:]] == [f"#2 · {bounded[2].final_activation:.3g} · weak",
+                                                 f"#3 · {bounded[3].final_activation:.3g}"]
+
+
 def test_class_logit_images_are_classified_as_their_class(lenet):
     settings = PRESETS["Lucid"].replace(objective="class_logit", steps=48, pad=2, jitter=2, final_jitter=1, rotate=5.0)
     results = visualize_filters(lenet, "", [3, 8], settings, cache=ResultCache(None))
@@ -144,6 +162,8 @@ def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value == "conv2_relu: 6 filter(s), strongest first"
+    weak = re.search(r"^(\d+) filter\(s\) barely fire on their pictures .*?: ([\d, ]+)\.", at.info[0].value)
+    assert weak and int(weak[1]) == 3 and sorted(map(int, weak[2].split(", "))) == [0, 2, 5], at.info[0].value
     assert len(at.get("download_button")) == 3
     at.button[0].click().run()  # the same request again: served from the cache
     assert not at.exception

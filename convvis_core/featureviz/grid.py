@@ -24,9 +24,19 @@ def tile_image(result: FilterResult) -> np.ndarray:
     return np.full_like(result.image, _DEAD_GREY) if result.dead else result.image
 
 
+def state(result: FilterResult) -> str:
+    """" · dead", " · weak" or "": what a label says about a picture that shows little or nothing."""
+    return " · dead" if result.dead else " · weak" if result.weak else ""
+
+
+def caption(result: FilterResult) -> str:
+    """A picture's label: its filter, the activation it reached, and whether it is dead or weak."""
+    return f"#{result.filter_index}" + ("" if result.dead else f" · {result.final_activation:.3g}") + state(result)
+
+
 def filter_grid(results: Sequence[FilterResult], columns: int | None = None, sort: bool = True,
                 labels: bool = True, margin: int = 4) -> Image.Image:
-    """Tile the pictures with their filter index (and "dead" in place of noise for dead filters)."""
+    """Tile the pictures under their captions (grey in place of noise for dead filters)."""
     ordered = sort_by_activation(results) if sort else list(results)
     columns = columns or math.ceil(math.sqrt(len(ordered)))
     rows = math.ceil(len(ordered) / columns)
@@ -42,6 +52,5 @@ def filter_grid(results: Sequence[FilterResult], columns: int | None = None, sor
         y = margin + row * (height + margin + label_height)
         grid.paste(Image.fromarray(tile_image(result)).convert("RGB"), (x, y + label_height))
         if labels:
-            text = f"#{result.filter_index}" + (" dead" if result.dead else f"  {result.final_activation:.3g}")
-            draw.text((x, y), text, fill="black")
+            draw.text((x, y), caption(result), fill="black")
     return grid

@@ -33,7 +33,7 @@ from convvis_core.parallel import in_slices
 from convvis_core.precision import fast_dtype, with_compute_dtype
 from convvis_core.preprocessing import preprocess
 
-CACHE_NAMESPACE = "featureviz-v1"
+CACHE_NAMESPACE = "featureviz-v2"  # v2: "dead" means zero gradient only
 Progress = Callable[[int, int], None]  # (steps done, steps in all)
 FrameCallback = Callable[[int, dict[int, np.ndarray]], None]  # (step, {filter: uint8 image})
 
@@ -45,8 +45,14 @@ class FilterResult:
     start_activation: float  # the objective on the starting image
     final_activation: float  # the objective on the final image (no transforms)
     optimized_value: float  # what was maximized at the end (pre-activation for rectified layers)
-    dead: bool  # zero gradient throughout, or a rectified output still zero: never activated
+    dead: bool  # zero gradient throughout: nothing in the image moves this filter (e.g. all-zero weights)
     from_cache: bool = False
+
+    @property
+    def weak(self) -> bool:
+        """Alive (the image moves it), but what was maximized never rose above zero: the filter barely
+        fires on its picture. Not dead: another recipe (plain pixels, a larger step) may reach it."""
+        return not self.dead and self.optimized_value <= 0
 
 
 def _flexible(model: keras.Model) -> keras.Model:
@@ -153,7 +159,7 @@ class _Renderer:
                 f"(now {self.settings.learning_rate}) or switch to the Adam optimizer, and run again."
             )
         images = self._display(batch)
-        dead = (batch.max_gradient.numpy() == 0) | (self.rectified & (final <= 0))
+        dead = batch.max_gradient.numpy() == 0
         return [FilterResult(f, images[i], float(start[i]), float(final[i]), float(optimized[i]), bool(dead[i]))
                 for i, f in enumerate(filters)]
 
