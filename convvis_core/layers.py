@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import difflib
 import threading
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -17,6 +15,7 @@ import keras
 
 from convvis_core.config import MAX_FEATURE_MODELS_PER_MODEL
 from convvis_core.errors import LayerError
+from convvis_core.per_model import PerModelCache
 
 SEPARATOR = "/"
 PRE_ACTIVATION = ":pre"  # path suffix: the layer's values before its activation function
@@ -179,10 +178,10 @@ def _single_input(model: keras.Model):
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 
-_SUBMODELS: "weakref.WeakKeyDictionary[keras.Model, OrderedDict]" = weakref.WeakKeyDictionary()
 # Held while a new model is built on a shared model's graph (sub-models, logits, probes): building
 # reads the graph and adds nodes to its layers, and sessions asking at once must get the same model.
 GRAPH_LOCK = threading.RLock()
+_SUBMODELS = PerModelCache(MAX_FEATURE_MODELS_PER_MODEL, GRAPH_LOCK)
 
 
 def feature_model(model: keras.Model, paths: Sequence[str]) -> keras.Model:
@@ -192,15 +191,10 @@ def feature_model(model: keras.Model, paths: Sequence[str]) -> keras.Model:
     Cached per model (the most recently used ``MAX_FEATURE_MODELS_PER_MODEL``), so the pages and
     loops that call it repeatedly build it once; sessions asking at once get the same one.
     """
-    paths = tuple(paths)
-    with GRAPH_LOCK:
-        cache = _SUBMODELS.setdefault(model, OrderedDict())
-        if paths not in cache:
-            for path in paths:
-                find_layer(model, path.removesuffix(PRE_ACTIVATION))
-            outputs = [_symbolic_output(model, path) for path in paths]
-            cache[paths] = keras.Model(_single_input(model), outputs, name=f"{model.name}_features")
-            while len(cache) > MAX_FEATURE_MODELS_PER_MODEL:
-                cache.popitem(last=False)
-        cache.move_to_end(paths)
-        return cache[paths]
+    def build() -> keras.Model:
+        for path in paths:
+            find_layer(model, path.removesuffix(PRE_ACTIVATION))
+        outputs = [_symbolic_output(model, path) for path in paths]
+        return keras.Model(_single_input(model), outputs, name=f"{model.name}_features")
+
+    return _SUBMODELS.get(model, tuple(paths), build)

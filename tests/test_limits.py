@@ -5,17 +5,15 @@ through the function's parameter whose default is the config value."""
 from __future__ import annotations
 
 import inspect
-import io
 import os
-import struct
 import tomllib
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bad_inputs.corpus import png_header, zip_of
 from convvis_core import config, topk
 from convvis_core.cache import ResultCache, default_cache
 from convvis_core.cam.base import _PROBES, probe_for
@@ -55,35 +53,18 @@ def test_an_uploaded_model_leaves_no_file_behind(lenet, cache_folder, tmp_path, 
     assert not (Path(cache_folder) / "uploads").exists()  # and nothing accumulates in the cache folder
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
-
-
 def test_images_over_the_pixel_limit_are_refused_before_decoding():
     assert config.MAX_IMAGE_PIXELS == 40_000_000 and Image.MAX_IMAGE_PIXELS == config.MAX_IMAGE_PIXELS
-    over = _png_header_only(8000, 5001)  # 40.008 MP: our check, below Pillow's own error at twice the limit
+    over = png_header(8000, 5001)  # 40.008 MP: our check, below Pillow's own error at twice the limit
     with pytest.warns(Image.DecompressionBombWarning), pytest.raises(ImageError, match="8000×5001 pixels.*the limit is 40 MP"):
         open_image(over, name="big.png")
     with pytest.raises(ImageError, match="could not be decoded"):  # at the limit: size accepted, then decoded
-        open_image(_png_header_only(8000, 5000), name="limit.png")
+        open_image(png_header(8000, 5000), name="limit.png")
 
 
 def test_zip_archives_over_the_size_limit_are_refused_unread():
     with pytest.raises(DatasetError, match=f"the limit is {config.MAX_UPLOAD_MB} MB"):
         zip_dataset(bytes(config.MAX_ZIP_BYTES + 1), "big.zip")
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def test_zip_members_and_expanded_size_limits_default_to_config_and_are_enforced(tmp_path):
@@ -95,7 +76,7 @@ def test_zip_members_and_expanded_size_limits_default_to_config_and_are_enforced
     assert (folder_defaults["max_members"], folder_defaults["max_member_bytes"], folder_defaults["max_total_bytes"]) == (
         config.MAX_ZIP_MEMBERS, config.MAX_ZIP_MEMBER_BYTES, config.MAX_ZIP_EXPANDED_BYTES)
     png = to_png_bytes(Image.fromarray(np.arange(784, dtype=np.uint8).reshape(28, 28)))
-    archive = _zip({f"{i}.png": png for i in range(5)})
+    archive = zip_of([(f"{i}.png", png) for i in range(5)])
     dataset = zip_dataset(archive, max_expanded_bytes=3 * len(png))  # the fourth and fifth go over the total
     assert dataset.names == ["0.png", "1.png", "2.png"]
     assert dataset.skipped == {files.OVER_TOTAL: ["3.png", "4.png"]}

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from bad_inputs.corpus import zip_of
 from convvis_core import topk
 from convvis_core.cache import ResultCache
 from convvis_core.config import DATASET_DIRS_ENV, dataset_dirs
@@ -152,15 +153,7 @@ def test_a_hostile_zip_is_read_in_memory_keeping_only_the_good_images(tmp_path, 
     with pytest.raises(DatasetError, match="not a readable .zip"):
         zip_dataset(b"PK\x03\x04 garbage", "broken.zip")
     with pytest.raises(DatasetError, match="no image ConvVis can read"):
-        zip_dataset(zip_of({"a.txt": b"text"}), "text.zip")
-
-
-def zip_of(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+        zip_dataset(zip_of([("a.txt", b"text")]), "text.zip")
 
 
 def test_a_server_folder_is_offered_only_when_configured_and_links_are_not_followed(tmp_path, monkeypatch):

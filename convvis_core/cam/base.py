@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
-import weakref
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -30,6 +28,7 @@ from convvis_core.images import Fit, model_input
 from convvis_core.layers import GRAPH_LOCK, default_layer, feature_model, find_layer
 from convvis_core.logits import logits_model
 from convvis_core.models.base import LoadedModel
+from convvis_core.per_model import PerModelCache
 
 
 class EmptyHeatmapError(ConvVisError):
@@ -117,22 +116,13 @@ def _input_gradients(probe: Probe, inputs: tf.Tensor, index: tf.Tensor) -> tf.Te
     return tape.gradient(value, inputs)
 
 
-_PROBES: "weakref.WeakKeyDictionary[keras.Model, OrderedDict]" = weakref.WeakKeyDictionary()
-_PROBES_LOCK = threading.Lock()
+_PROBES = PerModelCache(MAX_PROBES_PER_MODEL)
 
 
 def probe_for(model: keras.Model, layer: str | None, target: Target) -> Probe:
     """The cached probe reaching ``layer`` (None: the target's output only) for ``target``'s kind;
     the most recently used ``MAX_PROBES_PER_MODEL`` are kept."""
-    with _PROBES_LOCK:
-        per_model = _PROBES.setdefault(model, OrderedDict())
-        key = (layer, target.source)
-        if key not in per_model:
-            per_model[key] = Probe(model, layer, target.source, type(target))
-            while len(per_model) > MAX_PROBES_PER_MODEL:
-                per_model.popitem(last=False)
-        per_model.move_to_end(key)
-        return per_model[key]
+    return _PROBES.get(model, (layer, target.source), lambda: Probe(model, layer, target.source, type(target)))
 
 
 def pinned(target: Target, probe: Probe, inputs: np.ndarray) -> Target:

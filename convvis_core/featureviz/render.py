@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import threading
-import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -29,6 +28,7 @@ from convvis_core.featureviz.transforms import apply_transforms, build_transform
 from convvis_core.layers import PRE_ACTIVATION, activation_name, feature_model, find_layer, get_layer
 from convvis_core.logits import logits_model
 from convvis_core.models.base import LoadedModel
+from convvis_core.per_model import PerModelCache
 from convvis_core.parallel import in_slices
 from convvis_core.precision import fast_dtype, with_compute_dtype
 from convvis_core.preprocessing import preprocess
@@ -168,19 +168,12 @@ class _Renderer:
         return images[..., 0] if images.shape[-1] == 1 else images
 
 
-_RENDERERS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
-_RENDERERS_LOCK = threading.Lock()
+_RENDERERS = PerModelCache(MAX_RENDERERS_PER_MODEL)
 
 
 def _renderer(loaded: LoadedModel, layer: str, settings: Settings, compute_dtype: str) -> _Renderer:
-    with _RENDERERS_LOCK:
-        per_model = _RENDERERS.setdefault(loaded.model, {})
-        key = (layer, loaded.info.preprocessing, compute_dtype, settings.traced_part())
-        if key not in per_model:
-            if len(per_model) >= MAX_RENDERERS_PER_MODEL:  # keep memory bounded: drop the oldest traced renderer
-                per_model.pop(next(iter(per_model)))  # (a session still using it keeps it until it is done)
-            per_model[key] = _Renderer(loaded, layer, settings, compute_dtype)
-        return per_model[key]
+    key = (layer, loaded.info.preprocessing, compute_dtype, settings.traced_part())
+    return _RENDERERS.get(loaded.model, key, lambda: _Renderer(loaded, layer, settings, compute_dtype))
 
 
 def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings) -> tuple[str, int]:

@@ -126,7 +126,7 @@ def _photo(size: tuple[int, int] = (48, 32)) -> Image.Image:
     return Image.fromarray(pixels.astype(np.uint8), "RGB")
 
 
-def _png_header(width: int, height: int) -> bytes:
+def png_header(width: int, height: int) -> bytes:
     """A PNG that is only a signature, an IHDR declaring ``width``×``height`` (8-bit RGB) and IEND."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
@@ -267,7 +267,7 @@ def truncated_keras() -> bytes:
 
 
 def zip_without_config() -> bytes:
-    return _zip([("notes.txt", b"a zip, but not a Keras model")])
+    return zip_of([("notes.txt", b"a zip, but not a Keras model")])
 
 
 @functools.cache
@@ -311,7 +311,7 @@ def _any_size_gray_check(loaded: LoadedModel) -> None:
 # -------------------------------------------------------------------------------------------------- zips
 
 
-def _zip(members: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+def zip_of(members: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in members:
@@ -326,7 +326,7 @@ def good_png() -> bytes:
 
 def _with_good(*members: tuple[str | zipfile.ZipInfo, bytes]) -> bytes:
     """A .zip of one readable image, ``good.png``, and the hostile ``members``."""
-    return _zip([("good.png", good_png()), *members])
+    return zip_of([("good.png", good_png()), *members])
 
 
 def _symlink(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
@@ -359,7 +359,7 @@ def zip_symlink() -> bytes:
 
 
 def zip_nested() -> bytes:
-    return _with_good(("inner.zip", _zip([("deeper.png", good_png())])))
+    return _with_good(("inner.zip", zip_of([("deeper.png", good_png())])))
 
 
 def zip_encrypted() -> bytes:
@@ -370,12 +370,12 @@ def zip_encrypted() -> bytes:
 @functools.cache
 def zip_many() -> bytes:
     tiny = _encode(Image.new("L", (1, 1), 128), "PNG")
-    return _zip([(f"tiny/{index:05d}.png", tiny) for index in range(10_000)], zipfile.ZIP_STORED)
+    return zip_of([(f"tiny/{index:05d}.png", tiny) for index in range(10_000)], zipfile.ZIP_STORED)
 
 
 @functools.cache
 def zip_too_many() -> bytes:
-    return _zip([(f"f{index:05d}.png", b"") for index in range(MAX_ZIP_MEMBERS + 1)], zipfile.ZIP_STORED)
+    return zip_of([(f"f{index:05d}.png", b"") for index in range(MAX_ZIP_MEMBERS + 1)], zipfile.ZIP_STORED)
 
 
 @functools.cache
@@ -392,7 +392,7 @@ def zip_member_lies() -> bytes:
 
 
 def zip_only_hostile() -> bytes:
-    return _zip([("../escape.png", good_png()), _symlink("link.png", "/etc/shadow")])
+    return zip_of([("../escape.png", good_png()), _symlink("link.png", "/etc/shadow")])
 
 
 # ----------------------------------------------------------------------------------------------- cases
@@ -413,10 +413,10 @@ CASES: list[Case] = [
     Case("text-as-jpeg", IMAGE, "a text file named .jpg", "notes.jpg", lambda: b"Meeting notes, not a picture.\n",
          ImageError, r"'notes.jpg' is not an image Pillow can read .*Upload a PNG, JPEG"),
     Case("decompression-bomb", IMAGE, "PNG header declaring 100000×100000 pixels", "bomb.png",
-         lambda: _png_header(100_000, 100_000), ImageError,
+         lambda: png_header(100_000, 100_000), ImageError,
          r"'bomb.png' declares a huge size \(possible decompression bomb\); the limit is 40 MP\. Downscale"),
     Case("over-pixel-limit", IMAGE, "PNG header declaring 9000×5000 pixels (45 MP)", "poster.png",
-         lambda: _png_header(9000, 5000), ImageError,
+         lambda: png_header(9000, 5000), ImageError,
          r"'poster.png' is 9000×5000 pixels \(45 MP\); the limit is 40 MP\. Downscale it"),
     Case("16-bit", IMAGE, "16-bit grayscale PNG", "depth16.png", sixteen_bit_png,
          check=_image_check("L", (3, 3), ((1, 0), 128))),
