@@ -31,3 +31,15 @@ class LoadedModel:
 
     model: keras.Model
     info: ModelInfo
+
+
+def name_unnamed_layers(model: keras.Model, names: dict[type, str]) -> keras.Model:
+    """Give the layers keras.applications leaves unnamed (one per type in ``names``) fixed names.
+
+    Keras numbers unnamed layers by a process-wide count ("input_layer_3" once three were built), and
+    a converted model file must not depend on what its process built before it.
+    """
+    for layer in model.layers:
+        if type(layer) in names:
+            layer.name = names[type(layer)]
+    return model

