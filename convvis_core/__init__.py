@@ -6,7 +6,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 
 from convvis_core.errors import ConvVisError, ImageError, LayerError, ModelError, ModelUnavailableError, UnsafeModelError
 from convvis_core.images import as_model_sees_it, model_input, open_image
-from convvis_core.layers import SpatialLayer, default_layer, feature_model, find_layer, spatial_layers
+from convvis_core.graph import LOGITS, sub_model
+from convvis_core.layers import SpatialLayer, default_layer, find_layer, spatial_layers
 from convvis_core.models import DEFAULT_MODEL, MODELS, LoadedModel, ModelInfo, load_model, load_uploaded_model, needs_conversion
 from convvis_core.predictions import Prediction, top_k
 from convvis_core.samples import load_sample, sample_names
@@ -14,7 +15,7 @@ from convvis_core.samples import load_sample, sample_names
 __all__ = [
     "ConvVisError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "UnsafeModelError",
     "as_model_sees_it", "model_input", "open_image",
-    "SpatialLayer", "default_layer", "feature_model", "find_layer", "spatial_layers",
+    "LOGITS", "sub_model", "SpatialLayer", "default_layer", "find_layer", "spatial_layers",
     "DEFAULT_MODEL", "MODELS", "LoadedModel", "ModelInfo", "load_model", "load_uploaded_model", "needs_conversion",
     "Prediction", "top_k",
     "load_sample", "sample_names",

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from convvis_core.images import Fit, model_input, to_uint8
-from convvis_core.layers import (SpatialLayer, activation_name, default_layer, feature_model, get_layer,
-                                 spatial_layers)
+from convvis_core.graph import activation_name, sub_model
+from convvis_core.layers import SpatialLayer, default_layer, find_layer, get_layer, spatial_layers
 from convvis_core.models.base import LoadedModel
 
 Normalization = Literal["standardize", "minmax", "raw"]
@@ -37,9 +37,10 @@ def feature_maps(loaded: LoadedModel, image: Image.Image, paths: Sequence[str],
     paths = list(dict.fromkeys(paths))
     if not paths:
         return {}
-    outputs = feature_model(loaded.model, paths)(model_input(image, loaded.info, fit), training=False)
-    if not isinstance(outputs, (list, tuple)):
-        outputs = [outputs]
+    for path in paths:
+        find_layer(loaded.model, path)
+    outputs = sub_model(loaded.model, paths)(model_input(image, loaded.info, fit), training=False)
+    outputs = outputs if len(paths) > 1 else [outputs]
     return {path: np.asarray(output, dtype=np.float32)[0] for path, output in zip(paths, outputs)}
 
 

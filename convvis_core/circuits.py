@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw
 
 from convvis_core.errors import LayerError
 from convvis_core.images import Fit, model_input, to_uint8
-from convvis_core.layers import SEPARATOR, SpatialLayer, feature_model, get_layer, spatial_layers
+from convvis_core.graph import flat_graph, sub_model
+from convvis_core.layers import SpatialLayer, get_layer, spatial_layers
 from convvis_core.models.base import LoadedModel
 from convvis_core.preprocessing import preprocess
 
@@ -123,41 +124,11 @@ def _layer(model: keras.Model, path: str) -> keras.layers.Layer:
     return layer
 
 
-def _output_path(prefix: str, layer: keras.layers.Layer) -> str:
-    """The path of the layer that really produces ``layer``'s output (entering nested models)."""
-    path = prefix + layer.name
-    if not isinstance(layer, keras.Model):
-        return path
-    return _output_path(path + SEPARATOR, layer.outputs[0]._keras_history.operation)
-
-
 def _producer(model: keras.Model, path: str) -> str | None:
-    """The path of the layer whose output is the single input of ``path``; None for the model input.
-
-    Crosses nested-model boundaries both ways. Raises :class:`LayerError` for a layer with several
-    inputs (Add, Concatenate), which has no single previous layer.
-    """
-    layer = _layer(model, path)
-    try:
-        tensor = layer.input
-    except (ValueError, AttributeError) as error:  # never called, or called on several inputs
-        raise LayerError(f"'{path}' is not connected to a single previous layer.") from error
-    if isinstance(tensor, (list, tuple, dict)):
-        raise LayerError(f"'{path}' has several inputs, so it has no single previous layer.")
-    operation = tensor._keras_history.operation
-    prefix = path.rpartition(SEPARATOR)[0]
-    if isinstance(operation, keras.layers.InputLayer):
-        if not prefix:
-            return None
-        nested = _layer(model, prefix)
-        feeds = [node.input_tensors for node in nested._inbound_nodes if node.input_tensors]
-        if len(feeds) != 1 or len(feeds[0]) != 1:
-            raise LayerError(f"Nested model '{prefix}' is called more than once or on several inputs.")
-        outer = prefix.rpartition(SEPARATOR)[0]
-        feeder = feeds[0][0]._keras_history.operation
-        return None if isinstance(feeder, keras.layers.InputLayer) and not outer else \
-            _output_path(outer + SEPARATOR if outer else "", feeder)
-    return _output_path(prefix + SEPARATOR if prefix else "", operation)
+    """The path of the layer whose output is the single input of ``path``; None for the model input
+    (nested-model boundaries do not exist in the flat graph)."""
+    _layer(model, path)
+    return flat_graph(model).producer(path)
 
 
 def _trace(model: keras.Model, path: str) -> _Trace:
@@ -320,7 +291,7 @@ def conv_inputs(loaded: LoadedModel, conv: LinearConv, image: Image.Image, fit: 
     batch = model_input(image, loaded.info, fit)
     if conv.conv_input is None:
         return batch[0]
-    return np.asarray(feature_model(loaded.model, [conv.conv_input])(batch, training=False), np.float32)[0]
+    return np.asarray(sub_model(loaded.model, [conv.conv_input])(batch, training=False), np.float32)[0]
 
 
 def _channel_names(conv: LinearConv, preprocessing: str) -> list[str]:

@@ -16,6 +16,22 @@ def _image(source: str):
     return open_image(source)
 
 
+def _load(args: argparse.Namespace):
+    """The model named on the command line, read with ``--preprocessing`` and named by ``--labels``."""
+    from convvis_core.labels import read_labels
+    from convvis_core.models import load_model
+    from convvis_core.preprocessing import MODES
+
+    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    if args.preprocessing:
+        loaded = loaded.with_preprocessing(args.preprocessing, "--preprocessing")
+    if args.labels:
+        loaded = loaded.with_labels(read_labels(args.labels.read_bytes(), args.labels.name), args.labels.name)
+    info = loaded.info
+    print(f"preprocessing: {info.preprocessing} ({MODES[info.preprocessing]}): {info.preprocessing_why}", file=sys.stderr)
+    return loaded
+
+
 def cmd_models(args: argparse.Namespace) -> None:
     from convvis_core.models import DEFAULT_MODEL, MODELS
 
@@ -29,18 +45,16 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 def cmd_layers(args: argparse.Namespace) -> None:
     from convvis_core.layers import spatial_layers
-    from convvis_core.models import load_model
 
-    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    loaded = _load(args)
     for layer in spatial_layers(loaded.model):
         print(f"{layer.path:<45} {layer.kind:<22} {layer.shape_text}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from convvis_core.models import load_model
     from convvis_core.predictions import top_k
 
-    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    loaded = _load(args)
     for prediction in top_k(loaded, _image(args.image), k=args.top, fit=args.fit):
         print(f"{prediction.rank}. {prediction.class_name:<30} {prediction.probability:.4f}  "
               f"(class {prediction.class_index})")
@@ -50,9 +64,8 @@ def cmd_filters(args: argparse.Namespace) -> None:
     from convvis_core.featureviz import PRESETS, filter_grid, visualize_filters
     from convvis_core.featureviz.selection import parse_filters
     from convvis_core.layers import find_layer
-    from convvis_core.models import load_model
 
-    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    loaded = _load(args)
     settings = PRESETS[args.preset]
     changes = {name: value for name, value in (("steps", args.steps), ("size", args.size), ("seed", args.seed))
                if value is not None}
@@ -74,9 +87,8 @@ def cmd_filters(args: argparse.Namespace) -> None:
 
 def cmd_activations(args: argparse.Namespace) -> None:
     from convvis_core.activations import channel_grid, channel_stats, default_spread, feature_maps
-    from convvis_core.models import load_model
 
-    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    loaded = _load(args)
     paths = args.layer or [default_spread(loaded.model)[0].path]
     maps_by_path = feature_maps(loaded, _image(args.image), paths, fit=args.fit)
     for path, maps in maps_by_path.items():
@@ -91,9 +103,8 @@ def cmd_circuit(args: argparse.Namespace) -> None:
     from convvis_core.circuits import circuit, circuit_sheet
     from convvis_core.featureviz import PRESETS, visualize_filters
     from convvis_core.featureviz.grid import tile_image
-    from convvis_core.models import load_model
 
-    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    loaded = _load(args)
     found = circuit(loaded, args.layer, args.filter, _image(args.image) if args.image else None, fit=args.fit)
     settings = PRESETS[args.preset].replace(**({"steps": args.steps} if args.steps else {}))
     print(f"visualizing {args.layer} #{args.filter} and its top {args.top} inputs…", file=sys.stderr)
@@ -113,12 +124,11 @@ def cmd_topk(args: argparse.Namespace) -> None:
     from convvis_core.config import TOPK_KEPT
     from convvis_core.datasets.catalog import open_dataset
     from convvis_core.errors import ConvVisError
-    from convvis_core.models import load_model
     from convvis_core.topk import example_sheet, example_views, scan
 
     if not 1 <= args.k <= TOPK_KEPT:
         raise ConvVisError(f"-k must be 1 to {TOPK_KEPT} (the examples kept per filter).")
-    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    loaded = _load(args)
     dataset = open_dataset(args.dataset)
     for reason, names in dataset.skipped.items():
         print(f"skipped {len(names)} file(s), {reason}: {', '.join(names[:5])}{', …' if len(names) > 5 else ''}",
@@ -140,9 +150,8 @@ def cmd_cam(args: argparse.Namespace) -> None:
     from convvis_core.cam import ClassTarget, FilterTarget, faithfulness, heatmap
     from convvis_core.images import as_model_sees_it
     from convvis_core.layers import default_layer
-    from convvis_core.models import load_model
 
-    loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    loaded = _load(args)
     image = _image(args.image)
     target = None if args.class_index is None else ClassTarget(args.class_index)
     if args.filter is not None:
@@ -160,21 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
     from convvis_core.cam import METHODS
     from convvis_core.featureviz.presets import PRESETS
 
+    from convvis_core.preprocessing import MODES
+
     parser = argparse.ArgumentParser(prog="python -m convvis_core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    model = argparse.ArgumentParser(add_help=False)  # what every command that loads a model takes
+    model.add_argument("model", help="registry name (see `models`) or a .keras/.h5 file")
+    model.add_argument("--preprocessing", choices=list(MODES),
+                       help="how the model's pixels are scaled (default: inferred from the model; see `layers`): "
+                            + "; ".join(f"{mode}: {text}" for mode, text in MODES.items()))
+    model.add_argument("--labels", type=Path, help="class names, one per line (.txt) or a .json list or "
+                                                   "class_indices dict, for a model file's outputs")
     commands.add_parser("models", help="list the models ConvVis knows by name").set_defaults(run=cmd_models)
-    layers = commands.add_parser("layers", help="list a model's spatial (4-D) layers")
-    layers.add_argument("model", help="registry name (see `models`) or a .keras/.h5 file")
+    layers = commands.add_parser("layers", parents=[model], help="list a model's spatial (4-D) layers")
     layers.set_defaults(run=cmd_layers)
-    predict = commands.add_parser("predict", help="top-k classes of an image")
-    predict.add_argument("model", help="registry name or a .keras/.h5 file")
+    predict = commands.add_parser("predict", parents=[model], help="top-k classes of an image")
     predict.add_argument("image", help="image file, or a sample name such as 'chelsea'")
     predict.add_argument("--top", type=int, default=5, help="how many classes (default 5)")
     predict.add_argument("--fit", choices=("stretch", "crop", "pad"), default="stretch",
                          help="how to bring the image to the model's input size")
     predict.set_defaults(run=cmd_predict)
-    activations = commands.add_parser("activations", help="feature maps of an image, all channels of a layer as a PNG grid")
-    activations.add_argument("model", help="registry name or a .keras/.h5 file")
+    activations = commands.add_parser("activations", parents=[model], help="feature maps of an image, all channels of a layer as a PNG grid")
     activations.add_argument("image", help="image file, or a sample name such as 'chelsea'")
     activations.add_argument("--layer", action="append", help="layer path (repeatable; default: the first "
                              "layer of the default spread, see `layers`)")
@@ -186,8 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     activations.add_argument("--out", type=Path, default=Path("activations.png"),
                              help="PNG to write (with several layers, the layer is appended to the name)")
     activations.set_defaults(run=cmd_activations)
-    filters = commands.add_parser("filters", help="feature visualization of filters as a PNG grid")
-    filters.add_argument("model", help="registry name or a .keras/.h5 file")
+    filters = commands.add_parser("filters", parents=[model], help="feature visualization of filters as a PNG grid")
     filters.add_argument("layer", help="layer path (see `layers`)")
     filters.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,32 (default 0-15)")
     filters.add_argument("--preset", default="Lucid", choices=list(PRESETS))
@@ -196,8 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     filters.add_argument("--seed", type=int, help="random seed (default 0)")
     filters.add_argument("--out", required=True, help="PNG file to write")
     filters.set_defaults(run=cmd_filters)
-    circuit = commands.add_parser("circuit", help="a filter's strongest input channels and kernel slices as a PNG")
-    circuit.add_argument("model", help="registry name or a .keras/.h5 file")
+    circuit = commands.add_parser("circuit", parents=[model], help="a filter's strongest input channels and kernel slices as a PNG")
     circuit.add_argument("layer", help="conv layer, or the BatchNorm/activation after one (see `layers`)")
     circuit.add_argument("filter", type=int, help="filter index")
     circuit.add_argument("--top", type=int, default=6, help="how many input channels (default 6)")
@@ -208,8 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     circuit.add_argument("--steps", type=int, help="optimization steps (default: the preset's)")
     circuit.add_argument("--out", default="circuit.png", help="PNG file to write (default circuit.png)")
     circuit.set_defaults(run=cmd_circuit)
-    topk = commands.add_parser("topk", help="the dataset images that excite a filter most, as a PNG")
-    topk.add_argument("model", help="registry name or a .keras/.h5 file")
+    topk = commands.add_parser("topk", parents=[model], help="the dataset images that excite a filter most, as a PNG")
     topk.add_argument("dataset", help="gallery, mnist, fashion-mnist, or a path to a .zip or folder of images")
     topk.add_argument("--layer", required=True, help="layer path (see `layers`)")
     topk.add_argument("--filter", type=int, required=True, help="filter index")
@@ -217,9 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     topk.add_argument("--limit", type=int, help="scan only the first LIMIT images (default: all, up to the limit)")
     topk.add_argument("--out", default="topk.png", help="PNG file to write (default topk.png)")
     topk.set_defaults(run=cmd_topk)
-    cam = commands.add_parser("cam", help="heatmap of where the model looked (Grad-CAM, ...) over the image as a "
+    cam = commands.add_parser("cam", parents=[model], help="heatmap of where the model looked (Grad-CAM, ...) over the image as a "
                                           "PNG, with its deletion/insertion AUC")
-    cam.add_argument("model", help="registry name or a .keras/.h5 file")
     cam.add_argument("image", help="image file, or a sample name such as 'chelsea'")
     cam.add_argument("--method", choices=list(METHODS), default="gradcam")
     cam.add_argument("--class", dest="class_index", type=int, help="class index to explain (default: the top one)")

@@ -49,4 +49,5 @@ def with_compute_dtype(model: keras.Model, dtype: str) -> keras.Model:
 
     clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
     clone.set_weights(model.get_weights())
+    clone.input_spec = None  # any image size, as the model it copies
     return clone

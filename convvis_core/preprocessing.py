@@ -5,6 +5,8 @@ Modes are plain strings so that model descriptions stay hashable and serializabl
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 
@@ -45,19 +47,32 @@ def preprocess(pixels: np.ndarray, mode: str) -> np.ndarray:
     raise ValueError(f"Unknown preprocessing mode {mode!r}; known: {', '.join(MODES)}")
 
 
-def deprocess(inputs: np.ndarray, mode: str) -> np.ndarray:
-    """Inverse of :func:`preprocess`: model-space values back to float 0..255 pixels."""
-    x = np.asarray(inputs, dtype=np.float32)
-    if mode == "tf":
-        return (x + 1.0) * 127.5
-    if mode == "caffe":
-        return (x + _CAFFE_MEAN_BGR)[..., ::-1]
-    if mode == "torch":
-        return (x * _TORCH_STD + _TORCH_MEAN) * 255.0
-    if mode == "efficientnet_lite":
-        return (x * 0.502 + 0.498) * 255.0
-    if mode == "unit":
-        return x * 255.0
-    if mode == "raw":
-        return x
-    raise ValueError(f"Unknown preprocessing mode {mode!r}; known: {', '.join(MODES)}")
+# keras.applications bases by the name Keras gives them, and the pixels each family was trained on.
+_FAMILIES = (
+    (r"(resnet\d+v2|mobilenetv2|mobilenet_\d|inception_v3|inception_resnet_v2|xception|nasnet)", "tf"),
+    (r"(vgg1[69]|resnet\d+)", "caffe"),
+    (r"densenet", "torch"),
+    (r"efficientnet_lite", "efficientnet_lite"),
+    (r"(efficientnet|convnext|mobilenetv3|regnet)", "raw"),
+)
+
+
+def infer_preprocessing(model: keras.Model, default: str = "unit") -> tuple[str, str]:
+    """(mode, why) for a model that came without a description of its pixels.
+
+    A model whose first layer rescales (``Rescaling`` or ``Normalization``) takes raw 0..255 pixels;
+    a model that is, or nests, a recognized keras.applications base takes that family's pixels;
+    anything else gets ``default``.
+    """
+    from convvis_core.graph import flat_graph
+
+    graph = flat_graph(model)
+    first = next(iter(graph.layers.items()), None)
+    if first and isinstance(first[1], (keras.layers.Rescaling, keras.layers.Normalization)):
+        return "raw", f"its first layer '{first[0]}' ({type(first[1]).__name__}) scales the pixels itself"
+    nested = (part for path in graph.layers for part in path.split("/")[:-1])
+    for name in dict.fromkeys([model.name, *nested]):
+        for pattern, mode in _FAMILIES:
+            if re.match(pattern, name.lower()):
+                return mode, f"'{name}' is a keras.applications base trained on these pixels"
+    return default, "nothing in the model says how its pixels were scaled: ConvVis' default"

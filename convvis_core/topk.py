@@ -31,7 +31,8 @@ from convvis_core.config import MAX_SCAN_IMAGES, TOPK_KEPT
 from convvis_core.datasets.base import Dataset, DatasetError
 from convvis_core.errors import LayerError
 from convvis_core.images import as_model_sees_it
-from convvis_core.layers import feature_model, find_layer
+from convvis_core.graph import sub_model
+from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel, ModelInfo
 from convvis_core.preprocessing import preprocess
 
@@ -152,8 +153,7 @@ def _prefetched(items: Iterator[T]) -> Iterator[T]:
 
 def layer_maps(model: keras.Model, path: str, inputs: tf.Tensor | np.ndarray) -> tf.Tensor:
     """The layer's maps (N, H, W, C) as float32 for preprocessed inputs, through the shared sub-model."""
-    maps = feature_model(model, [path])(inputs, training=False)
-    return tf.cast(maps[0] if isinstance(maps, (list, tuple)) else maps, tf.float32)
+    return tf.cast(sub_model(model, [path])(inputs, training=False), tf.float32)
 
 
 _REDUCERS: "weakref.WeakKeyDictionary[keras.Model, dict[str, Callable]]" = weakref.WeakKeyDictionary()

@@ -6,10 +6,9 @@ own session-state key and the widget is re-seeded from it on every page.
 
 from __future__ import annotations
 
-import dataclasses
-
 import streamlit as st
 
+from convvis_core.labels import read_labels
 from convvis_core.models import DEFAULT_MODEL, MODELS, LoadedModel
 from convvis_core.preprocessing import MODES
 from convvis_ui.cached import digest_of, registry_model, uploaded_model
@@ -18,6 +17,7 @@ from convvis_ui.feedback import user_errors
 CHOICE = "convvis_model"  # registry key, or "upload:<digest>"
 UPLOADS = "convvis_uploads"  # digest -> (file name, bytes)
 PREPROCESSING = "convvis_upload_preprocessing"  # digest -> preprocessing mode
+LABELS = "convvis_upload_labels"  # digest -> (labels file name, class names)
 _PICKER = "_convvis_model_picker"
 _LAST_UPLOAD = "_convvis_last_model_upload"
 
@@ -57,6 +57,7 @@ def model_sidebar() -> LoadedModel:
     st.session_state.setdefault(CHOICE, DEFAULT_MODEL)
     st.session_state.setdefault(UPLOADS, {})
     st.session_state.setdefault(PREPROCESSING, {})
+    st.session_state.setdefault(LABELS, {})
     with st.sidebar:
         st.header("Model")
         with st.expander("Use your own model"):
@@ -71,16 +72,40 @@ def model_sidebar() -> LoadedModel:
         if choice.startswith("upload:"):
             digest = choice.removeprefix("upload:")
             name, data = st.session_state[UPLOADS][digest]
-            loaded = uploaded_model(digest, name, data)
-            modes = list(MODES)
-            mode = st.sidebar.selectbox(
-                "Preprocessing this model expects", modes,
-                index=modes.index(st.session_state[PREPROCESSING].get(digest, loaded.info.preprocessing)),
-                format_func=lambda m: f"{m}: {MODES[m]}", key=f"_convvis_pre_{digest}",
-            )
-            st.session_state[PREPROCESSING][digest] = mode
-            loaded = LoadedModel(loaded.model, dataclasses.replace(loaded.info, preprocessing=mode))
+            loaded = _own_model_settings(digest, uploaded_model(digest, name, data))
         else:
             loaded = registry_model(choice)
-    st.sidebar.caption(loaded.info.description)
+    info = loaded.info
+    st.sidebar.caption(info.description)
+    st.sidebar.caption(f"Pixels: **{info.preprocessing}**, {MODES[info.preprocessing]} ({info.preprocessing_why})")
+    return loaded
+
+
+def _own_model_settings(digest: str, loaded: LoadedModel) -> LoadedModel:
+    """An uploaded model with the user's choice of preprocessing (inferred by default) and class names."""
+    modes = list(MODES)
+    inferred = loaded.info.preprocessing
+    mode = st.sidebar.selectbox(
+        "Pixels this model expects", modes,
+        index=modes.index(st.session_state[PREPROCESSING].get(digest, inferred)),
+        format_func=lambda m: f"{m}: {MODES[m]}", key=f"_convvis_pre_{digest}",
+        help=f"Inferred: {inferred}, because {loaded.info.preprocessing_why}. Every view and cached result "
+             "follows this choice.",
+    )
+    st.session_state[PREPROCESSING][digest] = mode
+    loaded = loaded.with_preprocessing(mode)
+    if not loaded.info.is_classifier:
+        return loaded
+    file = st.sidebar.file_uploader(
+        "Class names (optional)", type=["txt", "json"], key=f"_convvis_labels_{digest}",
+        help="labels.txt with one name per line in output order, or a .json list, or Keras' class_indices "
+             "dict ({\"cat\": 0, ...}).")
+    if file is not None:
+        with user_errors():
+            names = read_labels(file.getvalue(), file.name)
+            loaded.with_labels(names, file.name)  # a wrong count is refused before it is kept
+            st.session_state[LABELS][digest] = (file.name, names)
+    if digest in st.session_state[LABELS]:
+        source, names = st.session_state[LABELS][digest]
+        return loaded.with_labels(names, source)
     return loaded

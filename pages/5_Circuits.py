@@ -15,7 +15,8 @@ from convvis_core.circuits import Circuit, circuit, circuit_layers, kernel_image
 from convvis_core.featureviz import PRESETS, FilterResult, visualize_filters
 from convvis_core.featureviz.grid import state, tile_image
 from convvis_core.images import as_model_sees_it
-from convvis_core.layers import SpatialLayer, activation_name, get_layer
+from convvis_core.graph import activation_name
+from convvis_core.layers import SpatialLayer, get_layer
 from convvis_core.models import LoadedModel
 from convvis_ui.cached import digest_of
 from convvis_ui.feedback import user_errors

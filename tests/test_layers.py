@@ -8,7 +8,8 @@ import pytest
 
 from convvis_core.errors import LayerError
 from convvis_core.images import model_input
-from convvis_core.layers import default_layer, feature_model, find_layer, spatial_layers
+from convvis_core.graph import sub_model
+from convvis_core.layers import default_layer, find_layer, spatial_layers
 from convvis_core.model_summary import layer_table
 from convvis_core.samples import load_sample
 
@@ -22,9 +23,9 @@ def test_mobilenet_lists_its_spatial_layers(mobilenet):
     assert default_layer(mobilenet.model).path == "conv_pw_13_relu"
 
 
-def test_feature_model_equals_a_direct_sub_model(mobilenet):
+def test_sub_model_equals_a_direct_sub_model(mobilenet):
     x = model_input(load_sample("chelsea"), mobilenet.info)
-    ours = feature_model(mobilenet.model, ["conv_pw_3_relu", "conv_pw_13_relu"])(x)
+    ours = sub_model(mobilenet.model, ["conv_pw_3_relu", "conv_pw_13_relu"])(x)
     for path, value in zip(["conv_pw_3_relu", "conv_pw_13_relu"], ours):
         layer = mobilenet.model.get_layer(path)
         direct = keras.Model(mobilenet.model.inputs[0], layer.output)(x)
@@ -50,7 +51,7 @@ def test_nested_layers_are_listed_with_paths_and_reachable(mobilenet, transfer_m
     assert "mobilenet_base/conv1" in paths and "mobilenet_base/conv_pw_13_relu" in paths
     assert default_layer(transfer_model).path == "mobilenet_base/conv_pw_13_relu"
     x = model_input(load_sample("coffee"), mobilenet.info)
-    ours = feature_model(transfer_model, ["mobilenet_base/conv_pw_5_relu"])(x)
+    ours = sub_model(transfer_model, ["mobilenet_base/conv_pw_5_relu"])(x)
     direct = keras.Model(mobilenet.model.inputs[0], mobilenet.model.get_layer("conv_pw_5_relu").output)(x)
     np.testing.assert_allclose(np.asarray(ours), np.asarray(direct), rtol=1e-5, atol=1e-5)
     table = {row["layer"]: row for row in layer_table(transfer_model)}
@@ -68,7 +69,7 @@ def test_two_levels_of_nesting_are_reached():
     outer = keras.Model(outer_in, keras.layers.GlobalMaxPooling2D()(middle(keras.layers.Rescaling(2.0)(outer_in))))
     assert "middle/inner/deep_conv" in [layer.path for layer in spatial_layers(outer)]
     x = rng.normal(size=(2, 16, 16, 3)).astype("float32")
-    ours = np.asarray(feature_model(outer, ["middle/inner/deep_conv"])(x))
+    ours = np.asarray(sub_model(outer, ["middle/inner/deep_conv"])(x))
     np.testing.assert_allclose(ours, np.asarray(inner(2.0 * x)), rtol=1e-5, atol=1e-5)
 
 

@@ -24,7 +24,8 @@ from convvis_core.datasets.files import folder_dataset, zip_dataset
 from convvis_core.errors import ConvVisError, ImageError, LayerError, ModelError
 from convvis_core.featureviz import PRESETS, visualize_filters
 from convvis_core.images import open_image, to_png_bytes
-from convvis_core.layers import _SUBMODELS, feature_model, spatial_layers
+from convvis_core.graph import _SUB_MODELS, sub_model
+from convvis_core.layers import spatial_layers
 from convvis_core.models.uploaded import load_uploaded_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,10 +153,10 @@ def test_objects_kept_per_model_are_bounded(lenet):
     paths = [layer.path for layer in spatial_layers(lenet.model)]
     subsets = [tuple(p for bit, p in enumerate(paths) if mask >> bit & 1) for mask in range(1, 2 ** len(paths))]
     for subset in subsets[:config.MAX_FEATURE_MODELS_PER_MODEL + 3]:
-        feature_model(lenet.model, subset)
-    assert len(_SUBMODELS[lenet.model]) == config.MAX_FEATURE_MODELS_PER_MODEL
+        sub_model(lenet.model, subset)
+    assert len(_SUB_MODELS[lenet.model]) == config.MAX_FEATURE_MODELS_PER_MODEL
     recent = subsets[config.MAX_FEATURE_MODELS_PER_MODEL + 2]
-    assert feature_model(lenet.model, recent) is feature_model(lenet.model, recent)  # still cached
+    assert sub_model(lenet.model, recent) is sub_model(lenet.model, recent)  # still cached
     targets = [ClassTarget(0)] + [FilterTarget(path, 0) for path in paths]
     for layer in paths:
         for target in targets:

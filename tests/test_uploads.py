@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -10,9 +12,13 @@ import keras
 import numpy as np
 import pytest
 
+from PIL import Image
+
 from convvis_core.errors import ModelError, UnsafeModelError
+from convvis_core.labels import read_labels
 from convvis_core.layers import spatial_layers
 from convvis_core.models import load_model, load_uploaded_model
+from convvis_core.predictions import top_k
 
 
 def small_cnn(channels: int = 3) -> keras.Model:
@@ -108,3 +114,48 @@ def test_models_that_are_not_image_cnns_are_explained(tmp_path):
     mlp = keras.Model(vector, keras.layers.Dense(2)(vector))
     with pytest.raises(ModelError, match=r"input of shape \(10,\)"):
         load_uploaded_model(saved(mlp, tmp_path / "mlp.keras"), "mlp.keras")
+
+
+@pytest.mark.parametrize("file_name, text", [
+    ("labels.txt", "daisy\ndandelion\nrose\ntulip\n"),
+    ("labels.json", '["daisy", "dandelion", "rose", "tulip"]'),
+    ("index.json", '{"0": "daisy", "1": "dandelion", "2": "rose", "3": "tulip"}'),
+    ("class_indices.json", '{"rose": 2, "daisy": 0, "tulip": 3, "dandelion": 1}'),  # Keras' class_indices
+])
+def test_labels_files_name_an_own_models_classes(tmp_path, file_name, text):
+    loaded = load_uploaded_model(saved(small_cnn(), tmp_path / "m.keras"), "flowers.keras")
+    named = loaded.with_labels(read_labels(text.encode(), file_name), file_name)
+    assert named.info.class_names == ("daisy", "dandelion", "rose", "tulip")
+    assert named.info.key != loaded.info.key  # results cached under the old names are not reused
+    x = np.asarray(Image.new("RGB", (32, 32), (200, 30, 30)))
+    assert {p.class_name for p in top_k(named, Image.fromarray(x), k=4)} == set(named.info.class_names)
+
+
+@pytest.mark.parametrize("file_name, text, message", [
+    ("labels.txt", "daisy\nrose\n", "names 2 classes, but flowers.keras has 4 outputs"),
+    ("labels.txt", "daisy\n\nrose\ntulip\n", "an empty line"),
+    ("labels.json", '{"daisy": 0, "rose": 2}', "every index from 0 up"),
+    ("labels.json", "[daisy", "not valid JSON"),
+    ("labels.txt", "\n", "no names"),
+])
+def test_wrong_labels_files_get_a_clear_message(tmp_path, file_name, text, message):
+    loaded = load_uploaded_model(saved(small_cnn(), tmp_path / "m.keras"), "flowers.keras")
+    with pytest.raises(ModelError, match=message):
+        loaded.with_labels(read_labels(text.encode(), file_name), file_name)
+
+
+def test_cli_takes_labels_and_preprocessing_for_a_model_file(tmp_path):
+    path = tmp_path / "flowers.keras"
+    small_cnn().save(path)
+    (tmp_path / "labels.txt").write_text("daisy\ndandelion\nrose\ntulip\n")
+    Image.new("RGB", (40, 40), (10, 200, 10)).save(tmp_path / "green.png")
+    command = [sys.executable, "-m", "convvis_core", "predict", str(path), str(tmp_path / "green.png"), "--top", "4"]
+    inferred = subprocess.run(command + ["--labels", str(tmp_path / "labels.txt")], capture_output=True, text=True, timeout=300)
+    assert inferred.returncode == 0, inferred.stderr
+    assert "preprocessing: unit" in inferred.stderr and "nothing in the model says" in inferred.stderr
+    assert {line.split()[1] for line in inferred.stdout.splitlines()} == {"daisy", "dandelion", "rose", "tulip"}
+    chosen = subprocess.run(command + ["--labels", str(tmp_path / "labels.txt"), "--preprocessing", "tf"],
+                            capture_output=True, text=True, timeout=300)
+    assert "preprocessing: tf" in chosen.stderr and chosen.stdout != inferred.stdout
+    wrong = subprocess.run(command + ["--labels", str(path)], capture_output=True, text=True, timeout=300)
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr

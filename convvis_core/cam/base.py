@@ -1,6 +1,7 @@
 """The one mechanism every heatmap method shares (pytorch-grad-cam's ``base_cam``, in Keras 3).
 
-A :class:`Probe` is a two-output functional sub-model [layer, target output] with its passes
+A :class:`Probe` is a two-output sub-model [layer, target output], cut from the model's one flat
+graph (so the target depends on the layer even inside a nested base model), with its passes
 traced once: one ``tf.GradientTape`` pass captures the layer's activations A and the gradients
 dS/dA of the target's scalar S. A class activation map method only says how to weight A
 (:meth:`CamMethod.weights`: per channel, or per element); the base sums the weighted maps over
@@ -21,12 +22,12 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from convvis_core.cam.targets import LOGITS, ClassTarget, Target, check_target, default_target
+from convvis_core.cam.targets import ClassTarget, Target, check_target, default_target
 from convvis_core.config import MAX_PROBES_PER_MODEL
 from convvis_core.errors import ConvVisError
 from convvis_core.images import Fit, model_input
-from convvis_core.layers import GRAPH_LOCK, default_layer, feature_model, find_layer
-from convvis_core.logits import logits_model
+from convvis_core.graph import sub_model
+from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
 
@@ -45,21 +46,13 @@ class Heatmap:
     layer: str | None  # the layer the map was computed at; None for input-gradient maps
 
 
-def _single_output(outputs) -> tf.Tensor:
-    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-
-
 class Probe:
     """Traced passes for one (model, layer, target source), built once and reused for every class,
     filter and method; traced functions take the target index as a tensor."""
 
     def __init__(self, model: keras.Model, layer: str | None, source: str, kind: type):
-        with GRAPH_LOCK:
-            target_model = logits_model(model) if source == LOGITS else feature_model(model, [source])
-            self.target_model = target_model
-            self.layer_model = None if layer is None else keras.Model(
-                target_model.inputs[0], [_single_output(feature_model(model, [layer]).outputs),
-                                         _single_output(target_model.outputs)], name=f"{model.name}_cam_probe")
+        self.target_model = sub_model(model, [source])
+        self.layer_model = None if layer is None else sub_model(model, [layer, source])
         self.kind = kind
         self._traced: dict[Callable, Callable] = {}
         self._lock = threading.Lock()
@@ -84,8 +77,7 @@ class Probe:
     def capture(self, inputs: np.ndarray, index: int, gradients: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """The layer's activations and the gradients of the target's value, each (h, w, C), for one image."""
         if not gradients:
-            activations = _single_output(self.layer_model(inputs, training=False))
-            return np.asarray(activations)[0], None
+            return np.asarray(self.layer_model(inputs, training=False)[0])[0], None
         activations, grads = self.traced(_capture)(tf.convert_to_tensor(inputs, tf.float32),
                                                    tf.constant(index, tf.int32))
         return activations.numpy()[0], grads.numpy()[0]

@@ -19,10 +19,10 @@ from PIL import Image
 from convvis_core.activations import channel_stats, feature_maps
 from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.images import Fit
+from convvis_core.graph import LOGITS
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
 
-LOGITS = "<logits>"  # the source of class targets: the pre-softmax class scores
 
 
 class Target(Protocol):

@@ -25,8 +25,8 @@ from convvis_core.featureviz.parameterizations import make_parameterization
 from convvis_core.featureviz.regularizers import penalty
 from convvis_core.featureviz.settings import Settings
 from convvis_core.featureviz.transforms import apply_transforms, build_transforms
-from convvis_core.layers import PRE_ACTIVATION, activation_name, feature_model, find_layer, get_layer
-from convvis_core.logits import logits_model
+from convvis_core.graph import LOGITS, PRE_ACTIVATION, activation_name, sub_model
+from convvis_core.layers import find_layer, get_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
 from convvis_core.parallel import in_slices
@@ -53,15 +53,6 @@ class FilterResult:
         """Alive (the image moves it), but what was maximized never rose above zero: the filter barely
         fires on its picture. Not dead: another recipe (plain pixels, a larger step) may reach it."""
         return not self.dead and self.optimized_value <= 0
-
-
-def _flexible(model: keras.Model) -> keras.Model:
-    """Let a fully convolutional sub-model accept any image size (Keras checks the build size)."""
-    model.input_spec = None
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            _flexible(layer)
-    return model
 
 
 class _Batch:
@@ -106,19 +97,19 @@ class _Renderer:
         # activation, where gradients do not vanish; its real (rectified) output is reported.
         self.rectified = settings.objective != "class_logit" and activation_name(get_layer(loaded.model, layer)) is not None
         if settings.objective == "class_logit":
-            self.target = logits_model(loaded.model)
+            self.target = sub_model(loaded.model, [LOGITS])
             self.fixed_size = loaded.info.input_size
             side = max(self.fixed_size)
         else:
             paths = [layer + PRE_ACTIVATION, layer] if self.rectified and settings.objective != "deepdream" else [layer]
-            self.target = _flexible(feature_model(loaded.model, paths))
+            self.target = sub_model(loaded.model, paths)
             side = settings.size
             if tuple(self.target.inputs[0].shape[1:3]) not in ((None, None), (side, side)):
                 try:
                     self.target(tf.zeros([1, side, side, loaded.info.channels]))
                 except (ValueError, tf.errors.InvalidArgumentError):  # not fully convolutional up to the layer
                     self.fixed_size = loaded.info.input_size
-        self.fast_target = _flexible(with_compute_dtype(self.target, compute_dtype))
+        self.fast_target = with_compute_dtype(self.target, compute_dtype)
         self.param = make_parameterization(settings.parameterization, side, loaded.info.channels, settings.decorrelate)
         self.transforms = build_transforms(settings)
         self.objective = make_objective(settings.objective, settings.border)
@@ -189,7 +180,7 @@ def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
         if not loaded.info.is_classifier:
             raise ConvVisError(f"{loaded.info.display_name} has no classes, so there is no class logit to maximize.")
         count, what = len(loaded.info.class_names), "classes"
-        layer = "<logits>"
+        layer = LOGITS
     else:
         count, what = find_layer(loaded.model, layer).channels, "channels"
     bad = [f for f in filters if not 0 <= int(f) < count]

@@ -21,6 +21,7 @@ from convvis_core.config import MAX_MODEL_BYTES
 from convvis_core.errors import ModelError, UnsafeModelError
 from convvis_core.labels import imagenet_class_names
 from convvis_core.models.base import LoadedModel, ModelInfo
+from convvis_core.preprocessing import infer_preprocessing
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -147,6 +148,7 @@ def describe_uploaded(model: keras.Model, file_name: str, key: str) -> ModelInfo
         imagenet_class_names() if classes == 1000
         else tuple(f"class {i}" for i in range(classes)) if classes else None
     )
+    preprocessing, why = infer_preprocessing(model)
     return ModelInfo(
         key=key,
         display_name=file_name,
@@ -154,7 +156,8 @@ def describe_uploaded(model: keras.Model, file_name: str, key: str) -> ModelInfo
         + (f", {classes} classes" if classes else ", no classifier output"),
         input_size=(int(height), int(width)),
         channels=int(shape[-1]),
-        preprocessing="unit",
+        preprocessing=preprocessing,
         class_names=class_names,
         offline=True,
+        preprocessing_why=why,
     )
