@@ -162,10 +162,10 @@ class AppPage:
         with self.rerun(timeout_ms):
             button.click()
 
-    def upload(self, path: Path, timeout_ms: float = RUN_TIMEOUT_MS) -> None:
-        """Give a file to the main area's (only) file uploader."""
+    def upload(self, path: Path, within: Locator | None = None, timeout_ms: float = RUN_TIMEOUT_MS) -> None:
+        """Give a file to the first file uploader of ``within`` (default: the main area's)."""
         with self.rerun(timeout_ms):
-            self.main.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(path))
+            (within or self.main).get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(path))
 
     def problems(self) -> list[str]:
         """Texts of Streamlit exception boxes and error messages on the page."""

@@ -261,3 +261,27 @@ def test_circuits_page_shows_a_filters_inputs(app):
         assert app.main.get_by_text(re.compile("^(excitatory|inhibitory)$")).count() >= 6  # the inputs' badges
         images_shown(app, 7)  # the filter and its six strongest inputs, optimized
         charts_shown(app, 6)  # their kernels
+
+
+def test_an_uploaded_transfer_learning_model_is_explained_inside_its_base(app, mobilenet, tmp_path):
+    """The model users bring most: an ImageNet base nested in a new classifier, Grad-CAM inside the base."""
+    import keras
+    from test_own_models import mobilenet_base
+
+    inputs = keras.Input((224, 224, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(mobilenet_base(mobilenet)(inputs, training=False))
+    keras.Model(inputs, keras.layers.Dense(5, activation="softmax", name="flowers")(pooled)).save(tmp_path / "flowers.keras")
+    with step(app, "09_own_model_heatmaps"):
+        app.sidebar.get_by_text("Use your own model").click()
+        app.upload(tmp_path / "flowers.keras", within=app.sidebar)
+        expect(app.sidebar.get_by_role("combobox", name="Model")).to_have_value(re.compile("flowers.keras$"))
+        expect(app.sidebar.get_by_text(re.compile(r"^Pixels: tf, "))).to_be_visible()  # inferred from the base
+        app.go_to("Heatmaps")
+        layer = app.main.get_by_role("combobox", name="Layer the map is computed at")
+        app.choose(layer, "mobilenet_1.00_224/conv_pw_11_relu")
+        expect(layer).to_have_value(re.compile("^mobilenet_1.00_224/conv_pw_11_relu"))
+        app.main.get_by_text(re.compile(r"^3 heatmap\(s\) for ")).wait_for()
+        for title in ("Grad-CAM", "Grad-CAM++", "Layer-CAM"):
+            expect(app.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        expect(app.main.get_by_text("Deletion AUC ↓")).to_have_count(3)
+        charts_shown(app, 6)

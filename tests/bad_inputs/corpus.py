@@ -296,6 +296,15 @@ def two_input_model() -> bytes:
 
 
 @functools.cache
+def siamese_model() -> bytes:
+    """One nested base called on two versions of the image: its layers have two outputs each."""
+    inputs = keras.Input((16, 16, 3))
+    base = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="conv")], name="twin_base")
+    both = keras.layers.Add(name="add")([base(inputs), base(keras.layers.Rescaling(0.5, name="half")(inputs))])
+    return _saved(keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="pool")(both), name="siamese"), ".keras")
+
+
+@functools.cache
 def any_size_gray_model() -> bytes:
     return _saved(_tiny_cnn((None, None, 1)), ".h5")
 
@@ -464,6 +473,9 @@ CASES: list[Case] = [
          r"'mlp.keras' takes input of shape \(10,\); ConvVis needs images of shape \(height, width, 1\)"),
     Case("two-inputs", UPLOAD, "model with two image inputs", "pair.keras", two_input_model, ModelError,
          r"'pair.keras' has 2 inputs; ConvVis needs a model with one image input"),
+    Case("nested-model-called-twice", UPLOAD, "a nested base called twice (siamese)", "siamese.keras", siamese_model,
+         ModelError, r"The nested model 'twin_base' is called more than once in 'siamese', so its layers have no "
+                     r"single output to show or explain"),
     Case("any-size-gray-model", UPLOAD, "1-channel CNN of any input size (.h5), fed an RGB photo",
          "anysize.h5", any_size_gray_model, check=_any_size_gray_check),
     # .zip archives of images: through zip_dataset; on Top k's uploader. A hostile member is left out and
