@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from convvis_core.images import Fit, model_input, to_uint8
-from convvis_core.graph import activation_name, sub_model
+from convvis_core.graph import PRE_ACTIVATION, activation_name, sub_model
 from convvis_core.layers import SpatialLayer, default_layer, find_layer, get_layer, spatial_layers
 from convvis_core.models.base import LoadedModel
 
@@ -37,8 +37,8 @@ def feature_maps(loaded: LoadedModel, image: Image.Image, paths: Sequence[str],
     paths = list(dict.fromkeys(paths))
     if not paths:
         return {}
-    for path in paths:
-        find_layer(loaded.model, path)
+    for path in paths:  # a path may end in ":pre", for the values before the layer's activation
+        find_layer(loaded.model, path.removesuffix(PRE_ACTIVATION))
     outputs = sub_model(loaded.model, paths)(model_input(image, loaded.info, fit), training=False)
     outputs = outputs if len(paths) > 1 else [outputs]
     return {path: np.asarray(output, dtype=np.float32)[0] for path, output in zip(paths, outputs)}

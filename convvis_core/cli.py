@@ -1,10 +1,12 @@
-"""Command line on the same core functions the pages use: ``python -m convvis_core --help``."""
+"""Command line on the same core functions the pages use: ``convvis --help`` (or ``python -m convvis_core``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 
 def _image(source: str):
@@ -14,6 +16,19 @@ def _image(source: str):
     if source in SAMPLES and not Path(source).exists():
         return load_sample(source)
     return open_image(source)
+
+
+@contextmanager
+def _progress_bar(task: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (done/total, rate, time left) fed by the core's (done, total) callbacks."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn(f"{task}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
+               TextColumn("left"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        bar_task = bar.add_task(task, total=None)
+        yield lambda done, total: bar.update(bar_task, completed=done, total=total)
 
 
 def _load(args: argparse.Namespace):
@@ -72,11 +87,8 @@ def cmd_filters(args: argparse.Namespace) -> None:
     settings = settings.replace(**changes)
     filters = parse_filters(args.filters, find_layer(loaded.model, args.layer).channels)
 
-    def report(done: int, total: int) -> None:
-        print(f"\r{done}/{total} steps", end="", file=sys.stderr, flush=True)
-
-    results = visualize_filters(loaded, args.layer, filters, settings, progress=report)
-    print(file=sys.stderr)
+    with _progress_bar("filters", "steps") as report:
+        results = visualize_filters(loaded, args.layer, filters, settings, progress=report)
     filter_grid(results).save(args.out)
     print(f"wrote {args.out}")
     for result in results:
@@ -133,9 +145,8 @@ def cmd_topk(args: argparse.Namespace) -> None:
     for reason, names in dataset.skipped.items():
         print(f"skipped {len(names)} file(s), {reason}: {', '.join(names[:5])}{', …' if len(names) > 5 else ''}",
               file=sys.stderr)
-    index = scan(loaded, dataset, args.layer, args.limit,
-                 progress=lambda done, total: print(f"\r{done}/{total} images", end="", file=sys.stderr, flush=True))
-    print(file=sys.stderr)
+    with _progress_bar("scan", "images") as report:
+        index = scan(loaded, dataset, args.layer, args.limit, progress=report)
     top = index.top.examples(args.filter, args.k)
     example_sheet(example_views(loaded, dataset, args.layer, args.filter, top)).save(args.out)
     print(f"wrote {args.out}\n{args.layer} #{args.filter}, top {len(top)} of {index.count:,} images in "
@@ -171,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from convvis_core.preprocessing import MODES
 
-    parser = argparse.ArgumentParser(prog="python -m convvis_core", description=__doc__)
+    installed = not sys.argv[0].endswith("__main__.py")  # the `convvis` command rather than python -m
+    parser = argparse.ArgumentParser(prog="convvis" if installed else "python -m convvis_core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     model = argparse.ArgumentParser(add_help=False)  # what every command that loads a model takes
     model.add_argument("model", help="registry name (see `models`) or a .keras/.h5 file")

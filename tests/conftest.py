@@ -41,3 +41,16 @@ def lenet():
     from convvis_core.models import load_model
 
     return load_model("lenet_mnist")
+
+
+_BIG_MODELS = {"mobilenet", "efficientnet"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tiers: ``slow`` for every test that loads a big real model (or says so itself), ``browser`` for
+    the real-browser tests; ``python -m pytest -m "not slow and not browser"`` is the quick tier."""
+    for item in items:
+        if _BIG_MODELS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+        if item.path.name == "test_browser.py":
+            item.add_marker(pytest.mark.browser)

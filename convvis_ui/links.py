@@ -1,0 +1,120 @@
+"""How pages reach each other: typed links that are also URLs, and typed results pages share.
+
+A link names a page and what it should show (``open_filters("conv2_relu", "3")``); it switches
+page with those values as query parameters, so the same view is also a URL a lecturer can bookmark
+(``/filters?layer=conv2_relu&filters=3``). The page that is opened reads them with its own
+``*_request()`` function and sets its own widgets: no page ever writes another page's widget keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import streamlit as st
+
+from convvis_core.featureviz import FilterResult, Settings
+from convvis_core.featureviz.grid import sort_by_activation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class PageFile:
+    """A page: its title in the navigation, its URL path, its file."""
+
+    title: str
+    url_path: str
+    icon: str
+
+    @property
+    def file(self) -> Path:
+        return ROOT / "pages" / f"{self.url_path.replace('-', '_')}.py"
+
+
+FILTERS = PageFile("Filters", "filters", ":material/tune:")
+ACTIVATIONS = PageFile("Activations", "activations", ":material/grid_on:")
+HEATMAPS = PageFile("Heatmaps", "heatmaps", ":material/local_fire_department:")
+TOP_K = PageFile("Top k", "top-k", ":material/photo_library:")
+CIRCUITS = PageFile("Circuits", "circuits", ":material/account_tree:")
+PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS)  # the navigation's order
+
+
+_SERIAL = "_convvis_link_serial"  # counts links followed, so following the same link again applies it again
+
+
+def _open(page: PageFile, **values: str | int | None) -> None:
+    st.session_state[_SERIAL] = st.session_state.get(_SERIAL, 0) + 1
+    st.switch_page(str(page.file), query_params={name: str(value) for name, value in values.items() if value is not None})
+
+
+def open_filters(layer: str, filters: str | None = None) -> None:
+    """The Filters page on ``layer``, with ``filters`` ("3", "0-15,32") as its range."""
+    _open(FILTERS, layer=layer, filters=filters)
+
+
+def open_activations(layer: str, channel: int | None = None) -> None:
+    """The Activations page showing ``layer``, with ``channel`` enlarged."""
+    _open(ACTIVATIONS, layer=layer, channel=channel)
+
+
+def open_top_k(layer: str, channel: int | None = None) -> None:
+    """The Top k page on ``layer``, at filter ``channel``."""
+    _open(TOP_K, layer=layer, filter=channel)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a URL asks a page to show; each field None when the URL does not say."""
+
+    layer: str | None = None
+    filters: str | None = None
+    channel: int | None = None
+
+
+def request() -> Request:
+    """The view the URL asks for (unknown or malformed values are left to the page to refuse)."""
+    params = st.query_params
+    number = params.get("channel", params.get("filter"))
+    return Request(params.get("layer"), params.get("filters"),
+                   int(number) if number is not None and number.lstrip("-").isdigit() else None)
+
+
+def consume(key: str, value) -> None:
+    """Set a widget of the current page to a value the URL asks for, once per link followed (or per
+    URL opened): afterwards the user's own choice wins."""
+    applied = (st.session_state.get(_SERIAL, 0), value)
+    if value is not None and st.session_state.get(f"_linked_{key}") != applied:
+        st.session_state[key] = value
+        st.session_state[f"_linked_{key}"] = applied
+
+
+@dataclass(frozen=True)
+class FilterRun:
+    """The Filters page's last run, which Top k shows beside its real examples."""
+
+    model_key: str
+    layer: str
+    settings: Settings
+    results: tuple[FilterResult, ...]
+
+    @property
+    def strongest(self) -> int | None:
+        return sort_by_activation(list(self.results))[0].filter_index if self.results else None
+
+    def picture(self, layer: str, channel: int) -> FilterResult | None:
+        return next((r for r in self.results if r.filter_index == channel), None) if layer == self.layer else None
+
+
+_FILTER_RUN = "convvis_filter_run"
+
+
+def remember_filter_run(model_key: str, layer: str, settings: Settings, results: Sequence[FilterResult]) -> None:
+    st.session_state[_FILTER_RUN] = FilterRun(model_key, layer, settings, tuple(results))
+
+
+def last_filter_run(model_key: str) -> FilterRun | None:
+    """The Filters page's last run on this model, if any."""
+    run = st.session_state.get(_FILTER_RUN)
+    return run if run is not None and run.model_key == model_key else None
