@@ -35,12 +35,12 @@ from convvis_core.graph import sub_model
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel, ModelInfo
 from convvis_core.preprocessing import preprocess
+from convvis_core.progress import StepProgress
 
 CACHE_NAMESPACE = "topk-v1"
 BATCH_SIZE = 64
 DISPLAY_SIDE = 224  # smaller inputs (28×28 digits) are enlarged by a whole factor for display
 CROP_SIDE = 112  # crops are enlarged to about this many pixels a side
-Progress = Callable[[int, int], None]  # (images done, images in all)
 T = TypeVar("T")
 
 
@@ -213,7 +213,7 @@ def cached_index(loaded: LoadedModel, dataset: Dataset, path: str, count: int | 
 
 
 def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = None, keep: int = TOPK_KEPT,
-         batch_size: int = BATCH_SIZE, progress: Progress | None = None,
+         batch_size: int = BATCH_SIZE, progress: StepProgress | None = None,
          cache: ResultCache | None = None) -> TopKIndex:
     """Rank the first ``count`` images (default: all, up to the limit) for every channel of ``path``.
 
@@ -236,7 +236,7 @@ def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = N
 
 
 def _scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: int, batch_size: int,
-          progress: Progress | None) -> TopKIndex:
+          progress: StepProgress | None) -> TopKIndex:
     channels = find_layer(loaded.model, path).channels
     reduce = _reducer(loaded.model, path)
     top = bottom = Ranking.empty(channels)
