@@ -26,7 +26,7 @@ from convvis_core.layers import SpatialLayer, get_layer, spatial_layers
 from convvis_core.models.base import LoadedModel
 from convvis_core.preprocessing import preprocess
 
-Ranking = Literal["weight", "contribution"]
+RankBy = Literal["weight", "contribution"]  # what a circuit's inputs are ordered by
 # Layers between a conv and the layer picked that leave each channel a function of the same
 # channel only: the filter is still the conv's filter.
 _PER_CHANNEL = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation,
@@ -89,7 +89,7 @@ class Circuit:
     depthwise: str | None
     source: str | None
     inputs: tuple[InputChannel, ...]
-    ranked_by: Ranking
+    ranked_by: RankBy
     bias: float
     zero_weights: bool = False  # weights ≈ 0 next to the layer's other filters: nothing drives it (a dead filter)
 

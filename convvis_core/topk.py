@@ -57,7 +57,7 @@ class Example:
 
 
 @dataclass(frozen=True)
-class Ranking:
+class ChannelRanking:
     """For every channel, the kept images in rank order: arrays of shape (kept, channels)."""
 
     index: np.ndarray  # int64 dataset indices
@@ -67,18 +67,18 @@ class Ranking:
     col: np.ndarray
 
     @classmethod
-    def empty(cls, channels: int) -> "Ranking":
+    def empty(cls, channels: int) -> "ChannelRanking":
         return cls(np.empty((0, channels), np.int64), np.empty((0, channels), np.float32),
                    np.empty((0, channels), np.float32), np.empty((0, channels), np.int32),
                    np.empty((0, channels), np.int32))
 
-    def merged(self, later: "Ranking", keep: int, descending: bool) -> "Ranking":
+    def merged(self, later: "ChannelRanking", keep: int, descending: bool) -> "ChannelRanking":
         """The best ``keep`` rows of both per channel. ``later`` holds higher dataset indices, and a
         stable sort keeps ties in dataset order, so the result never depends on the batch size."""
         both = {field.name: np.concatenate([getattr(self, field.name), getattr(later, field.name)])
                 for field in fields(self)}
         order = np.argsort(-both["value"] if descending else both["value"], axis=0, kind="stable")[:keep]
-        return Ranking(**{name: np.take_along_axis(array, order, axis=0) for name, array in both.items()})
+        return ChannelRanking(**{name: np.take_along_axis(array, order, axis=0) for name, array in both.items()})
 
     def examples(self, channel: int, k: int) -> list[Example]:
         """The first ``k`` examples of ``channel`` (fewer if fewer images were scanned)."""
@@ -98,8 +98,8 @@ class TopKIndex:
     dataset: str  # the dataset's identity
     count: int
     map_size: tuple[int, int]  # (height, width) of the layer's maps
-    top: Ranking  # strongest maximum first
-    bottom: Ranking  # weakest maximum first
+    top: ChannelRanking  # strongest maximum first
+    bottom: ChannelRanking  # weakest maximum first
     maxima: np.ndarray  # (count, channels) float32: every image's maximum per channel, for histograms
     from_cache: bool = False
 
@@ -109,14 +109,14 @@ class TopKIndex:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"{name}_{field.name}": getattr(ranking, field.name)
-                  for name, ranking in (("top", self.top), ("bottom", self.bottom)) for field in fields(Ranking)}
+                  for name, ranking in (("top", self.top), ("bottom", self.bottom)) for field in fields(ChannelRanking)}
         return {**arrays, "maxima": self.maxima, "layer": np.array(self.layer), "dataset": np.array(self.dataset),
                 "count": np.array(self.count), "map_size": np.array(self.map_size)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], from_cache: bool = False) -> "TopKIndex":
-        top, bottom = (Ranking(**{field.name: arrays[f"{name}_{field.name}"] for field in fields(Ranking)})
-                       for name in ("top", "bottom"))
+        top, bottom = (ChannelRanking(**{field.name: arrays[f"{name}_{field.name}"]
+                                         for field in fields(ChannelRanking)}) for name in ("top", "bottom"))
         return cls(str(arrays["layer"]), str(arrays["dataset"]), int(arrays["count"]),
                    tuple(int(size) for size in arrays["map_size"]), top, bottom, arrays["maxima"], from_cache)
 
@@ -239,14 +239,14 @@ def _scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: in
           progress: StepProgress | None) -> TopKIndex:
     channels = find_layer(loaded.model, path).channels
     reduce = _reducer(loaded.model, path)
-    top = bottom = Ranking.empty(channels)
+    top = bottom = ChannelRanking.empty(channels)
     maxima = np.empty((count, channels), np.float32)
     map_size = (0, 0)
     prepared = ((indices, pixel_batch(images, loaded.info)) for indices, images in dataset.batches(batch_size, count))
     for indices, pixels in _prefetched(prepared):
         *per_image, size = reduce(tf.constant(_padded(pixels, batch_size)), loaded.info.preprocessing)
         peak, mean, row, col = (np.asarray(value)[:len(indices)] for value in per_image)
-        batch = Ranking(np.broadcast_to(indices[:, None], peak.shape).astype(np.int64), peak, mean, row, col)
+        batch = ChannelRanking(np.broadcast_to(indices[:, None], peak.shape).astype(np.int64), peak, mean, row, col)
         top = top.merged(batch, keep, descending=True)
         bottom = bottom.merged(batch, keep, descending=False)
         maxima[indices] = peak
