@@ -14,8 +14,6 @@ position with respect to the input, says which part of an image to crop around a
 
 from __future__ import annotations
 
-import threading
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Callable, Iterator, Sequence, TypeVar
@@ -27,13 +25,14 @@ from PIL import Image, ImageDraw
 
 from convvis_core.activations import overlay
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
-from convvis_core.config import MAX_SCAN_IMAGES, TOPK_KEPT
+from convvis_core.config import MAX_REDUCERS_PER_MODEL, MAX_SCAN_IMAGES, TOPK_KEPT
 from convvis_core.datasets.base import Dataset, DatasetError
 from convvis_core.errors import LayerError
 from convvis_core.images import as_model_sees_it
 from convvis_core.graph import sub_model
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel, ModelInfo
+from convvis_core.per_model import PerModelCache
 from convvis_core.preprocessing import preprocess
 from convvis_core.progress import StepProgress
 
@@ -156,27 +155,25 @@ def layer_maps(model: keras.Model, path: str, inputs: tf.Tensor | np.ndarray) ->
     return tf.cast(sub_model(model, [path])(inputs, training=False), tf.float32)
 
 
-_REDUCERS: "weakref.WeakKeyDictionary[keras.Model, dict[str, Callable]]" = weakref.WeakKeyDictionary()
-_REDUCERS_LOCK = threading.Lock()  # sessions scanning the same layer at once share one trace
+REDUCERS = PerModelCache(MAX_REDUCERS_PER_MODEL)  # by layer: sessions scanning one layer at once share a trace
 
 
 def _reducer(model: keras.Model, path: str) -> Callable:
     """A traced function: uint8 pixel batch → per (image, channel) maximum, mean, and the maximum's
     row and column, plus the map size. One trace per layer and preprocessing serves every batch."""
-    with _REDUCERS_LOCK:
-        per_model = _REDUCERS.setdefault(model, {})
-        if path not in per_model:
 
-            @tf.function(reduce_retracing=True)
-            def reduce(pixels: tf.Tensor, preprocessing: str) -> tuple[tf.Tensor, ...]:
-                maps = layer_maps(model, path, model_inputs(pixels, preprocessing))
-                shape = tf.shape(maps)
-                flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
-                where = tf.argmax(flat, axis=1, output_type=tf.int32)  # the first maximum, as numpy's argmax
-                return tf.reduce_max(flat, 1), tf.reduce_mean(flat, 1), where // shape[2], where % shape[2], shape[1:3]
+    def build() -> Callable:
+        @tf.function(reduce_retracing=True)
+        def reduce(pixels: tf.Tensor, preprocessing: str) -> tuple[tf.Tensor, ...]:
+            maps = layer_maps(model, path, model_inputs(pixels, preprocessing))
+            shape = tf.shape(maps)
+            flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
+            where = tf.argmax(flat, axis=1, output_type=tf.int32)  # the first maximum, as numpy's argmax
+            return tf.reduce_max(flat, 1), tf.reduce_mean(flat, 1), where // shape[2], where % shape[2], shape[1:3]
 
-            per_model[path] = reduce
-        return per_model[path]
+        return reduce
+
+    return REDUCERS.get(model, path, build)
 
 
 def _padded(pixels: np.ndarray, batch_size: int) -> np.ndarray:

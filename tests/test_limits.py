@@ -163,3 +163,4 @@ def test_objects_kept_per_model_are_bounded(lenet):
             probe_for(lenet.model, layer, target)
     assert len(paths) * len(targets) > config.MAX_PROBES_PER_MODEL
     assert len(_PROBES[lenet.model]) == config.MAX_PROBES_PER_MODEL
+    assert topk.REDUCERS.limit == config.MAX_REDUCERS_PER_MODEL  # a scan's traced reducer per layer

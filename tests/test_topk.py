@@ -196,7 +196,7 @@ def test_the_index_is_cached_on_disk_and_reused_without_running_the_model(lenet,
     dataset = digits(200)
     first = scan(lenet, dataset, "conv2_relu", cache=ResultCache(tmp_path))
     assert not first.from_cache and len(list(tmp_path.glob("*/*.npz"))) == 1
-    monkeypatch.setattr(topk, "_reducer", lambda *a: pytest.fail("the model ran again"))
+    monkeypatch.setattr(topk.REDUCERS, "get", lambda *a: pytest.fail("the model ran again"))
     monkeypatch.setattr(topk, "pixel_batch", lambda *a: pytest.fail("the images were read again"))
     again = scan(lenet, dataset, "conv2_relu", cache=ResultCache(tmp_path))  # a new process would see just the disk
     assert again.from_cache
