@@ -8,8 +8,7 @@ O(k × channels) however many images pass. Each image's maximum per channel is a
 histogram (images × channels floats, small). The index is cached on disk by model weights, layer and
 dataset, so after one scan every filter's examples are instant.
 
-The receptive field of every map position, measured once per layer from the gradient of that
-position with respect to the input, says which part of an image to crop around a maximum.
+Where an example's maximum sits in the image is receptive_field.py's job; its pictures, drawing.py's.
 """
 
 from __future__ import annotations
@@ -21,9 +20,8 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from convvis_core.activations import overlay
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.config import MAX_REDUCERS_PER_MODEL, MAX_SCAN_IMAGES, TOPK_KEPT
 from convvis_core.datasets.base import Dataset, DatasetError
@@ -38,8 +36,6 @@ from convvis_core.progress import StepProgress
 
 CACHE_NAMESPACE = "topk-v1"
 BATCH_SIZE = 64
-DISPLAY_SIDE = 224  # smaller inputs (28×28 digits) are enlarged by a whole factor for display
-CROP_SIDE = 112  # crops are enlarged to about this many pixels a side
 T = TypeVar("T")
 
 
@@ -253,122 +249,10 @@ def _scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: in
     return TopKIndex(path, dataset.identity, count, map_size, top, bottom, maxima)
 
 
-@dataclass(frozen=True)
-class ReceptiveField:
-    """The input pixels each map position can see: per map row the first and last input row
-    (inclusive), per map column the first and last input column."""
-
-    rows: np.ndarray  # (map height, 2)
-    cols: np.ndarray  # (map width, 2)
-
-    def box(self, row: int, col: int) -> tuple[int, int, int, int]:
-        """(left, top, right, bottom) in input pixels, right and bottom exclusive: PIL's crop box."""
-        return (int(self.cols[col, 0]), int(self.rows[row, 0]), int(self.cols[col, 1]) + 1,
-                int(self.rows[row, 1]) + 1)
-
-
-def _extent(reached: np.ndarray) -> np.ndarray:
-    """(positions, pixels) booleans → (positions, 2) first and last True pixel (all of them if none)."""
-    any_reached = reached.any(axis=1)
-    first = np.where(any_reached, reached.argmax(axis=1), 0)
-    last = np.where(any_reached, reached.shape[1] - 1 - reached[:, ::-1].argmax(axis=1), reached.shape[1] - 1)
-    return np.stack([first, last], axis=1)
-
-
-def receptive_field(loaded: LoadedModel, path: str, chunk: int = 16,
-                    cache: ResultCache | None = None) -> ReceptiveField:
-    """Measured, not derived from the architecture: the input pixels on which the gradient of one map
-    position (summed over channels) is non-zero, for a noise image. That works through any padding,
-    stride, dilation, pooling or branch; position i of a batch of copies probes map row and column i.
-    Cached per model and layer."""
-    find_layer(loaded.model, path)
-    info = loaded.info
-    cache = cache or default_cache(CACHE_NAMESPACE)
-    key = cache_key("receptive-field", model_fingerprint(loaded.model), path, info.input_size, info.channels,
-                    info.preprocessing)
-    stored = cache.get(key)
-    if stored is not None:
-        return ReceptiveField(stored["rows"], stored["cols"])
-
-    def channel_sums(inputs: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(layer_maps(loaded.model, path, inputs), axis=-1)
-
-    height, width = info.input_size
-    noise = np.random.default_rng(0).integers(0, 256, (1, height, width, info.channels), dtype=np.uint8)
-    noise = model_inputs(noise, info.preprocessing)
-    map_height, map_width = channel_sums(noise).shape[1:]
-    positions = max(map_height, map_width)
-    rows_probed = np.minimum(np.arange(positions), map_height - 1)
-    cols_probed = np.minimum(np.arange(positions), map_width - 1)
-    reach_rows = np.zeros((positions, height), bool)
-    reach_cols = np.zeros((positions, width), bool)
-    for start in range(0, positions, chunk):
-        probe = np.arange(start, min(start + chunk, positions))
-        inputs = tf.repeat(noise, len(probe), axis=0)
-        mask = np.zeros((len(probe), map_height, map_width), np.float32)
-        mask[np.arange(len(probe)), rows_probed[probe], cols_probed[probe]] = 1.0
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            total = tf.reduce_sum(channel_sums(inputs) * mask)
-        reached = np.abs(tape.gradient(total, inputs).numpy()).sum(axis=-1) > 0  # (probes, height, width)
-        reach_rows[probe] = reached.any(axis=2)
-        reach_cols[probe] = reached.any(axis=1)
-    field = ReceptiveField(_extent(reach_rows[:map_height]), _extent(reach_cols[:map_width]))
-    cache.put(key, {"rows": field.rows, "cols": field.cols})
-    return field
-
-
-@dataclass(frozen=True)
-class ExampleView:
-    """What the page and the command line show for one example."""
-
-    example: Example
-    caption: str  # the dataset's name for the image
-    overlay: Image.Image  # the channel's map over the image as the model sees it, the maximum's field outlined
-    crop: Image.Image  # the receptive field of the maximum, cut out and enlarged
-    box: tuple[int, int, int, int]  # that field in input pixels (left, top, right, bottom)
-    field_fraction: float  # the share of the input inside that field (deep layers: nearly all of it)
-
-
-def _enlarged(image: Image.Image, side: int) -> Image.Image:
-    """Enlarged by a whole factor (sharp pixels) until its longer side reaches about ``side``."""
-    factor = max(1, side // max(image.size))
-    return image.resize((image.width * factor, image.height * factor), Image.NEAREST) if factor > 1 else image
-
-
-def example_views(loaded: LoadedModel, dataset: Dataset, path: str, channel: int, examples: Sequence[Example],
-                  alpha: float = 0.5, colormap: str = "viridis") -> list[ExampleView]:
-    """Each example's image with the channel's map overlaid and its maximum's receptive field outlined,
-    and that field cropped. The maps come from one batch through the model."""
-    if not examples:
-        return []
+def example_maps(loaded: LoadedModel, dataset: Dataset, path: str, channel: int,
+                 examples: Sequence[Example]) -> tuple[list[Image.Image], np.ndarray]:
+    """Each example's image as the model sees it, and the channel's map on it, (examples, H, W):
+    one batch through the model, for showing where the examples respond."""
     seen = [as_model_sees_it(Image.fromarray(dataset.image(example.index)), loaded.info) for example in examples]
     pixels = pixel_batch([np.asarray(image) for image in seen], loaded.info)
-    maps = layer_maps(loaded.model, path, model_inputs(pixels, loaded.info.preprocessing)).numpy()[..., channel]
-    field = receptive_field(loaded, path)
-    views = []
-    for example, image, channel_map in zip(examples, seen, maps):
-        box = field.box(example.row, example.col)
-        shown = _enlarged(image, DISPLAY_SIDE)
-        scale = shown.width // image.width
-        outlined = overlay(shown, channel_map, alpha, colormap)
-        left, top, right, bottom = (edge * scale for edge in box)
-        ImageDraw.Draw(outlined).rectangle((left, top, right - 1, bottom - 1), outline=(255, 64, 64),
-                                           width=max(1, scale // 2, shown.width // 112))
-        crop = _enlarged(image.crop(box), CROP_SIDE)
-        fraction = (right - left) * (bottom - top) / (shown.width * shown.height)
-        views.append(ExampleView(example, dataset.caption(example.index), outlined, crop, box, fraction))
-    return views
-
-
-def example_sheet(views: Sequence[ExampleView], gap: int = 6) -> Image.Image:
-    """The overlays side by side, each example's crop below its overlay: one PNG for the command line."""
-    cell = max(view.overlay.width for view in views)
-    overlay_height = max(view.overlay.height for view in views)
-    crop_height = max(view.crop.height for view in views)
-    sheet = Image.new("RGB", (len(views) * (cell + gap) - gap, overlay_height + gap + crop_height), "white")
-    for position, view in enumerate(views):
-        left = position * (cell + gap)
-        sheet.paste(view.overlay, (left, 0))
-        sheet.paste(view.crop.convert("RGB"), (left + (cell - view.crop.width) // 2, overlay_height + gap))
-    return sheet
+    return seen, layer_maps(loaded.model, path, model_inputs(pixels, loaded.info.preprocessing)).numpy()[..., channel]
