@@ -180,7 +180,9 @@ def _padded(pixels: np.ndarray, batch_size: int) -> np.ndarray:
     return pixels if missing <= 0 else np.concatenate([pixels, np.repeat(pixels[-1:], missing, axis=0)])
 
 
-def _scan_count(dataset: Dataset, count: int | None) -> int:
+def scan_count(dataset: Dataset, count: int | None) -> int:
+    """How many images a scan of ``count`` reads (None: all, up to the limit per scan); a count the
+    dataset or the limit does not allow is refused with what to choose instead."""
     count = min(len(dataset), MAX_SCAN_IMAGES) if count is None else count
     if len(dataset) == 0:
         raise DatasetError(f"{dataset.name} holds no images.")
@@ -201,7 +203,7 @@ def cached_index(loaded: LoadedModel, dataset: Dataset, path: str, count: int | 
     """The stored index of an earlier scan with the same model, layer and dataset, or None."""
     find_layer(loaded.model, path)
     stored = (cache or default_cache(CACHE_NAMESPACE)).get(
-        _index_key(loaded, dataset, path, _scan_count(dataset, count), keep))
+        _index_key(loaded, dataset, path, scan_count(dataset, count), keep))
     return None if stored is None else TopKIndex.from_arrays(stored, from_cache=True)
 
 
@@ -217,7 +219,7 @@ def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = N
     if found is not None:
         return found
     cache = cache or default_cache(CACHE_NAMESPACE)
-    count = _scan_count(dataset, count)
+    count = scan_count(dataset, count)
     key = _index_key(loaded, dataset, path, count, keep)
     with cache.computing(key):
         found = cached_index(loaded, dataset, path, count, keep, cache)  # another session's, just finished
