@@ -1,5 +1,5 @@
-"""Pictures of results, apart from computing them: Top k's example overlays, receptive-field crops
-and example sheets; Circuits' kernel pictures, kernel tiles and circuit sheets (PIL only draws here)."""
+"""Pictures of Top k's and Circuits' results, kept apart from the modules that compute them: example
+overlays, receptive-field crops and example sheets; kernel pictures, kernel tiles and circuit sheets."""
 
 from __future__ import annotations
 
