@@ -8,6 +8,7 @@ unit the way Distill's *Circuits* thread does.
 The weights are first made the linear map the chosen layer really computes: BatchNormalization
 after the conv is folded in (a negative scale flips excitatory and inhibitory), and MobileNet's
 depthwise → pointwise pairs are composed into one ordinary kernel (see :func:`linear_conv`).
+Kernel pictures and circuit sheets are drawn in drawing.py.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from typing import Literal, Sequence
 
 import keras
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from convvis_core.errors import LayerError
-from convvis_core.images import Fit, model_input, to_uint8
+from convvis_core.images import Fit, model_input
 from convvis_core.graph import flat_graph, sub_model
 from convvis_core.layers import SpatialLayer, get_layer, spatial_layers
 from convvis_core.models.base import LoadedModel
 from convvis_core.preprocessing import preprocess
 
-Ranking = Literal["weight", "contribution"]
+RankBy = Literal["weight", "contribution"]  # what a circuit's inputs are ordered by
 # Layers between a conv and the layer picked that leave each channel a function of the same
 # channel only: the filter is still the conv's filter.
 _PER_CHANNEL = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers.Activation,
@@ -89,7 +90,7 @@ class Circuit:
     depthwise: str | None
     source: str | None
     inputs: tuple[InputChannel, ...]
-    ranked_by: Ranking
+    ranked_by: RankBy
     bias: float
     zero_weights: bool = False  # weights ≈ 0 next to the layer's other filters: nothing drives it (a dead filter)
 
@@ -332,67 +333,3 @@ def rgb_to_model_channels(preprocessing: str) -> np.ndarray:
     """Which model input channel each of red, green, blue lands in, read off the preprocessing
     itself (so BGR models, "caffe", are shown in colour as they see it)."""
     return np.argmax(preprocess(np.eye(3, dtype=np.float32) * 255.0, preprocessing), axis=-1)
-
-
-def kernel_images(conv: LinearConv, preprocessing: str) -> np.ndarray:
-    """First-layer kernels as pictures, (filters, kh, kw, 3) uint8 (or (filters, kh, kw) for grey
-    inputs): each filter min-max stretched to 0..255 on its own, channels in RGB order."""
-    if conv.source is not None:
-        raise LayerError(f"{conv.layer} reads {conv.source}, not the image: its kernels are not pictures.")
-    kernels = np.moveaxis(conv.kernel, -1, 0)
-    if kernels.shape[-1] == 3:
-        kernels = kernels[..., rgb_to_model_channels(preprocessing)]
-    low = kernels.min(axis=(1, 2, 3), keepdims=True)
-    spread = np.maximum(kernels.max(axis=(1, 2, 3), keepdims=True) - low, 1e-12)
-    pictures = to_uint8((kernels - low) / spread * 255.0)
-    return pictures[..., 0] if pictures.shape[-1] == 1 else pictures
-
-
-def diverging_colours(values: np.ndarray, limit: float) -> np.ndarray:
-    """Values in [-limit, limit] as RGB uint8: blue (inhibitory) through white to red (excitatory)."""
-    t = np.clip(np.asarray(values, np.float64) / (limit or 1.0), -1.0, 1.0)[..., None]
-    white, red, blue = np.array([255.0, 255, 255]), np.array([178.0, 24, 43]), np.array([33.0, 102, 172])
-    colours = np.where(t >= 0, white + t * (red - white), white - t * (blue - white))
-    return np.clip(colours + 0.5, 0, 255).astype(np.uint8)
-
-
-def kernel_tile(kernel: np.ndarray, limit: float, side: int = 96) -> Image.Image:
-    """A kernel slice as a heatmap tile, with its values written in when it is 3×3 or smaller."""
-    rows, columns = kernel.shape
-    tile = Image.fromarray(diverging_colours(kernel, limit)).resize((side, side), Image.NEAREST)
-    if rows * columns <= 9:
-        draw = ImageDraw.Draw(tile)
-        for (row, column), value in np.ndenumerate(kernel):
-            x, y = (column + 0.5) * side / columns, (row + 0.5) * side / rows
-            draw.text((x, y), f"{value:.2f}", fill="black", anchor="mm")
-    return tile
-
-
-def circuit_sheet(found: Circuit, count: int, filter_image: np.ndarray,
-                  input_images: Sequence[np.ndarray] | None, side: int = 96) -> Image.Image:
-    """One picture of a circuit: the filter on top, then its ``count`` strongest inputs, each with
-    its feature visualization (when given), kernel heatmap and sign."""
-    top = found.top(count)
-    limit = max((float(np.abs(channel.kernel).max()) for channel in top), default=1.0)
-    margin, text = 6, 14
-    columns = max(len(top), 1)
-    width = margin + columns * (side + margin)
-    input_rows = (2 if input_images is not None else 1) * side + 3 * text
-    sheet = Image.new("RGB", (max(width, 2 * side + 2 * margin), 2 * margin + side + text + input_rows + margin), "white")
-    draw = ImageDraw.Draw(sheet)
-    draw.text((margin, margin), f"{found.layer} #{found.filter_index}   bias {found.bias:+.3g}", fill="black")
-    sheet.paste(Image.fromarray(filter_image).convert("RGB").resize((side, side)), (margin, margin + text))
-    y = 2 * margin + text + side
-    for index, channel in enumerate(top):
-        x = margin + index * (side + margin)
-        row = y + text
-        if input_images is not None:
-            sheet.paste(Image.fromarray(input_images[index]).convert("RGB").resize((side, side)), (x, row))
-            row += side
-        sheet.paste(kernel_tile(channel.kernel, limit, side), (x, row))
-        label = f"#{channel.index}" if found.source else channel.name
-        draw.text((x, y), f"{label} {channel.sign}", fill="black")
-        draw.text((x, row + side + 2), f"norm {channel.norm:.3g}", fill="black")
-        if channel.contribution is not None:
-            draw.text((x, row + side + 2 + text), f"contrib. {channel.contribution:+.3g}", fill="black")
-    return sheet

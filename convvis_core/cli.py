@@ -112,7 +112,8 @@ def cmd_activations(args: argparse.Namespace) -> None:
 
 
 def cmd_circuit(args: argparse.Namespace) -> None:
-    from convvis_core.circuits import circuit, circuit_sheet
+    from convvis_core.circuits import circuit
+    from convvis_core.drawing import circuit_sheet
     from convvis_core.featureviz import PRESETS, visualize_filters
     from convvis_core.featureviz.grid import tile_image
 
@@ -136,7 +137,8 @@ def cmd_topk(args: argparse.Namespace) -> None:
     from convvis_core.config import TOPK_KEPT
     from convvis_core.datasets.catalog import open_dataset
     from convvis_core.errors import ConvVisError
-    from convvis_core.topk import example_sheet, example_views, scan
+    from convvis_core.drawing import example_sheet, example_views
+    from convvis_core.topk import scan
 
     if not 1 <= args.k <= TOPK_KEPT:
         raise ConvVisError(f"-k must be 1 to {TOPK_KEPT} (the examples kept per filter).")

@@ -41,10 +41,12 @@ MAX_ZIP_MEMBER_BYTES = 20 * 1024 * 1024
 MAX_ZIP_EXPANDED_BYTES = 1024 * 1024 * 1024
 # Objects kept in memory per loaded model, shared by all sessions, oldest dropped first: traced
 # feature-visualization renderers (each holds its variables and traced step), sub-models reaching a
-# set of layers, and heatmap probes (each a sub-model with its traced passes).
+# set of layers, heatmap probes (each a sub-model with its traced passes), and Top-k reducers (each the
+# traced pass that reduces one layer's maps to per-channel maxima and means).
 MAX_RENDERERS_PER_MODEL = 4
 MAX_FEATURE_MODELS_PER_MODEL = 32
 MAX_PROBES_PER_MODEL = 16
+MAX_REDUCERS_PER_MODEL = 16
 # Models kept loaded by the app (convvis_ui.cached), shared by all sessions.
 MAX_LOADED_REGISTRY_MODELS = 6
 MAX_LOADED_UPLOADED_MODELS = 4

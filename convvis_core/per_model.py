@@ -1,6 +1,6 @@
-"""Objects built from a loaded model and kept while it lives: sub-models, heatmap probes, traced
-feature-visualization renderers. Every session shares them, so each kind is bounded (the least
-recently used dropped first) and built once even when sessions ask at once."""
+"""Objects built from a loaded model and kept while it lives: sub-models, heatmap probes, Top-k
+reducers, traced feature-visualization renderers. Every session shares them, so each kind is
+bounded (the least recently used dropped first) and built once even when sessions ask at once."""
 
 from __future__ import annotations
 

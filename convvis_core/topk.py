@@ -8,14 +8,11 @@ O(k × channels) however many images pass. Each image's maximum per channel is a
 histogram (images × channels floats, small). The index is cached on disk by model weights, layer and
 dataset, so after one scan every filter's examples are instant.
 
-The receptive field of every map position, measured once per layer from the gradient of that
-position with respect to the input, says which part of an image to crop around a maximum.
+Where an example's maximum sits in the image is receptive_field.py's job; its pictures, drawing.py's.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Callable, Iterator, Sequence, TypeVar
@@ -23,24 +20,22 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from convvis_core.activations import overlay
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
-from convvis_core.config import MAX_SCAN_IMAGES, TOPK_KEPT
+from convvis_core.config import MAX_REDUCERS_PER_MODEL, MAX_SCAN_IMAGES, TOPK_KEPT
 from convvis_core.datasets.base import Dataset, DatasetError
 from convvis_core.errors import LayerError
 from convvis_core.images import as_model_sees_it
 from convvis_core.graph import sub_model
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel, ModelInfo
+from convvis_core.per_model import PerModelCache
 from convvis_core.preprocessing import preprocess
+from convvis_core.progress import StepProgress
 
 CACHE_NAMESPACE = "topk-v1"
 BATCH_SIZE = 64
-DISPLAY_SIDE = 224  # smaller inputs (28×28 digits) are enlarged by a whole factor for display
-CROP_SIDE = 112  # crops are enlarged to about this many pixels a side
-Progress = Callable[[int, int], None]  # (images done, images in all)
 T = TypeVar("T")
 
 
@@ -57,7 +52,7 @@ class Example:
 
 
 @dataclass(frozen=True)
-class Ranking:
+class ChannelRanking:
     """For every channel, the kept images in rank order: arrays of shape (kept, channels)."""
 
     index: np.ndarray  # int64 dataset indices
@@ -67,18 +62,18 @@ class Ranking:
     col: np.ndarray
 
     @classmethod
-    def empty(cls, channels: int) -> "Ranking":
+    def empty(cls, channels: int) -> "ChannelRanking":
         return cls(np.empty((0, channels), np.int64), np.empty((0, channels), np.float32),
                    np.empty((0, channels), np.float32), np.empty((0, channels), np.int32),
                    np.empty((0, channels), np.int32))
 
-    def merged(self, later: "Ranking", keep: int, descending: bool) -> "Ranking":
+    def merged(self, later: "ChannelRanking", keep: int, descending: bool) -> "ChannelRanking":
         """The best ``keep`` rows of both per channel. ``later`` holds higher dataset indices, and a
         stable sort keeps ties in dataset order, so the result never depends on the batch size."""
         both = {field.name: np.concatenate([getattr(self, field.name), getattr(later, field.name)])
                 for field in fields(self)}
         order = np.argsort(-both["value"] if descending else both["value"], axis=0, kind="stable")[:keep]
-        return Ranking(**{name: np.take_along_axis(array, order, axis=0) for name, array in both.items()})
+        return ChannelRanking(**{name: np.take_along_axis(array, order, axis=0) for name, array in both.items()})
 
     def examples(self, channel: int, k: int) -> list[Example]:
         """The first ``k`` examples of ``channel`` (fewer if fewer images were scanned)."""
@@ -98,8 +93,8 @@ class TopKIndex:
     dataset: str  # the dataset's identity
     count: int
     map_size: tuple[int, int]  # (height, width) of the layer's maps
-    top: Ranking  # strongest maximum first
-    bottom: Ranking  # weakest maximum first
+    top: ChannelRanking  # strongest maximum first
+    bottom: ChannelRanking  # weakest maximum first
     maxima: np.ndarray  # (count, channels) float32: every image's maximum per channel, for histograms
     from_cache: bool = False
 
@@ -109,14 +104,14 @@ class TopKIndex:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"{name}_{field.name}": getattr(ranking, field.name)
-                  for name, ranking in (("top", self.top), ("bottom", self.bottom)) for field in fields(Ranking)}
+                  for name, ranking in (("top", self.top), ("bottom", self.bottom)) for field in fields(ChannelRanking)}
         return {**arrays, "maxima": self.maxima, "layer": np.array(self.layer), "dataset": np.array(self.dataset),
                 "count": np.array(self.count), "map_size": np.array(self.map_size)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], from_cache: bool = False) -> "TopKIndex":
-        top, bottom = (Ranking(**{field.name: arrays[f"{name}_{field.name}"] for field in fields(Ranking)})
-                       for name in ("top", "bottom"))
+        top, bottom = (ChannelRanking(**{field.name: arrays[f"{name}_{field.name}"]
+                                         for field in fields(ChannelRanking)}) for name in ("top", "bottom"))
         return cls(str(arrays["layer"]), str(arrays["dataset"]), int(arrays["count"]),
                    tuple(int(size) for size in arrays["map_size"]), top, bottom, arrays["maxima"], from_cache)
 
@@ -156,27 +151,25 @@ def layer_maps(model: keras.Model, path: str, inputs: tf.Tensor | np.ndarray) ->
     return tf.cast(sub_model(model, [path])(inputs, training=False), tf.float32)
 
 
-_REDUCERS: "weakref.WeakKeyDictionary[keras.Model, dict[str, Callable]]" = weakref.WeakKeyDictionary()
-_REDUCERS_LOCK = threading.Lock()  # sessions scanning the same layer at once share one trace
+REDUCERS = PerModelCache(MAX_REDUCERS_PER_MODEL)  # by layer: sessions scanning one layer at once share a trace
 
 
 def _reducer(model: keras.Model, path: str) -> Callable:
     """A traced function: uint8 pixel batch → per (image, channel) maximum, mean, and the maximum's
     row and column, plus the map size. One trace per layer and preprocessing serves every batch."""
-    with _REDUCERS_LOCK:
-        per_model = _REDUCERS.setdefault(model, {})
-        if path not in per_model:
 
-            @tf.function(reduce_retracing=True)
-            def reduce(pixels: tf.Tensor, preprocessing: str) -> tuple[tf.Tensor, ...]:
-                maps = layer_maps(model, path, model_inputs(pixels, preprocessing))
-                shape = tf.shape(maps)
-                flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
-                where = tf.argmax(flat, axis=1, output_type=tf.int32)  # the first maximum, as numpy's argmax
-                return tf.reduce_max(flat, 1), tf.reduce_mean(flat, 1), where // shape[2], where % shape[2], shape[1:3]
+    def build() -> Callable:
+        @tf.function(reduce_retracing=True)
+        def reduce(pixels: tf.Tensor, preprocessing: str) -> tuple[tf.Tensor, ...]:
+            maps = layer_maps(model, path, model_inputs(pixels, preprocessing))
+            shape = tf.shape(maps)
+            flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
+            where = tf.argmax(flat, axis=1, output_type=tf.int32)  # the first maximum, as numpy's argmax
+            return tf.reduce_max(flat, 1), tf.reduce_mean(flat, 1), where // shape[2], where % shape[2], shape[1:3]
 
-            per_model[path] = reduce
-        return per_model[path]
+        return reduce
+
+    return REDUCERS.get(model, path, build)
 
 
 def _padded(pixels: np.ndarray, batch_size: int) -> np.ndarray:
@@ -187,7 +180,9 @@ def _padded(pixels: np.ndarray, batch_size: int) -> np.ndarray:
     return pixels if missing <= 0 else np.concatenate([pixels, np.repeat(pixels[-1:], missing, axis=0)])
 
 
-def _scan_count(dataset: Dataset, count: int | None) -> int:
+def scan_count(dataset: Dataset, count: int | None) -> int:
+    """How many images a scan of ``count`` reads (None: all, up to the limit per scan); a count the
+    dataset or the limit does not allow is refused with what to choose instead."""
     count = min(len(dataset), MAX_SCAN_IMAGES) if count is None else count
     if len(dataset) == 0:
         raise DatasetError(f"{dataset.name} holds no images.")
@@ -208,12 +203,12 @@ def cached_index(loaded: LoadedModel, dataset: Dataset, path: str, count: int | 
     """The stored index of an earlier scan with the same model, layer and dataset, or None."""
     find_layer(loaded.model, path)
     stored = (cache or default_cache(CACHE_NAMESPACE)).get(
-        _index_key(loaded, dataset, path, _scan_count(dataset, count), keep))
+        _index_key(loaded, dataset, path, scan_count(dataset, count), keep))
     return None if stored is None else TopKIndex.from_arrays(stored, from_cache=True)
 
 
 def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = None, keep: int = TOPK_KEPT,
-         batch_size: int = BATCH_SIZE, progress: Progress | None = None,
+         batch_size: int = BATCH_SIZE, progress: StepProgress | None = None,
          cache: ResultCache | None = None) -> TopKIndex:
     """Rank the first ``count`` images (default: all, up to the limit) for every channel of ``path``.
 
@@ -224,7 +219,7 @@ def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = N
     if found is not None:
         return found
     cache = cache or default_cache(CACHE_NAMESPACE)
-    count = _scan_count(dataset, count)
+    count = scan_count(dataset, count)
     key = _index_key(loaded, dataset, path, count, keep)
     with cache.computing(key):
         found = cached_index(loaded, dataset, path, count, keep, cache)  # another session's, just finished
@@ -236,17 +231,17 @@ def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = N
 
 
 def _scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: int, batch_size: int,
-          progress: Progress | None) -> TopKIndex:
+          progress: StepProgress | None) -> TopKIndex:
     channels = find_layer(loaded.model, path).channels
     reduce = _reducer(loaded.model, path)
-    top = bottom = Ranking.empty(channels)
+    top = bottom = ChannelRanking.empty(channels)
     maxima = np.empty((count, channels), np.float32)
     map_size = (0, 0)
     prepared = ((indices, pixel_batch(images, loaded.info)) for indices, images in dataset.batches(batch_size, count))
     for indices, pixels in _prefetched(prepared):
         *per_image, size = reduce(tf.constant(_padded(pixels, batch_size)), loaded.info.preprocessing)
         peak, mean, row, col = (np.asarray(value)[:len(indices)] for value in per_image)
-        batch = Ranking(np.broadcast_to(indices[:, None], peak.shape).astype(np.int64), peak, mean, row, col)
+        batch = ChannelRanking(np.broadcast_to(indices[:, None], peak.shape).astype(np.int64), peak, mean, row, col)
         top = top.merged(batch, keep, descending=True)
         bottom = bottom.merged(batch, keep, descending=False)
         maxima[indices] = peak
@@ -256,122 +251,10 @@ def _scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: in
     return TopKIndex(path, dataset.identity, count, map_size, top, bottom, maxima)
 
 
-@dataclass(frozen=True)
-class ReceptiveField:
-    """The input pixels each map position can see: per map row the first and last input row
-    (inclusive), per map column the first and last input column."""
-
-    rows: np.ndarray  # (map height, 2)
-    cols: np.ndarray  # (map width, 2)
-
-    def box(self, row: int, col: int) -> tuple[int, int, int, int]:
-        """(left, top, right, bottom) in input pixels, right and bottom exclusive: PIL's crop box."""
-        return (int(self.cols[col, 0]), int(self.rows[row, 0]), int(self.cols[col, 1]) + 1,
-                int(self.rows[row, 1]) + 1)
-
-
-def _extent(reached: np.ndarray) -> np.ndarray:
-    """(positions, pixels) booleans → (positions, 2) first and last True pixel (all of them if none)."""
-    any_reached = reached.any(axis=1)
-    first = np.where(any_reached, reached.argmax(axis=1), 0)
-    last = np.where(any_reached, reached.shape[1] - 1 - reached[:, ::-1].argmax(axis=1), reached.shape[1] - 1)
-    return np.stack([first, last], axis=1)
-
-
-def receptive_field(loaded: LoadedModel, path: str, chunk: int = 16,
-                    cache: ResultCache | None = None) -> ReceptiveField:
-    """Measured, not derived from the architecture: the input pixels on which the gradient of one map
-    position (summed over channels) is non-zero, for a noise image. That works through any padding,
-    stride, dilation, pooling or branch; position i of a batch of copies probes map row and column i.
-    Cached per model and layer."""
-    find_layer(loaded.model, path)
-    info = loaded.info
-    cache = cache or default_cache(CACHE_NAMESPACE)
-    key = cache_key("receptive-field", model_fingerprint(loaded.model), path, info.input_size, info.channels,
-                    info.preprocessing)
-    stored = cache.get(key)
-    if stored is not None:
-        return ReceptiveField(stored["rows"], stored["cols"])
-
-    def channel_sums(inputs: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(layer_maps(loaded.model, path, inputs), axis=-1)
-
-    height, width = info.input_size
-    noise = np.random.default_rng(0).integers(0, 256, (1, height, width, info.channels), dtype=np.uint8)
-    noise = model_inputs(noise, info.preprocessing)
-    map_height, map_width = channel_sums(noise).shape[1:]
-    positions = max(map_height, map_width)
-    rows_probed = np.minimum(np.arange(positions), map_height - 1)
-    cols_probed = np.minimum(np.arange(positions), map_width - 1)
-    reach_rows = np.zeros((positions, height), bool)
-    reach_cols = np.zeros((positions, width), bool)
-    for start in range(0, positions, chunk):
-        probe = np.arange(start, min(start + chunk, positions))
-        inputs = tf.repeat(noise, len(probe), axis=0)
-        mask = np.zeros((len(probe), map_height, map_width), np.float32)
-        mask[np.arange(len(probe)), rows_probed[probe], cols_probed[probe]] = 1.0
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            total = tf.reduce_sum(channel_sums(inputs) * mask)
-        reached = np.abs(tape.gradient(total, inputs).numpy()).sum(axis=-1) > 0  # (probes, height, width)
-        reach_rows[probe] = reached.any(axis=2)
-        reach_cols[probe] = reached.any(axis=1)
-    field = ReceptiveField(_extent(reach_rows[:map_height]), _extent(reach_cols[:map_width]))
-    cache.put(key, {"rows": field.rows, "cols": field.cols})
-    return field
-
-
-@dataclass(frozen=True)
-class ExampleView:
-    """What the page and the command line show for one example."""
-
-    example: Example
-    caption: str  # the dataset's name for the image
-    overlay: Image.Image  # the channel's map over the image as the model sees it, the maximum's field outlined
-    crop: Image.Image  # the receptive field of the maximum, cut out and enlarged
-    box: tuple[int, int, int, int]  # that field in input pixels (left, top, right, bottom)
-    field_fraction: float  # the share of the input inside that field (deep layers: nearly all of it)
-
-
-def _enlarged(image: Image.Image, side: int) -> Image.Image:
-    """Enlarged by a whole factor (sharp pixels) until its longer side reaches about ``side``."""
-    factor = max(1, side // max(image.size))
-    return image.resize((image.width * factor, image.height * factor), Image.NEAREST) if factor > 1 else image
-
-
-def example_views(loaded: LoadedModel, dataset: Dataset, path: str, channel: int, examples: Sequence[Example],
-                  alpha: float = 0.5, colormap: str = "viridis") -> list[ExampleView]:
-    """Each example's image with the channel's map overlaid and its maximum's receptive field outlined,
-    and that field cropped. The maps come from one batch through the model."""
-    if not examples:
-        return []
+def example_maps(loaded: LoadedModel, dataset: Dataset, path: str, channel: int,
+                 examples: Sequence[Example]) -> tuple[list[Image.Image], np.ndarray]:
+    """Each example's image as the model sees it, and the channel's map on it, (examples, H, W):
+    one batch through the model, for showing where the examples respond."""
     seen = [as_model_sees_it(Image.fromarray(dataset.image(example.index)), loaded.info) for example in examples]
     pixels = pixel_batch([np.asarray(image) for image in seen], loaded.info)
-    maps = layer_maps(loaded.model, path, model_inputs(pixels, loaded.info.preprocessing)).numpy()[..., channel]
-    field = receptive_field(loaded, path)
-    views = []
-    for example, image, channel_map in zip(examples, seen, maps):
-        box = field.box(example.row, example.col)
-        shown = _enlarged(image, DISPLAY_SIDE)
-        scale = shown.width // image.width
-        outlined = overlay(shown, channel_map, alpha, colormap)
-        left, top, right, bottom = (edge * scale for edge in box)
-        ImageDraw.Draw(outlined).rectangle((left, top, right - 1, bottom - 1), outline=(255, 64, 64),
-                                           width=max(1, scale // 2, shown.width // 112))
-        crop = _enlarged(image.crop(box), CROP_SIDE)
-        fraction = (right - left) * (bottom - top) / (shown.width * shown.height)
-        views.append(ExampleView(example, dataset.caption(example.index), outlined, crop, box, fraction))
-    return views
-
-
-def example_sheet(views: Sequence[ExampleView], gap: int = 6) -> Image.Image:
-    """The overlays side by side, each example's crop below its overlay: one PNG for the command line."""
-    cell = max(view.overlay.width for view in views)
-    overlay_height = max(view.overlay.height for view in views)
-    crop_height = max(view.crop.height for view in views)
-    sheet = Image.new("RGB", (len(views) * (cell + gap) - gap, overlay_height + gap + crop_height), "white")
-    for position, view in enumerate(views):
-        left = position * (cell + gap)
-        sheet.paste(view.overlay, (left, 0))
-        sheet.paste(view.crop.convert("RGB"), (left + (cell - view.crop.width) // 2, overlay_height + gap))
-    return sheet
+    return seen, layer_maps(loaded.model, path, model_inputs(pixels, loaded.info.preprocessing)).numpy()[..., channel]

@@ -15,10 +15,11 @@ from convvis_core.config import MAX_SCAN_IMAGES, MAX_ZIP_BYTES, TOPK_KEPT, datas
 from convvis_core.datasets.base import Dataset, EncodedDataset
 from convvis_core.datasets.catalog import builtin_names, open_dataset
 from convvis_core.datasets.files import folder_dataset, zip_dataset
+from convvis_core.drawing import ExampleView, example_views
 from convvis_core.featureviz.grid import sort_by_activation, tile_image
 from convvis_core.layers import default_layer, spatial_layers
 from convvis_core.models import LoadedModel
-from convvis_core.topk import Example, ExampleView, TopKIndex, cached_index, example_views, scan
+from convvis_core.topk import Example, TopKIndex, cached_index, scan
 from convvis_ui.cached import digest_of
 from convvis_ui.feedback import user_errors
 from convvis_ui.sidebar import model_sidebar

@@ -11,7 +11,8 @@ import streamlit as st
 from PIL import Image
 
 from convvis_core.cache import model_fingerprint
-from convvis_core.circuits import Circuit, circuit, circuit_layers, kernel_images, linear_conv
+from convvis_core.circuits import Circuit, circuit, circuit_layers, linear_conv
+from convvis_core.drawing import kernel_images
 from convvis_core.featureviz import PRESETS, FilterResult, visualize_filters
 from convvis_core.featureviz.grid import state, tile_image
 from convvis_core.images import as_model_sees_it

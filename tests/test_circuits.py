@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from convvis_core.circuits import circuit, circuit_layers, kernel_images, linear_conv
+from convvis_core.circuits import circuit, circuit_layers, linear_conv
+from convvis_core.drawing import kernel_images
 from convvis_core.errors import LayerError
 from convvis_core.images import model_input
 from convvis_core.models import LoadedModel, ModelInfo

@@ -8,6 +8,7 @@ import inspect
 import os
 import tomllib
 from pathlib import Path
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from PIL import Image
 from bad_inputs.corpus import png_header, zip_of
 from convvis_core import config, topk
 from convvis_core.cache import ResultCache, default_cache
-from convvis_core.cam.base import _PROBES, probe_for
+from convvis_core.cam.base import probe_for
 from convvis_core.cam.targets import ClassTarget, FilterTarget
 from convvis_core.datasets import files
 from convvis_core.datasets.base import ArrayDataset, DatasetError
@@ -24,7 +25,7 @@ from convvis_core.datasets.files import folder_dataset, zip_dataset
 from convvis_core.errors import ConvVisError, ImageError, LayerError, ModelError
 from convvis_core.featureviz import PRESETS, visualize_filters
 from convvis_core.images import open_image, to_png_bytes
-from convvis_core.graph import _SUB_MODELS, sub_model
+from convvis_core.graph import sub_model
 from convvis_core.layers import spatial_layers
 from convvis_core.models.uploaded import load_uploaded_model
 
@@ -107,7 +108,7 @@ def test_a_top_k_scan_reads_at_most_the_limit(lenet):
     many = ArrayDataset("many", "test-many-blank", np.zeros((config.MAX_SCAN_IMAGES + 1, 28, 28), np.uint8))
     with pytest.raises(DatasetError, match="Cannot scan 20,001 images.*choose 1 to 20,000"):
         topk.scan(lenet, many, "conv1", count=config.MAX_SCAN_IMAGES + 1, cache=ResultCache(None))
-    assert topk._scan_count(many, None) == config.MAX_SCAN_IMAGES  # "all" means the limit
+    assert topk.scan_count(many, None) == config.MAX_SCAN_IMAGES  # "all" means the limit
 
 
 def test_the_disk_cache_evicts_the_least_recently_used_files_past_its_byte_limit(tmp_path):
@@ -149,17 +150,22 @@ def test_the_memory_layer_is_bounded_in_bytes_and_entries():
         stored[0] = 1.0  # shared by every session: nobody may change it in place
 
 
+def assert_keeps_the_most_recent(get: Callable[[Hashable], object], keys: Sequence[Hashable], limit: int) -> None:
+    """Asking for ``keys`` in turn keeps exactly the last ``limit`` objects: those come back as the
+    same objects, and the one before them was dropped (asking again builds a new one)."""
+    assert len(keys) > limit
+    built = [get(key) for key in keys]
+    for key, first in list(zip(keys, built))[-limit:]:  # oldest kept first, so no ask drops another
+        assert get(key) is first
+    assert get(keys[-limit - 1]) is not built[-limit - 1]
+
+
 def test_objects_kept_per_model_are_bounded(lenet):
     paths = [layer.path for layer in spatial_layers(lenet.model)]
     subsets = [tuple(p for bit, p in enumerate(paths) if mask >> bit & 1) for mask in range(1, 2 ** len(paths))]
-    for subset in subsets[:config.MAX_FEATURE_MODELS_PER_MODEL + 3]:
-        sub_model(lenet.model, subset)
-    assert len(_SUB_MODELS[lenet.model]) == config.MAX_FEATURE_MODELS_PER_MODEL
-    recent = subsets[config.MAX_FEATURE_MODELS_PER_MODEL + 2]
-    assert sub_model(lenet.model, recent) is sub_model(lenet.model, recent)  # still cached
+    most = config.MAX_FEATURE_MODELS_PER_MODEL
+    assert_keeps_the_most_recent(lambda subset: sub_model(lenet.model, subset), subsets[:most + 3], most)
     targets = [ClassTarget(0)] + [FilterTarget(path, 0) for path in paths]
-    for layer in paths:
-        for target in targets:
-            probe_for(lenet.model, layer, target)
-    assert len(paths) * len(targets) > config.MAX_PROBES_PER_MODEL
-    assert len(_PROBES[lenet.model]) == config.MAX_PROBES_PER_MODEL
+    assert_keeps_the_most_recent(lambda pair: probe_for(lenet.model, *pair),
+                                 [(layer, target) for layer in paths for target in targets], config.MAX_PROBES_PER_MODEL)
+    assert topk.REDUCERS.limit == config.MAX_REDUCERS_PER_MODEL  # a scan's traced reducer per layer

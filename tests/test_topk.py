@@ -29,11 +29,13 @@ from convvis_core.datasets.catalog import open_dataset
 from convvis_core.datasets.files import zip_dataset
 from convvis_core.datasets.mnist import load_mnist
 from convvis_core.datasets.packaged import fashion_mnist_available, fashion_mnist_dataset, mnist_dataset
+from convvis_core.drawing import example_views
 from convvis_core.featureviz import PRESETS
 from convvis_core.featureviz.render import FilterResult
 from convvis_core.images import to_png_bytes
 from convvis_core.preprocessing import preprocess
-from convvis_core.topk import cached_index, example_views, receptive_field, scan
+from convvis_core.receptive_field import receptive_field
+from convvis_core.topk import cached_index, scan
 
 ROOT = Path(__file__).resolve().parents[1]
 TIE = 1e-5  # maxima this close may rank either way: batched and unbatched convolutions differ in the last bits
@@ -196,7 +198,7 @@ def test_the_index_is_cached_on_disk_and_reused_without_running_the_model(lenet,
     dataset = digits(200)
     first = scan(lenet, dataset, "conv2_relu", cache=ResultCache(tmp_path))
     assert not first.from_cache and len(list(tmp_path.glob("*/*.npz"))) == 1
-    monkeypatch.setattr(topk, "_reducer", lambda *a: pytest.fail("the model ran again"))
+    monkeypatch.setattr(topk.REDUCERS, "get", lambda *a: pytest.fail("the model ran again"))
     monkeypatch.setattr(topk, "pixel_batch", lambda *a: pytest.fail("the images were read again"))
     again = scan(lenet, dataset, "conv2_relu", cache=ResultCache(tmp_path))  # a new process would see just the disk
     assert again.from_cache

@@ -1,4 +1,4 @@
-"""What a heatmap explains: one scalar per image, as small callables (pytorch-grad-cam's targets).
+"""What a heatmap explains: one scalar per image, as small objects (pytorch-grad-cam's targets).
 
 A target names the model output it reads (``source``: the class logits or a layer path) and
 reduces that output to one number per image. Gradients follow ``value`` (for a class, the logit:
@@ -22,7 +22,6 @@ from convvis_core.images import Fit
 from convvis_core.graph import LOGITS
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
-
 
 
 class Target(Protocol):
@@ -49,10 +48,6 @@ class ClassTarget:
     source: ClassVar[str] = LOGITS
     score_name: ClassVar[str] = "probability"
 
-    def __call__(self, logits: tf.Tensor) -> tf.Tensor:
-        top = tf.argmax(logits, axis=-1, output_type=tf.int32)[0]
-        return self.value(logits, top if self.index is None else tf.constant(self.index, tf.int32))
-
     @staticmethod
     def value(logits: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
         return tf.gather(logits, index, axis=-1)
@@ -75,9 +70,6 @@ class FilterTarget:
     layer: str
     index: int
     score_name: ClassVar[str] = "mean activation"
-
-    def __call__(self, maps: tf.Tensor) -> tf.Tensor:
-        return self.value(maps, tf.constant(self.index, tf.int32))
 
     @property
     def source(self) -> str:

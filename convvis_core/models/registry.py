@@ -18,12 +18,11 @@ from convvis_core.errors import ModelError
 from convvis_core.labels import MNIST_CLASS_NAMES, imagenet_class_names
 from convvis_core.models.base import LoadedModel, ModelInfo
 from convvis_core.models.keras_applications import imagenet_builder
+from convvis_core.progress import MessageProgress
 
 DEFAULT_MODEL = "mobilenet"
 # Bump when a converter changes, so stale cached conversions are not used.
 CONVERSION_VERSION = 2  # 2: layer names independent of what the process built before
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ def needs_conversion(key: str) -> bool:
     return bool(source and source.convert_once and not converted_path(key).is_file())
 
 
-def load_model(name: str, progress: Progress | None = None) -> LoadedModel:
+def load_model(name: str, progress: MessageProgress | None = None) -> LoadedModel:
     """Load a registry model by name, or a ``.keras``/``.h5`` file by path."""
     source = MODELS.get(name)
     if source is None:
@@ -140,7 +139,7 @@ def load_model(name: str, progress: Progress | None = None) -> LoadedModel:
         return LoadedModel(_load_or_convert(name, source, info, progress), info)
 
 
-def _load_or_convert(key: str, source: ModelSource, info: ModelInfo, progress: Progress | None) -> keras.Model:
+def _load_or_convert(key: str, source: ModelSource, info: ModelInfo, progress: MessageProgress | None) -> keras.Model:
     path = converted_path(key)
     if path.is_file():
         try:
