@@ -1,12 +1,11 @@
 """ConvVis: the entry point and home page (the chosen model at a glance, its top-5 predictions).
 
-Run with ``streamlit run app.py``. Every file in ``pages/`` is a page (``2_Activations.py`` →
-"Activations"); each renders the shared sidebar model picker itself.
+Run with ``streamlit run app.py``. Each file in ``pages/`` is a page named after its URL path
+(``pages/heatmaps.py`` is ``/heatmaps``, so a bookmark opens it even as a server's first request);
+their titles and order are ``convvis_ui.links.PAGES``. Each renders the shared sidebar itself.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,9 +17,8 @@ from convvis_core.model_summary import layer_table
 from convvis_core.predictions import top_k
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
+from convvis_ui.links import PAGES
 from convvis_ui.sidebar import model_sidebar
-
-PAGES = Path(__file__).resolve().parent / "pages"
 
 
 def home() -> None:
@@ -71,12 +69,7 @@ def home() -> None:
                      column_config={"parameters": st.column_config.NumberColumn(format="localized")})
 
 
-def page_title(path: Path) -> str:
-    """"1_Filters.py" -> "Filters", "3_Top_k.py" -> "Top k"."""
-    return path.stem.split("_", 1)[-1].replace("_", " ")
-
-
 st.set_page_config(page_title="ConvVis", page_icon="🧠", layout="wide")
 st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True)]
-              + [st.Page(str(path), title=page_title(path), url_path=page_title(path).lower().replace(" ", "-"))
-                 for path in sorted(PAGES.glob("[0-9]*.py"))]).run()
+              + [st.Page(str(page.file), title=page.title, icon=page.icon, url_path=page.url_path)
+                 for page in PAGES]).run()

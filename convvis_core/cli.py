@@ -160,7 +160,8 @@ def cmd_topk(args: argparse.Namespace) -> None:
 
 def cmd_cam(args: argparse.Namespace) -> None:
     from convvis_core.activations import overlay
-    from convvis_core.cam import ClassTarget, FilterTarget, faithfulness, heatmap
+    from convvis_core.cam import ClassTarget, EmptyHeatmapError, FilterTarget
+    from convvis_core.cam.scoring import explain_and_score
     from convvis_core.images import as_model_sees_it
     from convvis_core.layers import default_layer
 
@@ -169,8 +170,10 @@ def cmd_cam(args: argparse.Namespace) -> None:
     target = None if args.class_index is None else ClassTarget(args.class_index)
     if args.filter is not None:
         target = FilterTarget(args.layer or default_layer(loaded.model).path, args.filter)
-    result = heatmap(loaded, image, args.method, target, args.layer, args.fit)
-    scores = faithfulness(loaded, image, result, args.fit)
+    scored = explain_and_score(loaded, image, args.method, target, args.layer, args.fit)
+    if isinstance(scored, str):
+        raise EmptyHeatmapError(scored)
+    result, scores = scored.heatmap, scored.scores
     overlay(as_model_sees_it(image, loaded.info, args.fit), result.values, args.alpha, "jet").save(args.out)
     print(f"wrote {args.out}\ntarget: {result.target.describe(loaded.info.class_names)}\n"
           f"layer: {result.layer or 'none (input gradients)'}\n"

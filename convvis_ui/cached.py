@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
+from typing import Mapping
 
 import streamlit as st
+from PIL import Image
 
 from convvis_core.config import MAX_LOADED_REGISTRY_MODELS, MAX_LOADED_UPLOADED_MODELS
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model, needs_conversion
+from convvis_core.predictions import Prediction, top_k
 
 
 @st.cache_resource(show_spinner=False, max_entries=MAX_LOADED_REGISTRY_MODELS)
@@ -23,6 +28,32 @@ def _uploaded_model(digest: str, file_name: str, _data: bytes) -> LoadedModel:
 def digest_of(data: bytes) -> str:
     """Content hash used as a cache key for uploads (so the bytes are hashed once, by us)."""
     return hashlib.sha256(data).hexdigest()
+
+
+def image_key(image: Image.Image) -> str:
+    """The one cache key of an image: its mode, size and pixels."""
+    return digest_of(f"{image.mode}{image.size}".encode() + image.tobytes())
+
+
+def model_key(loaded: LoadedModel) -> str:
+    """The one cache key of a model as the pages use it: which model (registry name, or upload and
+    labels digests) and how its pixels are preprocessed."""
+    return f"{loaded.info.key}|{loaded.info.preprocessing}"
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_top5(model: str, image: str, fit: str, _loaded: LoadedModel, _image: Image.Image) -> list[Prediction]:
+    """Top-5 once per (model key, image key, fit): pages rerun often while the image stays."""
+    return top_k(_loaded, _image, k=5, fit=fit)
+
+
+def zip_of_files(files: Mapping[str, bytes]) -> bytes:
+    """A .zip of named files (PNG downloads of a grid or of several heatmaps)."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name, data in files.items():
+            bundle.writestr(name, data)
+    return archive.getvalue()
 
 
 def registry_model(key: str) -> LoadedModel:

@@ -37,8 +37,7 @@ def _sample_label(name: str) -> str:
 
 def image_picker(info: ModelInfo, key: str = "image") -> ChosenImage:
     """Sample gallery + uploader; an upload that fails to decode is explained and the last good one kept."""
-    digits = info.input_size == (28, 28) and info.channels == 1
-    options = sample_names(grayscale_digits=digits)
+    options = sample_names(grayscale_digits=info.reads_digits)
     file = st.file_uploader("Upload an image", type=IMAGE_TYPES, key=f"_convvis_{key}_file",
                             help="PNG, JPEG, GIF, BMP, TIFF or WebP; it is resized to the model's input.")
     if file is not None and st.session_state.get(_LAST_FILE) != file.file_id:

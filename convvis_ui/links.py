@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class PageFile:
-    """A page: its title in the navigation, its URL path, its file."""
+    """A page: its title in the navigation, its URL path, and its file, named after the URL path (a
+    deep link opened as a server's first request then finds it: Streamlit looks it up by file name)."""
 
     title: str
     url_path: str
@@ -30,13 +31,13 @@ class PageFile:
 
     @property
     def file(self) -> Path:
-        return ROOT / "pages" / f"{self.url_path.replace('-', '_')}.py"
+        return ROOT / "pages" / f"{self.url_path}.py"
 
 
 FILTERS = PageFile("Filters", "filters", ":material/tune:")
 ACTIVATIONS = PageFile("Activations", "activations", ":material/grid_on:")
 HEATMAPS = PageFile("Heatmaps", "heatmaps", ":material/local_fire_department:")
-TOP_K = PageFile("Top k", "top-k", ":material/photo_library:")
+TOP_K = PageFile("Top k", "top_k", ":material/photo_library:")
 CIRCUITS = PageFile("Circuits", "circuits", ":material/account_tree:")
 PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS)  # the navigation's order
 
@@ -61,7 +62,7 @@ def open_activations(layer: str, channel: int | None = None) -> None:
 
 def open_top_k(layer: str, channel: int | None = None) -> None:
     """The Top k page on ``layer``, at filter ``channel``."""
-    _open(TOP_K, layer=layer, filter=channel)
+    _open(TOP_K, layer=layer, channel=channel)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Request:
 def request() -> Request:
     """The view the URL asks for (unknown or malformed values are left to the page to refuse)."""
     params = st.query_params
-    number = params.get("channel", params.get("filter"))
+    number = params.get("channel")
     return Request(params.get("layer"), params.get("filters"),
                    int(number) if number is not None and number.lstrip("-").isdigit() else None)
 
@@ -107,14 +108,14 @@ class FilterRun:
         return next((r for r in self.results if r.filter_index == channel), None) if layer == self.layer else None
 
 
-_FILTER_RUN = "convvis_filter_run"
+FILTER_RUN = "convvis_filter_run"  # session-state key of the last FilterRun
 
 
 def remember_filter_run(model_key: str, layer: str, settings: Settings, results: Sequence[FilterResult]) -> None:
-    st.session_state[_FILTER_RUN] = FilterRun(model_key, layer, settings, tuple(results))
+    st.session_state[FILTER_RUN] = FilterRun(model_key, layer, settings, tuple(results))
 
 
 def last_filter_run(model_key: str) -> FilterRun | None:
     """The Filters page's last run on this model, if any."""
-    run = st.session_state.get(_FILTER_RUN)
+    run = st.session_state.get(FILTER_RUN)
     return run if run is not None and run.model_key == model_key else None

@@ -23,7 +23,7 @@ from convvis_core.models.base import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "pages" / "2_Activations.py"
+PAGE = ROOT / "pages" / "activations.py"
 
 
 def direct_maps(model: keras.Model, layer: keras.layers.Layer, x: np.ndarray) -> np.ndarray:

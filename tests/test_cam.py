@@ -23,7 +23,7 @@ from convvis_core.images import model_input
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "3_Heatmaps.py"
+PAGE = Path(__file__).resolve().parents[1] / "pages" / "heatmaps.py"
 SIDE, SQUARE = 32, 6
 
 

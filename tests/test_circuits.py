@@ -197,7 +197,7 @@ def test_circuits_page_runs_end_to_end_on_mobilenet(mobilenet):
     at.session_state["convvis_circuit_layer_mobilenet"] = "conv_pw_2_relu"  # small: fast to visualize
     at.session_state["circuit_steps"] = 8
     at.session_state["circuit_top"] = 3
-    at.switch_page("pages/5_Circuits.py").run()
+    at.switch_page("pages/circuits.py").run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     expected = circuit(mobilenet, "conv_pw_2_relu", 0)

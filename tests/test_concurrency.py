@@ -258,12 +258,12 @@ def shared_runtime():
 APP_SESSIONS = [
     ("app.py", {"digit": 3}),
     ("app.py", {"digit": 8}),
-    ("pages/2_Activations.py", {"digit": 2}),
-    ("pages/2_Activations.py", {"digit": 6}),
-    ("pages/3_Heatmaps.py", {"digit": 1}),
-    ("pages/3_Heatmaps.py", {"digit": 1}),  # two sessions asking for the same maps at once
-    ("pages/1_Filters.py", {"layer": "conv1", "filters": "0-3"}),
-    ("pages/1_Filters.py", {"layer": "conv2_relu", "filters": "4-7"}),
+    ("pages/activations.py", {"digit": 2}),
+    ("pages/activations.py", {"digit": 6}),
+    ("pages/heatmaps.py", {"digit": 1}),
+    ("pages/heatmaps.py", {"digit": 1}),  # two sessions asking for the same maps at once
+    ("pages/filters.py", {"layer": "conv1", "filters": "0-3"}),
+    ("pages/filters.py", {"layer": "conv2_relu", "filters": "4-7"}),
 ]
 _TIMING = re.compile(r"\d+\.\d+ s$")  # "conv2_relu · 0.05 s": how long it took is not a result
 

@@ -151,7 +151,7 @@ def test_bad_requests_are_clear_errors(lenet):
 
 def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "1_Filters.py"), default_timeout=300)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "filters.py"), default_timeout=300)
     at.session_state["convvis_model"] = "lenet_mnist"
     at.run()
     assert not at.exception and not at.error

@@ -67,7 +67,7 @@ def test_the_core_paths_of_the_pages_run_100_times_in_flat_memory(lenet):
 
 
 def test_30_app_sessions_of_the_same_request_in_flat_memory(lenet):
-    pages = ["pages/2_Activations.py", "pages/3_Heatmaps.py"]
+    pages = ["pages/activations.py", "pages/heatmaps.py"]
 
     def visit(run: int) -> None:
         at = AppTest.from_file(str(ROOT / pages[run % 2]), default_timeout=120)

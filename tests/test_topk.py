@@ -36,6 +36,7 @@ from convvis_core.images import to_png_bytes
 from convvis_core.preprocessing import preprocess
 from convvis_core.receptive_field import receptive_field
 from convvis_core.topk import cached_index, scan
+from convvis_ui import links
 
 ROOT = Path(__file__).resolve().parents[1]
 TIE = 1e-5  # maxima this close may rank either way: batched and unbatched convolutions differ in the last bits
@@ -228,11 +229,11 @@ def test_receptive_fields_match_lenets_geometry_and_frame_the_maximum(lenet):
 
 def test_the_page_ranks_mnist_on_lenet_end_to_end(lenet, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-    at = AppTest.from_file(str(ROOT / "pages" / "4_Top_k.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "pages" / "top_k.py"), default_timeout=300)
     at.session_state["convvis_model"] = "lenet_mnist"
     picture = np.full((28, 28), 200, np.uint8)
-    at.session_state["convvis_filter_results"] = (  # as the Filters page leaves its last run
-        ("lenet_mnist", "conv2_relu", (3,), PRESETS["quick preview"]), [FilterResult(3, picture, 0.1, 2.0, 2.0, False)])
+    at.session_state[links.FILTER_RUN] = links.FilterRun(  # as the Filters page leaves its last run
+        "lenet_mnist", "conv2_relu", PRESETS["quick preview"], (FilterResult(3, picture, 0.1, 2.0, 2.0, False),))
     at.run()
     assert not at.exception and not at.error
     assert at.selectbox(key="topk_dataset_lenet_mnist").value == "mnist"

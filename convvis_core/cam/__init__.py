@@ -1,7 +1,7 @@
 """Heatmaps: where in the picture the model looked, by several methods, each with a faithfulness score.
 
 One mechanism (``base``: capture a layer's activations and gradients for a scalar target, weight,
-ReLU, resize, normalize) and one short module per method; targets are small callables (a class,
+ReLU, resize, normalize) and one short module per method; targets are small objects (a class,
 or one filter of any layer); ``faithfulness`` scores any map by deletion and insertion curves.
 """
 

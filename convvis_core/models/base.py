@@ -31,6 +31,11 @@ class ModelInfo:
     def is_classifier(self) -> bool:
         return self.class_names is not None
 
+    @property
+    def reads_digits(self) -> bool:
+        """A 28×28 grayscale model (MNIST-like): digits are its natural samples and dataset."""
+        return self.input_size == (28, 28) and self.channels == 1
+
 
 @dataclass(frozen=True)
 class LoadedModel:

@@ -619,7 +619,7 @@ class HomeImages(_Session):
 class SidebarModels(_Session):
     """Filters, LeNet: the sidebar model uploader; a refused file leaves LeNet chosen."""
 
-    page = "pages/1_Filters.py"
+    page = "pages/filters.py"
 
     def submit(self, case: Case) -> PageOutcome:
         at = self.at
@@ -642,7 +642,7 @@ class SidebarModels(_Session):
 class TopKArchives(_Session):
     """Top k, LeNet, dataset "Your .zip": the archive uploader; a refused archive leaves the last good one."""
 
-    page = "pages/4_Top_k.py"
+    page = "pages/top_k.py"
 
     def __init__(self) -> None:
         super().__init__()
@@ -668,7 +668,7 @@ class TopKArchives(_Session):
 class FiltersPage(_Session):
     """Filters, LeNet: the filter indices, the advanced settings, and a link naming a layer."""
 
-    page = "pages/1_Filters.py"
+    page = "pages/filters.py"
 
     def __init__(self) -> None:
         super().__init__()

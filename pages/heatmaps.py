@@ -3,9 +3,6 @@ faithfulness score (deletion and insertion curves) that says which map to trust.
 
 from __future__ import annotations
 
-import io
-import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,47 +12,33 @@ import streamlit as st
 from PIL import Image
 
 from convvis_core.activations import overlay
-from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, EmptyHeatmapError, Faithfulness,
-                              FilterTarget, Heatmap, Target, faithfulness, heatmap)
+from convvis_core.cam import BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, Faithfulness, FilterTarget, Target
+from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
 from convvis_core.cam.faithfulness import BLUR_SIGMA
 from convvis_core.cam.targets import strongest_filter
 from convvis_core.images import as_model_sees_it, to_png_bytes
-from convvis_core.layers import default_layer, spatial_layers
+from convvis_core.layers import default_layer
 from convvis_core.models import LoadedModel
-from convvis_core.predictions import Prediction, top_k
-from convvis_ui.cached import digest_of
+from convvis_ui.cached import cached_top5, image_key, model_key, zip_of_files
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
-from convvis_ui.sidebar import model_sidebar
+from convvis_ui.page import start_page
 
 COLORMAPS = ("jet", "viridis", "inferno", "gray")  # names both plotly and matplotlib know
 PER_ROW = 3
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def cached_top5(model_key: str, preprocessing: str, image_digest: str, _loaded: LoadedModel,
-                _seen: Image.Image) -> list[Prediction]:
-    return top_k(_loaded, _seen, k=5)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_strongest_filter(model_key: str, preprocessing: str, image_digest: str, layer: str,
-                            _loaded: LoadedModel, _seen: Image.Image) -> int:
+def cached_strongest_filter(model: str, image: str, layer: str, _loaded: LoadedModel, _seen: Image.Image) -> int:
     return strongest_filter(_loaded, _seen, layer)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_heatmap(model_key: str, preprocessing: str, image_digest: str, fit: str, target: Target, layer: str,
-                   method: str, baseline: str, _loaded: LoadedModel,
-                   _seen: Image.Image) -> tuple[Heatmap, Faithfulness, float] | str:
-    """One method's map, its curves and its time, or the reason it has no map. The image is the one
-    the model sees (already fitted), so its digest and ``fit`` together name the input."""
-    start = time.perf_counter()
-    try:
-        result = heatmap(_loaded, _seen, method, target, layer)
-    except EmptyHeatmapError as error:
-        return str(error)
-    return result, faithfulness(_loaded, _seen, result, baseline=baseline), time.perf_counter() - start
+def cached_heatmap(model: str, image: str, target: Target, layer: str, method: str, baseline: str,
+                   _loaded: LoadedModel, _seen: Image.Image) -> ScoredHeatmap | str:
+    """One method's scored map, or the reason it has none. The image is the one the model sees
+    (already fitted), so its key names the input."""
+    return explain_and_score(_loaded, _seen, method, target, layer, baseline=baseline)
 
 
 def map_figure(seen: Image.Image, values: np.ndarray, alpha: float, colormap: str) -> go.Figure:
@@ -84,21 +67,12 @@ def overlay_png(seen: Image.Image, values: np.ndarray, alpha: float, colormap: s
     return to_png_bytes(overlay(seen, values, alpha, colormap))
 
 
-st.set_page_config(page_title="Heatmaps · ConvVis", page_icon="🧠", layout="wide")
-loaded = model_sidebar()
-info = loaded.info
-
-st.title("Heatmaps")
-st.caption("Where in the picture did the model look? Several methods side by side, each scored by how much the "
-           "target's score falls when its most important pixels are deleted (lower area is better) and rises "
-           "when they are inserted into a blank (higher area is better).")
-
-layers = spatial_layers(loaded.model)
-if not layers:
-    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so there is no map to draw. "
-             "Pick or upload a convolutional model (one with Conv2D layers) in the sidebar.")
-    st.stop()
-by_path = {layer.path: layer for layer in layers}
+start = start_page("Heatmaps", "Where in the picture did the model look? Several methods side by side, each "
+                   "scored by how much the target's score falls when its most important pixels are deleted (lower "
+                   "area is better) and rises when they are inserted into a blank (higher area is better).",
+                   "layer with a spatial (4-D) output, so there is no map to draw")
+loaded, info, by_path = start.loaded, start.info, start.layers
+key = model_key(loaded)
 with user_errors(stop=True):
     last = default_layer(loaded.model).path
 
@@ -107,12 +81,12 @@ with left:
     chosen = image_picker(info, key="heatmaps")
     seen = as_model_sees_it(chosen.image, info, chosen.fit)
     stem = Path(chosen.label).stem
-    digest = digest_of(to_png_bytes(seen))
+    digest = image_key(seen)
     st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
              width=min(320, max(seen.width, 160)))
     if info.is_classifier:
         with user_errors(stop=True):
-            predictions = cached_top5(info.key, info.preprocessing, digest, loaded, seen)
+            predictions = cached_top5(key, digest, "stretch", loaded, seen)  # seen is already fitted
         st.dataframe(pd.DataFrame({"class": [f"{p.class_name} ({p.class_index})" for p in predictions],
                                    "probability": [p.probability for p in predictions]}),
                      hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
@@ -132,7 +106,7 @@ with right:
         pick_layer, pick_filter = st.columns([3, 1])
         filter_layer = pick_layer.selectbox("Filter of layer", list(by_path), index=list(by_path).index(last),
                                             format_func=lambda p: by_path[p].label, key=f"heatmaps_tl_{info.key}")
-        strongest = cached_strongest_filter(info.key, info.preprocessing, digest, filter_layer, loaded, seen)
+        strongest = cached_strongest_filter(key, digest, filter_layer, loaded, seen)
         filter_index = pick_filter.number_input(f"Filter (0–{by_path[filter_layer].channels - 1})", 0,
                                                 by_path[filter_layer].channels - 1, strongest,
                                                 key=f"heatmaps_filter_{info.key}_{filter_layer}_{digest}",
@@ -159,14 +133,13 @@ if not methods:
     st.info("Pick at least one method.")
     st.stop()
 
-results: dict[str, tuple[Heatmap, Faithfulness, float] | str] = {}
+results: dict[str, ScoredHeatmap | str] = {}
 with st.status(f"Computing {len(methods)} heatmap(s) and their faithfulness curves…", expanded=False) as status:
     bar = st.progress(0.0)
     for done, method in enumerate(methods):
         bar.progress(done / len(methods), text=f"{METHODS[method].title} ({done + 1} of {len(methods)})")
         with user_errors(stop=True):
-            results[method] = cached_heatmap(info.key, info.preprocessing, digest, chosen.fit, target, layer, method,
-                                             baseline, loaded, seen)
+            results[method] = cached_heatmap(key, digest, target, layer, method, baseline, loaded, seen)
     bar.progress(1.0, text="Done")
     status.update(label=f"{len(methods)} heatmap(s) for {target.describe(info.class_names)}", state="complete")
 
@@ -178,7 +151,7 @@ for start in range(0, len(methods), PER_ROW):
             if method not in scored:
                 st.warning(results[method], icon=":material/block:")
                 continue
-            result, scores, seconds = scored[method]
+            result, scores, seconds = scored[method].heatmap, scored[method].scores, scored[method].seconds
             st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}")
             deletion, insertion = st.columns(2)
             deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
@@ -188,20 +161,14 @@ for start in range(0, len(methods), PER_ROW):
             st.download_button("Download overlay (PNG)", overlay_png(seen, result.values, alpha, colormap),
                                f"{stem}_{method}.png", "image/png", key=f"png_{method}")
 
-if scored:
+best = verdict(scored)
+if best:
     st.markdown("#### Which map to trust")
-    table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": s.deletion_auc, "insertion AUC ↑": s.insertion_auc,
-                           "seconds": seconds} for m, (_, s, seconds) in scored.items()])
-    best_deletion = table.loc[table["deletion AUC ↓"].idxmin(), "method"]
-    best_insertion = table.loc[table["insertion AUC ↑"].idxmax(), "method"]
-    st.markdown(f"On this image and target, **{best_deletion}** removes the evidence fastest (lowest deletion AUC) "
-                f"and **{best_insertion}** restores it fastest (highest insertion AUC).")
+    st.markdown(best.sentence({method: METHODS[method].title for method in scored}))
+    table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": r.scores.deletion_auc,
+                           "insertion AUC ↑": r.scores.insertion_auc, "seconds": r.seconds} for m, r in scored.items()])
     st.dataframe(table, hide_index=True, column_config={
         **{column: st.column_config.NumberColumn(format="%.3f") for column in ("deletion AUC ↓", "insertion AUC ↑")},
         "seconds": st.column_config.NumberColumn(format="%.2f")})
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for method, (result, _, _) in scored.items():
-            bundle.writestr(f"{stem}_{method}.png", overlay_png(seen, result.values, alpha, colormap))
-    st.download_button("Download all overlays (ZIP)", archive.getvalue(), f"{stem}_heatmaps.zip",
-                       "application/zip")
+    overlays = {f"{stem}_{m}.png": overlay_png(seen, r.heatmap.values, alpha, colormap) for m, r in scored.items()}
+    st.download_button("Download all overlays (ZIP)", zip_of_files(overlays), f"{stem}_heatmaps.zip", "application/zip")

@@ -15,13 +15,12 @@ from convvis_core.activations import (NORMALIZATIONS, SEPARATOR_WIDTH, ChannelGr
                                       channel_grid, channel_stats, colormap_lut, default_spread, feature_maps,
                                       overlay, progression)
 from convvis_core.images import as_model_sees_it, to_png_bytes
-from convvis_core.layers import spatial_layers
 from convvis_core.models import LoadedModel
-from convvis_core.predictions import Prediction, top_k
-from convvis_ui.cached import digest_of
+from convvis_ui import links
+from convvis_ui.cached import cached_top5, image_key, model_key
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
-from convvis_ui.sidebar import model_sidebar
+from convvis_ui.page import start_page
 
 CHART_MAX_SIDE = 800  # grid pixels a side in the browser (12 bytes each with hover data); the PNG keeps all
 COLORMAPS = ("viridis", "gray", "magma")  # names both plotly and matplotlib know
@@ -31,22 +30,10 @@ GRID_WIDTH = 560  # about the width of the grid's column on a laptop screen, to 
 
 
 @st.cache_data(show_spinner="Running the image through the model…", max_entries=16)
-def cached_maps(model_key: str, preprocessing: str, image_digest: str, fit: str, paths: tuple[str, ...],
+def cached_maps(model: str, image: str, fit: str, paths: tuple[str, ...],
                 _loaded: LoadedModel, _image: Image.Image) -> dict[str, np.ndarray]:
     """One forward pass per (model, image, fit, layers); the arguments before the objects are the key."""
     return feature_maps(_loaded, _image, paths, fit)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_top5(model_key: str, preprocessing: str, image_digest: str, fit: str,
-                _loaded: LoadedModel, _image: Image.Image) -> list[Prediction]:
-    """Top-5 once per (model, image, fit): the layer widgets rerun the page often."""
-    return top_k(_loaded, _image, k=5, fit=fit)
-
-
-def image_digest(image: Image.Image) -> str:
-    """Content hash of a decoded image (mode and size included, so equal bytes of other shapes differ)."""
-    return digest_of(f"{image.mode}{image.size}".encode() + image.tobytes())
 
 
 def cell_outlines(grid: ChannelGrid, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,18 +91,17 @@ def thumbnail(image: np.ndarray, colormap: str) -> Image.Image:
     return Image.fromarray(colormap_lut(colormap)[image]).resize((THUMBNAIL, THUMBNAIL), Image.NEAREST)
 
 
-st.set_page_config(page_title="Activations · ConvVis", page_icon="🧠", layout="wide")
-loaded = model_sidebar()
-info = loaded.info
-
-st.title("Activations")
-st.caption("The feature maps one image produces, layer by layer: early layers respond to edges and colours, "
-           "later ones to textures and object parts. Dead channels (all zero on this image) are outlined.")
-
-with user_errors(stop=True):
-    spread = [layer.path for layer in default_spread(loaded.model)]
-layers = spatial_layers(loaded.model)
-by_path = {layer.path: layer for layer in layers}
+start = start_page("Activations", "The feature maps one image produces, layer by layer: early layers respond to "
+                   "edges and colours, later ones to textures and object parts. Dead channels (all zero on this "
+                   "image) are outlined.", "layer with a spatial (4-D) output, so it has no feature maps to show")
+loaded, info, by_path = start.loaded, start.info, start.layers
+key = model_key(loaded)
+wanted = links.request()
+spread = [layer.path for layer in default_spread(loaded.model)]
+LAYERS = f"activations_layers_{info.key}"
+if wanted.layer in by_path:
+    links.consume(LAYERS, [wanted.layer])
+    links.consume(f"channel_{info.key}_{wanted.layer}", wanted.channel)
 
 left, right = st.columns([1, 2], gap="large")
 with left:
@@ -123,17 +109,17 @@ with left:
     seen = as_model_sees_it(chosen.image, info, chosen.fit)
     st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
              width=min(320, max(seen.width, 160)))
-    digest = image_digest(chosen.image)
+    digest = image_key(chosen.image)
     if info.is_classifier:
         with user_errors():
-            predictions = cached_top5(info.key, info.preprocessing, digest, chosen.fit, loaded, chosen.image)
+            predictions = cached_top5(key, digest, chosen.fit, loaded, chosen.image)
             st.dataframe(pd.DataFrame({"class": [p.class_name for p in predictions],
                                        "probability": [p.probability for p in predictions]}),
                          hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
                              format="percent", min_value=0.0, max_value=1.0)})
 with right:
-    chosen_paths = st.multiselect("Layers", list(by_path), default=spread, format_func=lambda p: by_path[p].label,
-                                  key=f"activations_layers_{info.key}",
+    st.session_state.setdefault(LAYERS, spread)
+    chosen_paths = st.multiselect("Layers", list(by_path), format_func=lambda p: by_path[p].label, key=LAYERS,
                                   help="By default six layers spread from the first to the last map.")
     controls = st.columns(4)
     normalization = controls[0].selectbox("Normalization", list(NORMALIZATIONS), help="\n\n".join(
@@ -146,7 +132,7 @@ with right:
         st.info("Pick at least one layer.")
         st.stop()
     with user_errors(stop=True):
-        maps_by_path = cached_maps(info.key, info.preprocessing, digest, chosen.fit, paths, loaded, chosen.image)
+        maps_by_path = cached_maps(key, digest, chosen.fit, paths, loaded, chosen.image)
     st.markdown("#### Progression through the network")
     summary = st.radio("Each thumbnail shows", ["mean", "strongest"], horizontal=True,
                        format_func={"mean": "the mean over channels", "strongest": "the most active channel"}.get)
@@ -175,8 +161,10 @@ for path in paths:
                            f"activations_{path.replace('/', '_')}_{normalization}.png",
                            "image/png", key=f"png_{path}", on_click="ignore")
     with narrow:
-        channel = int(st.number_input(f"Channel (0–{stats.channels - 1})", 0, stats.channels - 1,
-                                      int(np.argmax(stats.mean)), key=f"channel_{info.key}_{path}",
+        CHANNEL = f"channel_{info.key}_{path}"
+        if not 0 <= st.session_state.get(CHANNEL, -1) < stats.channels:
+            st.session_state[CHANNEL] = int(np.argmax(stats.mean))  # the most active channel
+        channel = int(st.number_input(f"Channel (0–{stats.channels - 1})", 0, stats.channels - 1, key=CHANNEL,
                                       help="Starts at the most active channel."))
         st.plotly_chart(channel_figure(maps, channel, colormap), key=f"channel_chart_{path}")
         st.image(overlay(seen, maps[..., channel], alpha, colormap), width="stretch",

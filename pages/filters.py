@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import numpy as np
 import streamlit as st
 from PIL import Image
@@ -14,24 +11,18 @@ from convvis_core.featureviz.grid import caption, sort_by_activation, tile_image
 from convvis_core.featureviz.selection import parse_filters, random_filters
 from convvis_core.featureviz.settings import OBJECTIVES, OPTIMIZERS, PARAMETERIZATIONS
 from convvis_core.images import to_png_bytes
-from convvis_core.layers import default_layer, spatial_layers
+from convvis_core.graph import LOGITS
+from convvis_core.layers import default_layer
+from convvis_ui import links
+from convvis_ui.cached import zip_of_files
 from convvis_ui.feedback import user_errors
-from convvis_ui.sidebar import model_sidebar
+from convvis_ui.page import start_page
 
-st.set_page_config(page_title="Filters · ConvVis", page_icon="🧠", layout="wide")
-loaded = model_sidebar()
-info = loaded.info
-RESULTS = "convvis_filter_results"  # the last run's results survive reruns and page switches
-
-st.title("Filters")
-st.caption("Gradient ascent finds the image each filter responds to most (activation maximization). "
-           "Results are cached on disk: a repeat is instant, even after a restart.")
-
-layers = spatial_layers(loaded.model)
-if not layers:
-    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so it has no filters to visualize. "
-             "Pick or upload a convolutional model (one with Conv2D layers) in the sidebar.")
-    st.stop()
+start = start_page("Filters", "Gradient ascent finds the image each filter responds to most (activation "
+                   "maximization). Results are cached on disk: a repeat is instant, even after a restart.",
+                   "layer with a spatial (4-D) output, so it has no filters to visualize")
+loaded, info, by_path = start.loaded, start.info, start.layers
+wanted = links.request()
 
 preset_name = st.sidebar.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("quick preview"),
                                    help="keras.io example: the seeds' plain-pixel ascent. Lucid: Fourier "
@@ -69,19 +60,21 @@ settings = Settings(objective=objective, border=int(border), parameterization=pa
                     final_jitter=final_jitter, total_variation=tv, l2=l2, blur=blur, optimizer=optimizer,
                     learning_rate=float(learning_rate), steps=steps, size=size, seed=int(seed))
 
-by_path = {layer.path: layer for layer in layers}
 if objective == "class_logit":
-    layer_path, count, unit = "<logits>", len(info.class_names), "class"
+    layer_path, count, unit = LOGITS, len(info.class_names), "class"
     st.info("Class logit: each 'filter' is a class; the image maximizes its pre-softmax score.")
 else:
     preferred = "conv_pw_8_relu" if "conv_pw_8_relu" in by_path else default_layer(loaded.model).path
-    # Other pages link here by setting these keys (layer, mode, spec) before switching pages.
+    links.consume(f"layer_{info.key}", wanted.layer if wanted.layer in by_path else None)
     if st.session_state.get(f"layer_{info.key}") not in by_path:
         st.session_state[f"layer_{info.key}"] = preferred
     layer_path = st.selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=f"layer_{info.key}")
     count, unit = by_path[layer_path].channels, "filter"
 
 st.session_state.setdefault("filters_mode", "range")
+if wanted.filters and layer_path == wanted.layer:
+    links.consume("filters_mode", "range")
+    links.consume(f"filters_spec_{layer_path}", wanted.filters)
 mode = st.radio("Filters", ["single", "range", "random sample", "all"], horizontal=True, key="filters_mode")
 with user_errors(stop=True):
     if mode == "single":
@@ -101,7 +94,6 @@ with user_errors(stop=True):
         st.caption("Classes: " + ", ".join(f"{i} {info.class_names[i]}" for i in filters[:12])
                    + ("…" if len(filters) > 12 else ""))
 
-request = (info.key, layer_path, tuple(filters), settings)
 if st.button(f"Run on {len(filters)} {unit}{'s' if len(filters) > 1 else ''}", type="primary"):
     with st.status(f"Optimizing {len(filters)} image(s) on {layer_path}…", expanded=True) as status:
         bar = st.progress(0.0, text="Starting (the first run of a layer traces the model)…")
@@ -120,19 +112,16 @@ if st.button(f"Run on {len(filters)} {unit}{'s' if len(filters) > 1 else ''}", t
         with user_errors(stop=False):
             results = visualize_filters(loaded, layer_path, filters, settings, progress=on_progress,
                                         on_frame=on_frame)
-            st.session_state[RESULTS] = (request, results)
+            links.remember_filter_run(info.key, layer_path, settings, results)
             cached = sum(r.from_cache for r in results)
             status.update(label=f"Done: {len(results)} image(s), {cached} from the cache", state="complete",
                           expanded=False)
 
-stored = st.session_state.get(RESULTS)
-if stored is None:
+run = links.last_filter_run(info.key)
+if run is None:
     st.info("Choose a layer and filters, then press **Run**.")
     st.stop()
-(model_key, shown_layer, _, shown_settings), results = stored
-if model_key != info.key:
-    st.info("These results are for another model; press Run to compute this one's.")
-    st.stop()
+shown_layer, shown_settings, results = run.layer, run.settings, list(run.results)
 
 ordered = sort_by_activation(results)
 dead = [r.filter_index for r in ordered if r.dead]
@@ -149,11 +138,8 @@ grid = filter_grid(ordered, sort=False)
 downloads = st.columns(2)
 downloads[0].download_button("Download grid (PNG)", to_png_bytes(grid), f"{shown_layer.replace('/', '_')}_filters.png",
                              "image/png")
-archive = io.BytesIO()
-with zipfile.ZipFile(archive, "w") as bundle:
-    for result in ordered:
-        bundle.writestr(f"filter_{result.filter_index:04d}.png", to_png_bytes(Image.fromarray(result.image)))
-downloads[1].download_button("Download all (ZIP)", archive.getvalue(), f"{shown_layer.replace('/', '_')}_filters.zip",
+archive = zip_of_files({f"filter_{r.filter_index:04d}.png": to_png_bytes(Image.fromarray(r.image)) for r in ordered})
+downloads[1].download_button("Download all (ZIP)", archive, f"{shown_layer.replace('/', '_')}_filters.zip",
                              "application/zip")
 
 per_row = 8

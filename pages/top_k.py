@@ -10,21 +10,20 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from convvis_core.cache import model_fingerprint
 from convvis_core.config import MAX_SCAN_IMAGES, MAX_ZIP_BYTES, TOPK_KEPT, dataset_dirs
 from convvis_core.datasets.base import Dataset, EncodedDataset
 from convvis_core.datasets.catalog import builtin_names, open_dataset
 from convvis_core.datasets.files import folder_dataset, zip_dataset
 from convvis_core.drawing import ExampleView, example_views
-from convvis_core.featureviz.grid import sort_by_activation, tile_image
-from convvis_core.layers import default_layer, spatial_layers
+from convvis_core.featureviz.grid import tile_image
+from convvis_core.layers import default_layer
 from convvis_core.models import LoadedModel
 from convvis_core.topk import Example, TopKIndex, cached_index, scan
-from convvis_ui.cached import digest_of
+from convvis_ui import links
+from convvis_ui.cached import digest_of, model_key
 from convvis_ui.feedback import user_errors
-from convvis_ui.sidebar import model_sidebar
+from convvis_ui.page import start_page
 
-FILTER_RESULTS = "convvis_filter_results"  # the Filters page's last run: ((model, layer, filters, settings), results)
 UPLOADED_ZIP = "convvis_topk_zip"  # (digest, file name, bytes) of the last .zip that held images
 LAST_ZIP_FILE = "_convvis_topk_last_zip"  # the uploader's file id, so a file is checked once
 DEFAULT_SCAN = 2000
@@ -51,7 +50,7 @@ def server_folder(path: str) -> EncodedDataset:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def views(model_digest: str, preprocessing: str, dataset_id: str, layer: str, channel: int,
+def views(model: str, dataset_id: str, layer: str, channel: int,
           examples: tuple[Example, ...], _loaded: LoadedModel, _dataset: Dataset) -> list[ExampleView]:
     """Overlays and crops for the examples shown; the arguments before the objects are the key."""
     return example_views(_loaded, _dataset, layer, channel, examples)
@@ -61,12 +60,12 @@ def dataset_label(option: str) -> str:
     return f"📁 {option.removeprefix('folder:')}" if option.startswith("folder:") else LABELS[option]
 
 
-def pick_dataset(model_key: str, digits_model: bool) -> Dataset:
+def pick_dataset(model_name: str, digits_model: bool) -> Dataset:
     """The dataset picker (per model, starting at MNIST for digit models and the photos otherwise):
     built-in sets, an uploaded .zip, or a folder the operator allows."""
     options = builtin_names() + ["upload"] + [f"folder:{path}" for path in dataset_dirs()]
     choice = st.selectbox("Dataset", options, index=options.index("mnist" if digits_model else "gallery"),
-                          format_func=dataset_label, key=f"topk_dataset_{model_key}")
+                          format_func=dataset_label, key=f"topk_dataset_{model_name}")
     with user_errors(stop=True):
         if choice.startswith("folder:"):
             return server_folder(choice.removeprefix("folder:"))
@@ -96,22 +95,6 @@ def report_skipped(dataset: Dataset) -> None:
             for reason, names in dataset.skipped.items():
                 st.markdown(f"**{reason}**: " + ", ".join(f"`{name}`" for name in names[:50])
                             + (" …" if len(names) > 50 else ""))
-
-
-def synced_from_filters(model_key: str) -> tuple[str, int] | None:
-    """(layer, filter) of the Filters page's last run on this model: its only or strongest filter."""
-    stored = st.session_state.get(FILTER_RESULTS)
-    if not stored or stored[0][0] != model_key or not stored[1]:
-        return None
-    return stored[0][1], sort_by_activation(stored[1])[0].filter_index
-
-
-def feature_visualization(model_key: str, layer: str, channel: int) -> np.ndarray | None:
-    """The Filters page's picture of this filter, if its last run made one."""
-    stored = st.session_state.get(FILTER_RESULTS)
-    if not stored or stored[0][0] != model_key or stored[0][1] != layer:
-        return None
-    return next((tile_image(r) for r in stored[1] if r.filter_index == channel), None)
 
 
 def histogram(index: TopKIndex, channel: int, k: int) -> go.Figure:
@@ -145,34 +128,27 @@ def show_examples(shown: list[ExampleView]) -> None:
                 column.image(view.crop, width=CROP_WIDTH, caption="receptive field of the maximum")
 
 
-st.set_page_config(page_title="Top k · ConvVis", page_icon="🧠", layout="wide")
-loaded = model_sidebar()
-info = loaded.info
-
-st.title("Top k")
-st.caption("The dataset images that excite a filter most, and where: a synthetic feature visualization can "
-           "mislead, real examples ground it. One scan ranks every filter of the layer and is cached on disk.")
-
-layers = spatial_layers(loaded.model)
-if not layers:
-    st.error(f"{info.display_name} has no layer with a spatial (4-D) output, so it has no filters to rank. "
-             "Pick or upload a convolutional model (one with Conv2D layers) in the sidebar.")
-    st.stop()
-by_path = {layer.path: layer for layer in layers}
-synced = synced_from_filters(info.key)
-preferred = synced[0] if synced and synced[0] in by_path else default_layer(loaded.model).path
+start = start_page("Top k", "The dataset images that excite a filter most, and where: a synthetic feature "
+                   "visualization can mislead, real examples ground it. One scan ranks every filter of the layer "
+                   "and is cached on disk.", "layer with a spatial (4-D) output, so it has no filters to rank")
+loaded, info, by_path = start.loaded, start.info, start.layers
+wanted = links.request()
+filter_run = links.last_filter_run(info.key)  # the Filters page's pictures, shown beside the real examples
+LAYER = f"topk_layer_{info.key}"
+links.consume(LAYER, wanted.layer if wanted.layer in by_path else filter_run.layer if filter_run else None)
+if st.session_state.get(LAYER) not in by_path:
+    st.session_state[LAYER] = default_layer(loaded.model).path
 
 left, middle, right = st.columns([2, 1, 3])
 with left:
-    dataset = pick_dataset(info.key, info.input_size == (28, 28) and info.channels == 1)
+    dataset = pick_dataset(info.key, info.reads_digits)
 with middle:
     most = min(len(dataset), MAX_SCAN_IMAGES)
     count = int(st.number_input("Images to scan", 1, most, min(most, DEFAULT_SCAN),
                                 key=f"topk_count_{dataset.identity}",
                                 help=f"The first N of {len(dataset):,} images (at most {MAX_SCAN_IMAGES:,} a scan)."))
 with right:
-    layer_path = st.selectbox("Layer", list(by_path), index=list(by_path).index(preferred),
-                              format_func=lambda p: by_path[p].label, key=f"topk_layer_{info.key}")
+    layer_path = st.selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=LAYER)
 report_skipped(dataset)
 
 with user_errors(stop=True):
@@ -190,24 +166,25 @@ if index is None:
         status.update(label=f"Scanned {index.count:,} images: every filter of {layer_path} ranked", state="complete",
                       expanded=False)
 
-strongest = int(np.argmax(index.top.value[0]))
-default_filter = synced[1] if synced and synced[0] == layer_path and synced[1] < index.channels else strongest
+FILTER = f"topk_filter_{info.key}_{layer_path}"
+ran = filter_run.strongest if filter_run and filter_run.layer == layer_path else None
+links.consume(FILTER, wanted.channel if wanted.layer == layer_path else ran)
+if not 0 <= st.session_state.get(FILTER, -1) < index.channels:
+    st.session_state[FILTER] = int(np.argmax(index.top.value[0]))  # the strongest filter in the dataset
 controls = st.columns([1, 2, 2])
-channel = int(controls[0].number_input(f"Filter (0–{index.channels - 1})", 0, index.channels - 1, default_filter,
-                                       key=f"topk_filter_{info.key}_{layer_path}",
+channel = int(controls[0].number_input(f"Filter (0–{index.channels - 1})", 0, index.channels - 1, key=FILTER,
                                        help="Starts at the Filters page's last filter on this layer, else at the "
                                             "filter with the highest activation in the dataset."))
 most_kept = min(TOPK_KEPT, index.count)
 k = controls[1].slider("k", 1, most_kept, min(9, most_kept), key="topk_k") if most_kept > 1 else 1
 with controls[2]:
-    if st.button("Open this layer on the Filters page →", help="Its feature visualizations, next to these examples."):
-        st.session_state[f"layer_{info.key}"] = layer_path  # the Filters page's layer picker
-        st.switch_page("pages/1_Filters.py")
+    if st.button("Open this filter on the Filters page →", help="Its feature visualization, next to these examples."):
+        links.open_filters(layer_path, str(channel))
 
 with user_errors(stop=True):
     top = index.top.examples(channel, k)
     bottom = index.bottom.examples(channel, k)
-    key = (model_fingerprint(loaded.model), info.preprocessing, dataset.identity, layer_path, channel)
+    key = (model_key(loaded), dataset.identity, layer_path, channel)
     top_views, bottom_views = views(*key, tuple(top), loaded, dataset), views(*key, tuple(bottom), loaded, dataset)
 
 st.subheader(f"{layer_path} #{channel}: top {len(top)} of {index.count:,} images")
@@ -218,9 +195,9 @@ show_examples(top_views)
 
 chart, picture = st.columns([3, 1])
 chart.plotly_chart(histogram(index, channel, k), config={"displayModeBar": False})
-synthetic = feature_visualization(info.key, layer_path, channel)
+synthetic = filter_run.picture(layer_path, channel) if filter_run else None
 if synthetic is not None:
-    picture.image(synthetic, width="stretch", caption=f"#{channel} as the Filters page optimized it")
+    picture.image(tile_image(synthetic), width="stretch", caption=f"#{channel} as the Filters page optimized it")
 else:
     picture.caption(f"Run #{channel} on the Filters page to see its synthetic picture here, beside the real ones.")
 

@@ -10,7 +10,6 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from convvis_core.cache import model_fingerprint
 from convvis_core.circuits import Circuit, circuit, circuit_layers, linear_conv
 from convvis_core.drawing import kernel_images
 from convvis_core.featureviz import PRESETS, FilterResult, visualize_filters
@@ -19,10 +18,11 @@ from convvis_core.images import as_model_sees_it
 from convvis_core.graph import activation_name
 from convvis_core.layers import SpatialLayer, get_layer
 from convvis_core.models import LoadedModel
-from convvis_ui.cached import digest_of
+from convvis_ui import links
+from convvis_ui.cached import image_key, model_key
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
-from convvis_ui.sidebar import model_sidebar
+from convvis_ui.page import start_page
 
 SIGN_COLOURS = {"excitatory": "red", "inhibitory": "blue", "zero": "gray"}
 KERNEL_SIDE = 160  # px of a kernel heatmap
@@ -30,20 +30,20 @@ PREVIEW = PRESETS["quick preview"]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def cached_layers(fingerprint: str, _loaded: LoadedModel) -> list[SpatialLayer]:
+def cached_layers(model: str, _loaded: LoadedModel) -> list[SpatialLayer]:
     return circuit_layers(_loaded.model)
 
 
 @st.cache_data(show_spinner="Reading the weights…", max_entries=64)
-def cached_circuit(fingerprint: str, preprocessing: str, layer: str, filter_index: int, image_key: str | None,
+def cached_circuit(model: str, layer: str, filter_index: int, image_key: str | None,
                    fit: str, _loaded: LoadedModel, _image: Image.Image | None) -> Circuit:
     """One filter's circuit; keyed by the model's weights, the layer, the filter and the image seen."""
     return circuit(_loaded, layer, filter_index, _image, fit)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def cached_kernel_images(fingerprint: str, preprocessing: str, layer: str, _loaded: LoadedModel) -> np.ndarray:
-    return kernel_images(linear_conv(_loaded.model, layer), preprocessing)
+def cached_kernel_images(model: str, layer: str, _loaded: LoadedModel) -> np.ndarray:
+    return kernel_images(linear_conv(_loaded.model, layer), _loaded.info.preprocessing)
 
 
 def kernel_figure(kernel: np.ndarray, limit: float) -> go.Figure:
@@ -59,22 +59,14 @@ def kernel_figure(kernel: np.ndarray, limit: float) -> go.Figure:
     return figure
 
 
-def open_page(page: str, state: dict) -> None:
-    """Switch to another page with its widgets preset (its layer, and channel where it has one)."""
-    st.session_state.update(state)
-    st.switch_page(page)
-
-
-def page_links(container, model_key: str, layer: str, channel: int, key: str) -> None:
-    """Buttons opening a channel on the Filters and Activations pages (the keys are those pages' widgets)."""
+def page_links(container, layer: str, channel: int, key: str) -> None:
+    """Buttons opening a channel on the Filters and Activations pages."""
     if container.button("Filters", key=f"filters_{key}", icon=":material/tune:", width="stretch",
-                        help=f"Open {layer} on the Filters page"):
-        open_page("pages/1_Filters.py", {f"layer_{model_key}": layer, "filters_mode": "range",
-                                          f"filters_spec_{layer}": str(channel)})
+                        help=f"Open {layer} #{channel} on the Filters page"):
+        links.open_filters(layer, str(channel))
     if container.button("Activations", key=f"maps_{key}", icon=":material/grid_on:", width="stretch",
                         help=f"Show #{channel}'s feature map on an image (Activations page)"):
-        open_page("pages/2_Activations.py", {f"activations_layers_{model_key}": [layer],
-                                              f"channel_{model_key}_{layer}": channel})
+        links.open_activations(layer, channel)
 
 
 def visualize(loaded: LoadedModel, found: Circuit, shown: list[int],
@@ -96,39 +88,33 @@ def visualize(loaded: LoadedModel, found: Circuit, shown: list[int],
     return pictures[0][0], (pictures[1] if found.source else None)
 
 
-st.set_page_config(page_title="Circuits · ConvVis", page_icon="🧠", layout="wide")
-loaded = model_sidebar()
-info = loaded.info
-fingerprint = model_fingerprint(loaded.model)
-LAYER = f"convvis_circuit_layer_{info.key}"  # survives page switches (widget state does not)
-
-st.title("Circuits")
-st.caption("A filter is a weighted sum of the previous layer's channels. Its kernel slice per input channel says "
-           "how: a large norm means the filter listens to that channel, a positive sum that the channel excites "
-           "it, a negative one that it inhibits it. BatchNorm is folded into the weights; MobileNet's depthwise + "
-           "pointwise pairs are composed into one 3×3 kernel.")
-
-layers = cached_layers(fingerprint, loaded)
-if not layers:
-    st.info(f"{info.display_name} has no convolution with filters to trace, so it has no circuits.")
-    st.stop()
-by_path = {layer.path: layer for layer in layers}
+start = start_page("Circuits", "A filter is a weighted sum of the previous layer's channels. Its kernel slice per "
+                   "input channel says how: a large norm means the filter listens to that channel, a positive sum "
+                   "that the channel excites it, a negative one that it inhibits it. BatchNorm is folded into the "
+                   "weights; MobileNet's depthwise + pointwise pairs are composed into one 3×3 kernel.",
+                   "convolution with filters to trace, so it has no circuits",
+                   layers=lambda loaded: cached_layers(model_key(loaded), loaded))
+loaded, info, by_path = start.loaded, start.info, start.layers
+key = model_key(loaded)
+wanted = links.request()
+LAYER, LAYER_WIDGET = f"convvis_circuit_layer_{info.key}", f"circuit_layer_{info.key}"  # the first survives page switches
 activated = [path for path in by_path if activation_name(get_layer(loaded.model, path))] or list(by_path)
-chosen_layer = st.session_state.get(LAYER)
-if chosen_layer not in by_path:
-    chosen_layer = activated[len(activated) // 2]
+links.consume(LAYER_WIDGET, wanted.layer if wanted.layer in by_path else None)
+if st.session_state.get(LAYER_WIDGET) not in by_path:
+    remembered = st.session_state.get(LAYER)
+    st.session_state[LAYER_WIDGET] = remembered if remembered in by_path else activated[len(activated) // 2]
 
 steps = st.sidebar.slider("Feature visualization steps", 8, 256, PREVIEW.steps, 8, key="circuit_steps",
                           help="The quick preview preset; more steps give cleaner pictures (cached on disk).")
 controls = st.columns([3, 1, 1, 2])
-layer = controls[0].selectbox("Layer", list(by_path), index=list(by_path).index(chosen_layer),
-                              format_func=lambda p: by_path[p].label, key=f"circuit_layer_{info.key}",
+layer = controls[0].selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=LAYER_WIDGET,
                               help="Layers whose filters come from a convolution (BatchNorm/activation after "
                                    "a conv included).")
 st.session_state[LAYER] = layer
 count = by_path[layer].channels
-filter_index = int(controls[1].number_input(f"Filter (0–{count - 1})", 0, count - 1, 0,
-                                            key=f"circuit_filter_{info.key}_{layer}"))
+FILTER = f"circuit_filter_{info.key}_{layer}"
+links.consume(FILTER, wanted.channel if wanted.layer == layer and 0 <= (wanted.channel or 0) < count else None)
+filter_index = int(controls[1].number_input(f"Filter (0–{count - 1})", 0, count - 1, key=FILTER))
 top = controls[2].slider("Inputs shown", 1, 12, 6, key="circuit_top")
 ranking = controls[3].radio("Rank inputs by", ["weight", "contribution"], horizontal=True, key="circuit_ranking",
                             format_func={"weight": "kernel norm", "contribution": "contribution on an image"}.get,
@@ -144,8 +130,7 @@ if ranking == "contribution":
     preview.image(seen, caption=f"{chosen_image.label}, as the model sees it", width=min(224, max(seen.width, 112)))
 
 with user_errors(stop=True):
-    found = cached_circuit(fingerprint, info.preprocessing, layer, filter_index,
-                           None if seen is None else digest_of(seen.tobytes()),
+    found = cached_circuit(key, layer, filter_index, None if seen is None else image_key(seen),
                            chosen_image.fit if chosen_image else "stretch", loaded,
                            None if chosen_image is None else chosen_image.image)
 shown = found.top(top)
@@ -159,9 +144,9 @@ with user_errors(stop=True):
 head, facts = st.columns([1, 3], gap="large")
 head.image(tile_image(head_picture), width="stretch",
            caption=f"{layer} #{filter_index}{state(head_picture)}")
-page_links(head, info.key, layer, filter_index, "head")
+page_links(head, layer, filter_index, "head")
 if first_layer:
-    kernels = cached_kernel_images(fingerprint, info.preprocessing, layer, loaded)
+    kernels = cached_kernel_images(key, layer, loaded)
     head.image(Image.fromarray(kernels[filter_index]).resize((128, 128), Image.NEAREST),
                caption="its kernel, as an image")
 with facts:
@@ -193,7 +178,7 @@ for column, channel, picture in zip(st.columns(max(len(shown), 4)), shown, input
         numbers += f" · contribution {channel.contribution:+.3g}"
     column.caption(numbers)
     if not first_layer:
-        page_links(column, info.key, found.source, channel.index, str(channel.index))
+        page_links(column, found.source, channel.index, str(channel.index))
 
 if first_layer:
     st.subheader(f"Every kernel of {layer}")
