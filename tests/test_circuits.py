@@ -223,6 +223,7 @@ def test_circuits_page_runs_end_to_end_on_mobilenet(mobilenet):
     assert at.selectbox(key="layer_mobilenet").value == "conv_pw_1_relu"
 
 
+@pytest.mark.slow  # a subprocess: TensorFlow's import alone takes seconds
 def test_cli_writes_the_sheet_and_prints_the_ranking(lenet, tmp_path):
     out = tmp_path / "c.png"
     result = subprocess.run([sys.executable, "-m", "convvis_core", "circuit", "lenet_mnist", "conv2", "3", "--top", "4",

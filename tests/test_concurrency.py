@@ -52,6 +52,7 @@ from convvis_core.samples import load_sample
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = 8
 QUICK = PRESETS["quick preview"].replace(steps=8, size=28)
+pytestmark = pytest.mark.slow  # many sessions and repetitions: minutes, not seconds
 
 
 def all_at_once(function, items: list) -> list:

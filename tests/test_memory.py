@@ -13,6 +13,7 @@ import gc
 from pathlib import Path
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from convvis_core.activations import channel_grid, channel_stats, default_spread, feature_maps, overlay, progression
@@ -24,6 +25,7 @@ from convvis_core.samples import load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_GROWTH = 100 * 2**20
+pytestmark = pytest.mark.slow  # many sessions and repetitions: minutes, not seconds
 
 
 def resident_bytes() -> int:

@@ -251,6 +251,7 @@ def test_the_page_ranks_mnist_on_lenet_end_to_end(lenet, tmp_path, monkeypatch):
     assert not at.get("status")  # no second scan
 
 
+@pytest.mark.slow  # a subprocess: TensorFlow's import alone takes seconds
 def test_cli_writes_the_top_k_sheet_and_prints_the_ranking(lenet, tmp_path):
     out = tmp_path / "t.png"
     result = subprocess.run([sys.executable, "-m", "convvis_core", "topk", "lenet_mnist", "mnist", "--layer",

@@ -144,6 +144,7 @@ def test_wrong_labels_files_get_a_clear_message(tmp_path, file_name, text, messa
         loaded.with_labels(read_labels(text.encode(), file_name), file_name)
 
 
+@pytest.mark.slow  # a subprocess: TensorFlow's import alone takes seconds
 def test_cli_takes_labels_and_preprocessing_for_a_model_file(tmp_path):
     path = tmp_path / "flowers.keras"
     small_cnn().save(path)
