@@ -1,75 +1,16 @@
-"""ConvVis: the entry point and home page (the chosen model at a glance, its top-5 predictions).
+"""ConvVis: the entry point (``streamlit run app.py``): the navigation over the pages in ``pages/``.
 
-Run with ``streamlit run app.py``. Each file in ``pages/`` is a page named after its URL path
-(``pages/heatmaps.py`` is ``/heatmaps``, so a bookmark opens it even as a server's first request);
-their titles and order are ``convvis_ui.links.PAGES``. Each renders the shared sidebar itself.
+Each page file is named after its URL path (``pages/heatmaps.py`` is ``/heatmaps``): when a server's
+first request is a deep link, Streamlit 1.67 runs that session in its older ``pages/``-folder mode,
+which finds pages by file name only. Titles, icons and order are ``convvis_ui.links.PAGES``; the
+sidebar's navigation is drawn by ``convvis_ui.page`` in both modes, so it looks the same in each.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from convvis_core.images import as_model_sees_it
-from convvis_core.layers import spatial_layers
-from convvis_core.model_summary import layer_table
-from convvis_core.predictions import top_k
-from convvis_ui.feedback import user_errors
-from convvis_ui.image_input import image_picker
-from convvis_ui.links import PAGES
-from convvis_ui.sidebar import model_sidebar
+from convvis_ui.links import HOME, PAGES
 
-
-def home() -> None:
-    """The home page: model card, predictions for a sample or uploaded image, layer table."""
-    loaded = model_sidebar()
-    info = loaded.info
-
-    st.title("ConvVis")
-    st.markdown("See what a convolutional network has learned: its filters, its feature maps, where it "
-                "looks, and which images excite it. Pick a model in the sidebar; every page uses it.")
-
-    st.subheader(info.display_name)
-    st.caption(info.description)
-    spatial = spatial_layers(loaded.model)
-    columns = st.columns(4)
-    columns[0].metric("Input", f"{info.input_size[0]}×{info.input_size[1]}×{info.channels}")
-    columns[1].metric("Parameters", f"{loaded.model.count_params():,}")
-    columns[2].metric("Spatial layers", len(spatial))
-    columns[3].metric("Classes", len(info.class_names) if info.class_names else "none")
-
-    left, right = st.columns([2, 3], gap="large")
-    with left:
-        st.markdown("#### Predictions")
-        chosen = image_picker(info, key="home")
-        seen = as_model_sees_it(chosen.image, info, chosen.fit)
-        st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
-                 width=min(320, max(seen.width, 160)))
-        if not info.is_classifier:
-            st.info(f"{info.display_name} has no classifier head, so it makes no predictions. "
-                    "Its layers can still be explored on the other pages.")
-        else:
-            with user_errors():
-                predictions = top_k(loaded, chosen.image, k=5, fit=chosen.fit)
-                labels = [f"{p.class_name} ({p.class_index})" for p in predictions][::-1]
-                figure = go.Figure(go.Bar(x=[p.probability for p in predictions][::-1], y=labels,
-                                          orientation="h", text=[f"{p.probability:.1%}" for p in predictions][::-1],
-                                          textposition="auto", marker_color="#4c78a8"))
-                figure.update_layout(title="Top-5 predictions", xaxis=dict(range=[0, 1], tickformat=".0%"),
-                                     height=260, margin=dict(l=10, r=10, t=40, b=10))
-                st.plotly_chart(figure, config={"displayModeBar": False})
-    with right:
-        st.markdown("#### Layers")
-        only_spatial = st.toggle("Only layers with feature maps (4-D output)", value=False)
-        table = pd.DataFrame(layer_table(loaded.model))
-        if only_spatial:
-            table = table[table["feature maps"]]
-        st.dataframe(table, hide_index=True, height=520,
-                     column_config={"parameters": st.column_config.NumberColumn(format="localized")})
-
-
-st.set_page_config(page_title="ConvVis", page_icon="🧠", layout="wide")
-st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True)]
-              + [st.Page(str(page.file), title=page.title, icon=page.icon, url_path=page.url_path)
-                 for page in PAGES]).run()
+st.navigation([st.Page(str(page.file), title=page.title, icon=page.icon, url_path=page.url_path,
+                       default=page is HOME) for page in (HOME, *PAGES)], position="hidden").run()

@@ -37,6 +37,9 @@ _PER_CHANNEL = (keras.layers.BatchNormalization, keras.layers.ReLU, keras.layers
 # the layer whose channels feed it (an activation or BatchNorm output is what the conv reads).
 _TRANSPARENT = (keras.layers.ZeroPadding2D, keras.layers.Dropout, keras.layers.SpatialDropout2D,
                 keras.layers.Rescaling, keras.layers.Normalization)
+# Layers after a conv that keep each channel a function of the same channel (pooling too, unlike
+# _PER_CHANNEL, since a pooled map no longer has the conv's positions): still that conv's filters.
+_KEEPS_CHANNELS = _PER_CHANNEL + _TRANSPARENT + (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
 _COLOUR_NAMES = ("red", "green", "blue")
 _NEGLIGIBLE = 1e-6  # a filter whose weights' norm is below this share of the layer's largest is all zeros
 
@@ -62,14 +65,15 @@ class LinearConv:
 
 
 @dataclass(frozen=True)
-class InputChannel:
-    """One input channel of a filter: its kernel slice and how much it drives the filter."""
+class Connection:
+    """One channel connected to a filter through a kernel slice: an input channel the filter reads
+    (in a :class:`Circuit`), or a later filter that reads it (in :class:`Readers`)."""
 
     index: int
     name: str  # "conv_pw_7_relu #12", or "red" for an image channel
     kernel: np.ndarray = field(repr=False)  # (kh, kw) slice of the effective kernel
-    norm: float  # L2 norm of the slice: how strongly the filter listens to this channel
-    total: float  # sum of the slice: > 0 excitatory (a uniform input raises the filter), < 0 inhibitory
+    norm: float  # L2 norm of the slice: how strongly the reading filter listens to the read channel
+    total: float  # sum of the slice: > 0 excitatory (a uniform input raises the reader), < 0 inhibitory
     contribution: float | None = None  # mean over the output map of slice ⊙ input patch, on an image
 
     @property
@@ -89,12 +93,12 @@ class Circuit:
     conv: str  # as in :class:`LinearConv`
     depthwise: str | None
     source: str | None
-    inputs: tuple[InputChannel, ...]
+    inputs: tuple[Connection, ...]
     ranked_by: RankBy
     bias: float
     zero_weights: bool = False  # weights ≈ 0 next to the layer's other filters: nothing drives it (a dead filter)
 
-    def top(self, count: int) -> tuple[InputChannel, ...]:
+    def top(self, count: int) -> tuple[Connection, ...]:
         return self.inputs[:count]
 
     def table(self, count: int) -> list[dict]:
@@ -322,11 +326,88 @@ def circuit(loaded: LoadedModel, layer: str, filter_index: int, image: Image.Ima
     shares = None if image is None else channel_contributions(conv_inputs(loaded, conv, image, fit), conv, filter_index)
     order = np.argsort(-(norms if shares is None else np.abs(shares)), kind="stable")
     names = _channel_names(conv, loaded.info.preprocessing)
-    inputs = tuple(InputChannel(int(c), names[c], slices[:, :, c], float(norms[c]), float(totals[c]),
+    inputs = tuple(Connection(int(c), names[c], slices[:, :, c], float(norms[c]), float(totals[c]),
                                 None if shares is None else float(shares[c])) for c in order)
     return Circuit(layer, filter_index, conv.conv, conv.depthwise, conv.source, inputs,
                    "weight" if image is None else "contribution", float(conv.bias[filter_index]),
                    zero_weights=bool(filter_norms[filter_index] <= _NEGLIGIBLE * filter_norms.max()))
+
+
+@dataclass(frozen=True)
+class FilterWeights:
+    """One filter's effective weights (BatchNorm folded, depthwise composed) beside its layer's."""
+
+    norm: float  # L2 norm of the whole kernel
+    bias: float
+    mean: float
+    minimum: float
+    maximum: float
+    rank: int  # 1: the largest norm of the layer
+    filters: int  # in the layer
+
+
+def weight_norms(model: keras.Model, layer: str) -> np.ndarray:
+    """The L2 norm of every filter's effective kernel, (filters,): how strongly each listens at all."""
+    return np.sqrt((linear_conv(model, layer).kernel.astype(np.float64) ** 2).sum(axis=(0, 1, 2)))
+
+
+def filter_weights(model: keras.Model, layer: str, filter_index: int) -> FilterWeights:
+    conv = linear_conv(model, layer)
+    if not 0 <= filter_index < conv.kernel.shape[-1]:
+        raise LayerError(f"Filter {filter_index} is out of range: {layer} has {conv.kernel.shape[-1]} filters.")
+    kernel = conv.kernel[..., filter_index].astype(np.float64)
+    norms = weight_norms(model, layer)
+    return FilterWeights(float(norms[filter_index]), float(conv.bias[filter_index]), float(kernel.mean()),
+                         float(kernel.min()), float(kernel.max()), int((norms > norms[filter_index]).sum()) + 1,
+                         len(norms))
+
+
+@dataclass(frozen=True)
+class Readers:
+    """The filters of the next convolution that read one filter, strongest first (circuit *out*)."""
+
+    layer: str
+    filter_index: int
+    reader_layer: str  # the later layer whose filters read it
+    readers: tuple[Connection, ...]
+
+    def top(self, count: int) -> tuple[Connection, ...]:
+        return self.readers[:count]
+
+
+def _reads_from(model: keras.Model, path: str) -> str | None:
+    """The conv computing the channels ``path``'s filters read (no weights read); None for the image."""
+    current = _source(model, _producer(model, _trace(model, path).first_path))
+    while current is not None and isinstance(_layer(model, current), _KEEPS_CHANNELS):
+        current = _producer(model, current)  # pooling keeps each channel: the same filter, smaller
+    try:
+        return None if current is None else _trace(model, current).conv_path
+    except LayerError:  # it reads a sum or a concatenation: no single conv
+        return None
+
+
+def readers(model: keras.Model, layer: str, filter_index: int) -> Readers | None:
+    """Circuit *out*: the filters of the first later layer that reads ``layer``'s filters, ranked by the
+    norm of the kernel slice through which each reads ``filter_index`` (the measure :func:`circuit`
+    ranks inputs by). The reading layer is given after its BatchNorm and activation, as users pick
+    it. None when nothing convolves this layer's output (the last conv before the classifier)."""
+    own = _trace(model, layer).conv_path
+    groups: dict[str, list[str]] = {}  # conv -> the layers computed from it, in graph order
+    for candidate in circuit_layers(model):
+        groups.setdefault(_trace(model, candidate.path).conv_path, []).append(candidate.path)
+    reader = next((paths[-1] for conv, paths in groups.items() if conv != own and _reads_from(model, paths[0]) == own),
+                  None)
+    if reader is None:
+        return None
+    conv = linear_conv(model, reader)
+    if not 0 <= filter_index < conv.kernel.shape[2]:
+        raise LayerError(f"Filter {filter_index} is out of range: {layer} has {conv.kernel.shape[2]} filters.")
+    slices = conv.kernel[:, :, filter_index, :]
+    norms = np.sqrt((slices.astype(np.float64) ** 2).sum(axis=(0, 1)))
+    totals = slices.sum(axis=(0, 1), dtype=np.float64)
+    order = np.argsort(-norms, kind="stable")
+    return Readers(layer, filter_index, reader, tuple(
+        Connection(int(f), f"{reader} #{f}", slices[:, :, f], float(norms[f]), float(totals[f])) for f in order))
 
 
 def rgb_to_model_channels(preprocessing: str) -> np.ndarray:

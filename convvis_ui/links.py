@@ -34,12 +34,15 @@ class PageFile:
         return ROOT / "pages" / f"{self.url_path}.py"
 
 
+HOME = PageFile("Home", "home", ":material/home:")  # the default page, served at /
 FILTERS = PageFile("Filters", "filters", ":material/tune:")
 ACTIVATIONS = PageFile("Activations", "activations", ":material/grid_on:")
 HEATMAPS = PageFile("Heatmaps", "heatmaps", ":material/local_fire_department:")
 TOP_K = PageFile("Top k", "top_k", ":material/photo_library:")
 CIRCUITS = PageFile("Circuits", "circuits", ":material/account_tree:")
-PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS)  # the navigation's order
+UNIT = PageFile("Unit", "unit", ":material/center_focus_strong:")
+LAYER = PageFile("Layer", "layer", ":material/apps:")
+PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS, LAYER, UNIT)  # the navigation's order, after HOME
 
 
 _SERIAL = "_convvis_link_serial"  # counts links followed, so following the same link again applies it again
@@ -65,6 +68,27 @@ def open_top_k(layer: str, channel: int | None = None) -> None:
     _open(TOP_K, layer=layer, channel=channel)
 
 
+def unit_link(container, layer: str, filter_index: int, label: str | None = None, **options) -> None:
+    """A link (a real URL: it opens in a new tab too) to one filter's unit page."""
+    container.page_link(str(UNIT.file), label=label or f"{layer} #{filter_index}", icon=UNIT.icon,
+                        query_params={"layer": layer, "filter": str(filter_index)}, **options)
+
+
+def layer_link(container, layer: str, label: str | None = None, **options) -> None:
+    """A link to the grid of every filter of ``layer``."""
+    container.page_link(str(LAYER.file), label=label or f"all of {layer}", icon=LAYER.icon,
+                        query_params={"layer": layer}, **options)
+
+
+def reflect(**values: str | int | None) -> None:
+    """Write what the page shows into its URL, so copying the address reproduces the view."""
+    for name, value in values.items():
+        if value is None:
+            st.query_params.pop(name, None)
+        elif st.query_params.get(name) != str(value):
+            st.query_params[name] = str(value)
+
+
 @dataclass(frozen=True)
 class Request:
     """What a URL asks a page to show; each field None when the URL does not say."""
@@ -77,7 +101,7 @@ class Request:
 def request() -> Request:
     """The view the URL asks for (unknown or malformed values are left to the page to refuse)."""
     params = st.query_params
-    number = params.get("channel")
+    number = params.get("filter", params.get("channel"))
     return Request(params.get("layer"), params.get("filters"),
                    int(number) if number is not None and number.lstrip("-").isdigit() else None)
 

@@ -11,6 +11,7 @@ import streamlit as st
 from convvis_core.labels import read_labels
 from convvis_core.models import DEFAULT_MODEL, MODELS, LoadedModel
 from convvis_core.preprocessing import MODES
+from convvis_ui import links
 from convvis_ui.cached import digest_of, registry_model, uploaded_model
 from convvis_ui.feedback import user_errors
 
@@ -19,6 +20,7 @@ UPLOADS = "convvis_uploads"  # digest -> (file name, bytes)
 PREPROCESSING = "convvis_upload_preprocessing"  # digest -> preprocessing mode
 LABELS = "convvis_upload_labels"  # digest -> (labels file name, class names)
 _PICKER = "_convvis_model_picker"
+_FROM_URL = "_convvis_model_from_url"  # the URL's model=, applied once (later the picker wins)
 _LAST_UPLOAD = "_convvis_last_model_upload"
 
 
@@ -58,6 +60,7 @@ def model_sidebar() -> LoadedModel:
     st.session_state.setdefault(UPLOADS, {})
     st.session_state.setdefault(PREPROCESSING, {})
     st.session_state.setdefault(LABELS, {})
+    unknown = _model_from_url()
     with st.sidebar:
         st.header("Model")
         with st.expander("Use your own model"):
@@ -76,9 +79,27 @@ def model_sidebar() -> LoadedModel:
         else:
             loaded = registry_model(choice)
     info = loaded.info
+    if unknown:
+        st.sidebar.warning(f"The link names the model '{unknown}', which ConvVis does not know; showing "
+                           f"{info.display_name} instead. Known: {', '.join(MODELS)}.", icon=":material/link_off:")
+    shown = None if choice.startswith("upload:") else choice  # an upload has no URL
+    links.reflect(model=shown)
+    st.session_state[_FROM_URL] = shown  # the URL now says what is shown: not a request to follow
     st.sidebar.caption(info.description)
     st.sidebar.caption(f"Pixels: **{info.preprocessing}**, {MODES[info.preprocessing]} ({info.preprocessing_why})")
     return loaded
+
+
+def _model_from_url() -> str | None:
+    """Select the model a URL names (``?model=lenet_mnist``), once per URL; returns an unknown name."""
+    named = st.query_params.get("model")
+    if named is None or st.session_state.get(_FROM_URL) == named:
+        return None
+    st.session_state[_FROM_URL] = named
+    if named not in MODELS:
+        return named
+    st.session_state[CHOICE] = named
+    return None
 
 
 def _own_model_settings(digest: str, loaded: LoadedModel) -> LoadedModel:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from convvis_core.circuits import Circuit, circuit, circuit_layers, linear_conv
 from convvis_core.drawing import kernel_images
-from convvis_core.featureviz import PRESETS, FilterResult, visualize_filters
+from convvis_core.featureviz import PRESETS
 from convvis_core.featureviz.grid import state, tile_image
 from convvis_core.images import as_model_sees_it
 from convvis_core.graph import activation_name
@@ -23,6 +23,7 @@ from convvis_ui.cached import image_key, model_key
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
+from convvis_ui.shared_views import pictures
 
 SIGN_COLOURS = {"excitatory": "red", "inhibitory": "blue", "zero": "gray"}
 KERNEL_SIDE = 160  # px of a kernel heatmap
@@ -67,25 +68,6 @@ def page_links(container, layer: str, channel: int, key: str) -> None:
     if container.button("Activations", key=f"maps_{key}", icon=":material/grid_on:", width="stretch",
                         help=f"Show #{channel}'s feature map on an image (Activations page)"):
         links.open_activations(layer, channel)
-
-
-def visualize(loaded: LoadedModel, found: Circuit, shown: list[int],
-              steps: int) -> tuple[FilterResult, list[FilterResult] | None]:
-    """The filter's picture and its inputs' (one request per layer), with progress; cached on disk."""
-    settings = PREVIEW.replace(steps=steps)
-    with st.status("Feature visualizations…", expanded=True) as status:
-        bar = st.progress(0.0, text="Starting (the first run of a layer traces the model)…")
-        requests = [(found.layer, [found.filter_index])] + ([(found.source, shown)] if found.source else [])
-        pictures = []
-        for number, (path, filters) in enumerate(requests, start=1):
-            what = f"{path} ({number}/{len(requests)})"
-            pictures.append(visualize_filters(loaded, path, filters, settings, progress=lambda done, total: bar.progress(
-                done / total, text=f"{what}: step {done} of {total}")))
-        cached = sum(r.from_cache for results in pictures for r in results)
-        total = sum(len(results) for results in pictures)
-        status.update(label=f"Feature visualizations: {total} image(s), {cached} from the cache", state="complete",
-                      expanded=False)
-    return pictures[0][0], (pictures[1] if found.source else None)
 
 
 start = start_page("Circuits", "A filter is a weighted sum of the previous layer's channels. Its kernel slice per "
@@ -139,7 +121,9 @@ if found.zero_weights:
     st.warning(f"Filter {filter_index}'s weights are all about zero (next to the other filters of {layer}): nothing "
                f"drives it, its output is its bias ({found.bias:+.3g}). The kernels below are rounding noise.")
 with user_errors(stop=True):
-    head_picture, input_pictures = visualize(loaded, found, [channel.index for channel in shown], steps)
+    requests = [(layer, [filter_index])] + ([(found.source, [channel.index for channel in shown])] if found.source else [])
+    found_pictures = pictures(loaded, requests, PREVIEW.replace(steps=steps))
+    head_picture, input_pictures = found_pictures[0][0], (found_pictures[1] if found.source else None)
 
 head, facts = st.columns([1, 3], gap="large")
 head.image(tile_image(head_picture), width="stretch",

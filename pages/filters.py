@@ -16,7 +16,7 @@ from convvis_core.layers import default_layer
 from convvis_ui import links
 from convvis_ui.cached import zip_of_files
 from convvis_ui.feedback import user_errors
-from convvis_ui.page import start_page
+from convvis_ui.page import presenting, start_page
 
 start = start_page("Filters", "Gradient ascent finds the image each filter responds to most (activation "
                    "maximization). Results are cached on disk: a repeat is instant, even after a restart.",
@@ -30,37 +30,43 @@ preset_name = st.sidebar.selectbox("Preset", list(PRESETS), index=list(PRESETS).
                                         "quick preview: Lucid's recipe, fewer steps.")
 base = PRESETS[preset_name]
 
-with st.expander("Advanced settings (objective, parameterization, transforms, optimizer)"):
-    left, middle, right = st.columns(3)
-    objectives = [o for o in OBJECTIVES if o != "class_logit" or info.is_classifier]
-    objective = left.selectbox("Objective", objectives, index=objectives.index(base.objective),
-                               format_func=lambda o: f"{o}: {OBJECTIVES[o]}", key=f"objective_{preset_name}")
-    border = left.number_input("Border excluded (map pixels)", 0, 16, base.border, key=f"border_{preset_name}")
-    parameterization = left.selectbox("Parameterization", list(PARAMETERIZATIONS),
-                                      index=list(PARAMETERIZATIONS).index(base.parameterization),
-                                      format_func=lambda p: PARAMETERIZATIONS[p], key=f"param_{preset_name}")
-    decorrelate = left.checkbox("Decorrelated colour", base.decorrelate, key=f"decor_{preset_name}")
-    pad = middle.slider("Pad (px)", 0, 32, base.pad, key=f"pad_{preset_name}")
-    jitter = middle.slider("Jitter (px)", 0, 32, base.jitter, key=f"jitter_{preset_name}")
-    scale = middle.slider("Random scale ±", 0.0, 0.5, base.scale, 0.05, key=f"scale_{preset_name}")
-    rotate = middle.slider("Random rotation ±°", 0.0, 45.0, base.rotate, 1.0, key=f"rotate_{preset_name}")
-    final_jitter = middle.slider("Final jitter (px)", 0, 16, base.final_jitter, key=f"fjitter_{preset_name}")
-    optimizer = right.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(base.optimizer),
-                                format_func=lambda o: OPTIMIZERS[o], key=f"opt_{preset_name}")
-    learning_rate = right.number_input("Learning rate", 1e-4, 1e3, base.learning_rate, format="%.4g",
-                                       key=f"lr_{preset_name}")
-    steps = right.slider("Steps", 8, 1024, base.steps, 8, key=f"steps_{preset_name}")
-    size = right.slider("Image size (px)", 32, 384, base.size, 8, key=f"size_{preset_name}")
-    seed = right.number_input("Seed", 0, 2**31 - 1, base.seed, key=f"seed_{preset_name}")
-    tv = right.number_input("Total variation weight", 0.0, 100.0, base.total_variation, key=f"tv_{preset_name}")
-    l2 = right.number_input("L2 weight", 0.0, 100.0, base.l2, key=f"l2_{preset_name}")
-    blur = right.number_input("Blur weight", 0.0, 100.0, base.blur, key=f"blur_{preset_name}")
-settings = Settings(objective=objective, border=int(border), parameterization=parameterization,
+
+def advanced_settings(base: Settings) -> Settings:
+    """Every knob of the recipe, starting at the preset's values."""
+    with st.expander("Advanced settings (objective, parameterization, transforms, optimizer)"):
+        left, middle, right = st.columns(3)
+        objectives = [o for o in OBJECTIVES if o != "class_logit" or info.is_classifier]
+        objective = left.selectbox("Objective", objectives, index=objectives.index(base.objective),
+                                   format_func=lambda o: f"{o}: {OBJECTIVES[o]}", key=f"objective_{preset_name}")
+        border = left.number_input("Border excluded (map pixels)", 0, 16, base.border, key=f"border_{preset_name}")
+        parameterization = left.selectbox("Parameterization", list(PARAMETERIZATIONS),
+                                          index=list(PARAMETERIZATIONS).index(base.parameterization),
+                                          format_func=lambda p: PARAMETERIZATIONS[p], key=f"param_{preset_name}")
+        decorrelate = left.checkbox("Decorrelated colour", base.decorrelate, key=f"decor_{preset_name}")
+        pad = middle.slider("Pad (px)", 0, 32, base.pad, key=f"pad_{preset_name}")
+        jitter = middle.slider("Jitter (px)", 0, 32, base.jitter, key=f"jitter_{preset_name}")
+        scale = middle.slider("Random scale ±", 0.0, 0.5, base.scale, 0.05, key=f"scale_{preset_name}")
+        rotate = middle.slider("Random rotation ±°", 0.0, 45.0, base.rotate, 1.0, key=f"rotate_{preset_name}")
+        final_jitter = middle.slider("Final jitter (px)", 0, 16, base.final_jitter, key=f"fjitter_{preset_name}")
+        optimizer = right.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(base.optimizer),
+                                    format_func=lambda o: OPTIMIZERS[o], key=f"opt_{preset_name}")
+        learning_rate = right.number_input("Learning rate", 1e-4, 1e3, base.learning_rate, format="%.4g",
+                                           key=f"lr_{preset_name}")
+        steps = right.slider("Steps", 8, 1024, base.steps, 8, key=f"steps_{preset_name}")
+        size = right.slider("Image size (px)", 32, 384, base.size, 8, key=f"size_{preset_name}")
+        seed = right.number_input("Seed", 0, 2**31 - 1, base.seed, key=f"seed_{preset_name}")
+        tv = right.number_input("Total variation weight", 0.0, 100.0, base.total_variation, key=f"tv_{preset_name}")
+        l2 = right.number_input("L2 weight", 0.0, 100.0, base.l2, key=f"l2_{preset_name}")
+        blur = right.number_input("Blur weight", 0.0, 100.0, base.blur, key=f"blur_{preset_name}")
+    return Settings(objective=objective, border=int(border), parameterization=parameterization,
                     decorrelate=decorrelate, pad=pad, jitter=jitter, scale=scale, rotate=rotate,
                     final_jitter=final_jitter, total_variation=tv, l2=l2, blur=blur, optimizer=optimizer,
                     learning_rate=float(learning_rate), steps=steps, size=size, seed=int(seed))
 
-if objective == "class_logit":
+
+settings = base if presenting() else advanced_settings(base)  # a projector shows the preset as it is
+
+if settings.objective == "class_logit":
     layer_path, count, unit = LOGITS, len(info.class_names), "class"
     st.info("Class logit: each 'filter' is a class; the image maximizes its pre-softmax score.")
 else:
@@ -85,12 +91,12 @@ with user_errors(stop=True):
         filters = parse_filters(spec, count)
     elif mode == "random sample":
         how_many = st.slider("How many", 1, min(count, 64), min(count, 16))
-        filters = random_filters(count, how_many, int(seed))
+        filters = random_filters(count, how_many, settings.seed)
     else:
         filters = list(range(count))
         if count > 64:
             st.warning(f"All {count} filters take a while on a CPU; results are cached as they finish.")
-    if objective == "class_logit" and info.class_names:
+    if settings.objective == "class_logit" and info.class_names:
         st.caption("Classes: " + ", ".join(f"{i} {info.class_names[i]}" for i in filters[:12])
                    + ("…" if len(filters) > 12 else ""))
 

@@ -12,31 +12,22 @@ import streamlit as st
 
 from convvis_core.config import MAX_SCAN_IMAGES, MAX_ZIP_BYTES, TOPK_KEPT, dataset_dirs
 from convvis_core.datasets.base import Dataset, EncodedDataset
-from convvis_core.datasets.catalog import builtin_names, open_dataset
+from convvis_core.datasets.catalog import builtin_names
 from convvis_core.datasets.files import folder_dataset, zip_dataset
-from convvis_core.drawing import ExampleView, example_views
 from convvis_core.featureviz.grid import tile_image
 from convvis_core.layers import default_layer
-from convvis_core.models import LoadedModel
-from convvis_core.topk import Example, TopKIndex, cached_index, scan
+from convvis_core.topk import TopKIndex, cached_index, scan
 from convvis_ui import links
 from convvis_ui.cached import digest_of, model_key
 from convvis_ui.feedback import user_errors
 from convvis_ui.page import start_page
+from convvis_ui.shared_views import builtin_dataset, show_examples, views
 
 UPLOADED_ZIP = "convvis_topk_zip"  # (digest, file name, bytes) of the last .zip that held images
 LAST_ZIP_FILE = "_convvis_topk_last_zip"  # the uploader's file id, so a file is checked once
 DEFAULT_SCAN = 2000
-PER_ROW = 5
-CROP_WIDTH = 120
-WHOLE_IMAGE = 0.8  # a receptive field covering more of the image than this is not worth a crop
 LABELS = {"gallery": "Photo gallery", "mnist": "MNIST digits (5,000)", "fashion-mnist": "Fashion-MNIST (10,000)",
           "upload": "Your .zip of images (upload)"}
-
-
-@st.cache_resource(show_spinner="Reading the dataset…", max_entries=4)
-def builtin_dataset(name: str) -> Dataset:
-    return open_dataset(name)
 
 
 @st.cache_resource(show_spinner="Checking every file in the archive…", max_entries=4)
@@ -47,13 +38,6 @@ def uploaded_dataset(digest: str, file_name: str, _data: bytes) -> EncodedDatase
 @st.cache_resource(show_spinner="Checking every file in the folder…", max_entries=4, ttl=600)
 def server_folder(path: str) -> EncodedDataset:
     return folder_dataset(path)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def views(model: str, dataset_id: str, layer: str, channel: int,
-          examples: tuple[Example, ...], _loaded: LoadedModel, _dataset: Dataset) -> list[ExampleView]:
-    """Overlays and crops for the examples shown; the arguments before the objects are the key."""
-    return example_views(_loaded, _dataset, layer, channel, examples)
 
 
 def dataset_label(option: str) -> str:
@@ -111,21 +95,6 @@ def histogram(index: TopKIndex, channel: int, k: int) -> go.Figure:
                          xaxis_title="maximum over the map", yaxis_title="images", bargap=0.05,
                          margin=dict(l=10, r=10, t=50, b=10))
     return figure
-
-
-def show_examples(shown: list[ExampleView]) -> None:
-    for start in range(0, len(shown), PER_ROW):
-        for column, view in zip(st.columns(PER_ROW), shown[start:start + PER_ROW]):
-            example = view.example
-            column.image(view.overlay, width="stretch",
-                         caption=f"{example.rank}. {view.caption} · max {example.value:.3g} at "
-                                 f"({example.row}, {example.col}) · mean {example.mean:.3g}")
-            if example.value == 0 and example.mean == 0:
-                column.caption("The filter is silent on this image (zero everywhere): no place to crop.")
-            elif view.field_fraction > WHOLE_IMAGE:
-                column.caption("The maximum's receptive field is (nearly) the whole image.")
-            else:
-                column.image(view.crop, width=CROP_WIDTH, caption="receptive field of the maximum")
 
 
 start = start_page("Top k", "The dataset images that excite a filter most, and where: a synthetic feature "

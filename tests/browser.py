@@ -138,7 +138,7 @@ class AppPage:
     def go_to(self, title: str, timeout_ms: float = RUN_TIMEOUT_MS) -> None:
         """Switch page with the sidebar navigation (same session), until the page's title is shown."""
         with self.rerun(timeout_ms):
-            self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+            self.sidebar.get_by_test_id("stPageLink").get_by_role("link", name=title, exact=True).click()
         self.main.get_by_role("heading", name=title, exact=True).wait_for()
 
     def choose(self, combobox: Locator, option: str, timeout_ms: float = RUN_TIMEOUT_MS) -> None:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from convvis_core.circuits import circuit, circuit_layers, linear_conv
+from convvis_core.circuits import circuit, circuit_layers, linear_conv, readers
 from convvis_core.drawing import kernel_images
 from convvis_core.errors import LayerError
 from convvis_core.images import model_input
@@ -233,3 +233,22 @@ def test_cli_writes_the_sheet_and_prints_the_ranking(lenet, tmp_path):
     assert ranking == [["pool1", f"#{c.index}"] for c in circuit(lenet, "conv2", 3).top(4)]
     with Image.open(out) as sheet:
         assert sheet.width == 6 + 4 * (96 + 6) and sheet.height > 2 * 96
+
+
+def test_readers_are_the_next_layers_filters_ranked_by_the_slice_that_reads_the_filter(lenet):
+    found = readers(lenet.model, "conv1_relu", 3)
+    kernel = lenet.model.get_layer("conv2").get_weights()[0][:, :, 3, :]  # how each conv2 filter reads channel 3
+    norms = np.sqrt((kernel.astype(np.float64) ** 2).sum(axis=(0, 1)))
+    assert found.reader_layer == "conv2_relu" and len(found.readers) == 50
+    assert [r.index for r in found.top(5)] == list(np.argsort(-norms, kind="stable")[:5])
+    np.testing.assert_allclose([r.norm for r in found.readers], np.sort(norms)[::-1], rtol=1e-6)
+    assert readers(lenet.model, "conv2_relu", 0) is None  # a Dense layer reads it: no filters
+
+
+def test_readers_across_a_depthwise_pointwise_pair_equal_the_composed_kernel(mobilenet):
+    found = readers(mobilenet.model, "conv_pw_8_relu", 5)
+    assert found.reader_layer == "conv_pw_9_relu"
+    composed = linear_conv(mobilenet.model, "conv_pw_9_relu").kernel[:, :, 5, :]
+    norms = np.sqrt((composed.astype(np.float64) ** 2).sum(axis=(0, 1)))
+    assert found.readers[0].index == int(np.argmax(norms))
+    assert found.readers[0].norm == pytest.approx(norms.max(), rel=1e-6)

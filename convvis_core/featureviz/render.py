@@ -189,6 +189,32 @@ def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
     return layer, count
 
 
+def _result_keys(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings) -> dict[int, str]:
+    """The cache key of each filter's result: the model's weights, its preprocessing, the layer, the
+    filter, the compute precision and every setting that changes the picture."""
+    fingerprint, compute_dtype = model_fingerprint(loaded.model), fast_dtype()
+    return {f: cache_key(fingerprint, loaded.info.preprocessing, layer, f, compute_dtype, settings.result_part())
+            for f in dict.fromkeys(int(f) for f in filters)}
+
+
+def _from_cache(cache: ResultCache, keys: dict[int, str]) -> dict[int, FilterResult]:
+    found = {}
+    for f, key in keys.items():
+        stored = cache.get(key)
+        if stored is not None:
+            found[f] = FilterResult(f, stored["image"], float(stored["start"]), float(stored["final"]),
+                                    float(stored["optimized"]), bool(stored["dead"]), from_cache=True)
+    return found
+
+
+def cached_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings = Settings(), *,
+                   cache: ResultCache | None = None) -> dict[int, FilterResult]:
+    """The results already computed (by a page, the CLI or an atlas) for these filters; computes nothing."""
+    layer, _ = _check_request(loaded, layer, filters, settings)
+    return _from_cache(cache if cache is not None else default_cache(CACHE_NAMESPACE),
+                       _result_keys(loaded, layer, filters, settings))
+
+
 def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings = Settings(), *,
                       cache: ResultCache | None = None, progress: Progress | None = None,
                       on_frame: FrameCallback | None = None, preview_every: int = 8) -> list[FilterResult]:
@@ -199,24 +225,17 @@ def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], s
     """
     layer, _ = _check_request(loaded, layer, filters, settings)
     cache = cache if cache is not None else default_cache(CACHE_NAMESPACE)
-    fingerprint = model_fingerprint(loaded.model)
-    compute_dtype = fast_dtype()
-    keys = {f: cache_key(fingerprint, loaded.info.preprocessing, layer, int(f), compute_dtype, settings.result_part())
-            for f in dict.fromkeys(int(f) for f in filters)}
+    keys = _result_keys(loaded, layer, filters, settings)
     results: dict[int, FilterResult] = {}
 
     def from_cache() -> list[int]:
         """Fill ``results`` from the cache; the filters still missing."""
-        for f, key in keys.items():
-            stored = None if f in results else cache.get(key)
-            if stored is not None:
-                results[f] = FilterResult(f, stored["image"], float(stored["start"]), float(stored["final"]),
-                                          float(stored["optimized"]), bool(stored["dead"]), from_cache=True)
+        results.update(_from_cache(cache, {f: key for f, key in keys.items() if f not in results}))
         return [f for f in keys if f not in results]
 
     missing = from_cache()
     if missing:
-        renderer = _renderer(loaded, layer, settings, compute_dtype)
+        renderer = _renderer(loaded, layer, settings, fast_dtype())
         with renderer.lock:  # the variables are shared: one request at a time
             missing = from_cache()  # a session that held the lock may have just computed some of them
             chunks = math.ceil(len(missing) / settings.batch_size)
