@@ -166,6 +166,7 @@ for path in paths:
             st.session_state[CHANNEL] = int(np.argmax(stats.mean))  # the most active channel
         channel = int(st.number_input(f"Channel (0–{stats.channels - 1})", 0, stats.channels - 1, key=CHANNEL,
                                       help="Starts at the most active channel."))
+        links.unit_link(st, path, channel, f"#{channel}: its unit page")
         st.plotly_chart(channel_figure(maps, channel, colormap), key=f"channel_chart_{path}")
         st.image(overlay(seen, maps[..., channel], alpha, colormap), width="stretch",
                  caption=f"#{channel} over the input · mean {stats.mean[channel]:.3g}, max {stats.max[channel]:.3g}, "

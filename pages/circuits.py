@@ -61,7 +61,8 @@ def kernel_figure(kernel: np.ndarray, limit: float) -> go.Figure:
 
 
 def page_links(container, layer: str, channel: int, key: str) -> None:
-    """Buttons opening a channel on the Filters and Activations pages."""
+    """Links opening a channel on its unit page, and on the Filters and Activations pages."""
+    links.unit_link(container, layer, channel, "Unit page")
     if container.button("Filters", key=f"filters_{key}", icon=":material/tune:", width="stretch",
                         help=f"Open {layer} #{channel} on the Filters page"):
         links.open_filters(layer, str(channel))

@@ -165,5 +165,7 @@ big.image(Image.fromarray(chosen.image).resize((384, 384), Image.NEAREST if chos
 facts.metric("Activation reached", f"{chosen.final_activation:.4g}", f"{chosen.final_activation - chosen.start_activation:+.3g} from start")
 facts.write(f"Preset settings: {shown_settings.parameterization} image, {shown_settings.optimizer}, "
             f"{shown_settings.steps} steps, {shown_settings.size} px, seed {shown_settings.seed}.")
+if shown_layer != LOGITS:
+    links.unit_link(facts, shown_layer, chosen.filter_index, f"{shown_layer} #{chosen.filter_index}: its unit page")
 facts.download_button("Download this filter (PNG)", to_png_bytes(Image.fromarray(chosen.image)),
                       f"{shown_layer.replace('/', '_')}_filter_{chosen.filter_index}.png", "image/png")

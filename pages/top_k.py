@@ -149,6 +149,7 @@ k = controls[1].slider("k", 1, most_kept, min(9, most_kept), key="topk_k") if mo
 with controls[2]:
     if st.button("Open this filter on the Filters page →", help="Its feature visualization, next to these examples."):
         links.open_filters(layer_path, str(channel))
+    links.unit_link(st, layer_path, channel, f"#{channel}: its unit page")
 
 with user_errors(stop=True):
     top = index.top.examples(channel, k)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,3 +283,49 @@ def test_an_uploaded_transfer_learning_model_is_explained_inside_its_base(app, m
             expect(app.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
         expect(app.main.get_by_text("Deletion AUC ↓")).to_have_count(3)
         charts_shown(app, 6)
+
+
+def test_a_unit_page_opens_from_its_url_links_onward_and_back(chromium):
+    """A lecturer's bookmark of one filter, as a server's first request: every section, no dialog; a
+    circuit input's link opens that filter's page, the back button returns, a wrong URL is explained."""
+    unit = "unit?model=lenet_mnist&layer=conv2_relu&filter=3"
+    with ExitStack() as stack:
+        url = stack.enter_context(browser.serve(ARTIFACTS / "server-unit.log"))
+        context = chromium.new_context(viewport=browser.VIEWPORT)
+        stack.callback(context.close)
+        app = AppPage(context.new_page())
+        with step(app, "10_unit_first_request"):
+            app.open(f"{url}/{unit}")
+            app.main.get_by_role("heading", name="conv2_relu · filter 3").wait_for()
+            for section in ("Circuit in: what drives it", "Circuit out: what it drives", "Where it fires on your image",
+                            "Dataset examples"):
+                expect(app.main.get_by_role("heading", name=section)).to_be_visible()
+            expect(app.page.get_by_role("dialog")).to_have_count(0)
+            expect(app.sidebar.get_by_role("combobox", name="Model")).to_have_value(LENET)
+            images_shown(app, 1 + 6 + 2)  # its picture, six inputs' pictures, its map and its Grad-CAM
+        with step(app, "11_unit_follow_an_input"):
+            first = app.main.get_by_role("link", name=re.compile(r"^pool1 #\d+$")).first
+            index = first.inner_text().split("#")[1]
+            with app.rerun():
+                first.click()
+            app.main.get_by_role("heading", name=f"pool1 · filter {index}").wait_for()
+            assert f"filter={index}" in app.page.url and "layer=pool1" in app.page.url
+        with step(app, "12_unit_back"):
+            with app.rerun():
+                app.page.go_back()
+            app.main.get_by_role("heading", name="conv2_relu · filter 3").wait_for()
+        with step(app, "13_unit_cached_again"):
+            started = time.perf_counter()
+            app.open(f"{url}/{unit}")
+            app.main.get_by_role("heading", name="conv2_relu · filter 3").wait_for()
+            images_shown(app, 1 + 6 + 2)
+            seconds = time.perf_counter() - started
+            (ARTIFACTS / "unit-page-timing.txt").write_text(f"cached unit page, new session: {seconds:.2f} s\n")
+        with step(app, "14_unit_bad_url"):
+            app.open(f"{url}/unit?model=lenet_mnist&layer=conv9&filter=9999")
+            expect(app.main.get_by_text("LeNet, MNIST digits (offline) has no layer 'conv9' with filters; showing "
+                                        "pool2 instead")).to_be_visible()
+            expect(app.main.get_by_text("so there is no filter '9999'; showing #49 instead")).to_be_visible()
+            app.main.get_by_role("heading", name="pool2 · filter 49").wait_for()  # the default layer, its last filter
+            app.open(f"{url}/unit?model=no_such_model&layer=conv2_relu&filter=9999")
+            expect(app.sidebar.get_by_text("The link names the model 'no_such_model'")).to_be_visible()
