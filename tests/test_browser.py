@@ -329,3 +329,26 @@ def test_a_unit_page_opens_from_its_url_links_onward_and_back(chromium):
             app.main.get_by_role("heading", name="pool2 · filter 49").wait_for()  # the default layer, its last filter
             app.open(f"{url}/unit?model=no_such_model&layer=conv2_relu&filter=9999")
             expect(app.sidebar.get_by_text("The link names the model 'no_such_model'")).to_be_visible()
+
+
+def test_the_static_export_opens_from_a_folder_without_a_server(chromium, lenet, tmp_path):
+    """The lecture-hall case: the exported site from file://, index → layer → unit, every picture loads."""
+    from test_export import exported_site
+
+    site = exported_site(lenet, tmp_path / "site").folder
+    context = chromium.new_context(viewport=browser.VIEWPORT)
+    page = context.new_page()
+    try:
+        page.goto((site / "index.html").as_uri())
+        page.get_by_role("link", name="conv2_relu").click()
+        page.get_by_role("heading", name="conv2_relu").wait_for()
+        page.get_by_role("link", name=re.compile(r"(^|\s)#2$")).click()  # the picture (alt text) and its number
+        page.get_by_role("heading", name="conv2_relu · filter 2").wait_for()
+        images = page.locator("img")
+        assert images.count() >= 1 + 6 + 6  # its picture, top and bottom examples with crops, inputs
+        broken = page.evaluate("() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
+                               ".map(i => i.getAttribute('src'))")
+        assert broken == []
+        page.screenshot(path=str(ARTIFACTS / "15_export_unit.png"), full_page=True)
+    finally:
+        context.close()
