@@ -9,7 +9,9 @@ from PIL import Image
 from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
 from convvis_core.featureviz.grid import caption, sort_by_activation, tile_image
 from convvis_core.featureviz.selection import parse_filters, random_filters
-from convvis_core.featureviz.settings import OBJECTIVES, OPTIMIZERS, PARAMETERIZATIONS
+from convvis_core.featureviz.objectives import OBJECTIVES
+from convvis_core.featureviz.optimizers import OPTIMIZERS
+from convvis_core.featureviz.settings import PARAMETERIZATIONS
 from convvis_core.images import to_png_bytes
 from convvis_core.graph import LOGITS
 from convvis_core.layers import default_layer
@@ -35,9 +37,9 @@ def advanced_settings(base: Settings) -> Settings:
     """Every knob of the recipe, starting at the preset's values."""
     with st.expander("Advanced settings (objective, parameterization, transforms, optimizer)"):
         left, middle, right = st.columns(3)
-        objectives = [o for o in OBJECTIVES if o != "class_logit" or info.is_classifier]
+        objectives = [o for o in OBJECTIVES if info.is_classifier or not OBJECTIVES[o].reads_logits]
         objective = left.selectbox("Objective", objectives, index=objectives.index(base.objective),
-                                   format_func=lambda o: f"{o}: {OBJECTIVES[o]}", key=f"objective_{preset_name}")
+                                   format_func=lambda o: f"{o}: {OBJECTIVES[o].description}", key=f"objective_{preset_name}")
         border = left.number_input("Border excluded (map pixels)", 0, 16, base.border, key=f"border_{preset_name}")
         parameterization = left.selectbox("Parameterization", list(PARAMETERIZATIONS),
                                           index=list(PARAMETERIZATIONS).index(base.parameterization),
@@ -49,7 +51,7 @@ def advanced_settings(base: Settings) -> Settings:
         rotate = middle.slider("Random rotation ±°", 0.0, 45.0, base.rotate, 1.0, key=f"rotate_{preset_name}")
         final_jitter = middle.slider("Final jitter (px)", 0, 16, base.final_jitter, key=f"fjitter_{preset_name}")
         optimizer = right.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(base.optimizer),
-                                    format_func=lambda o: OPTIMIZERS[o], key=f"opt_{preset_name}")
+                                    format_func=lambda o: OPTIMIZERS[o].description, key=f"opt_{preset_name}")
         learning_rate = right.number_input("Learning rate", 1e-4, 1e3, base.learning_rate, format="%.4g",
                                            key=f"lr_{preset_name}")
         steps = right.slider("Steps", 8, 1024, base.steps, 8, key=f"steps_{preset_name}")
@@ -66,7 +68,7 @@ def advanced_settings(base: Settings) -> Settings:
 
 settings = base if presenting() else advanced_settings(base)  # a projector shows the preset as it is
 
-if settings.objective == "class_logit":
+if settings.objective_spec.reads_logits:
     layer_path, count, unit = LOGITS, len(info.class_names), "class"
     st.info("Class logit: each 'filter' is a class; the image maximizes its pre-softmax score.")
 else:
@@ -96,7 +98,7 @@ with user_errors(stop=True):
         filters = list(range(count))
         if count > 64:
             st.warning(f"All {count} filters take a while on a CPU; results are cached as they finish.")
-    if settings.objective == "class_logit" and info.class_names:
+    if settings.objective_spec.reads_logits and info.class_names:
         st.caption("Classes: " + ", ".join(f"{i} {info.class_names[i]}" for i in filters[:12])
                    + ("…" if len(filters) > 12 else ""))
 

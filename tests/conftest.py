@@ -54,3 +54,4 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if item.path.name == "test_browser.py":
             item.add_marker(pytest.mark.browser)
+

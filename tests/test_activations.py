@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app_session import app_on
 from convvis_core.activations import (channel_grid, channel_stats, default_spread, feature_maps, normalize, overlay,
                                       progression)
 from convvis_core.errors import LayerError
@@ -23,7 +24,6 @@ from convvis_core.models.base import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = ROOT / "pages" / "activations.py"
 
 
 def direct_maps(model: keras.Model, layer: keras.layers.Layer, x: np.ndarray) -> np.ndarray:
@@ -135,7 +135,7 @@ def test_overlay_has_the_image_size_and_blends():
 
 
 def page() -> AppTest:
-    return AppTest.from_file(str(PAGE), default_timeout=300)
+    return app_on("activations")
 
 
 def assert_rendered(at: AppTest, paths: list[str]) -> None:

@@ -44,3 +44,10 @@ def test_a_model_without_classes_says_so():
     at.sidebar.selectbox[0].select("vgg16_hed").run()
     assert not at.exception
     assert any("no classifier head" in i.value for i in at.info)
+
+
+def test_every_page_is_linked_in_the_sidebar_in_order():
+    at = home().run()
+    assert not at.exception, at.exception
+    links = [element.proto.label for element in at.sidebar.get("page_link")]
+    assert links == ["Home", "Filters", "Activations", "Heatmaps", "Top k", "Circuits", "Layer", "Unit"]

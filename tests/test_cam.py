@@ -7,15 +7,14 @@ import dataclasses
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
+from app_session import app_on
 from convvis_core.cam import (ClassTarget, EmptyHeatmapError, FilterTarget, ScoreCAM, default_target, faithfulness,
                               heatmap)
 from convvis_core.errors import ConvVisError
@@ -23,7 +22,6 @@ from convvis_core.images import model_input
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "heatmaps.py"
 SIDE, SQUARE = 32, 6
 
 
@@ -144,7 +142,7 @@ def test_filter_targets_explain_models_without_classes_and_empty_maps_say_why():
 
 
 def test_the_page_shows_three_maps_with_their_faithfulness(mobilenet):
-    at = AppTest.from_file(str(PAGE), default_timeout=300)
+    at = app_on("heatmaps")
     at.session_state["convvis_model"] = "mobilenet"
     at.run()
     assert not at.exception, at.exception

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
+from app_session import app_on
 from convvis_core.circuits import circuit, circuit_layers, linear_conv, readers
 from convvis_core.drawing import kernel_images
 from convvis_core.errors import LayerError
@@ -20,7 +19,6 @@ from convvis_core.images import model_input
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
 
 
 def apply(conv, inputs: np.ndarray) -> np.ndarray:
@@ -192,12 +190,12 @@ def test_only_layers_that_trace_back_to_a_conv_are_offered(mobilenet):
 
 
 def test_circuits_page_runs_end_to_end_on_mobilenet(mobilenet):
-    at = AppTest.from_file(str(APP), default_timeout=300)
+    at = app_on("circuits")
     at.session_state["convvis_model"] = "mobilenet"
     at.session_state["convvis_circuit_layer_mobilenet"] = "conv_pw_2_relu"  # small: fast to visualize
     at.session_state["circuit_steps"] = 8
     at.session_state["circuit_top"] = 3
-    at.switch_page("pages/circuits.py").run()
+    at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     expected = circuit(mobilenet, "conv_pw_2_relu", 0)

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
 
 from convvis_core.samples import load_sample
 

@@ -38,6 +38,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest, app_test
 from streamlit.testing.v1.util import patch_config_options
 
+from app_session import app_on
 from convvis_core import topk
 from convvis_core.activations import feature_maps
 from convvis_core.cache import ResultCache, cache_key
@@ -272,7 +273,7 @@ _TIMING = re.compile(r"\d+\.\d+ s$")  # "conv2_relu · 0.05 s": how long it took
 def render(session: tuple[str, dict]) -> AppTest:
     """One user's visit: the page on lenet_mnist, a digit sample or a Filters run with small settings."""
     script, choices = session
-    at = AppTest.from_file(str(ROOT / script), default_timeout=120)
+    at = app_on(script, timeout=120)
     at.session_state["convvis_model"] = "lenet_mnist"
     if "digit" in choices:
         at.session_state["convvis_image_source"] = f"digit_{choices['digit']}"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from streamlit.testing.v1 import AppTest
 
+from app_session import app_on
 from convvis_core.cache import ResultCache
 from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
@@ -151,7 +150,7 @@ def test_bad_requests_are_clear_errors(lenet):
 
 def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "filters.py"), default_timeout=300)
+    at = app_on("filters")
     at.session_state["convvis_model"] = "lenet_mnist"
     at.run()
     assert not at.exception and not at.error

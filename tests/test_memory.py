@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from app_session import app_on
 from convvis_core.activations import channel_grid, channel_stats, default_spread, feature_maps, overlay, progression
 from convvis_core.cache import ResultCache
 from convvis_core.cam import DEFAULT_METHODS, ClassTarget, faithfulness, heatmap
@@ -72,7 +72,7 @@ def test_30_app_sessions_of_the_same_request_in_flat_memory(lenet):
     pages = ["pages/activations.py", "pages/heatmaps.py"]
 
     def visit(run: int) -> None:
-        at = AppTest.from_file(str(ROOT / pages[run % 2]), default_timeout=120)
+        at = app_on(pages[run % 2], timeout=120)
         at.session_state["convvis_model"] = "lenet_mnist"
         at.session_state["convvis_image_source"] = "digit_4"
         at.run()

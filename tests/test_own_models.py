@@ -23,9 +23,8 @@ from convvis_core.errors import ModelError
 from convvis_core.featureviz import PRESETS, visualize_filters
 from convvis_core.images import as_model_sees_it, model_input
 from convvis_core.layers import default_layer, spatial_layers
-from convvis_core.models import LoadedModel, load_model, load_uploaded_model
+from convvis_core.models import LoadedModel, load_uploaded_model
 from convvis_core.predictions import top_k
-from convvis_core.preprocessing import preprocess
 from convvis_core.samples import PHOTOS, load_sample
 from convvis_core.topk import scan
 

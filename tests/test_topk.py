@@ -17,9 +17,9 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from bad_inputs.corpus import zip_of
+from app_session import app_on
 from convvis_core import topk
 from convvis_core.cache import ResultCache
 from convvis_core.config import DATASET_DIRS_ENV, dataset_dirs
@@ -229,7 +229,7 @@ def test_receptive_fields_match_lenets_geometry_and_frame_the_maximum(lenet):
 
 def test_the_page_ranks_mnist_on_lenet_end_to_end(lenet, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-    at = AppTest.from_file(str(ROOT / "pages" / "top_k.py"), default_timeout=300)
+    at = app_on("top_k")
     at.session_state["convvis_model"] = "lenet_mnist"
     picture = np.full((28, 28), 200, np.uint8)
     at.session_state[links.FILTER_RUN] = links.FilterRun(  # as the Filters page leaves its last run

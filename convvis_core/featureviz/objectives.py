@@ -1,12 +1,39 @@
-"""What to maximize, one value per image: each image in a batch has its own target filter."""
+"""What to maximize, one value per image: each image in a batch has its own target filter.
+
+Each objective is one small class, registered by its name when it is defined: the render loop, the
+settings and the Filters page read what they need from its class attributes (which output it reads,
+whether it needs classes), so a new objective is one class here and no ``if`` anywhere else.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, ClassVar
 
 import tensorflow as tf
 
 Objective = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (outputs, filter per image) -> (N,)
+OBJECTIVES: dict[str, type["ObjectiveSpec"]] = {}  # name -> class, in definition order
+
+
+class ObjectiveSpec:
+    """One kind of objective; subclasses set the class attributes and :meth:`value`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    reads_logits: ClassVar[bool] = False  # the class scores (True) or the layer's maps (False)
+    per_filter: ClassVar[bool] = True  # False: one value for the whole layer (the filter is ignored)
+
+    def __init_subclass__(cls) -> None:
+        OBJECTIVES[cls.name] = cls
+
+    def __init__(self, border: int = 0):
+        self.border = border
+
+    def value(self, outputs: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, outputs: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
+        return self.value(outputs, filters)
 
 
 def _pick_channel(maps: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
@@ -14,9 +41,13 @@ def _pick_channel(maps: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
     return tf.gather(maps, filters, axis=3, batch_dims=1)
 
 
-def channel(border: int = 0) -> Objective:
-    def value(maps: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
+class Channel(ObjectiveSpec):
+    name = "channel"
+    description = "mean of one channel over the map (optionally excluding a border)"
+
+    def value(self, maps: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
         picked = _pick_channel(maps, filters)
+        border = self.border
         if border:
             inner = picked[:, border:-border, border:-border]
             height, width = picked.shape[1:3]
@@ -25,29 +56,37 @@ def channel(border: int = 0) -> Objective:
             elif min(height, width) > 2 * border:  # tiny maps keep their border
                 picked = inner
         return tf.reduce_mean(picked, axis=[1, 2])
-    return value
 
 
-def neuron() -> Objective:
-    def value(maps: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
+class Neuron(ObjectiveSpec):
+    name = "neuron"
+    description = "one channel at the centre of the map"
+
+    def value(self, maps: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
         shape = tf.shape(maps)
         centre = maps[:, shape[1] // 2, shape[2] // 2, :]
         return tf.gather(centre, filters, axis=1, batch_dims=1)
-    return value
 
 
-def class_logit() -> Objective:
-    def value(logits: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
+class ClassLogit(ObjectiveSpec):
+    name = "class_logit"
+    description = "a class's pre-softmax score (classifiers only; the filter is the class index)"
+    reads_logits = True
+
+    def value(self, logits: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
         return tf.gather(logits, filters, axis=1, batch_dims=1)
-    return value
 
 
-def deepdream() -> Objective:
-    def value(maps: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
+class DeepDream(ObjectiveSpec):
+    name = "deepdream"
+    description = "the whole layer's mean squared activation (DeepDream; the filter is ignored)"
+    per_filter = False
+
+    def value(self, maps: tf.Tensor, filters: tf.Tensor) -> tf.Tensor:
         return tf.reduce_mean(tf.square(maps), axis=[1, 2, 3])
-    return value
 
 
-def make_objective(kind: str, border: int) -> Objective:
-    return {"channel": lambda: channel(border), "neuron": neuron, "class_logit": class_logit,
-            "deepdream": deepdream}[kind]()
+def objective_spec(name: str) -> type[ObjectiveSpec]:
+    if name not in OBJECTIVES:
+        raise ValueError(f"Unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]

@@ -1,18 +1,42 @@
-"""Ascent steps on the image parameters, written out so the whole step is one traced function."""
+"""Ascent steps on the image parameters, written out so the whole step is one traced function.
+
+Each optimizer is one class registered by its name when defined (as the objectives are): a new one
+is one class here.
+"""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import tensorflow as tf
 
+OPTIMIZERS: dict[str, type["Optimizer"]] = {}  # name -> class, in definition order
 
-class L2NormalizedAscent:
-    """The seeds' step: ``params += lr * g / ||g||``, the norm taken per image."""
+
+class Optimizer:
+    """One kind of ascent step; subclasses set ``name`` and ``description`` and implement :meth:`step`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init_subclass__(cls) -> None:
+        OPTIMIZERS[cls.name] = cls
 
     def __init__(self, learning_rate: float, shape: tuple[int, ...]):
         self.learning_rate = learning_rate
 
     def reset(self) -> None:
-        pass
+        """Forget what earlier runs accumulated (the variables are reused for the next batch)."""
+
+    def step(self, params: tf.Variable, grads: tf.Tensor, iteration: tf.Tensor) -> None:
+        raise NotImplementedError
+
+
+class L2NormalizedAscent(Optimizer):
+    """The seeds' step: ``params += lr * g / ||g||``, the norm taken per image."""
+
+    name = "l2_normalized"
+    description = "gradient ascent with the L2-normalized gradient (seed)"
 
     def step(self, params: tf.Variable, grads: tf.Tensor, iteration: tf.Tensor) -> None:
         axes = list(range(1, len(grads.shape)))
@@ -20,11 +44,15 @@ class L2NormalizedAscent:
         params.assign_add(self.learning_rate * grads / (norm + 1e-12))
 
 
-class Adam:
+class Adam(Optimizer):
     """Adam (Kingma & Ba), ascending; its moments live in variables shaped like the parameters."""
 
+    name = "adam"
+    description = "Adam (Lucid)"
+
     def __init__(self, learning_rate: float, shape: tuple[int, ...], beta1: float = 0.9, beta2: float = 0.999):
-        self.learning_rate, self.beta1, self.beta2 = learning_rate, beta1, beta2
+        super().__init__(learning_rate, shape)
+        self.beta1, self.beta2 = beta1, beta2
         self.m = tf.Variable(tf.zeros(shape), trainable=False)
         self.v = tf.Variable(tf.zeros(shape), trainable=False)
 
@@ -41,5 +69,5 @@ class Adam:
         params.assign_add(self.learning_rate * m_hat / (tf.sqrt(v_hat) + 1e-8))
 
 
-def make_optimizer(kind: str, learning_rate: float, shape: tuple[int, ...]) -> L2NormalizedAscent | Adam:
-    return (Adam if kind == "adam" else L2NormalizedAscent)(learning_rate, shape)
+def make_optimizer(kind: str, learning_rate: float, shape: tuple[int, ...]) -> Optimizer:
+    return OPTIMIZERS[kind](learning_rate, shape)

@@ -19,7 +19,6 @@ import tensorflow as tf
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.config import MAX_FILTERS_PER_REQUEST, MAX_IMAGE_SIDE, MAX_RENDERERS_PER_MODEL, MAX_STEPS
 from convvis_core.errors import ConvVisError, LayerError, SettingsError
-from convvis_core.featureviz.objectives import make_objective
 from convvis_core.featureviz.optimizers import make_optimizer
 from convvis_core.featureviz.parameterizations import make_parameterization
 from convvis_core.featureviz.regularizers import penalty
@@ -31,10 +30,10 @@ from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
 from convvis_core.parallel import in_slices
 from convvis_core.precision import fast_dtype, with_compute_dtype
+from convvis_core.progress import StepProgress
 from convvis_core.preprocessing import preprocess
 
 CACHE_NAMESPACE = "featureviz-v2"  # v2: "dead" means zero gradient only
-Progress = Callable[[int, int], None]  # (steps done, steps in all)
 FrameCallback = Callable[[int, dict[int, np.ndarray]], None]  # (step, {filter: uint8 image})
 
 
@@ -95,13 +94,14 @@ class _Renderer:
         self.fixed_size: tuple[int, int] | None = None
         # A rectified layer (ReLU, or a conv with a fused activation) is optimized before its
         # activation, where gradients do not vanish; its real (rectified) output is reported.
-        self.rectified = settings.objective != "class_logit" and activation_name(get_layer(loaded.model, layer)) is not None
-        if settings.objective == "class_logit":
+        spec = settings.objective_spec
+        self.rectified = not spec.reads_logits and activation_name(get_layer(loaded.model, layer)) is not None
+        if spec.reads_logits:
             self.target = sub_model(loaded.model, [LOGITS])
             self.fixed_size = loaded.info.input_size
             side = max(self.fixed_size)
         else:
-            paths = [layer + PRE_ACTIVATION, layer] if self.rectified and settings.objective != "deepdream" else [layer]
+            paths = [layer + PRE_ACTIVATION, layer] if self.rectified and spec.per_filter else [layer]
             self.target = sub_model(loaded.model, paths)
             side = settings.size
             if tuple(self.target.inputs[0].shape[1:3]) not in ((None, None), (side, side)):
@@ -112,7 +112,7 @@ class _Renderer:
         self.fast_target = with_compute_dtype(self.target, compute_dtype)
         self.param = make_parameterization(settings.parameterization, side, loaded.info.channels, settings.decorrelate)
         self.transforms = build_transforms(settings)
-        self.objective = make_objective(settings.objective, settings.border)
+        self.objective = spec(settings.border)
         self._batches: dict[int, _Batch] = {}
         self.lock = threading.Lock()  # the variables are shared: one request at a time
 
@@ -128,7 +128,7 @@ class _Renderer:
                    for output in in_slices(target, preprocess(images * 255.0, self.preprocessing), slices)]
         return self.objective(outputs[0], filters), self.objective(outputs[-1], filters)
 
-    def run(self, filters: list[int], steps: int, seed: int, progress: Progress | None,
+    def run(self, filters: list[int], steps: int, seed: int, progress: StepProgress | None,
             on_frame: FrameCallback | None, done_before: int, total: int, preview_every: int) -> list[FilterResult]:
         batch = self._batches.get(len(filters)) or self._batches.setdefault(len(filters), _Batch(self, len(filters)))
         batch.params.assign(self.param.initial(filters, seed))
@@ -176,7 +176,7 @@ def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
             f"Request too large: at most {MAX_FILTERS_PER_REQUEST} filters, {MAX_STEPS} steps and "
             f"{MAX_IMAGE_SIDE} px per run (asked {len(filters)} filters, {settings.steps} steps, {settings.size} px)."
         )
-    if settings.objective == "class_logit":
+    if settings.objective_spec.reads_logits:
         if not loaded.info.is_classifier:
             raise ConvVisError(f"{loaded.info.display_name} has no classes, so there is no class logit to maximize.")
         count, what = len(loaded.info.class_names), "classes"
@@ -216,7 +216,7 @@ def cached_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
 
 
 def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings = Settings(), *,
-                      cache: ResultCache | None = None, progress: Progress | None = None,
+                      cache: ResultCache | None = None, progress: StepProgress | None = None,
                       on_frame: FrameCallback | None = None, preview_every: int = 8) -> list[FilterResult]:
     """Optimize one image per filter; cached results are returned at once, the rest are computed.
 

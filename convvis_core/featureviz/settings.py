@@ -5,19 +5,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-OBJECTIVES = {
-    "channel": "mean of one channel over the map (optionally excluding a border)",
-    "neuron": "one channel at the centre of the map",
-    "class_logit": "a class's pre-softmax score (classifiers only; the filter is the class index)",
-    "deepdream": "the whole layer's mean squared activation (DeepDream; the filter is ignored)",
-}
+from convvis_core.featureviz.objectives import OBJECTIVES, ObjectiveSpec
+from convvis_core.featureviz.optimizers import OPTIMIZERS
+
 PARAMETERIZATIONS = {
     "pixel": "plain pixels (the keras.io / seed approach)",
     "fourier": "Fourier spectrum with 1/f scaling (Lucid)",
-}
-OPTIMIZERS = {
-    "l2_normalized": "gradient ascent with the L2-normalized gradient (seed)",
-    "adam": "Adam (Lucid)",
 }
 
 
@@ -50,6 +43,10 @@ class Settings:
                 raise ValueError(f"Unknown {what} {value!r}; choose one of {', '.join(known)}")
         if self.steps < 1 or self.size < 8 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be at least 1, and size at least 8 pixels")
+
+    @property
+    def objective_spec(self) -> type[ObjectiveSpec]:
+        return OBJECTIVES[self.objective]
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)

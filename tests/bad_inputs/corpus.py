@@ -31,12 +31,13 @@ from typing import Any, Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if not __package__:  # run as a script (a site-packages "tests" package shadows ours for python -m)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from app_session import app_on  # noqa: E402
 from convvis_core.cache import ResultCache  # noqa: E402
 from convvis_core.config import MAX_ZIP_MEMBER_BYTES, MAX_ZIP_MEMBERS  # noqa: E402
 from convvis_core.datasets import files  # noqa: E402
@@ -576,10 +577,8 @@ class _Session:
     page = ""
 
     def __init__(self, state: dict[str, Any] | None = None, page: str = "") -> None:
-        from streamlit.testing.v1 import AppTest
-
         self.page = page or self.page
-        self.at = AppTest.from_file(str(ROOT / self.page), default_timeout=TIMEOUT)
+        self.at = app_on(self.page, timeout=TIMEOUT)
         for key, value in {"convvis_model": MODEL, **(state or {})}.items():
             self.at.session_state[key] = value
         self.at.run()
