@@ -144,7 +144,7 @@ class AppPage:
     def choose(self, combobox: Locator, option: str, timeout_ms: float = RUN_TIMEOUT_MS) -> None:
         """Pick an option of a selectbox; ``option`` is the label or its start ("conv2_relu" for
         "conv2_relu · Activation · 14×14×50"); nothing happens when it is already chosen."""
-        label = re.compile("^" + re.escape(option) + r"(\s|$)")
+        label = re.compile("^" + re.escape(option).replace("/", r"\/") + r"(\s|$)")  # Playwright needs / escaped
         if label.match(combobox.input_value()):
             return
         combobox.click()

@@ -108,7 +108,7 @@ def step(app: AppPage, name: str) -> Iterator[None]:
 
 
 def use_model(app: AppPage, display_name: str) -> None:
-    app.choose(app.sidebar.get_by_role("combobox", name="Model"), display_name)
+    app.choose(app.sidebar.get_by_role("combobox", name="Model", exact=True), display_name)
 
 
 def top_prediction_is(app: AppPage, label: str) -> None:
@@ -159,9 +159,9 @@ def test_a_deep_link_opens_its_page_on_a_fresh_server(server, chromium, path, ti
 def test_home_shows_the_default_model_and_its_top5(app):
     with step(app, "01_home_mobilenet"):
         app.main.get_by_role("heading", name="ConvVis", exact=True).wait_for()
-        expect(app.sidebar.get_by_role("combobox", name="Model")).to_have_value(MOBILENET)
+        expect(app.sidebar.get_by_role("combobox", name="Model", exact=True)).to_have_value(MOBILENET)
         expect(app.main.get_by_role("heading", name=MOBILENET)).to_be_visible()
-        expect(app.main.get_by_text("224×224×3", exact=True)).to_be_visible()
+        expect(app.main.get_by_test_id("stMetricValue").get_by_text("224×224×3", exact=True)).to_be_visible()
         app.main.get_by_text("Top-5 predictions").wait_for()
         top_prediction_is(app, "Egyptian cat (285)")  # the default sample, Chelsea the cat
         expect(app.main.get_by_text("chelsea, as the model sees it (224×224)")).to_be_visible()
@@ -171,7 +171,7 @@ def test_switching_the_model_in_the_sidebar(app):
     with step(app, "02_home_lenet"):
         use_model(app, LENET)
         app.main.get_by_role("heading", name=LENET).wait_for()
-        expect(app.main.get_by_text("28×28×1", exact=True)).to_be_visible()
+        expect(app.main.get_by_test_id("stMetricValue").get_by_text("28×28×1", exact=True)).to_be_visible()
         app.choose(app.main.get_by_role("combobox", name="Image"), "MNIST digit 4")
         app.main.get_by_text("digit_4, as the model sees it (28×28)").wait_for()
         top_prediction_is(app, "4 (4)")
@@ -225,7 +225,7 @@ def test_heatmaps_page_shows_heatmaps_and_their_scores(app):
         expect(explained).to_have_value(re.compile(r"^\d \(\d\)$"))  # starts at the top prediction
         for title in ("Grad-CAM", "Grad-CAM++", "Layer-CAM"):
             expect(app.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
-        expect(app.main.get_by_text("Deletion AUC ↓")).to_have_count(3)
+        expect(app.main.get_by_text("Deletion AUC ↓", exact=True)).to_have_count(3)
         app.main.get_by_text(re.compile(r"^3 heatmap\(s\) for ")).wait_for()
         charts_shown(app, 6)  # a map and its deletion/insertion curves per method
 
@@ -272,7 +272,7 @@ def test_an_uploaded_transfer_learning_model_is_explained_inside_its_base(app, m
     with step(app, "09_own_model_heatmaps"):
         app.sidebar.get_by_text("Use your own model").click()
         app.upload(tmp_path / "flowers.keras", within=app.sidebar)
-        expect(app.sidebar.get_by_role("combobox", name="Model")).to_have_value(re.compile("flowers.keras$"))
+        expect(app.sidebar.get_by_role("combobox", name="Model", exact=True)).to_have_value(re.compile("flowers.keras$"))
         expect(app.sidebar.get_by_text(re.compile(r"^Pixels: tf, "))).to_be_visible()  # inferred from the base
         app.go_to("Heatmaps")
         layer = app.main.get_by_role("combobox", name="Layer the map is computed at")
@@ -281,7 +281,7 @@ def test_an_uploaded_transfer_learning_model_is_explained_inside_its_base(app, m
         app.main.get_by_text(re.compile(r"^3 heatmap\(s\) for ")).wait_for()
         for title in ("Grad-CAM", "Grad-CAM++", "Layer-CAM"):
             expect(app.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
-        expect(app.main.get_by_text("Deletion AUC ↓")).to_have_count(3)
+        expect(app.main.get_by_text("Deletion AUC ↓", exact=True)).to_have_count(3)
         charts_shown(app, 6)
 
 
@@ -301,7 +301,7 @@ def test_a_unit_page_opens_from_its_url_links_onward_and_back(chromium):
                             "Dataset examples"):
                 expect(app.main.get_by_role("heading", name=section)).to_be_visible()
             expect(app.page.get_by_role("dialog")).to_have_count(0)
-            expect(app.sidebar.get_by_role("combobox", name="Model")).to_have_value(LENET)
+            expect(app.sidebar.get_by_role("combobox", name="Model", exact=True)).to_have_value(LENET)
             images_shown(app, 1 + 6 + 2)  # its picture, six inputs' pictures, its map and its Grad-CAM
         with step(app, "11_unit_follow_an_input"):
             first = app.main.get_by_role("link", name=re.compile(r"^pool1 #\d+$")).first
