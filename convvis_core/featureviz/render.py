@@ -189,6 +189,13 @@ def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
     return layer, count
 
 
+def result_key(loaded: LoadedModel, layer: str, filter_index: int, settings: Settings) -> str:
+    """Where one filter's picture is cached: model weights, pixels, layer, filter, compute precision and
+    every setting but batching, so a batch job and a page find each other's results."""
+    return cache_key(model_fingerprint(loaded.model), loaded.info.preprocessing, layer, int(filter_index), fast_dtype(),
+                     settings.result_part())
+
+
 def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings = Settings(), *,
                       cache: ResultCache | None = None, progress: Progress | None = None,
                       on_frame: FrameCallback | None = None, preview_every: int = 8) -> list[FilterResult]:
@@ -199,10 +206,8 @@ def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], s
     """
     layer, _ = _check_request(loaded, layer, filters, settings)
     cache = cache if cache is not None else default_cache(CACHE_NAMESPACE)
-    fingerprint = model_fingerprint(loaded.model)
     compute_dtype = fast_dtype()
-    keys = {f: cache_key(fingerprint, loaded.info.preprocessing, layer, int(f), compute_dtype, settings.result_part())
-            for f in dict.fromkeys(int(f) for f in filters)}
+    keys = {f: result_key(loaded, layer, f, settings) for f in dict.fromkeys(int(f) for f in filters)}
     results: dict[int, FilterResult] = {}
 
     def from_cache() -> list[int]:
