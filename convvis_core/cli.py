@@ -183,8 +183,8 @@ def cmd_atlas(args: argparse.Namespace) -> None:
         engine = RayEngine(args.address, args.workers, args.threads)
     elif args.address or args.workers or args.threads:
         raise ConvVisError("--address, --workers and --threads are for --engine ray.")
-    request = AtlasRequest(args.model, tuple(args.layers or ()), args.filters, args.preset, args.dataset, args.images,
-                           args.preprocessing)
+    request = AtlasRequest(args.model, tuple(args.layers or ()), args.filters, args.preset, args.steps, args.size,
+                           args.dataset, args.images, args.preprocessing)
     with _progress_bars({"filters": "filters", "images": "images"}) as report:
         summary = run_atlas(request, engine, progress=report)
     print("\n".join(summary.lines()))
@@ -248,12 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     activations.add_argument("--out", type=Path, default=Path("activations.png"),
                              help="PNG to write (with several layers, the layer is appended to the name)")
     activations.set_defaults(run=cmd_activations)
-    filters = commands.add_parser("filters", parents=[model], help="feature visualization of filters as a PNG grid")
+    recipe = argparse.ArgumentParser(add_help=False)  # changes to a feature-visualization preset
+    recipe.add_argument("--steps", type=int, help="optimization steps (default: the preset's)")
+    recipe.add_argument("--size", type=int, help="image side in pixels (default: the preset's)")
+    filters = commands.add_parser("filters", parents=[model, recipe], help="feature visualization of filters as a PNG grid")
     filters.add_argument("layer", help="layer path (see `layers`)")
     filters.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,32 (default 0-15)")
     filters.add_argument("--preset", default="Lucid", choices=list(PRESETS))
-    filters.add_argument("--steps", type=int, help="optimization steps (default: the preset's)")
-    filters.add_argument("--size", type=int, help="image side in pixels (default: the preset's)")
     filters.add_argument("--seed", type=int, help="random seed (default 0)")
     filters.add_argument("--out", required=True, help="PNG file to write")
     filters.set_defaults(run=cmd_filters)
@@ -276,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     topk.add_argument("--limit", type=int, help="scan only the first LIMIT images (default: all, up to the limit)")
     topk.add_argument("--out", default="topk.png", help="PNG file to write (default topk.png)")
     topk.set_defaults(run=cmd_topk)
-    atlas = commands.add_parser("atlas", parents=[pixels], help="precompute filters' pictures and top-k indexes into "
+    atlas = commands.add_parser("atlas", parents=[pixels, recipe], help="precompute filters' pictures and top-k indexes into "
                                 "the cache the pages read (resumable; locally or on a Ray cluster)")
     atlas.add_argument("--layers", nargs="+", help="layer paths (default: every spatial layer; see `layers`)")
     atlas.add_argument("--filters", help="indices and ranges for each layer, e.g. 0-31 (default: all)")

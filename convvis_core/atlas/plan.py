@@ -36,6 +36,8 @@ class AtlasRequest:
     layers: tuple[str, ...] = ()  # none: every spatial layer
     filters: str | None = None  # "0-31,40" for each layer; None: every filter of each layer
     preset: str = "Lucid"
+    steps: int | None = None  # the preset's unless given
+    size: int | None = None
     dataset: str | None = None  # top-k over this dataset too (gallery, mnist, a folder or .zip)
     images: int | None = None  # its first N images (None: all, up to the scan limit)
     preprocessing: str | None = None  # None: the model's own (inferred for files)
@@ -111,7 +113,8 @@ class Plan:
 def make_plan(request: AtlasRequest, loaded: LoadedModel, folder: Path) -> Plan:
     """Validate the request (layers, filters, preset, dataset) and cut it into units."""
     try:
-        settings = preset(request.preset)
+        settings = preset(request.preset).replace(**{name: value for name, value in (("steps", request.steps),
+                                                     ("size", request.size)) if value is not None})
     except ValueError as error:
         raise ConvVisError(str(error)) from error
     layers = tuple(dict.fromkeys(request.layers)) or tuple(layer.path for layer in spatial_layers(loaded.model))
@@ -125,7 +128,7 @@ def make_plan(request: AtlasRequest, loaded: LoadedModel, folder: Path) -> Plan:
             units.append(FilterUnit(layer, chunk, tuple(render.result_key(loaded, layer, f, settings) for f in chunk)))
     dataset, count, shards, index_keys = None, 0, (), ()
     if request.dataset:
-        dataset = open_dataset(request.dataset)
+        dataset = open_dataset(request.dataset, any_size=True)
         count = topk.scan_count(dataset, request.images)
         index_keys = tuple(topk.index_key(loaded, dataset, layer, count, TOPK_KEPT) for layer in layers)
         size = SHARD_BATCHES * topk.BATCH_SIZE  # a multiple of the batch: shards see the batches of one pass

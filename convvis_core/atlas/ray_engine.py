@@ -64,11 +64,15 @@ class _FilterWorker:
         return render_unit(self.loaded, self.settings, unit, self.folder)
 
 
-def _read(batch: dict[str, np.ndarray], dataset: Dataset, info: ModelInfo, size: int) -> dict[str, np.ndarray]:
+_DATASETS: dict[str, Dataset] = {}  # per worker process: each dataset is unpickled once, not once per batch
+
+
+def _read(batch: dict[str, np.ndarray], dataset: ray.ObjectRef, info: ModelInfo, size: int) -> dict[str, np.ndarray]:
     """Ray Data's read step, as tasks: one row (first, stop) → that batch decoded into the model's
     input pixels, padded to ``size`` images so every row has one shape."""
     first, stop = int(batch["first"][0]), int(batch["stop"][0])
-    _, images = next(dataset.batches(stop - first, stop, first))
+    opened = _DATASETS.get(dataset.hex()) or _DATASETS.setdefault(dataset.hex(), ray.get(dataset))
+    _, images = next(opened.batches(stop - first, stop, first))
     pixels = pixel_batch(images, info)
     padded = np.zeros((size, *pixels.shape[1:]), np.uint8)
     padded[:len(pixels)] = pixels
@@ -158,8 +162,8 @@ class RayEngine:
                 for shard in shards for first in range(shard.first, shard.stop, size)]
         spare = min(1.0, self.cpus / 2)  # what the read step keeps
         ranked = (ray.data.from_items(rows, override_num_blocks=len(rows))
-                  .map_batches(_read, batch_size=1, fn_kwargs={"dataset": plan.dataset, "info": plan.loaded.info,
-                                                               "size": size})
+                  .map_batches(_read, batch_size=1, fn_kwargs={"dataset": ray.put(plan.dataset),
+                                                               "info": plan.loaded.info, "size": size})
                   .map_batches(_Ranker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.count),
                                fn_constructor_kwargs={"model": self.model, "preprocessing": plan.request.preprocessing,
                                                       "layers": plan.layers, "dataset": plan.dataset.identity,
