@@ -171,6 +171,18 @@ def test_two_jobs_racing_on_one_folder_leave_whole_equal_entries(reference, tmp_
     assert_same_entries(tmp_path, reference["folder"], count=16 + 2 + 1)  # pictures, shard pieces, the index
 
 
+def run_filters_page(model: str, layer: str, spec: str) -> AppTest:
+    """The Filters page after pressing Run on ``spec`` filters of ``layer``."""
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Filters.py"), default_timeout=600)
+    at.session_state["convvis_model"] = model
+    at.session_state[f"layer_{model}"] = layer
+    at.session_state[f"filters_spec_{layer}"] = spec
+    at.run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
 @contextmanager
 def read_only(folder: Path) -> Iterator[None]:
     """``folder`` and all in it unwritable, for root too (the immutable attribute), restored afterwards."""
@@ -200,13 +212,7 @@ def test_a_read_only_cache_stops_the_job_and_the_app_computes_without_saving(len
         assert f"The cache folder {tmp_path} cannot be written" in stopped.stderr and "stops" in stopped.stderr
 
         monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-        at = AppTest.from_file(str(ROOT / "pages" / "1_Filters.py"), default_timeout=300)
-        at.session_state["convvis_model"] = "lenet_mnist"
-        at.session_state["layer_lenet_mnist"] = "conv1"
-        at.session_state["filters_spec_conv1"] = "0-3"
-        at.run()
-        at.button[0].click().run()
-        assert not at.exception, at.exception
+        at = run_filters_page("lenet_mnist", "conv1", "0-3")
         assert [status.label for status in at.get("status")] == ["Done: 4 image(s), 2 from the cache"]
         assert any("Results are not being saved" in warning.value for warning in at.sidebar.warning)
         assert at.subheader[0].value == "conv1: 4 filter(s), strongest first"
@@ -265,12 +271,7 @@ def test_the_issue_atlas_runs_with_a_progress_bar_and_the_pages_answer_from_it(m
     assert "filters: 96 in 3 layer(s): 96 computed, 0 from the cache" in result.stdout
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
 
-    filters_page = AppTest.from_file(str(ROOT / "pages" / "1_Filters.py"), default_timeout=600)
-    filters_page.session_state["layer_mobilenet"] = "conv_pw_8_relu"
-    filters_page.session_state["filters_spec_conv_pw_8_relu"] = "0-31"
-    filters_page.run()
-    filters_page.button[0].click().run()
-    assert not filters_page.exception, filters_page.exception
+    filters_page = run_filters_page("mobilenet", "conv_pw_8_relu", "0-31")
     assert [status.label for status in filters_page.get("status")] == ["Done: 32 image(s), 32 from the cache"]
 
     topk_page = AppTest.from_file(str(ROOT / "pages" / "4_Top_k.py"), default_timeout=600)

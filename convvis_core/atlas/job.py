@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
+from convvis_core.atlas.local import LocalEngine
 from convvis_core.atlas.manifest import Manifest
 from convvis_core.atlas.plan import AtlasRequest, FilterUnit, Plan, Shard, make_plan, open_model
 from convvis_core.atlas.work import FilterOutcome, ShardOutcome, cannot_write
@@ -74,8 +75,6 @@ def _strict_put(cache: ResultCache, key: str, arrays: Arrays) -> None:
 def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path | None = None,
               progress: AtlasProgress | None = None) -> Summary:
     """Compute what ``request`` asks into the cache under ``folder`` (default: the app's), skipping what is there."""
-    from convvis_core.atlas.local import LocalEngine
-
     started = time.perf_counter()
     folder = folder or cache_dir()
     reason = unwritable(folder)
@@ -98,8 +97,8 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
                       resumed=len(earlier & names))
     filters_done = plan.filter_count - sum(len(unit.filters) for unit in pending)
     report("filters", filters_done, plan.filter_count)
-    engine.start(plan)
     try:
+        engine.start(plan)
         summary.engine = engine.describe()
         # Checked again as each unit is handed out: another writer may have finished it meanwhile.
         for outcome in engine.filters(unit for unit in pending if not done(unit.keys, filter_cache)):

@@ -109,6 +109,7 @@ class RayEngine:
 
     def start(self, plan: Plan) -> None:
         self.plan = plan
+        self.probe: Path | None = None
         self._started = not ray.is_initialized()
         if self._started:
             options = {"address": self.address} if self.address else {
@@ -122,6 +123,11 @@ class RayEngine:
         self.count = self.workers or int(gpus) or max(1, int(self.cpus))
         self.gpus_each = min(1.0, gpus / self.count) if gpus else 0.0
         self.threads_each = self.threads or max(1, int(self.cpus // self.count))
+        # Actors on GPUs need a CPU each at most, leaving the rest to decode images. While the dataset is
+        # ranked, the actors leave part of the CPUs to Ray Data's read step, or it waits forever (#44687).
+        share, ranking_share = self.cpus / self.count, (self.cpus - min(1.0, self.cpus / 2)) / self.count
+        self.filter_cpus = min(1.0, share) if gpus else share
+        self.ranking_cpus = min(1.0, ranking_share) if gpus else ranking_share
         model = Path(plan.request.model)
         self.model = str(model.resolve()) if model.is_file() else plan.request.model  # workers' own folders differ
         self.token = secrets.token_hex(8)
@@ -143,7 +149,7 @@ class RayEngine:
         if not units:
             return
         plan = self.plan
-        remote = ray.remote(_FilterWorker).options(**self._options(self.cpus / self.count))
+        remote = ray.remote(_FilterWorker).options(**self._options(self.filter_cpus))
         actors = [remote.remote(self.model, plan.request.preprocessing, plan.settings, plan.folder, self.token,
                                 self.threads_each) for _ in range(min(self.count, len(units)))]
         try:
@@ -160,7 +166,6 @@ class RayEngine:
         size = plan.batch_size
         rows = [{"first": first, "stop": min(first + size, shard.stop)}
                 for shard in shards for first in range(shard.first, shard.stop, size)]
-        spare = min(1.0, self.cpus / 2)  # what the read step keeps
         ranked = (ray.data.from_items(rows, override_num_blocks=len(rows))
                   .map_batches(_read, batch_size=1, fn_kwargs={"dataset": ray.put(plan.dataset),
                                                                "info": plan.loaded.info, "size": size})
@@ -168,7 +173,7 @@ class RayEngine:
                                fn_constructor_kwargs={"model": self.model, "preprocessing": plan.request.preprocessing,
                                                       "layers": plan.layers, "dataset": plan.dataset.identity,
                                                       "keep": plan.keep, "size": size, "threads": self.threads_each},
-                               **self._options((self.cpus - spare) / self.count)))
+                               **self._options(self.ranking_cpus)))
         starts = [shard.first for shard in shards]
         arrived: dict[int, list] = {shard.first: [] for shard in shards}
         for row in ranked.iter_rows():
@@ -185,6 +190,7 @@ class RayEngine:
                 del arrived[shard.first]
 
     def close(self) -> None:
-        self.probe.unlink(missing_ok=True)
+        if self.probe is not None:
+            self.probe.unlink(missing_ok=True)
         if self._started:
             ray.shutdown()
