@@ -66,6 +66,10 @@ class Summary:
         return lines
 
 
+def _stored(keys: tuple[str, ...], cache: ResultCache) -> bool:
+    return all(cache.contains(key) for key in keys)
+
+
 def _strict_put(cache: ResultCache, key: str, arrays: Arrays) -> None:
     cache.put(key, arrays)
     if cache.unsaved:
@@ -87,11 +91,7 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
     earlier = {record["unit"] for record in manifest.records()}
     engine = engine or LocalEngine()
     report = progress or (lambda what, done, total: None)
-
-    def done(keys: tuple[str, ...], cache: ResultCache) -> bool:
-        return all(cache.contains(key) for key in keys)
-
-    pending = [unit for unit in plan.units if not done(unit.keys, filter_cache)]
+    pending = [unit for unit in plan.units if not _stored(unit.keys, filter_cache)]
     names = {unit.name for unit in plan.units} | {shard.name for shard in plan.shards}
     summary = Summary("", len(plan.layers), plan.filter_count, images=plan.count, manifest=manifest.path,
                       resumed=len(earlier & names))
@@ -101,7 +101,7 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
         engine.start(plan)
         summary.engine = engine.describe()
         # Checked again as each unit is handed out: another writer may have finished it meanwhile.
-        for outcome in engine.filters(unit for unit in pending if not done(unit.keys, filter_cache)):
+        for outcome in engine.filters(unit for unit in pending if not _stored(unit.keys, filter_cache)):
             for key, arrays in outcome.entries:
                 _strict_put(filter_cache, key, arrays)
             unit = outcome.unit
@@ -110,7 +110,7 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
             summary.filter_seconds += outcome.seconds
             filters_done += len(unit.filters)
             report("filters", filters_done, plan.filter_count)
-        if plan.dataset is not None and not done(plan.index_keys, topk_cache):
+        if plan.dataset is not None and not _stored(plan.index_keys, topk_cache):
             _rank(plan, engine, topk_cache, manifest, summary, report)
     finally:
         engine.close()
@@ -121,7 +121,7 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
 def _rank(plan: Plan, engine: Engine, cache: ResultCache, manifest: Manifest, summary: Summary,
           report: AtlasProgress) -> None:
     """Rank the shards not yet in the cache, then join each layer's shards into its index."""
-    pending = [shard for shard in plan.shards if not all(cache.contains(key) for key in shard.keys)]
+    pending = [shard for shard in plan.shards if not _stored(shard.keys, cache)]
     images_done = plan.count - sum(shard.stop - shard.first for shard in pending)
     report("images", images_done, plan.count)
 
