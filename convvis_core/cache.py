@@ -7,6 +7,10 @@ One cache serves every session of the server at once: files are written to a pri
 name and renamed into place (a reader sees a whole file or none), a file evicted while another
 thread reads it is simply a miss, and the arrays handed out are read-only, because one session's
 result is every session's.
+
+A folder that cannot be written (read-only, full) does not stop the app: results are still computed,
+shown and kept in memory, and :func:`not_saving` says why they are not saved. A batch job, which
+exists only to save, checks :func:`unwritable` first and stops instead.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from typing import Any, Iterator
 import keras
 import numpy as np
 
-from convvis_core.config import (CACHE_EVICT_EVERY, MAX_CACHE_BYTES, MAX_CACHE_MEMORY_BYTES, MAX_CACHE_MEMORY_ENTRIES,
-                                 cache_dir)
+from convvis_core.config import (CACHE_ENV, CACHE_EVICT_EVERY, MAX_CACHE_BYTES, MAX_CACHE_MEMORY_BYTES,
+                                 MAX_CACHE_MEMORY_ENTRIES, cache_dir)
 
 Arrays = dict[str, np.ndarray]
 _FINGERPRINTS: "weakref.WeakKeyDictionary[keras.Model, str]" = weakref.WeakKeyDictionary()
@@ -58,6 +62,18 @@ def _read_only(array: Any) -> np.ndarray:
     return view
 
 
+def unwritable(folder: Path) -> str | None:
+    """Why no file can be written in ``folder`` now (read-only, full, no permission), or None if one can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", suffix=".part") as probe:
+            probe.write(b"0")
+            probe.flush()
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def _size(arrays: Arrays) -> int:
     return sum(array.nbytes for array in arrays.values())
 
@@ -74,6 +90,7 @@ class ResultCache:
         self.max_bytes = max_bytes
         self.memory_bytes = memory_bytes
         self.evict_every = evict_every
+        self.unsaved: str | None = None  # why the last write to the folder failed; None once one succeeds
         self._memory: OrderedDict[str, Arrays] = OrderedDict()
         self._memory_used = 0
         self._writes = 0
@@ -84,6 +101,13 @@ class ResultCache:
     def _path(self, key: str) -> Path:
         assert self.folder is not None
         return self.folder / key[:2] / f"{key}.npz"
+
+    def contains(self, key: str) -> bool:
+        """Whether ``key`` is stored (in memory or on disk), without reading it."""
+        with self._lock:
+            if key in self._memory:
+                return True
+        return self.folder is not None and self._path(key).is_file()
 
     def get(self, key: str) -> Arrays | None:
         """The arrays stored under ``key`` (read-only), or None."""
@@ -109,20 +133,26 @@ class ResultCache:
         return self._remember(key, arrays)
 
     def put(self, key: str, arrays: Arrays) -> None:
-        """Store ``arrays`` under ``key``; the caller hands them over and must not change them later."""
+        """Store ``arrays`` under ``key``; the caller hands them over and must not change them later.
+        If the folder cannot be written they stay in memory only and :attr:`unsaved` says why."""
         self._remember(key, arrays)
         if self.folder is None:
             return
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}-", suffix=".part")
+        temporary = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:16]}-", suffix=".part")
             with os.fdopen(handle, "wb") as file:
                 np.savez(file, **arrays)
             os.replace(temporary, path)  # atomic: readers see the whole file or none
+        except OSError as error:  # read-only, full, or no permission: keep working, without saving
+            self.unsaved = error.strerror or str(error)
+            return
         finally:
-            if os.path.exists(temporary):
+            if temporary is not None and os.path.exists(temporary):
                 os.unlink(temporary)
+        self.unsaved = None
         with self._lock:
             self._writes += 1
             due = self._writes % self.evict_every == 0
@@ -198,6 +228,21 @@ class ResultCache:
 
 _DEFAULT: dict[str, ResultCache] = {}
 _DEFAULT_LOCK = threading.Lock()
+
+
+def not_saving() -> str | None:
+    """Why the app's results are not being saved now, or None: the cache folder cannot be written, or
+    the last write of one of the process-wide caches failed."""
+    folder = cache_dir()
+    reason = unwritable(folder)
+    if reason is None:
+        with _DEFAULT_LOCK:
+            reason = next((cache.unsaved for cache in _DEFAULT.values() if cache.unsaved), None)
+    if reason is None:
+        return None
+    return (f"Results are not being saved: the cache folder {folder} cannot be written ({reason}). Everything is "
+            "still computed and shown, but is computed again after a restart. Make the folder writable or free "
+            f"disk space, or point ${CACHE_ENV} at another folder.")
 
 
 def default_cache(namespace: str) -> ResultCache:

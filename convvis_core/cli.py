@@ -19,16 +19,30 @@ def _image(source: str):
 
 
 @contextmanager
-def _progress_bar(task: str, unit: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr (done/total, rate, time left) fed by the core's (done, total) callbacks."""
+def _progress_bars(units: dict[str, str]) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress bars on stderr (done/total, time, time left), one per task named in ``units`` (task →
+    unit), each shown from its first (task, done, total) callback."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (TextColumn(f"{task}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
-               TextColumn("left"), TimeRemainingColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        bar_task = bar.add_task(task, total=None)
-        yield lambda done, total: bar.update(bar_task, completed=done, total=total)
+        tasks: dict[str, int] = {}
+
+        def report(task: str, done: int, total: int) -> None:
+            if task not in tasks:
+                tasks[task] = bar.add_task(task, total=total, unit=units[task])
+            bar.update(tasks[task], completed=done, total=total)
+
+        yield report
+
+
+@contextmanager
+def _progress_bar(task: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """One progress bar fed by the core's (done, total) callbacks."""
+    with _progress_bars({task: unit}) as report:
+        yield lambda done, total: report(task, done, total)
 
 
 def _load(args: argparse.Namespace):
@@ -158,6 +172,26 @@ def cmd_topk(args: argparse.Namespace) -> None:
               f"({example.row}, {example.col})  mean {example.mean:.4f}")
 
 
+def cmd_atlas(args: argparse.Namespace) -> None:
+    from convvis_core.atlas import AtlasRequest, run_atlas
+    from convvis_core.errors import ConvVisError
+
+    engine = None
+    if args.engine == "ray":
+        try:
+            from convvis_core.atlas.ray_engine import RayEngine
+        except ImportError as error:
+            raise ConvVisError(f"The ray engine needs Ray ({error}): pip install 'ray[data]==2.60.0'.") from error
+        engine = RayEngine(args.address, args.workers, args.threads)
+    elif args.address or args.workers or args.threads:
+        raise ConvVisError("--address, --workers and --threads are for --engine ray.")
+    request = AtlasRequest(args.model, tuple(args.layers or ()), args.filters, args.preset, args.steps, args.size,
+                           args.dataset, args.images, args.preprocessing)
+    with _progress_bars({"filters": "filters", "images": "images"}) as report:
+        summary = run_atlas(request, engine, progress=report)
+    print("\n".join(summary.lines()))
+
+
 def cmd_cam(args: argparse.Namespace) -> None:
     from convvis_core.activations import overlay
     from convvis_core.cam import ClassTarget, EmptyHeatmapError, FilterTarget
@@ -190,11 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     installed = not sys.argv[0].endswith("__main__.py")  # the `convvis` command rather than python -m
     parser = argparse.ArgumentParser(prog="convvis" if installed else "python -m convvis_core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    model = argparse.ArgumentParser(add_help=False)  # what every command that loads a model takes
-    model.add_argument("model", help="registry name (see `models`) or a .keras/.h5 file")
-    model.add_argument("--preprocessing", choices=list(MODES),
-                       help="how the model's pixels are scaled (default: inferred from the model; see `layers`): "
-                            + "; ".join(f"{mode}: {text}" for mode, text in MODES.items()))
+    pixels = argparse.ArgumentParser(add_help=False)  # what every command that loads a model takes
+    pixels.add_argument("model", help="registry name (see `models`) or a .keras/.h5 file")
+    pixels.add_argument("--preprocessing", choices=list(MODES),
+                        help="how the model's pixels are scaled (default: inferred from the model; see `layers`): "
+                             + "; ".join(f"{mode}: {text}" for mode, text in MODES.items()))
+    model = argparse.ArgumentParser(add_help=False, parents=[pixels])  # and class names, where they are shown
     model.add_argument("--labels", type=Path, help="class names, one per line (.txt) or a .json list or "
                                                    "class_indices dict, for a model file's outputs")
     commands.add_parser("models", help="list the models ConvVis knows by name").set_defaults(run=cmd_models)
@@ -218,12 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     activations.add_argument("--out", type=Path, default=Path("activations.png"),
                              help="PNG to write (with several layers, the layer is appended to the name)")
     activations.set_defaults(run=cmd_activations)
-    filters = commands.add_parser("filters", parents=[model], help="feature visualization of filters as a PNG grid")
+    recipe = argparse.ArgumentParser(add_help=False)  # changes to a feature-visualization preset
+    recipe.add_argument("--steps", type=int, help="optimization steps (default: the preset's)")
+    recipe.add_argument("--size", type=int, help="image side in pixels (default: the preset's)")
+    filters = commands.add_parser("filters", parents=[model, recipe], help="feature visualization of filters as a PNG grid")
     filters.add_argument("layer", help="layer path (see `layers`)")
     filters.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,32 (default 0-15)")
     filters.add_argument("--preset", default="Lucid", choices=list(PRESETS))
-    filters.add_argument("--steps", type=int, help="optimization steps (default: the preset's)")
-    filters.add_argument("--size", type=int, help="image side in pixels (default: the preset's)")
     filters.add_argument("--seed", type=int, help="random seed (default 0)")
     filters.add_argument("--out", required=True, help="PNG file to write")
     filters.set_defaults(run=cmd_filters)
@@ -246,6 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
     topk.add_argument("--limit", type=int, help="scan only the first LIMIT images (default: all, up to the limit)")
     topk.add_argument("--out", default="topk.png", help="PNG file to write (default topk.png)")
     topk.set_defaults(run=cmd_topk)
+    atlas = commands.add_parser("atlas", parents=[pixels, recipe], help="precompute filters' pictures and top-k indexes into "
+                                "the cache the pages read (resumable; locally or on a Ray cluster)")
+    atlas.add_argument("--layers", nargs="+", help="layer paths (default: every spatial layer; see `layers`)")
+    atlas.add_argument("--filters", help="indices and ranges for each layer, e.g. 0-31 (default: all)")
+    atlas.add_argument("--preset", default="Lucid", choices=list(PRESETS))
+    atlas.add_argument("--dataset", help="also rank this dataset's images for every layer (one pass): gallery, "
+                                         "mnist, fashion-mnist, or a .zip or folder of images")
+    atlas.add_argument("--images", type=int, help="rank the first N images (default: all, up to the scan limit)")
+    atlas.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process, all cores (default); ray: Ray actors (pip install 'ray[data]')")
+    atlas.add_argument("--address", help="ray: join this cluster (default: start a local Ray on this machine)")
+    atlas.add_argument("--workers", type=int, help="ray: actors holding the model (default: one per GPU, else per CPU)")
+    atlas.add_argument("--threads", type=int, help="ray: TensorFlow threads per worker (default: its share of the CPUs)")
+    atlas.set_defaults(run=cmd_atlas)
     cam = commands.add_parser("cam", parents=[model], help="heatmap of where the model looked (Grad-CAM, ...) over the image as a "
                                           "PNG, with its deletion/insertion AUC")
     cam.add_argument("image", help="image file, or a sample name such as 'chelsea'")

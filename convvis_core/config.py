@@ -74,7 +74,10 @@ def cache_dir() -> Path:
 
 
 def models_dir() -> Path:
-    """Where converted models are saved as ``.keras`` files."""
+    """Where converted models are saved as ``.keras`` files (created when the cache folder can be written)."""
     path = cache_dir() / "models"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # read-only or full: models are converted in memory, every time
+        pass
     return path

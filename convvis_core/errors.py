@@ -30,3 +30,7 @@ class SettingsError(ConvVisError):
 
 class LayerError(ConvVisError):
     """A layer that does not exist, has no spatial (4-D) output, or has no such filter."""
+
+
+class CacheError(ConvVisError):
+    """A cache folder a batch job cannot write (read-only, full): the job stops rather than compute for nothing."""

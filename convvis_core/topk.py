@@ -87,7 +87,10 @@ class ChannelRanking:
 
 @dataclass(frozen=True)
 class TopKIndex:
-    """The result of one scan: rankings for every channel of a layer over the first ``count`` images."""
+    """The result of one scan: rankings for every channel of a layer over ``count`` images from
+    ``first`` (the first ``count`` images, as the pages use it). A scan done in pieces (the shards of
+    a resumable job, batches on other machines) is :meth:`joined` into exactly the index of one pass:
+    the best k of a union are among the best k of each part."""
 
     layer: str
     dataset: str  # the dataset's identity
@@ -96,24 +99,40 @@ class TopKIndex:
     top: ChannelRanking  # strongest maximum first
     bottom: ChannelRanking  # weakest maximum first
     maxima: np.ndarray  # (count, channels) float32: every image's maximum per channel, for histograms
+    first: int = 0
     from_cache: bool = False
 
     @property
     def channels(self) -> int:
         return self.maxima.shape[1]
 
+    @staticmethod
+    def joined(pieces: Sequence["TopKIndex"], keep: int) -> "TopKIndex":
+        """Consecutive pieces of one scan (each starting where the one before ends) as one index."""
+        first = pieces[0]
+        top, bottom = first.top, first.bottom
+        for before, piece in zip(pieces, pieces[1:]):
+            if (piece.first, piece.layer, piece.dataset) != (before.first + before.count, first.layer, first.dataset):
+                raise ValueError(f"Cannot join images {piece.first}… of {piece.layer} after {before.first}…"
+                                 f"{before.first + before.count - 1} of {before.layer}: join one scan's pieces in order.")
+            top = top.merged(piece.top, keep, descending=True)
+            bottom = bottom.merged(piece.bottom, keep, descending=False)
+        return TopKIndex(first.layer, first.dataset, sum(piece.count for piece in pieces), pieces[-1].map_size, top,
+                         bottom, np.concatenate([piece.maxima for piece in pieces]), first.first)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"{name}_{field.name}": getattr(ranking, field.name)
                   for name, ranking in (("top", self.top), ("bottom", self.bottom)) for field in fields(ChannelRanking)}
         return {**arrays, "maxima": self.maxima, "layer": np.array(self.layer), "dataset": np.array(self.dataset),
-                "count": np.array(self.count), "map_size": np.array(self.map_size)}
+                "count": np.array(self.count), "map_size": np.array(self.map_size), "first": np.array(self.first)}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], from_cache: bool = False) -> "TopKIndex":
         top, bottom = (ChannelRanking(**{field.name: arrays[f"{name}_{field.name}"]
                                          for field in fields(ChannelRanking)}) for name in ("top", "bottom"))
         return cls(str(arrays["layer"]), str(arrays["dataset"]), int(arrays["count"]),
-                   tuple(int(size) for size in arrays["map_size"]), top, bottom, arrays["maxima"], from_cache)
+                   tuple(int(size) for size in arrays["map_size"]), top, bottom, arrays["maxima"],
+                   int(arrays["first"]) if "first" in arrays else 0, from_cache)
 
 
 def pixel_batch(images: np.ndarray | Sequence[np.ndarray], info: ModelInfo) -> np.ndarray:
@@ -151,25 +170,30 @@ def layer_maps(model: keras.Model, path: str, inputs: tf.Tensor | np.ndarray) ->
     return tf.cast(sub_model(model, [path])(inputs, training=False), tf.float32)
 
 
-REDUCERS = PerModelCache(MAX_REDUCERS_PER_MODEL)  # by layer: sessions scanning one layer at once share a trace
+REDUCERS = PerModelCache(MAX_REDUCERS_PER_MODEL)  # by layers: sessions scanning them at once share a trace
 
 
-def _reducer(model: keras.Model, path: str) -> Callable:
-    """A traced function: uint8 pixel batch → per (image, channel) maximum, mean, and the maximum's
-    row and column, plus the map size. One trace per layer and preprocessing serves every batch."""
+def _summary(maps: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """Maps (N, H, W, C) → per (image, channel) maximum, mean, and the maximum's row and column, plus the map size."""
+    shape = tf.shape(maps)
+    flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
+    where = tf.argmax(flat, axis=1, output_type=tf.int32)  # the first maximum, as numpy's argmax
+    return tf.reduce_max(flat, 1), tf.reduce_mean(flat, 1), where // shape[2], where % shape[2], shape[1:3]
+
+
+def _reducer(model: keras.Model, paths: tuple[str, ...]) -> Callable:
+    """A traced function: uint8 pixel batch → one :func:`_summary` per layer, all layers from one
+    forward pass. One trace per set of layers and preprocessing serves every batch."""
 
     def build() -> Callable:
         @tf.function(reduce_retracing=True)
-        def reduce(pixels: tf.Tensor, preprocessing: str) -> tuple[tf.Tensor, ...]:
-            maps = layer_maps(model, path, model_inputs(pixels, preprocessing))
-            shape = tf.shape(maps)
-            flat = tf.reshape(maps, [shape[0], shape[1] * shape[2], shape[3]])
-            where = tf.argmax(flat, axis=1, output_type=tf.int32)  # the first maximum, as numpy's argmax
-            return tf.reduce_max(flat, 1), tf.reduce_mean(flat, 1), where // shape[2], where % shape[2], shape[1:3]
+        def reduce(pixels: tf.Tensor, preprocessing: str) -> list[tuple[tf.Tensor, ...]]:
+            outputs = sub_model(model, list(paths))(model_inputs(pixels, preprocessing), training=False)
+            return [_summary(tf.cast(maps, tf.float32)) for maps in (outputs if len(paths) > 1 else [outputs])]
 
         return reduce
 
-    return REDUCERS.get(model, path, build)
+    return REDUCERS.get(model, paths, build)
 
 
 def _padded(pixels: np.ndarray, batch_size: int) -> np.ndarray:
@@ -192,7 +216,7 @@ def scan_count(dataset: Dataset, count: int | None) -> int:
     return count
 
 
-def _index_key(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: int) -> str:
+def index_key(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: int) -> str:
     info = loaded.info
     return cache_key("topk", model_fingerprint(loaded.model), path, dataset.identity, count, keep,
                      info.preprocessing, info.input_size, info.channels)
@@ -203,7 +227,7 @@ def cached_index(loaded: LoadedModel, dataset: Dataset, path: str, count: int | 
     """The stored index of an earlier scan with the same model, layer and dataset, or None."""
     find_layer(loaded.model, path)
     stored = (cache or default_cache(CACHE_NAMESPACE)).get(
-        _index_key(loaded, dataset, path, scan_count(dataset, count), keep))
+        index_key(loaded, dataset, path, scan_count(dataset, count), keep))
     return None if stored is None else TopKIndex.from_arrays(stored, from_cache=True)
 
 
@@ -220,7 +244,7 @@ def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = N
         return found
     cache = cache or default_cache(CACHE_NAMESPACE)
     count = scan_count(dataset, count)
-    key = _index_key(loaded, dataset, path, count, keep)
+    key = index_key(loaded, dataset, path, count, keep)
     with cache.computing(key):
         found = cached_index(loaded, dataset, path, count, keep, cache)  # another session's, just finished
         if found is not None:
@@ -232,23 +256,48 @@ def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = N
 
 def _scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: int, batch_size: int,
           progress: StepProgress | None) -> TopKIndex:
-    channels = find_layer(loaded.model, path).channels
-    reduce = _reducer(loaded.model, path)
-    top = bottom = ChannelRanking.empty(channels)
-    maxima = np.empty((count, channels), np.float32)
-    map_size = (0, 0)
-    prepared = ((indices, pixel_batch(images, loaded.info)) for indices, images in dataset.batches(batch_size, count))
-    for indices, pixels in _prefetched(prepared):
-        *per_image, size = reduce(tf.constant(_padded(pixels, batch_size)), loaded.info.preprocessing)
+    return scan_layers(loaded, dataset, [path], 0, count, keep, batch_size, progress)[0]
+
+
+def rank_batch(loaded: LoadedModel, dataset: str, paths: Sequence[str], indices: np.ndarray, pixels: np.ndarray,
+               keep: int, batch_size: int = BATCH_SIZE) -> list[TopKIndex]:
+    """One batch of images of ``dataset`` (its identity; ``pixels`` as :func:`pixel_batch` makes them,
+    at consecutive positions ``indices``) ranked for every channel of every layer in ``paths``, from
+    one forward pass: a piece of a scan per layer, to :meth:`TopKIndex.joined` with the other batches'."""
+    summaries = _reducer(loaded.model, tuple(paths))(tf.constant(_padded(pixels, batch_size)), loaded.info.preprocessing)
+    pieces = []
+    for path, (*per_image, size) in zip(paths, summaries):
         peak, mean, row, col = (np.asarray(value)[:len(indices)] for value in per_image)
         batch = ChannelRanking(np.broadcast_to(indices[:, None], peak.shape).astype(np.int64), peak, mean, row, col)
-        top = top.merged(batch, keep, descending=True)
-        bottom = bottom.merged(batch, keep, descending=False)
-        maxima[indices] = peak
-        map_size = (int(size[0]), int(size[1]))
+        empty = ChannelRanking.empty(peak.shape[1])
+        pieces.append(TopKIndex(path, dataset, len(indices), (int(size[0]), int(size[1])),
+                                empty.merged(batch, keep, descending=True), empty.merged(batch, keep, descending=False),
+                                peak, int(indices[0])))
+    return pieces
+
+
+def scan_layers(loaded: LoadedModel, dataset: Dataset, paths: Sequence[str], first: int, stop: int, keep: int,
+                batch_size: int = BATCH_SIZE, progress: StepProgress | None = None) -> list[TopKIndex]:
+    """Images ``first`` … ``stop`` − 1 ranked for every layer in ``paths`` (one forward pass reaches
+    them all; each image is read once): one index, or piece of one, per layer. Batches start at
+    ``first``, so pieces that start at multiples of ``batch_size`` see exactly the batches of one pass."""
+    channels = [find_layer(loaded.model, path).channels for path in paths]
+    tops = [ChannelRanking.empty(count) for count in channels]
+    bottoms = list(tops)
+    maxima = [np.empty((stop - first, count), np.float32) for count in channels]
+    map_sizes = [(0, 0)] * len(paths)
+    prepared = ((indices, pixel_batch(images, loaded.info))
+                for indices, images in dataset.batches(batch_size, stop, first))
+    for indices, pixels in _prefetched(prepared):
+        for layer, piece in enumerate(rank_batch(loaded, dataset.identity, paths, indices, pixels, keep, batch_size)):
+            tops[layer] = tops[layer].merged(piece.top, keep, descending=True)
+            bottoms[layer] = bottoms[layer].merged(piece.bottom, keep, descending=False)
+            maxima[layer][indices - first] = piece.maxima
+            map_sizes[layer] = piece.map_size
         if progress:
-            progress(int(indices[-1]) + 1, count)
-    return TopKIndex(path, dataset.identity, count, map_size, top, bottom, maxima)
+            progress(int(indices[-1]) + 1 - first, stop - first)
+    return [TopKIndex(path, dataset.identity, stop - first, map_sizes[layer], tops[layer], bottoms[layer],
+                      maxima[layer], first) for layer, path in enumerate(paths)]
 
 
 def example_maps(loaded: LoadedModel, dataset: Dataset, path: str, channel: int,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from convvis_core.cache import not_saving
 from convvis_core.labels import read_labels
 from convvis_core.models import DEFAULT_MODEL, MODELS, LoadedModel
 from convvis_core.preprocessing import MODES
@@ -87,6 +88,8 @@ def model_sidebar() -> LoadedModel:
     st.session_state[_FROM_URL] = shown  # the URL now says what is shown: not a request to follow
     st.sidebar.caption(info.description)
     st.sidebar.caption(f"Pixels: **{info.preprocessing}**, {MODES[info.preprocessing]} ({info.preprocessing_why})")
+    if unsaved := not_saving():
+        st.sidebar.warning(unsaved, icon=":material/save:")
     return loaded
 
 

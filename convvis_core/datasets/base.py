@@ -48,10 +48,10 @@ class Dataset(ABC):
         """What to call image ``index`` under a thumbnail."""
         return f"#{index}"
 
-    def batches(self, size: int, count: int | None = None) -> Iterator[Batch]:
-        """The first ``count`` images (default: all) in batches of ``size``, each with its indices."""
+    def batches(self, size: int, count: int | None = None, first: int = 0) -> Iterator[Batch]:
+        """Images ``first`` … ``count`` − 1 (default: to the end) in batches of ``size``, each with its indices."""
         count = len(self) if count is None else min(count, len(self))
-        for start in range(0, count, size):
+        for start in range(first, count, size):
             indices = np.arange(start, min(start + size, count))
             yield indices, [self.image(int(index)) for index in indices]
 
@@ -80,9 +80,9 @@ class ArrayDataset(Dataset):
         label = int(self.labels[index])
         return f"#{index} · {self.class_names[label] if self.class_names else label}"
 
-    def batches(self, size: int, count: int | None = None) -> Iterator[Batch]:
+    def batches(self, size: int, count: int | None = None, first: int = 0) -> Iterator[Batch]:
         count = len(self) if count is None else min(count, len(self))
-        for start in range(0, count, size):
+        for start in range(first, count, size):
             stop = min(start + size, count)
             yield np.arange(start, stop), self.images[start:stop]
 

@@ -1,5 +1,7 @@
 """Users' own image collections: an uploaded ``.zip`` (read in memory, never extracted) and a folder
 on the server (which the app offers only where the operator lists it in ``$CONVVIS_DATASET_DIRS``).
+A batch job reads a ``.zip`` of any size from disk, member by member, and ships it to worker
+processes as its path (:class:`_Archive`).
 
 An archive is untrusted. Members with absolute or ``..`` paths, symbolic links, nested archives,
 encrypted or oversized members are left out one by one and counted with the reason; every other
@@ -92,20 +94,54 @@ def _collect(title: str, identity: Callable[[list[str]], str],
     return EncodedDataset(title, identity(names), names, lambda index: readers[index](), skipped=skipped)
 
 
-def zip_dataset(data: bytes, name: str = "upload.zip", max_bytes: int = MAX_ZIP_BYTES,
+class _Archive:
+    """A zip archive opened where it is read: it pickles as its source (the bytes, or the path of a
+    file on disk) and reopens on first use, so worker processes read a file's members without a copy."""
+
+    def __init__(self, source: bytes | Path):
+        self.source = source
+        self._zip: zipfile.ZipFile | None = None
+
+    def __getstate__(self) -> dict:
+        return {"source": self.source}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["source"])
+
+    @property
+    def zip(self) -> zipfile.ZipFile:
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(io.BytesIO(self.source) if isinstance(self.source, bytes) else self.source)
+        return self._zip
+
+    def identity(self) -> str:
+        """The archive's content hash (streamed from disk for a file)."""
+        digest = hashlib.sha256()
+        if isinstance(self.source, bytes):
+            digest.update(self.source)
+        else:
+            with open(self.source, "rb") as file:
+                while chunk := file.read(1 << 20):
+                    digest.update(chunk)
+        return "zip-v1:" + digest.hexdigest()
+
+
+def zip_dataset(data: bytes | Path, name: str = "upload.zip", max_bytes: int = MAX_ZIP_BYTES,
                 max_members: int = MAX_ZIP_MEMBERS, max_member_bytes: int = MAX_ZIP_MEMBER_BYTES,
                 max_expanded_bytes: int = MAX_ZIP_EXPANDED_BYTES) -> EncodedDataset:
-    """The images in a ``.zip`` held in memory; members are read (size-capped) but never extracted."""
-    if not data:
+    """The images in a ``.zip`` held in memory, or in a file at that path; members are read
+    (size-capped) but never extracted. Equal contents have equal identities either way."""
+    size = len(data) if isinstance(data, bytes) else data.stat().st_size
+    if not size:
         raise DatasetError(f"'{name}' is empty (0 bytes). Upload a .zip of PNG, JPEG, GIF, BMP, TIFF or WebP images.")
-    if len(data) > max_bytes:
-        raise DatasetError(f"'{name}' is {_megabytes(len(data))}; the limit is {_megabytes(max_bytes)}.")
+    if size > max_bytes:
+        raise DatasetError(f"'{name}' is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}.")
+    archive = _Archive(data)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = [info for info in archive.zip.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
         raise DatasetError(f"'{name}' is not a readable .zip archive ({error}). Create the archive again "
                            "with a zip tool and upload the new file.") from error
-    members = [info for info in archive.infolist() if not info.is_dir()]
     if len(members) > max_members:
         raise DatasetError(f"'{name}' holds {len(members):,} files; the limit is {max_members:,}. "
                            "Split it into smaller archives.")
@@ -120,7 +156,7 @@ def zip_dataset(data: bytes, name: str = "upload.zip", max_bytes: int = MAX_ZIP_
             if info.file_size > max_member_bytes:
                 raise _Skipped(TOO_LARGE)
             try:
-                with archive.open(info) as member:
+                with archive.zip.open(info) as member:
                     content = member.read(max_member_bytes + 1)  # never more, whatever the header says
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
                 raise _Skipped(CORRUPT) from error
@@ -129,7 +165,7 @@ def zip_dataset(data: bytes, name: str = "upload.zip", max_bytes: int = MAX_ZIP_
             return content
         return read
 
-    return _collect(name, lambda _: "zip-v1:" + hashlib.sha256(data).hexdigest(),
+    return _collect(name, lambda _: archive.identity(),
                     ((info.filename, reader(info)) for info in members), max_expanded_bytes)
 
 

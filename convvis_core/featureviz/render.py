@@ -189,12 +189,15 @@ def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
     return layer, count
 
 
+def result_key(loaded: LoadedModel, layer: str, filter_index: int, settings: Settings) -> str:
+    """Where one filter's picture is cached: model weights, pixels, layer, filter, compute precision and
+    every setting but batching, so a batch job and a page find each other's results."""
+    return cache_key(model_fingerprint(loaded.model), loaded.info.preprocessing, layer, int(filter_index), fast_dtype(),
+                     settings.result_part())
+
+
 def _result_keys(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings) -> dict[int, str]:
-    """The cache key of each filter's result: the model's weights, its preprocessing, the layer, the
-    filter, the compute precision and every setting that changes the picture."""
-    fingerprint, compute_dtype = model_fingerprint(loaded.model), fast_dtype()
-    return {f: cache_key(fingerprint, loaded.info.preprocessing, layer, f, compute_dtype, settings.result_part())
-            for f in dict.fromkeys(int(f) for f in filters)}
+    return {f: result_key(loaded, layer, f, settings) for f in dict.fromkeys(int(f) for f in filters)}
 
 
 def _from_cache(cache: ResultCache, keys: dict[int, str]) -> dict[int, FilterResult]:

@@ -150,6 +150,9 @@ def _load_or_convert(key: str, source: ModelSource, info: ModelInfo, progress: M
         progress(f"Converting {info.display_name} from its package weights (first use only)…")
     model = source.build()
     partial = path.with_name(path.name + ".part.keras")
-    model.save(partial)
-    partial.replace(path)
+    try:
+        model.save(partial)
+        partial.replace(path)
+    except OSError:  # a cache folder that cannot be written: the model works, it is converted again next time
+        partial.unlink(missing_ok=True)
     return model

@@ -1,0 +1,283 @@
+"""Atlas jobs: every chosen filter and top-k index precomputed into the pages' cache, on either engine.
+
+LeNet and a few hundred real MNIST digits keep each run to seconds; one MobileNet test runs the issue's
+own command and opens the pages. The reference for every comparison is one uninterrupted local run:
+a killed-and-resumed run, a Ray run and two runs racing on one folder must leave exactly its entries.
+Pictures are bit-equal only between runs that give TensorFlow the same number of threads per
+operation (its sums are split by thread count), so Ray workers here get the local process's count.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from convvis_core import topk
+from convvis_core.atlas import AtlasRequest, LocalEngine, run_atlas
+from convvis_core.atlas import local as local_engine
+from convvis_core.atlas import plan as atlas_plan
+from convvis_core.atlas.manifest import Manifest
+from convvis_core.cache import ResultCache, unwritable
+from convvis_core.datasets.base import ArrayDataset
+from convvis_core.datasets.packaged import mnist_dataset
+from convvis_core.featureviz import PRESETS, visualize_filters
+from convvis_core.parallel import cores
+from convvis_core.topk import cached_index, scan
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("conv1", "conv2_relu")
+IMAGES = 1100  # two shards (1,024 + 76 images): the index is joined across them
+REQUEST = AtlasRequest("lenet_mnist", LAYERS, "0-15", "quick preview", steps=8, dataset="mnist", images=IMAGES)
+SETTINGS = PRESETS["quick preview"].replace(steps=8)
+UNITS = 2 * len(LAYERS)  # batches of 8 filters
+CLI = [sys.executable, "-m", "convvis_core", "atlas", "lenet_mnist", "--layers", *LAYERS, "--filters", "0-15",
+       "--preset", "quick preview", "--steps", "8", "--dataset", "mnist", "--images", str(IMAGES)]
+
+
+def entries(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Every result stored under a cache folder (pictures, index pieces, indexes), by file name."""
+    found = {}
+    for path in sorted(folder.glob("*/*/*.npz")):
+        with np.load(path, allow_pickle=False) as stored:
+            found[f"{path.parent.parent.name}/{path.name}"] = {name: stored[name] for name in stored.files}
+    return found
+
+
+def assert_same_entries(folder: Path, reference: Path, count: int | None = None) -> None:
+    """``folder`` holds what ``reference`` holds, or ``count`` of its entries, each equal to the array."""
+    mine, theirs = entries(folder), entries(reference)
+    if count is None:
+        assert sorted(mine) == sorted(theirs)
+    else:
+        assert len(mine) == count and set(mine) <= set(theirs)
+    for name, arrays in mine.items():
+        assert sorted(arrays) == sorted(theirs[name]), name
+        for field, array in arrays.items():
+            np.testing.assert_array_equal(array, theirs[name][field], err_msg=f"{name}: {field}")
+
+
+def cli_env(folder: Path) -> dict[str, str]:
+    return {**os.environ, "CONVVIS_CACHE_DIR": str(folder)}
+
+
+class CountingDataset(ArrayDataset):
+    """MNIST's digits, counting how many images are read."""
+
+    def __init__(self):
+        digits = mnist_dataset()
+        super().__init__(digits.name, digits.identity, digits.images, digits.labels, digits.class_names)
+        self.read = 0
+
+    def batches(self, size, count=None, first=0):
+        for indices, images in super().batches(size, count, first):
+            self.read += len(indices)
+            yield indices, images
+
+
+@pytest.fixture(scope="module")
+def reference(lenet, tmp_path_factory) -> dict:
+    """One uninterrupted local run, counting what the dataset and the model were asked for."""
+    folder = tmp_path_factory.mktemp("reference")
+    dataset = CountingDataset()
+    passes = []
+    reducer = topk._reducer
+
+    def counting_reducer(model, paths):
+        reduce = reducer(model, paths)
+        return lambda *args: passes.append(paths) or reduce(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(atlas_plan, "open_dataset", lambda spec, any_size: dataset)
+        patch.setattr(topk, "_reducer", counting_reducer)
+        summary = run_atlas(REQUEST, folder=folder)
+    return {"folder": folder, "summary": summary, "images_read": dataset.read, "passes": passes}
+
+
+def test_the_atlas_stores_what_the_pages_compute_under_their_keys(lenet, reference):
+    folder = reference["folder"]
+    assert reference["summary"].filters_computed == 32 and reference["summary"].images_computed == IMAGES
+    for layer in LAYERS:
+        stored = visualize_filters(lenet, layer, range(16), SETTINGS, cache=ResultCache(folder / "featureviz-v2"))
+        assert all(result.from_cache for result in stored)
+        fresh = visualize_filters(lenet, layer, range(16), SETTINGS, cache=ResultCache(None))
+        for mine, page in zip(stored, fresh):
+            np.testing.assert_array_equal(mine.image, page.image)
+            assert (mine.final_activation, mine.dead) == (page.final_activation, page.dead)
+        index = cached_index(lenet, mnist_dataset(), layer, IMAGES, cache=ResultCache(folder / "topk-v1"))
+        assert index is not None and index.from_cache
+        page = scan(lenet, mnist_dataset(), layer, IMAGES, cache=ResultCache(None)).to_arrays()
+        for name, array in index.to_arrays().items():
+            np.testing.assert_array_equal(array, page[name], err_msg=name)
+
+
+def test_the_dataset_is_read_once_in_one_forward_pass_for_all_layers(reference):
+    assert reference["images_read"] == IMAGES
+    batches = -(-IMAGES // topk.BATCH_SIZE)
+    assert reference["passes"] == [LAYERS] * batches
+
+
+def test_a_rerun_skips_everything_and_says_it_resumes(lenet, reference, monkeypatch):
+    monkeypatch.setattr(local_engine, "render_unit", lambda *a: pytest.fail("a finished unit was computed again"))
+    monkeypatch.setattr(local_engine, "rank_shard", lambda *a: pytest.fail("a finished shard was ranked again"))
+    summary = run_atlas(REQUEST, LocalEngine(), folder=reference["folder"])
+    assert (summary.filters_computed, summary.images_computed) == (0, 0)
+    assert summary.resumed == UNITS + 2  # every filter batch and both shards, from the manifest
+    assert "32 in 2 layer(s): 0 computed, 32 from the cache" in "\n".join(summary.lines())
+
+
+def test_a_job_killed_mid_run_resumes_to_the_uninterrupted_result(reference, tmp_path):
+    started = subprocess.Popen(CLI, env=cli_env(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    manifest = None
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and started.poll() is None:
+        found = list((tmp_path / "atlas").glob("*.jsonl"))
+        if found and Manifest(found[0]).done("filters"):
+            manifest = Manifest(found[0])
+            break
+        time.sleep(0.05)
+    started.send_signal(signal.SIGKILL)
+    started.wait()
+    assert manifest is not None, "the job finished no unit before the deadline"
+    finished = len(manifest.done("filters"))
+    assert 1 <= finished < UNITS  # killed mid-run, after its first unit
+    resumed = subprocess.run(CLI, env=cli_env(tmp_path), cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed after" in resumed.stdout
+    computed = int(resumed.stdout.split("layer(s): ")[1].split(" computed")[0])
+    assert computed <= 32 - 8 * finished  # what the killed run finished is not computed again
+    assert_same_entries(tmp_path, reference["folder"])
+
+
+def test_two_jobs_racing_on_one_folder_leave_whole_equal_entries(reference, tmp_path):
+    command = [*CLI[:6], "conv2_relu", *CLI[8:]]  # one layer of the reference's: half the work
+    runs = [subprocess.Popen(command, env=cli_env(tmp_path), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    for run in runs:
+        out, err = run.communicate(timeout=900)
+        assert run.returncode == 0, err
+    assert_same_entries(tmp_path, reference["folder"], count=16 + 2 + 1)  # pictures, shard pieces, the index
+
+
+def run_filters_page(model: str, layer: str, spec: str) -> AppTest:
+    """The Filters page after pressing Run on ``spec`` filters of ``layer``."""
+    at = AppTest.from_file(str(ROOT / "pages" / "1_Filters.py"), default_timeout=600)
+    at.session_state["convvis_model"] = model
+    at.session_state[f"layer_{model}"] = layer
+    at.session_state[f"filters_spec_{layer}"] = spec
+    at.run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` and all in it unwritable, for root too (the immutable attribute), restored afterwards."""
+    paths = [folder, *folder.rglob("*")]
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", *map(str, paths)], check=True)
+    else:
+        for path in paths:
+            path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        assert unwritable(folder) is not None, "could not make the folder read-only"
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", *map(str, paths)], check=True)
+        else:
+            for path in paths:
+                path.chmod(path.stat().st_mode | 0o200)
+
+
+def test_a_read_only_cache_stops_the_job_and_the_app_computes_without_saving(lenet, tmp_path, monkeypatch):
+    run_atlas(AtlasRequest("lenet_mnist", ("conv1",), "0-1", "quick preview"), folder=tmp_path)  # as the page's
+    before = entries(tmp_path)
+    with read_only(tmp_path):
+        stopped = subprocess.run(CLI, env=cli_env(tmp_path), cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert stopped.returncode == 2
+        assert f"The cache folder {tmp_path} cannot be written" in stopped.stderr and "stops" in stopped.stderr
+
+        monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
+        at = run_filters_page("lenet_mnist", "conv1", "0-3")
+        assert [status.label for status in at.get("status")] == ["Done: 4 image(s), 2 from the cache"]
+        assert any("Results are not being saved" in warning.value for warning in at.sidebar.warning)
+        assert at.subheader[0].value == "conv1: 4 filter(s), strongest first"
+    assert sorted(entries(tmp_path)) == sorted(before)  # nothing was written
+
+
+# --- the ray engine ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """A local Ray with 2 CPUs for this module, its session files in a folder of its own."""
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_with_two_workers_leaves_exactly_the_local_result(reference, local_ray, tmp_path):
+    from convvis_core.atlas.ray_engine import RayEngine
+
+    summary = run_atlas(REQUEST, RayEngine(workers=2, threads=cores()), folder=tmp_path)
+    assert summary.engine.startswith("ray (a local Ray, 2 CPUs: 2 worker(s)")
+    assert (summary.filters_computed, summary.images_computed) == (32, IMAGES)
+    assert_same_entries(tmp_path, reference["folder"])
+
+
+def test_ray_workers_that_cannot_see_the_folder_send_results_to_the_driver(reference, local_ray, tmp_path):
+    from convvis_core.atlas.ray_engine import RayEngine
+
+    class Elsewhere(RayEngine):
+        """As on machines that do not share the driver's folder: the workers never find its token."""
+
+        def start(self, plan):
+            super().start(plan)
+            self.probe.unlink()
+
+    request = AtlasRequest("lenet_mnist", ("conv2_relu",), "8-15", "quick preview", steps=8)
+    run_atlas(request, Elsewhere(workers=1, threads=cores()), folder=tmp_path)
+    assert_same_entries(tmp_path, reference["folder"], count=8)
+
+
+# --- the issue's command on MobileNet, then the pages ---------------------------------------------
+
+def test_the_issue_atlas_runs_with_a_progress_bar_and_the_pages_answer_from_it(mobilenet, cache_folder, tmp_path,
+                                                                               monkeypatch):
+    (tmp_path / "models").symlink_to(Path(cache_folder) / "models")  # the converted MobileNet, not again
+    result = subprocess.run(
+        [sys.executable, "-m", "convvis_core", "atlas", "mobilenet", "--layers", "conv_pw_3_relu", "conv_pw_8_relu",
+         "conv_pw_13_relu", "--filters", "0-31", "--preset", "quick preview", "--dataset", "gallery"],
+        env={**cli_env(tmp_path), "COLUMNS": "120"}, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    assert result.returncode == 0, result.stderr
+    assert "filters" in result.stderr and "96/96" in result.stderr and "images" in result.stderr
+    assert "filters: 96 in 3 layer(s): 96 computed, 0 from the cache" in result.stdout
+    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
+
+    filters_page = run_filters_page("mobilenet", "conv_pw_8_relu", "0-31")
+    assert [status.label for status in filters_page.get("status")] == ["Done: 32 image(s), 32 from the cache"]
+
+    topk_page = AppTest.from_file(str(ROOT / "pages" / "4_Top_k.py"), default_timeout=600)
+    topk_page.session_state["topk_layer_mobilenet"] = "conv_pw_13_relu"
+    topk_page.run()
+    assert not topk_page.exception and not topk_page.error
+    assert not [button for button in topk_page.button if button.label.startswith("Scan")]
+    assert not topk_page.get("status")  # no scan ran
+    assert topk_page.subheader[0].value.startswith("conv_pw_13_relu #") and "images" in topk_page.subheader[0].value
