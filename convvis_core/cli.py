@@ -190,6 +190,15 @@ def cmd_atlas(args: argparse.Namespace) -> None:
     with _progress_bars({"filters": "filters", "images": "images"}) as report:
         summary = run_atlas(request, engine, progress=report)
     print("\n".join(summary.lines()))
+    if args.export:
+        from convvis_core.atlas.plan import make_plan, open_model
+        from convvis_core.config import cache_dir
+        from convvis_core.export import export_site
+
+        plan = make_plan(request, open_model(request.model, request.preprocessing), cache_dir())
+        site = export_site(plan.loaded, plan.layers, args.export, plan.settings, plan.dataset, plan.count or None)
+        print(f"exported {site.units} unit pages of {site.layers} layers ({site.pictures} with pictures, "
+              f"{site.with_examples} with dataset examples) to {site.folder}; open {site.folder / 'index.html'}")
 
 
 def cmd_cam(args: argparse.Namespace) -> None:
@@ -295,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     atlas.add_argument("--address", help="ray: join this cluster (default: start a local Ray on this machine)")
     atlas.add_argument("--workers", type=int, help="ray: actors holding the model (default: one per GPU, else per CPU)")
     atlas.add_argument("--threads", type=int, help="ray: TensorFlow threads per worker (default: its share of the CPUs)")
+    atlas.add_argument("--export", type=Path, help="then write a static site of the atlas into this folder (plain "
+                                                   "HTML and PNG: opens from file://, no server needed)")
     atlas.set_defaults(run=cmd_atlas)
     cam = commands.add_parser("cam", parents=[model], help="heatmap of where the model looked (Grad-CAM, ...) over the image as a "
                                           "PNG, with its deletion/insertion AUC")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from convvis_core.datasets.catalog import open_dataset
 from convvis_core.export import export_site, slug
@@ -40,3 +45,15 @@ def test_every_link_and_picture_of_the_export_resolves_on_disk(lenet, tmp_path):
     assert unit.count("-crop.png") == 6  # top 3 and bottom 3, each with its receptive-field crop
     missing = (tmp_path / "site" / "layers" / f"{slug('conv2_relu')}.html").read_text(encoding="utf-8")
     assert missing.count("not computed") == 50 - 4  # the filters no atlas computed are placeholders
+
+
+@pytest.mark.slow  # a subprocess: TensorFlow's import alone takes seconds
+def test_the_atlas_command_exports_what_it_computed(tmp_path):
+    command = [sys.executable, "-m", "convvis_core", "atlas", "lenet_mnist", "--layers", "conv2_relu", "--filters",
+               "0-1", "--preset", "keras.io example", "--steps", "4", "--size", "28", "--dataset", "mnist",
+               "--images", "64", "--export", str(tmp_path / "site")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "CONVVIS_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert "exported 50 unit pages of 1 layers (2 with pictures, 50 with dataset examples)" in result.stdout
+    assert (tmp_path / "site" / "units" / "conv2_relu" / "1.html").is_file()
