@@ -65,8 +65,8 @@ def server(browser_available, cache_folder) -> Iterator[Server]:
     assert os.environ["CONVVIS_CACHE_DIR"] == cache_folder  # the app converts models into the tests' cache
     for old in [*ARTIFACTS.glob("*.png"), *ARTIFACTS.glob("server*.log")]:  # this run's files only
         old.unlink()
-    with browser.serve(ARTIFACTS / "server.log") as url:
-        yield Server(url)
+    with browser.serve(ARTIFACTS / "server.log") as served:
+        yield Server(served.url)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_a_deep_link_opens_its_page_on_a_fresh_server(server, chromium):
     """/filters typed into a new browser, as the first request a server gets: the Filters page,
     not the home page or "Page not found"."""
     with ExitStack() as stack:
-        url = server.url if server.fresh else stack.enter_context(browser.serve(ARTIFACTS / "server-deep-link.log"))
+        url = server.url if server.fresh else stack.enter_context(browser.serve(ARTIFACTS / "server-deep-link.log")).url
         server.fresh = False
         context = chromium.new_context(viewport=browser.VIEWPORT)
         stack.callback(context.close)
