@@ -169,7 +169,8 @@ def setup_line() -> str:
                             text=True).stdout.strip()
     venv = ROOT / ".venv"
     inside = "yes" if venv.is_dir() and not venv.is_symlink() else "no"
-    return f"streamlit run app.py at {commit or 'unknown commit'}; file watcher: {watcher}; .venv inside the project: {inside}"
+    return (f"streamlit run app.py at {commit or 'unknown commit'}; file watcher: {watcher}; "
+            f".venv inside the project: {inside}")
 
 
 def main() -> None:
