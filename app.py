@@ -15,7 +15,7 @@ import streamlit as st
 from convvis_core.images import as_model_sees_it
 from convvis_core.layers import spatial_layers
 from convvis_core.model_summary import layer_table
-from convvis_core.predictions import top_k
+from convvis_ui.cached import image_bytes, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.sidebar import model_sidebar
@@ -46,14 +46,14 @@ def home() -> None:
         st.markdown("#### Predictions")
         chosen = image_picker(info, key="home")
         seen = as_model_sees_it(chosen.image, info, chosen.fit)
-        st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+        st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
                  width=min(320, max(seen.width, 160)))
         if not info.is_classifier:
             st.info(f"{info.display_name} has no classifier head, so it makes no predictions. "
                     "Its layers can still be explored on the other pages.")
         else:
             with user_errors():
-                predictions = top_k(loaded, chosen.image, k=5, fit=chosen.fit)
+                predictions = top5(loaded, chosen.image, chosen.fit)
                 labels = [f"{p.class_name} ({p.class_index})" for p in predictions][::-1]
                 figure = go.Figure(go.Bar(x=[p.probability for p in predictions][::-1], y=labels,
                                           orientation="h", text=[f"{p.probability:.1%}" for p in predictions][::-1],

@@ -48,6 +48,9 @@ MAX_PROBES_PER_MODEL = 16
 # Models kept loaded by the app (convvis_ui.cached), shared by all sessions.
 MAX_LOADED_REGISTRY_MODELS = 6
 MAX_LOADED_UPLOADED_MODELS = 4
+# Images the app shows, kept encoded (about 50 kB each) so no rerun encodes them again
+# (convvis_ui.cached.image_bytes), shared by all sessions, least recently used dropped first.
+MAX_ENCODED_IMAGES = 512
 # Fashion-MNIST, where the Debian package dataset-fashion-mnist is installed.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 # Folders on the server the Top-k page may scan: off unless the operator lists them here.

@@ -1,13 +1,19 @@
-"""Streamlit caches over core calls: models once per server, results once per input."""
+"""Streamlit caches over core calls: models once per server, results once per input, shown images
+encoded once per content."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
-from convvis_core.config import MAX_LOADED_REGISTRY_MODELS, MAX_LOADED_UPLOADED_MODELS
+from convvis_core.config import MAX_ENCODED_IMAGES, MAX_LOADED_REGISTRY_MODELS, MAX_LOADED_UPLOADED_MODELS
+from convvis_core.images import Fit
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model, needs_conversion
+from convvis_core.predictions import Prediction, top_k
 
 
 @st.cache_resource(show_spinner=False, max_entries=MAX_LOADED_REGISTRY_MODELS)
@@ -23,6 +29,41 @@ def _uploaded_model(digest: str, file_name: str, _data: bytes) -> LoadedModel:
 def digest_of(data: bytes) -> str:
     """Content hash used as a cache key for uploads (so the bytes are hashed once, by us)."""
     return hashlib.sha256(data).hexdigest()
+
+
+def image_digest(image: Image.Image | np.ndarray) -> str:
+    """Content hash of decoded pixels (shape and type included, so equal bytes of other shapes differ)."""
+    if isinstance(image, Image.Image):
+        return digest_of(f"{image.mode}{image.size}".encode() + image.tobytes())
+    return digest_of(f"{image.dtype}{image.shape}".encode() + np.ascontiguousarray(image).tobytes())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _top5(model_key: str, preprocessing: str, digest: str, fit: Fit, _loaded: LoadedModel,
+          _image: Image.Image) -> list[Prediction]:
+    return top_k(_loaded, _image, k=5, fit=fit)
+
+
+def top5(loaded: LoadedModel, image: Image.Image, fit: Fit) -> list[Prediction]:
+    """Top-5 once per (model, preprocessing, image, fit), for every page: widgets rerun pages often."""
+    return _top5(loaded.info.key, loaded.info.preprocessing, image_digest(image), fit, loaded, image)
+
+
+@st.cache_resource(show_spinner=False, max_entries=MAX_ENCODED_IMAGES)
+def _encoded(digest: str, width: int | None, _image: Image.Image | np.ndarray) -> bytes:
+    image = _image if isinstance(_image, Image.Image) else Image.fromarray(_image)
+    if width is not None and image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)), Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG" if image.mode in ("RGBA", "LA", "P") else "JPEG", quality=100)
+    return buffer.getvalue()
+
+
+def image_bytes(image: Image.Image | np.ndarray, width: int | None = None) -> bytes:
+    """An image (uint8 pixels) as ``st.image`` would encode it (JPEG at quality 100, PNG if it has
+    alpha; no wider than ``width``, the pixel width it is shown at, if given), encoded once per
+    content: st.image would encode it again at every rerun of every session."""
+    return _encoded(image_digest(image), width, image)
 
 
 def registry_model(key: str) -> LoadedModel:

@@ -17,8 +17,7 @@ from convvis_core.activations import (NORMALIZATIONS, SEPARATOR_WIDTH, ChannelGr
 from convvis_core.images import as_model_sees_it, to_png_bytes
 from convvis_core.layers import spatial_layers
 from convvis_core.models import LoadedModel
-from convvis_core.predictions import Prediction, top_k
-from convvis_ui.cached import digest_of
+from convvis_ui.cached import image_bytes, image_digest, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.sidebar import model_sidebar
@@ -35,18 +34,6 @@ def cached_maps(model_key: str, preprocessing: str, image_digest: str, fit: str,
                 _loaded: LoadedModel, _image: Image.Image) -> dict[str, np.ndarray]:
     """One forward pass per (model, image, fit, layers); the arguments before the objects are the key."""
     return feature_maps(_loaded, _image, paths, fit)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_top5(model_key: str, preprocessing: str, image_digest: str, fit: str,
-                _loaded: LoadedModel, _image: Image.Image) -> list[Prediction]:
-    """Top-5 once per (model, image, fit): the layer widgets rerun the page often."""
-    return top_k(_loaded, _image, k=5, fit=fit)
-
-
-def image_digest(image: Image.Image) -> str:
-    """Content hash of a decoded image (mode and size included, so equal bytes of other shapes differ)."""
-    return digest_of(f"{image.mode}{image.size}".encode() + image.tobytes())
 
 
 def cell_outlines(grid: ChannelGrid, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,12 +108,12 @@ left, right = st.columns([1, 2], gap="large")
 with left:
     chosen = image_picker(info, key="activations")
     seen = as_model_sees_it(chosen.image, info, chosen.fit)
-    st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+    st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
              width=min(320, max(seen.width, 160)))
     digest = image_digest(chosen.image)
     if info.is_classifier:
         with user_errors():
-            predictions = cached_top5(info.key, info.preprocessing, digest, chosen.fit, loaded, chosen.image)
+            predictions = top5(loaded, chosen.image, chosen.fit)
             st.dataframe(pd.DataFrame({"class": [p.class_name for p in predictions],
                                        "probability": [p.probability for p in predictions]}),
                          hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
@@ -153,7 +140,7 @@ with right:
     steps = progression(maps_by_path, summary)
     for start in range(0, len(steps), THUMBNAILS_PER_ROW):
         for column, step in zip(st.columns(THUMBNAILS_PER_ROW), steps[start:start + THUMBNAILS_PER_ROW]):
-            column.image(thumbnail(step.image, colormap), width="stretch",
+            column.image(image_bytes(thumbnail(step.image, colormap)), width="stretch",
                          caption=step.path + ("" if step.channel is None else f" · #{step.channel}"))
 
 for path in paths:
@@ -179,7 +166,7 @@ for path in paths:
                                       int(np.argmax(stats.mean)), key=f"channel_{info.key}_{path}",
                                       help="Starts at the most active channel."))
         st.plotly_chart(channel_figure(maps, channel, colormap), key=f"channel_chart_{path}")
-        st.image(overlay(seen, maps[..., channel], alpha, colormap), width="stretch",
+        st.image(image_bytes(overlay(seen, maps[..., channel], alpha, colormap)), width="stretch",
                  caption=f"#{channel} over the input · mean {stats.mean[channel]:.3g}, max {stats.max[channel]:.3g}, "
                          f"{stats.zero_fraction[channel]:.0%} zeros")
     with st.expander("Channel statistics"):

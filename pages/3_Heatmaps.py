@@ -3,9 +3,8 @@ faithfulness score (deletion and insertion curves) that says which map to trust.
 
 from __future__ import annotations
 
-import io
+import functools
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,23 +18,16 @@ from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, 
                               FilterTarget, Heatmap, Target, faithfulness, heatmap)
 from convvis_core.cam.faithfulness import BLUR_SIGMA
 from convvis_core.cam.targets import strongest_filter
-from convvis_core.images import as_model_sees_it, to_png_bytes
+from convvis_core.images import as_model_sees_it, png_zip, to_png_bytes
 from convvis_core.layers import default_layer, spatial_layers
 from convvis_core.models import LoadedModel
-from convvis_core.predictions import Prediction, top_k
-from convvis_ui.cached import digest_of
+from convvis_ui.cached import image_bytes, image_digest, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.sidebar import model_sidebar
 
 COLORMAPS = ("jet", "viridis", "inferno", "gray")  # names both plotly and matplotlib know
 PER_ROW = 3
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_top5(model_key: str, preprocessing: str, image_digest: str, _loaded: LoadedModel,
-                _seen: Image.Image) -> list[Prediction]:
-    return top_k(_loaded, _seen, k=5)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -84,6 +76,11 @@ def overlay_png(seen: Image.Image, values: np.ndarray, alpha: float, colormap: s
     return to_png_bytes(overlay(seen, values, alpha, colormap))
 
 
+def overlays_zip(seen: Image.Image, maps: dict[str, np.ndarray], alpha: float, colormap: str) -> bytes:
+    """Every map over the image, one PNG each, named by the keys of ``maps``."""
+    return png_zip({name: overlay(seen, values, alpha, colormap) for name, values in maps.items()})
+
+
 st.set_page_config(page_title="Heatmaps · ConvVis", page_icon="🧠", layout="wide")
 loaded = model_sidebar()
 info = loaded.info
@@ -107,12 +104,12 @@ with left:
     chosen = image_picker(info, key="heatmaps")
     seen = as_model_sees_it(chosen.image, info, chosen.fit)
     stem = Path(chosen.label).stem
-    digest = digest_of(to_png_bytes(seen))
-    st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+    digest = image_digest(seen)
+    st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
              width=min(320, max(seen.width, 160)))
     if info.is_classifier:
         with user_errors(stop=True):
-            predictions = cached_top5(info.key, info.preprocessing, digest, loaded, seen)
+            predictions = top5(loaded, seen, "stretch")
         st.dataframe(pd.DataFrame({"class": [f"{p.class_name} ({p.class_index})" for p in predictions],
                                    "probability": [p.probability for p in predictions]}),
                      hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
@@ -185,8 +182,9 @@ for start in range(0, len(methods), PER_ROW):
             insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
             st.plotly_chart(curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False})
             st.caption(f"{result.layer or 'input gradients'} · {seconds:.2f} s")
-            st.download_button("Download overlay (PNG)", overlay_png(seen, result.values, alpha, colormap),
-                               f"{stem}_{method}.png", "image/png", key=f"png_{method}")
+            st.download_button("Download overlay (PNG)",
+                               functools.partial(overlay_png, seen, result.values, alpha, colormap),
+                               f"{stem}_{method}.png", "image/png", key=f"png_{method}", on_click="ignore")
 
 if scored:
     st.markdown("#### Which map to trust")
@@ -199,9 +197,6 @@ if scored:
     st.dataframe(table, hide_index=True, column_config={
         **{column: st.column_config.NumberColumn(format="%.3f") for column in ("deletion AUC ↓", "insertion AUC ↑")},
         "seconds": st.column_config.NumberColumn(format="%.2f")})
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for method, (result, _, _) in scored.items():
-            bundle.writestr(f"{stem}_{method}.png", overlay_png(seen, result.values, alpha, colormap))
-    st.download_button("Download all overlays (ZIP)", archive.getvalue(), f"{stem}_heatmaps.zip",
-                       "application/zip")
+    maps = {f"{stem}_{method}.png": result.values for method, (result, _, _) in scored.items()}
+    st.download_button("Download all overlays (ZIP)", functools.partial(overlays_zip, seen, maps, alpha, colormap),
+                       f"{stem}_heatmaps.zip", "application/zip", on_click="ignore")

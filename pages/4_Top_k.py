@@ -19,7 +19,7 @@ from convvis_core.featureviz.grid import sort_by_activation, tile_image
 from convvis_core.layers import default_layer, spatial_layers
 from convvis_core.models import LoadedModel
 from convvis_core.topk import Example, ExampleView, TopKIndex, cached_index, example_views, scan
-from convvis_ui.cached import digest_of
+from convvis_ui.cached import digest_of, image_bytes
 from convvis_ui.feedback import user_errors
 from convvis_ui.sidebar import model_sidebar
 
@@ -133,7 +133,7 @@ def show_examples(shown: list[ExampleView]) -> None:
     for start in range(0, len(shown), PER_ROW):
         for column, view in zip(st.columns(PER_ROW), shown[start:start + PER_ROW]):
             example = view.example
-            column.image(view.overlay, width="stretch",
+            column.image(image_bytes(view.overlay), width="stretch",
                          caption=f"{example.rank}. {view.caption} · max {example.value:.3g} at "
                                  f"({example.row}, {example.col}) · mean {example.mean:.3g}")
             if example.value == 0 and example.mean == 0:
@@ -141,7 +141,8 @@ def show_examples(shown: list[ExampleView]) -> None:
             elif view.field_fraction > WHOLE_IMAGE:
                 column.caption("The maximum's receptive field is (nearly) the whole image.")
             else:
-                column.image(view.crop, width=CROP_WIDTH, caption="receptive field of the maximum")
+                column.image(image_bytes(view.crop, CROP_WIDTH), width=CROP_WIDTH,
+                             caption="receptive field of the maximum")
 
 
 st.set_page_config(page_title="Top k · ConvVis", page_icon="🧠", layout="wide")
@@ -219,7 +220,7 @@ chart, picture = st.columns([3, 1])
 chart.plotly_chart(histogram(index, channel, k), config={"displayModeBar": False})
 synthetic = feature_visualization(info.key, layer_path, channel)
 if synthetic is not None:
-    picture.image(synthetic, width="stretch", caption=f"#{channel} as the Filters page optimized it")
+    picture.image(image_bytes(synthetic), width="stretch", caption=f"#{channel} as the Filters page optimized it")
 else:
     picture.caption(f"Run #{channel} on the Filters page to see its synthetic picture here, beside the real ones.")
 
