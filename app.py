@@ -15,7 +15,8 @@ import streamlit as st
 from convvis_core.images import as_model_sees_it
 from convvis_core.layers import spatial_layers
 from convvis_core.model_summary import layer_table
-from convvis_ui.cached import image_bytes, top5
+from convvis_core.predictions import Prediction
+from convvis_ui.cached import image_bytes, image_digest, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.sidebar import model_sidebar
@@ -54,13 +55,8 @@ def home() -> None:
         else:
             with user_errors():
                 predictions = top5(loaded, chosen.image, chosen.fit)
-                labels = [f"{p.class_name} ({p.class_index})" for p in predictions][::-1]
-                figure = go.Figure(go.Bar(x=[p.probability for p in predictions][::-1], y=labels,
-                                          orientation="h", text=[f"{p.probability:.1%}" for p in predictions][::-1],
-                                          textposition="auto", marker_color="#4c78a8"))
-                figure.update_layout(title="Top-5 predictions", xaxis=dict(range=[0, 1], tickformat=".0%"),
-                                     height=260, margin=dict(l=10, r=10, t=40, b=10))
-                st.plotly_chart(figure, config={"displayModeBar": False})
+                shown_once(("top-5", info.key, info.preprocessing, image_digest(chosen.image), chosen.fit),
+                           lambda: st.plotly_chart(predictions_figure(predictions), config={"displayModeBar": False}))
     with right:
         st.markdown("#### Layers")
         only_spatial = st.toggle("Only layers with feature maps (4-D output)", value=False)
@@ -69,6 +65,17 @@ def home() -> None:
             table = table[table["feature maps"]]
         st.dataframe(table, hide_index=True, height=520,
                      column_config={"parameters": st.column_config.NumberColumn(format="localized")})
+
+
+def predictions_figure(predictions: list[Prediction]) -> go.Figure:
+    """Horizontal bars, the most probable class on top."""
+    shown = predictions[::-1]  # plotly draws bars bottom-up
+    figure = go.Figure(go.Bar(x=[p.probability for p in shown], y=[f"{p.class_name} ({p.class_index})" for p in shown],
+                              orientation="h", text=[f"{p.probability:.1%}" for p in shown], textposition="auto",
+                              marker_color="#4c78a8"))
+    figure.update_layout(title="Top-5 predictions", xaxis=dict(range=[0, 1], tickformat=".0%"),
+                         height=260, margin=dict(l=10, r=10, t=40, b=10))
+    return figure
 
 
 def page_title(path: Path) -> str:

@@ -1,16 +1,18 @@
-"""Streamlit caches over core calls: models once per server, results once per input, shown images
-encoded once per content."""
+"""Streamlit caches over core calls: models once per server, results once per input, and what shows
+them (encoded images, charts, tables) made once per content, for every session."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+from typing import Callable, Hashable
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from convvis_core.config import MAX_ENCODED_IMAGES, MAX_LOADED_REGISTRY_MODELS, MAX_LOADED_UPLOADED_MODELS
+from convvis_core.config import (MAX_ENCODED_IMAGES, MAX_LOADED_REGISTRY_MODELS, MAX_LOADED_UPLOADED_MODELS,
+                                  MAX_SHOWN_ONCE)
 from convvis_core.images import Fit
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model, needs_conversion
 from convvis_core.predictions import Prediction, top_k
@@ -84,3 +86,17 @@ def uploaded_model(digest: str, file_name: str, data: bytes) -> LoadedModel:
     """A user's model file, validated and loaded once per content hash."""
     with st.spinner(f"Checking and loading {file_name}…"):
         return _uploaded_model(digest, file_name, data)
+
+
+@st.cache_resource(show_spinner=False, max_entries=MAX_SHOWN_ONCE)
+def _shown(key: Hashable, _show: Callable[[], None]) -> None:
+    _show()
+
+
+def shown_once(key: tuple, show: Callable[[], None]) -> None:
+    """Run ``show()``, which draws static elements (charts, tables; no widgets) with ``st.*`` calls,
+    once per ``key``, which must name everything they show; afterwards Streamlit replays the messages
+    it recorded (its documented replay of elements in cached functions), in any session. A plotly
+    chart of cached results is otherwise built and serialized to JSON again at every rerun (an
+    Activations grid: megabytes). Call it inside ``with container:`` to draw into a container."""
+    _shown(key, show)

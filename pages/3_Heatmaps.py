@@ -21,7 +21,7 @@ from convvis_core.cam.targets import strongest_filter
 from convvis_core.images import as_model_sees_it, png_zip, to_png_bytes
 from convvis_core.layers import default_layer, spatial_layers
 from convvis_core.models import LoadedModel
-from convvis_ui.cached import image_bytes, image_digest, top5
+from convvis_ui.cached import image_bytes, image_digest, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.sidebar import model_sidebar
@@ -176,11 +176,14 @@ for start in range(0, len(methods), PER_ROW):
                 st.warning(results[method], icon=":material/block:")
                 continue
             result, scores, seconds = scored[method]
-            st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}")
+            computed = (info.key, info.preprocessing, digest, chosen.fit, target, layer, method, baseline)
+            shown_once(("map", *computed, alpha, colormap),
+                       lambda: st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}"))
             deletion, insertion = st.columns(2)
             deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
             insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
-            st.plotly_chart(curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False})
+            shown_once(("curves", *computed), lambda: st.plotly_chart(
+                curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False}))
             st.caption(f"{result.layer or 'input gradients'} · {seconds:.2f} s")
             st.download_button("Download overlay (PNG)",
                                functools.partial(overlay_png, seen, result.values, alpha, colormap),

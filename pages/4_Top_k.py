@@ -19,7 +19,7 @@ from convvis_core.featureviz.grid import sort_by_activation, tile_image
 from convvis_core.layers import default_layer, spatial_layers
 from convvis_core.models import LoadedModel
 from convvis_core.topk import Example, ExampleView, TopKIndex, cached_index, example_views, scan
-from convvis_ui.cached import digest_of, image_bytes
+from convvis_ui.cached import digest_of, image_bytes, shown_once
 from convvis_ui.feedback import user_errors
 from convvis_ui.sidebar import model_sidebar
 
@@ -217,7 +217,9 @@ if top[0].value == bottom[0].value:
 show_examples(top_views)
 
 chart, picture = st.columns([3, 1])
-chart.plotly_chart(histogram(index, channel, k), config={"displayModeBar": False})
+with chart:
+    shown_once(("histogram", *key, index.count, k),
+               lambda: st.plotly_chart(histogram(index, channel, k), config={"displayModeBar": False}))
 synthetic = feature_visualization(info.key, layer_path, channel)
 if synthetic is not None:
     picture.image(image_bytes(synthetic), width="stretch", caption=f"#{channel} as the Filters page optimized it")
