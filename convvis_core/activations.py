@@ -151,12 +151,11 @@ def channel_grid(maps: np.ndarray, normalization: Normalization = "standardize",
     ``sort`` puts the channels in order of mean activation, strongest first (dead ones last);
     ``max_side`` subsamples the maps by a whole stride so the grid stays within that many pixels.
     """
-    height, width, count = maps.shape
+    count = maps.shape[2]
     columns = columns or math.ceil(math.sqrt(count))
-    rows = math.ceil(count / columns)
     stats = channel_stats(maps)
     order = np.lexsort((-stats.mean, stats.dead)) if sort else np.arange(count)
-    stride = _stride_to_fit(height, width, rows, columns, max_side)
+    stride = grid_stride(maps.shape, max_side, columns)
     shown = (slice(None, None, stride), slice(None, None, stride), order)
     raw = maps[shown]
     channel_ids = np.broadcast_to(order.astype(np.int32), raw.shape)
@@ -172,10 +171,14 @@ def channel_grid(maps: np.ndarray, normalization: Normalization = "standardize",
     )
 
 
-def _stride_to_fit(height: int, width: int, rows: int, columns: int, max_side: int | None) -> int:
-    """The smallest subsampling step that keeps the tiled grid within ``max_side`` pixels a side."""
+def grid_stride(shape: tuple[int, int, int], max_side: int | None, columns: int | None = None) -> int:
+    """The smallest subsampling step that keeps the grid of (H, W, C) maps within ``max_side`` pixels a
+    side (``channel_grid``'s ``stride``), known without tiling them."""
     if max_side is None:
         return 1
+    height, width, count = shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
     needed = [math.ceil(size / max(1, (max_side + SEPARATOR_WIDTH) // cells - SEPARATOR_WIDTH))
               for size, cells in ((height, rows), (width, columns))]
     return max(1, *needed)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Mapping
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -154,3 +155,12 @@ def to_png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def png_zip(images: Mapping[str, Image.Image | np.ndarray]) -> bytes:
+    """A ZIP holding each image as a PNG under its name (uint8 arrays are taken as pixels), for downloads."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name, image in images.items():
+            bundle.writestr(name, to_png_bytes(image if isinstance(image, Image.Image) else Image.fromarray(image)))
+    return archive.getvalue()

@@ -16,15 +16,22 @@ from pathlib import Path
 import keras
 
 PRECISION_ENV = "CONVVIS_PRECISION"
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what decides TensorFlow's speed here
 
 
 @lru_cache(maxsize=1)
-def _cpu_has_native_bfloat16() -> bool:
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo); empty where that file is missing. Benches print the
+    :data:`SPEED_FLAGS` among them, since their numbers depend on them."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+        return frozenset()
+    return frozenset(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+
+
+def _cpu_has_native_bfloat16() -> bool:
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def fast_dtype() -> str:

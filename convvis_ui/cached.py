@@ -1,16 +1,19 @@
-"""Streamlit caches over core calls: models once per server, results once per input."""
+"""Streamlit caches over core calls: models once per server, results once per input, and what shows
+them (encoded images, charts, tables) made once per content, for every session."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import zipfile
-from typing import Mapping
+from typing import Callable, Hashable
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 
-from convvis_core.config import MAX_LOADED_REGISTRY_MODELS, MAX_LOADED_UPLOADED_MODELS
+from convvis_core.config import (MAX_ENCODED_IMAGES, MAX_LOADED_REGISTRY_MODELS, MAX_LOADED_UPLOADED_MODELS,
+                                  MAX_SHOWN_ONCE)
+from convvis_core.images import Fit
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model, needs_conversion
 from convvis_core.predictions import Prediction, top_k
 
@@ -30,9 +33,12 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def image_key(image: Image.Image) -> str:
-    """The one cache key of an image: its mode, size and pixels."""
-    return digest_of(f"{image.mode}{image.size}".encode() + image.tobytes())
+def image_key(image: Image.Image | np.ndarray) -> str:
+    """The one cache key of an image: its pixels, with mode (or type) and size, so equal bytes of other
+    shapes differ."""
+    if isinstance(image, Image.Image):
+        return digest_of(f"{image.mode}{image.size}".encode() + image.tobytes())
+    return digest_of(f"{image.dtype}{image.shape}".encode() + np.ascontiguousarray(image).tobytes())
 
 
 def model_key(loaded: LoadedModel) -> str:
@@ -41,19 +47,31 @@ def model_key(loaded: LoadedModel) -> str:
     return f"{loaded.info.key}|{loaded.info.preprocessing}"
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def cached_top5(model: str, image: str, fit: str, _loaded: LoadedModel, _image: Image.Image) -> list[Prediction]:
-    """Top-5 once per (model key, image key, fit): pages rerun often while the image stays."""
+@st.cache_data(show_spinner=False, max_entries=16)
+def _top5(model: str, image: str, fit: Fit, _loaded: LoadedModel, _image: Image.Image) -> list[Prediction]:
     return top_k(_loaded, _image, k=5, fit=fit)
 
 
-def zip_of_files(files: Mapping[str, bytes]) -> bytes:
-    """A .zip of named files (PNG downloads of a grid or of several heatmaps)."""
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for name, data in files.items():
-            bundle.writestr(name, data)
-    return archive.getvalue()
+def top5(loaded: LoadedModel, image: Image.Image, fit: Fit) -> list[Prediction]:
+    """Top-5 once per (model, image, fit), for every page: widgets rerun pages often."""
+    return _top5(model_key(loaded), image_key(image), fit, loaded, image)
+
+
+@st.cache_resource(show_spinner=False, max_entries=MAX_ENCODED_IMAGES)
+def _encoded(digest: str, width: int | None, _image: Image.Image | np.ndarray) -> bytes:
+    image = _image if isinstance(_image, Image.Image) else Image.fromarray(_image)
+    if width is not None and image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)), Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG" if image.mode in ("RGBA", "LA", "P") else "JPEG", quality=100)
+    return buffer.getvalue()
+
+
+def image_bytes(image: Image.Image | np.ndarray, width: int | None = None) -> bytes:
+    """An image (uint8 pixels) as ``st.image`` would encode it (JPEG at quality 100, PNG if it has
+    alpha; no wider than ``width``, the pixel width it is shown at, if given), encoded once per
+    content: st.image would encode it again at every rerun of every session."""
+    return _encoded(image_key(image), width, image)
 
 
 def registry_model(key: str) -> LoadedModel:
@@ -74,3 +92,17 @@ def uploaded_model(digest: str, file_name: str, data: bytes) -> LoadedModel:
     """A user's model file, validated and loaded once per content hash."""
     with st.spinner(f"Checking and loading {file_name}…"):
         return _uploaded_model(digest, file_name, data)
+
+
+@st.cache_resource(show_spinner=False, max_entries=MAX_SHOWN_ONCE)
+def _shown(key: Hashable, _show: Callable[[], None]) -> None:
+    _show()
+
+
+def shown_once(key: tuple, show: Callable[[], None]) -> None:
+    """Run ``show()``, which draws static elements (charts, tables; no widgets) with ``st.*`` calls,
+    once per ``key``, which must name everything they show; afterwards Streamlit replays the messages
+    it recorded (its documented replay of elements in cached functions), in any session. A plotly
+    chart of cached results is otherwise built and serialized to JSON again at every rerun (an
+    Activations grid: megabytes). Call it inside ``with container:`` to draw into a container."""
+    _shown(key, show)

@@ -12,6 +12,7 @@ from convvis_core.drawing import ExampleView, example_views
 from convvis_core.featureviz import FilterResult, Settings, visualize_filters
 from convvis_core.models import LoadedModel
 from convvis_core.topk import Example
+from convvis_ui.cached import image_bytes
 
 PER_ROW = 5
 CROP_WIDTH = 120
@@ -53,7 +54,7 @@ def show_examples(shown: list[ExampleView], per_row: int = PER_ROW) -> None:
     for start in range(0, len(shown), per_row):
         for column, view in zip(st.columns(per_row), shown[start:start + per_row]):
             example = view.example
-            column.image(view.overlay, width="stretch",
+            column.image(image_bytes(view.overlay), width="stretch",
                          caption=f"{example.rank}. {view.caption} · max {example.value:.3g} at "
                                  f"({example.row}, {example.col}) · mean {example.mean:.3g}")
             if example.value == 0 and example.mean == 0:
@@ -61,4 +62,5 @@ def show_examples(shown: list[ExampleView], per_row: int = PER_ROW) -> None:
             elif view.field_fraction > WHOLE_IMAGE:
                 column.caption("The maximum's receptive field is (nearly) the whole image.")
             else:
-                column.image(view.crop, width=CROP_WIDTH, caption="receptive field of the maximum")
+                column.image(image_bytes(view.crop, CROP_WIDTH), width=CROP_WIDTH,
+                             caption="receptive field of the maximum")

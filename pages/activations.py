@@ -13,11 +13,11 @@ from PIL import Image
 
 from convvis_core.activations import (NORMALIZATIONS, SEPARATOR_WIDTH, ChannelGrid, ChannelStats, Normalization,
                                       channel_grid, channel_stats, colormap_lut, default_spread, feature_maps,
-                                      overlay, progression)
+                                      grid_stride, overlay, progression)
 from convvis_core.images import as_model_sees_it, to_png_bytes
 from convvis_core.models import LoadedModel
 from convvis_ui import links
-from convvis_ui.cached import cached_top5, image_key, model_key
+from convvis_ui.cached import image_bytes, image_key, model_key, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
@@ -107,12 +107,12 @@ left, right = st.columns([1, 2], gap="large")
 with left:
     chosen = image_picker(info, key="activations")
     seen = as_model_sees_it(chosen.image, info, chosen.fit)
-    st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+    st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
              width=min(320, max(seen.width, 160)))
     digest = image_key(chosen.image)
     if info.is_classifier:
         with user_errors():
-            predictions = cached_top5(key, digest, chosen.fit, loaded, chosen.image)
+            predictions = top5(loaded, chosen.image, chosen.fit)
             st.dataframe(pd.DataFrame({"class": [p.class_name for p in predictions],
                                        "probability": [p.probability for p in predictions]}),
                          hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
@@ -139,24 +139,27 @@ with right:
     steps = progression(maps_by_path, summary)
     for start in range(0, len(steps), THUMBNAILS_PER_ROW):
         for column, step in zip(st.columns(THUMBNAILS_PER_ROW), steps[start:start + THUMBNAILS_PER_ROW]):
-            column.image(thumbnail(step.image, colormap), width="stretch",
+            column.image(image_bytes(thumbnail(step.image, colormap)), width="stretch",
                          caption=step.path + ("" if step.channel is None else f" · #{step.channel}"))
 
 for path in paths:
     maps = maps_by_path[path]
     stats = channel_stats(maps)
-    grid = channel_grid(maps, normalization, sort, max_side=CHART_MAX_SIDE)
+    stride = grid_stride(maps.shape, CHART_MAX_SIDE)
+    layer_key = (key, digest, chosen.fit, path)  # names the maps
     st.subheader(path)
     dead, constant = np.flatnonzero(stats.dead), np.flatnonzero(stats.constant)
     listed = ", ".join(map(str, dead[:20])) + (", …" if len(dead) > 20 else "")
     facts = [f"{by_path[path].kind}, {maps.shape[0]}×{maps.shape[1]}, {stats.channels} channels",
              f"{len(dead)} dead" + (f" (#{listed})" if len(dead) else ""), f"{len(constant)} constant"]
-    if grid.stride > 1:
-        facts.append(f"shown at 1/{grid.stride} resolution (the PNG has every pixel)")
+    if stride > 1:
+        facts.append(f"shown at 1/{stride} resolution (the PNG has every pixel)")
     st.caption(" · ".join(facts))
     wide, narrow = st.columns([3, 2], gap="medium")
     with wide:
-        st.plotly_chart(grid_figure(grid, stats, colormap), key=f"grid_{path}")
+        shown_once(("grid", *layer_key, normalization, sort, colormap), lambda: st.plotly_chart(
+            grid_figure(channel_grid(maps, normalization, sort, max_side=CHART_MAX_SIDE), stats, colormap),
+            key=f"grid_{path}"))
         st.download_button("Download the grid (PNG)", functools.partial(grid_png, maps, normalization, sort, colormap),
                            f"activations_{path.replace('/', '_')}_{normalization}.png",
                            "image/png", key=f"png_{path}", on_click="ignore")
@@ -167,11 +170,12 @@ for path in paths:
         channel = int(st.number_input(f"Channel (0–{stats.channels - 1})", 0, stats.channels - 1, key=CHANNEL,
                                       help="Starts at the most active channel."))
         links.unit_link(st, path, channel, f"#{channel}: its unit page")
-        st.plotly_chart(channel_figure(maps, channel, colormap), key=f"channel_chart_{path}")
-        st.image(overlay(seen, maps[..., channel], alpha, colormap), width="stretch",
+        shown_once(("channel", *layer_key, channel, colormap),
+                   lambda: st.plotly_chart(channel_figure(maps, channel, colormap), key=f"channel_chart_{path}"))
+        st.image(image_bytes(overlay(seen, maps[..., channel], alpha, colormap)), width="stretch",
                  caption=f"#{channel} over the input · mean {stats.mean[channel]:.3g}, max {stats.max[channel]:.3g}, "
                          f"{stats.zero_fraction[channel]:.0%} zeros")
     with st.expander("Channel statistics"):
-        st.dataframe(pd.DataFrame({"mean": stats.mean, "max": stats.max, "zero fraction": stats.zero_fraction,
-                                   "dead": stats.dead}).rename_axis("channel").reset_index(),
-                     hide_index=True, height=240)
+        shown_once(("statistics", *layer_key), lambda: st.dataframe(
+            pd.DataFrame({"mean": stats.mean, "max": stats.max, "zero fraction": stats.zero_fraction,
+                          "dead": stats.dead}).rename_axis("channel").reset_index(), hide_index=True, height=240))

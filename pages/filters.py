@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 from PIL import Image
@@ -12,11 +14,11 @@ from convvis_core.featureviz.selection import parse_filters, random_filters
 from convvis_core.featureviz.objectives import OBJECTIVES
 from convvis_core.featureviz.optimizers import OPTIMIZERS
 from convvis_core.featureviz.settings import PARAMETERIZATIONS
-from convvis_core.images import to_png_bytes
 from convvis_core.graph import LOGITS
+from convvis_core.images import png_zip, to_png_bytes
 from convvis_core.layers import default_layer
 from convvis_ui import links
-from convvis_ui.cached import zip_of_files
+from convvis_ui.cached import image_bytes
 from convvis_ui.feedback import user_errors
 from convvis_ui.page import presenting, start_page
 
@@ -142,32 +144,33 @@ if weak:
     st.info(f"{len(weak)} filter(s) barely fire on their pictures (what was maximized stayed below zero): "
             f"{', '.join(map(str, weak))}. Their pictures show little of what they detect. Try plain pixels "
             "and a larger learning rate under Advanced settings, or the 'keras.io example' preset.")
-grid = filter_grid(ordered, sort=False)
-downloads = st.columns(2)
-downloads[0].download_button("Download grid (PNG)", to_png_bytes(grid), f"{shown_layer.replace('/', '_')}_filters.png",
-                             "image/png")
-archive = zip_of_files({f"filter_{r.filter_index:04d}.png": to_png_bytes(Image.fromarray(r.image)) for r in ordered})
-downloads[1].download_button("Download all (ZIP)", archive, f"{shown_layer.replace('/', '_')}_filters.zip",
-                             "application/zip")
+downloads = st.columns(2)  # files made only when clicked (on_click="ignore": no rerun either)
+downloads[0].download_button("Download grid (PNG)", lambda: to_png_bytes(filter_grid(ordered, sort=False)),
+                             f"{shown_layer.replace('/', '_')}_filters.png", "image/png", on_click="ignore")
+pictures = {f"filter_{result.filter_index:04d}.png": result.image for result in ordered}
+downloads[1].download_button("Download all (ZIP)", functools.partial(png_zip, pictures),
+                             f"{shown_layer.replace('/', '_')}_filters.zip", "application/zip", on_click="ignore")
 
 per_row = 8
 for start in range(0, min(len(ordered), 128), per_row):
     columns = st.columns(per_row)
     for column, result in zip(columns, ordered[start:start + per_row]):
-        column.image(tile_image(result), caption=caption(result), width="stretch")
+        column.image(image_bytes(tile_image(result)), caption=caption(result), width="stretch")
 if len(ordered) > 128:
-    st.image(grid, caption="All filters", width="stretch")
+    st.image(image_bytes(filter_grid(ordered, sort=False)), caption="All filters", width="stretch")
 
 st.markdown("#### Enlarge")
 choice = st.selectbox("Filter", [r.filter_index for r in ordered], key="enlarge")
 chosen = next(r for r in ordered if r.filter_index == choice)
 big, facts = st.columns([2, 1])
-big.image(Image.fromarray(chosen.image).resize((384, 384), Image.NEAREST if chosen.image.shape[0] < 64 else Image.BICUBIC),
+big.image(image_bytes(Image.fromarray(chosen.image).resize((384, 384), Image.NEAREST if chosen.image.shape[0] < 64
+                                                            else Image.BICUBIC)),
           caption=f"{shown_layer} #{chosen.filter_index}")
 facts.metric("Activation reached", f"{chosen.final_activation:.4g}", f"{chosen.final_activation - chosen.start_activation:+.3g} from start")
 facts.write(f"Preset settings: {shown_settings.parameterization} image, {shown_settings.optimizer}, "
             f"{shown_settings.steps} steps, {shown_settings.size} px, seed {shown_settings.seed}.")
 if shown_layer != LOGITS:
     links.unit_link(facts, shown_layer, chosen.filter_index, f"{shown_layer} #{chosen.filter_index}: its unit page")
-facts.download_button("Download this filter (PNG)", to_png_bytes(Image.fromarray(chosen.image)),
-                      f"{shown_layer.replace('/', '_')}_filter_{chosen.filter_index}.png", "image/png")
+facts.download_button("Download this filter (PNG)", functools.partial(to_png_bytes, Image.fromarray(chosen.image)),
+                      f"{shown_layer.replace('/', '_')}_filter_{chosen.filter_index}.png", "image/png",
+                      on_click="ignore")

@@ -3,6 +3,7 @@ faithfulness score (deletion and insertion curves) that says which map to trust.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,10 @@ from convvis_core.cam import BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, F
 from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
 from convvis_core.cam.faithfulness import BLUR_SIGMA
 from convvis_core.cam.targets import strongest_filter
-from convvis_core.images import as_model_sees_it, to_png_bytes
+from convvis_core.images import as_model_sees_it, png_zip, to_png_bytes
 from convvis_core.layers import default_layer
 from convvis_core.models import LoadedModel
-from convvis_ui.cached import cached_top5, image_key, model_key, zip_of_files
+from convvis_ui.cached import image_bytes, image_key, model_key, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
@@ -67,6 +68,11 @@ def overlay_png(seen: Image.Image, values: np.ndarray, alpha: float, colormap: s
     return to_png_bytes(overlay(seen, values, alpha, colormap))
 
 
+def overlays_zip(seen: Image.Image, maps: dict[str, np.ndarray], alpha: float, colormap: str) -> bytes:
+    """Every map over the image, one PNG each, named by the keys of ``maps``."""
+    return png_zip({name: overlay(seen, values, alpha, colormap) for name, values in maps.items()})
+
+
 start = start_page("Heatmaps", "Where in the picture did the model look? Several methods side by side, each "
                    "scored by how much the target's score falls when its most important pixels are deleted (lower "
                    "area is better) and rises when they are inserted into a blank (higher area is better).",
@@ -82,11 +88,11 @@ with left:
     seen = as_model_sees_it(chosen.image, info, chosen.fit)
     stem = Path(chosen.label).stem
     digest = image_key(seen)
-    st.image(seen, caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+    st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
              width=min(320, max(seen.width, 160)))
     if info.is_classifier:
         with user_errors(stop=True):
-            predictions = cached_top5(key, digest, "stretch", loaded, seen)  # seen is already fitted
+            predictions = top5(loaded, seen, "stretch")  # seen is already fitted
         st.dataframe(pd.DataFrame({"class": [f"{p.class_name} ({p.class_index})" for p in predictions],
                                    "probability": [p.probability for p in predictions]}),
                      hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
@@ -152,14 +158,18 @@ for start in range(0, len(methods), PER_ROW):
                 st.warning(results[method], icon=":material/block:")
                 continue
             result, scores, seconds = scored[method].heatmap, scored[method].scores, scored[method].seconds
-            st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}")
+            computed = (key, digest, target, layer, method, baseline)
+            shown_once(("map", *computed, alpha, colormap),
+                       lambda: st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}"))
             deletion, insertion = st.columns(2)
             deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
             insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
-            st.plotly_chart(curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False})
+            shown_once(("curves", *computed), lambda: st.plotly_chart(
+                curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False}))
             st.caption(f"{result.layer or 'input gradients'} · {seconds:.2f} s")
-            st.download_button("Download overlay (PNG)", overlay_png(seen, result.values, alpha, colormap),
-                               f"{stem}_{method}.png", "image/png", key=f"png_{method}")
+            st.download_button("Download overlay (PNG)",
+                               functools.partial(overlay_png, seen, result.values, alpha, colormap),
+                               f"{stem}_{method}.png", "image/png", key=f"png_{method}", on_click="ignore")
 
 best = verdict(scored)
 if best:
@@ -170,5 +180,6 @@ if best:
     st.dataframe(table, hide_index=True, column_config={
         **{column: st.column_config.NumberColumn(format="%.3f") for column in ("deletion AUC ↓", "insertion AUC ↑")},
         "seconds": st.column_config.NumberColumn(format="%.2f")})
-    overlays = {f"{stem}_{m}.png": overlay_png(seen, r.heatmap.values, alpha, colormap) for m, r in scored.items()}
-    st.download_button("Download all overlays (ZIP)", zip_of_files(overlays), f"{stem}_heatmaps.zip", "application/zip")
+    maps = {f"{stem}_{method}.png": result.heatmap.values for method, result in scored.items()}
+    st.download_button("Download all overlays (ZIP)", functools.partial(overlays_zip, seen, maps, alpha, colormap),
+                       f"{stem}_heatmaps.zip", "application/zip", on_click="ignore")

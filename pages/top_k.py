@@ -18,7 +18,7 @@ from convvis_core.featureviz.grid import tile_image
 from convvis_core.layers import default_layer
 from convvis_core.topk import TopKIndex, cached_index, scan
 from convvis_ui import links
-from convvis_ui.cached import digest_of, model_key
+from convvis_ui.cached import digest_of, image_bytes, model_key, shown_once
 from convvis_ui.feedback import user_errors
 from convvis_ui.page import start_page
 from convvis_ui.shared_views import builtin_dataset, show_examples, views
@@ -164,10 +164,13 @@ if top[0].value == bottom[0].value:
 show_examples(top_views)
 
 chart, picture = st.columns([3, 1])
-chart.plotly_chart(histogram(index, channel, k), config={"displayModeBar": False})
+with chart:
+    shown_once(("histogram", *key, index.count, k),
+               lambda: st.plotly_chart(histogram(index, channel, k), config={"displayModeBar": False}))
 synthetic = filter_run.picture(layer_path, channel) if filter_run else None
 if synthetic is not None:
-    picture.image(tile_image(synthetic), width="stretch", caption=f"#{channel} as the Filters page optimized it")
+    picture.image(image_bytes(tile_image(synthetic)), width="stretch",
+                  caption=f"#{channel} as the Filters page optimized it")
 else:
     picture.caption(f"Run #{channel} on the Filters page to see its synthetic picture here, beside the real ones.")
 

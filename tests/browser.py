@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -38,15 +39,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int  # the server's process, whose CPU time bench/serve_cost.py reads
+
+
 @contextmanager
-def serve(log_path: Path, timeout_s: float = 180) -> Iterator[str]:
+def serve(log_path: Path, timeout_s: float = 180) -> Iterator[Served]:
     """``python -m streamlit run app.py`` on a free localhost port, in this process's environment
-    (so ``$CONVVIS_CACHE_DIR`` is shared); yields its URL once ``/_stcore/health`` answers "ok",
-    and stops it on exit, whatever happened. Its output goes to ``log_path``."""
+    (so ``$CONVVIS_CACHE_DIR`` is shared) and otherwise configured as users run it (by
+    ``.streamlit/config.toml``); yields it once ``/_stcore/health`` answers "ok", and stops it on
+    exit, whatever happened. Its output goes to ``log_path``."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-               "--server.address", "localhost", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]
+               "--server.address", "localhost", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
@@ -66,7 +73,7 @@ def serve(log_path: Path, timeout_s: float = 180) -> Iterator[str]:
                 raise TimeoutError(f"streamlit did not answer {url}/_stcore/health in {timeout_s:.0f} s:\n"
                                    f"{_tail(log_path)}")
             time.sleep(0.25)
-        yield url
+        yield Served(url, server.pid)
     finally:
         server.terminate()
         try:

@@ -66,8 +66,8 @@ def server(browser_available, cache_folder) -> Iterator[Server]:
     assert os.environ["CONVVIS_CACHE_DIR"] == cache_folder  # the app converts models into the tests' cache
     for old in [*ARTIFACTS.glob("*.png"), *ARTIFACTS.glob("server*.log")]:  # this run's files only
         old.unlink()
-    with browser.serve(ARTIFACTS / "server.log") as url:
-        yield Server(url)
+    with browser.serve(ARTIFACTS / "server.log") as served:
+        yield Server(served.url)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_a_deep_link_opens_its_page_on_a_fresh_server(server, chromium, path, ti
     """/filters or /heatmaps typed into a new browser, as the first request a server gets: that page,
     not the home page, and no "Page not found" dialog (page files are named after their URL paths)."""
     with ExitStack() as stack:
-        url = server.url if server.fresh else stack.enter_context(browser.serve(ARTIFACTS / f"server-{path}.log"))
+        url = server.url if server.fresh else stack.enter_context(browser.serve(ARTIFACTS / f"server-{path}.log")).url
         server.fresh = False
         context = chromium.new_context(viewport=browser.VIEWPORT)
         stack.callback(context.close)
@@ -290,7 +290,7 @@ def test_a_unit_page_opens_from_its_url_links_onward_and_back(chromium):
     circuit input's link opens that filter's page, the back button returns, a wrong URL is explained."""
     unit = "unit?model=lenet_mnist&layer=conv2_relu&filter=3"
     with ExitStack() as stack:
-        url = stack.enter_context(browser.serve(ARTIFACTS / "server-unit.log"))
+        url = stack.enter_context(browser.serve(ARTIFACTS / "server-unit.log")).url
         context = chromium.new_context(viewport=browser.VIEWPORT)
         stack.callback(context.close)
         app = AppPage(context.new_page())

@@ -325,3 +325,68 @@ def test_eight_app_sessions_at_once_show_what_each_shows_alone(lenet, tmp_path, 
         got = shown(at)
         for part in expected:
             assert got[part] == expected[part], f"{session}: {part} differs from the session run alone"
+
+
+# --- a session finishing never disturbs another session's computation ----------------------------
+
+def build_models_page(between) -> None:
+    """A page whose one run is a long computation building Keras models layer by layer, names left
+    to Keras' counters (as keras.applications leaves some, and as sub-models are named), calling
+    ``between()`` before each layer; it keeps every model's layer names and outputs. AppTest runs
+    this function's body as the script."""
+    import keras
+    import numpy as np
+    import streamlit as st
+
+    images = np.linspace(0, 1, 2 * 8 * 8 * 3, dtype=np.float32).reshape(2, 8, 8, 3)
+    built = []
+    for seed in range(4):
+        inputs = keras.Input((8, 8, 3))
+        hidden = inputs
+        for width in (4, 6):
+            between()
+            hidden = keras.layers.Conv2D(width, 3, kernel_initializer=keras.initializers.GlorotUniform(seed))(hidden)
+        between()
+        model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(hidden))
+        built.append(([layer.name for layer in model.layers], model(images).numpy()))
+    st.session_state["built"] = built
+    st.write(f"{len(built)} models built")
+
+
+def test_sessions_finishing_runs_never_reset_keras_under_another_sessions_computation(lenet):
+    """Streamlit resets Keras after every script run (convvis_ui/keras_state.py stops it): here two
+    sessions rerun the home page while a third builds models, and every layer the third adds comes
+    after at least one of their runs has ended. Its models must be those it builds alone."""
+    alone = AppTest.from_function(build_models_page, args=(lambda: None,), default_timeout=120).run()
+    assert not alone.exception, [e.value for e in alone.exception]
+    assert alone.session_state["built"][1][0] == ["input_layer_1", "conv2d_2", "conv2d_3", "global_average_pooling2d_1"]
+
+    finished_runs, done = threading.Condition(), threading.Event()
+    counted = [0]
+
+    def after_another_run() -> None:
+        with finished_runs:
+            seen = counted[0]
+            assert finished_runs.wait_for(lambda: counted[0] > seen, timeout=120), "the other sessions stopped"
+
+    def session(role: str) -> AppTest:
+        if role == "build":
+            try:
+                return AppTest.from_function(build_models_page, args=(after_another_run,), default_timeout=300).run()
+            finally:
+                done.set()
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["convvis_model"] = "lenet_mnist"
+        while not done.is_set():
+            at.run()
+            assert not at.exception, [e.value for e in at.exception]
+            with finished_runs:
+                counted[0] += 1
+                finished_runs.notify_all()
+        return at
+
+    with shared_runtime():
+        built, *_ = all_at_once(session, ["build", "rerun", "rerun"])
+    assert not built.exception, [e.value for e in built.exception]
+    assert counted[0] >= 12
+    assert_same(alone.session_state["built"], built.session_state["built"])
