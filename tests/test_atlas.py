@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_session import app_on
 from convvis_core import topk
 from convvis_core.atlas import AtlasRequest, LocalEngine, run_atlas
 from convvis_core.atlas import local as local_engine
@@ -173,7 +174,7 @@ def test_two_jobs_racing_on_one_folder_leave_whole_equal_entries(reference, tmp_
 
 def run_filters_page(model: str, layer: str, spec: str) -> AppTest:
     """The Filters page after pressing Run on ``spec`` filters of ``layer``."""
-    at = AppTest.from_file(str(ROOT / "pages" / "1_Filters.py"), default_timeout=600)
+    at = app_on("filters", timeout=600)
     at.session_state["convvis_model"] = model
     at.session_state[f"layer_{model}"] = layer
     at.session_state[f"filters_spec_{layer}"] = spec
@@ -274,7 +275,7 @@ def test_the_issue_atlas_runs_with_a_progress_bar_and_the_pages_answer_from_it(m
     filters_page = run_filters_page("mobilenet", "conv_pw_8_relu", "0-31")
     assert [status.label for status in filters_page.get("status")] == ["Done: 32 image(s), 32 from the cache"]
 
-    topk_page = AppTest.from_file(str(ROOT / "pages" / "4_Top_k.py"), default_timeout=600)
+    topk_page = app_on("top_k", timeout=600)
     topk_page.session_state["topk_layer_mobilenet"] = "conv_pw_13_relu"
     topk_page.run()
     assert not topk_page.exception and not topk_page.error
