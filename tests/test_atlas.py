@@ -46,6 +46,8 @@ UNITS = 2 * len(LAYERS)  # batches of 8 filters
 CLI = [sys.executable, "-m", "convvis_core", "atlas", "lenet_mnist", "--layers", *LAYERS, "--filters", "0-15",
        "--preset", "quick preview", "--steps", "8", "--dataset", "mnist", "--images", str(IMAGES)]
 
+pytestmark = pytest.mark.slow  # real jobs, subprocesses and a local Ray: minutes, not seconds
+
 
 def entries(folder: Path) -> dict[str, dict[str, np.ndarray]]:
     """Every result stored under a cache folder (pictures, index pieces, indexes), by file name."""
