@@ -1,0 +1,131 @@
+"""A rerun, or another session, on a view whose results are cached redoes none of the work that made
+it: charts and tables are replayed rather than built and serialized again (convvis_ui.cached.shown_once),
+the model is not run again for a top-5 (convvis_ui.cached.top5), download files are made only when
+clicked, and a shown image is encoded once (convvis_ui.cached.image_bytes). The work is counted on the
+real pages, on LeNet; bench/serve_cost.py measures what it costs."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import plotly.io
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from convvis_core import images, predictions
+from convvis_core.samples import load_sample
+from convvis_ui import cached
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Empty Streamlit caches, and ``count(module, name)`` to count the calls of a function there."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    calls: dict[str, int] = {}
+
+    def count(module, name: str) -> None:
+        original = getattr(module, name)
+        calls[name] = 0
+
+        def counting(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counting)
+
+    count.calls = calls
+    return count
+
+
+def session(script: str) -> AppTest:
+    """A new session on a page, on LeNet and an MNIST digit."""
+    at = AppTest.from_file(str(ROOT / script), default_timeout=120)
+    at.session_state["convvis_model"] = "lenet_mnist"
+    at.session_state["convvis_image_source"] = "digit_4"
+    return at
+
+
+def ran(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> list[str]:
+    return [chart.proto.spec for chart in at.get("plotly_chart")]
+
+
+def selectbox(at: AppTest, label: str):
+    return next(box for box in at.selectbox if box.label == label)
+
+
+def test_another_session_replays_the_activations_charts_and_a_new_colour_builds_them_anew(lenet, counted):
+    counted(plotly.io, "to_json")  # what st.plotly_chart calls for every chart it builds
+    first = ran(session("pages/2_Activations.py"))
+    built = counted.calls["to_json"]
+    assert built == len(charts(first)) >= 4  # a grid and a channel per layer
+    second = ran(session("pages/2_Activations.py"))
+    assert counted.calls["to_json"] == built
+    assert charts(second) == charts(first)
+    selectbox(second, "Colours").select("gray")
+    ran(second)
+    assert counted.calls["to_json"] == 2 * built
+    assert all(new != old for new, old in zip(charts(second), charts(first)))
+
+
+def test_the_top5_runs_the_model_once_for_home_its_reruns_and_the_activations_page(lenet, counted):
+    counted(predictions, "model_input")  # once per run of the model for a top-k
+    home = ran(session("app.py"))
+    home.toggle[0].set_value(True)
+    ran(home)
+    ran(session("pages/2_Activations.py"))  # the same model, digit and fit
+    assert counted.calls["model_input"] == 1
+
+
+def test_pages_encode_no_png_until_a_download_is_clicked(lenet, counted):
+    counted(images, "to_png_bytes")
+    heatmaps = ran(session("pages/3_Heatmaps.py"))
+    assert len(heatmaps.get("download_button")) == 4  # one overlay per default method, and the ZIP
+    filters = ran(session("pages/1_Filters.py"))
+    filters.selectbox(key="layer_lenet_mnist").select("conv1")
+    filters.slider(key="steps_quick preview").set_value(8)
+    filters.slider(key="size_quick preview").set_value(32)
+    ran(filters)
+    filters.text_input(key="filters_spec_conv1").set_value("0-1")
+    ran(filters)
+    filters.button[0].click()
+    ran(filters)
+    assert len(filters.get("download_button")) == 3  # the grid, the ZIP, the enlarged filter
+    assert counted.calls["to_png_bytes"] == 0
+
+
+def test_png_zip_holds_each_image_as_a_png_under_its_name():
+    cat = load_sample("chelsea")
+    pixels = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    with zipfile.ZipFile(io.BytesIO(images.png_zip({"cat.png": cat, "tiny.png": pixels}))) as archive:
+        assert archive.namelist() == ["cat.png", "tiny.png"]
+        with Image.open(archive.open("cat.png")) as got:
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(cat))
+        with Image.open(archive.open("tiny.png")) as got:
+            np.testing.assert_array_equal(np.asarray(got), pixels)
+
+
+def test_a_shown_image_is_encoded_once_per_content_no_wider_than_shown():
+    st.cache_resource.clear()
+    cat = load_sample("chelsea")
+    encoded = cached.image_bytes(cat)
+    assert cached.image_bytes(cat.copy()) is encoded  # same pixels, another object: not encoded again
+    assert cached.image_bytes(np.asarray(cat)) == encoded
+    with Image.open(io.BytesIO(encoded)) as shown:
+        assert shown.format == "JPEG" and shown.size == cat.size  # what st.image sends for an RGB image
+        assert np.abs(np.asarray(shown, np.float32) - np.asarray(cat, np.float32)).mean() < 2
+    with Image.open(io.BytesIO(cached.image_bytes(cat, width=120))) as small:
+        assert small.width == 120 and abs(small.height - round(cat.height * 120 / cat.width)) <= 1
