@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import plotly.io
@@ -17,11 +16,11 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app_session import app_on
 from convvis_core import images, predictions
 from convvis_core.samples import load_sample
 from convvis_ui import cached
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -47,7 +46,7 @@ def counted(monkeypatch):
 
 def session(script: str) -> AppTest:
     """A new session on a page, on LeNet and an MNIST digit."""
-    at = AppTest.from_file(str(ROOT / script), default_timeout=120)
+    at = app_on(script, timeout=120)
     at.session_state["convvis_model"] = "lenet_mnist"
     at.session_state["convvis_image_source"] = "digit_4"
     return at
@@ -69,10 +68,10 @@ def selectbox(at: AppTest, label: str):
 
 def test_another_session_replays_the_activations_charts_and_a_new_colour_builds_them_anew(lenet, counted):
     counted(plotly.io, "to_json")  # what st.plotly_chart calls for every chart it builds
-    first = ran(session("pages/2_Activations.py"))
+    first = ran(session("activations"))
     built = counted.calls["to_json"]
     assert built == len(charts(first)) >= 4  # a grid and a channel per layer
-    second = ran(session("pages/2_Activations.py"))
+    second = ran(session("activations"))
     assert counted.calls["to_json"] == built
     assert charts(second) == charts(first)
     selectbox(second, "Colours").select("gray")
@@ -86,15 +85,15 @@ def test_the_top5_runs_the_model_once_for_home_its_reruns_and_the_activations_pa
     home = ran(session("app.py"))
     home.toggle[0].set_value(True)
     ran(home)
-    ran(session("pages/2_Activations.py"))  # the same model, digit and fit
+    ran(session("activations"))  # the same model, digit and fit
     assert counted.calls["model_input"] == 1
 
 
 def test_pages_encode_no_png_until_a_download_is_clicked(lenet, counted):
     counted(images, "to_png_bytes")
-    heatmaps = ran(session("pages/3_Heatmaps.py"))
+    heatmaps = ran(session("heatmaps"))
     assert len(heatmaps.get("download_button")) == 4  # one overlay per default method, and the ZIP
-    filters = ran(session("pages/1_Filters.py"))
+    filters = ran(session("filters"))
     filters.selectbox(key="layer_lenet_mnist").select("conv1")
     filters.slider(key="steps_quick preview").set_value(8)
     filters.slider(key="size_quick preview").set_value(32)
