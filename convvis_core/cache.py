@@ -236,8 +236,9 @@ def not_saving() -> str | None:
     folder = cache_dir()
     reason = unwritable(folder)
     if reason is None:
-        with _DEFAULT_LOCK:
-            reason = next((cache.unsaved for cache in _DEFAULT.values() if cache.unsaved), None)
+        with _DEFAULT_LOCK:  # only the caches under the folder in use: one left from an earlier folder says nothing now
+            reason = next((cache.unsaved for cache in _DEFAULT.values()
+                           if cache.unsaved and cache.folder is not None and folder in cache.folder.parents), None)
     if reason is None:
         return None
     return (f"Results are not being saved: the cache folder {folder} cannot be written ({reason}). Everything is "

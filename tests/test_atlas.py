@@ -30,7 +30,7 @@ from convvis_core.atlas import AtlasRequest, LocalEngine, run_atlas
 from convvis_core.atlas import local as local_engine
 from convvis_core.atlas import plan as atlas_plan
 from convvis_core.atlas.manifest import Manifest
-from convvis_core.cache import ResultCache, unwritable
+from convvis_core.cache import ResultCache, not_saving, unwritable
 from convvis_core.datasets.base import ArrayDataset
 from convvis_core.datasets.packaged import mnist_dataset
 from convvis_core.featureviz import PRESETS, visualize_filters
@@ -220,6 +220,9 @@ def test_a_read_only_cache_stops_the_job_and_the_app_computes_without_saving(len
         assert any("Results are not being saved" in warning.value for warning in at.sidebar.warning)
         assert at.subheader[0].value == "conv1: 4 filter(s), strongest first"
     assert sorted(entries(tmp_path)) == sorted(before)  # nothing was written
+    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path / "another"))  # the failed folder's caches are not this one's
+    assert not_saving() is None
+    assert not run_filters_page("lenet_mnist", "conv1", "0-1").sidebar.warning
 
 
 # --- the ray engine ------------------------------------------------------------------------------
