@@ -90,12 +90,15 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_filters(args: argparse.Namespace) -> None:
-    from convvis_core.featureviz import PRESETS, filter_grid, visualize_filters
+    from convvis_core.featureviz import filter_grid, visualize_filters
+    from convvis_core.featureviz.presets import default_preset, fitted_preset
     from convvis_core.featureviz.selection import parse_filters
     from convvis_core.layers import find_layer
 
     loaded = _load(args)
-    settings = PRESETS[args.preset]
+    name = args.preset or default_preset(loaded.info.input_size)
+    print(f"preset: {name}", file=sys.stderr)
+    settings = fitted_preset(name, loaded.info.input_size)
     changes = {name: value for name, value in (("steps", args.steps), ("size", args.size), ("seed", args.seed))
                if value is not None}
     settings = settings.replace(**changes)
@@ -268,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     filters = commands.add_parser("filters", parents=[model, recipe], help="feature visualization of filters as a PNG grid")
     filters.add_argument("layer", help="layer path (see `layers`)")
     filters.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,32 (default 0-15)")
-    filters.add_argument("--preset", default="Lucid", choices=list(PRESETS))
+    filters.add_argument("--preset", choices=list(PRESETS),
+                         help="feature-visualization recipe (default: the one that fits the model's input size)")
     filters.add_argument("--seed", type=int, help="random seed (default 0)")
     filters.add_argument("--out", required=True, help="PNG file to write")
     filters.set_defaults(run=cmd_filters)

@@ -13,6 +13,8 @@ from convvis_core.featureviz.grid import caption, sort_by_activation, tile_image
 from convvis_core.featureviz.selection import parse_filters, random_filters
 from convvis_core.featureviz.objectives import OBJECTIVES
 from convvis_core.featureviz.optimizers import OPTIMIZERS
+from convvis_core.featureviz.presets import PRESET_NOTES, default_preset, fitted_preset
+from convvis_core.featureviz.render import prepare_in_background
 from convvis_core.featureviz.settings import PARAMETERIZATIONS
 from convvis_core.graph import LOGITS
 from convvis_core.images import png_zip, to_png_bytes
@@ -28,11 +30,10 @@ start = start_page("Filters", "Gradient ascent finds the image each filter respo
 loaded, info, by_path = start.loaded, start.info, start.layers
 wanted = links.request()
 
-preset_name = st.sidebar.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("quick preview"),
-                                   help="keras.io example: the seeds' plain-pixel ascent. Lucid: Fourier "
-                                        "image, decorrelated colour, robustness transforms, Adam. "
-                                        "quick preview: Lucid's recipe, fewer steps.")
-base = PRESETS[preset_name]
+preset_name = st.sidebar.selectbox("Preset", list(PRESETS), index=list(PRESETS).index(default_preset(info.input_size)),
+                                   help="Each preset is named after where it comes from; the default fits the model's "
+                                        "input size. " + " ".join(f"**{name}**: {text}" for name, text in PRESET_NOTES.items()))
+base = fitted_preset(preset_name, info.input_size)
 
 
 def advanced_settings(base: Settings) -> Settings:
@@ -52,20 +53,24 @@ def advanced_settings(base: Settings) -> Settings:
         scale = middle.slider("Random scale ±", 0.0, 0.5, base.scale, 0.05, key=f"scale_{preset_name}")
         rotate = middle.slider("Random rotation ±°", 0.0, 45.0, base.rotate, 1.0, key=f"rotate_{preset_name}")
         final_jitter = middle.slider("Final jitter (px)", 0, 16, base.final_jitter, key=f"fjitter_{preset_name}")
+        fused = middle.checkbox("Transforms as one resampling", base.fused_transforms, key=f"fused_{preset_name}",
+                                help="The same random pad, jitter, scale and rotation as one interpolation onto a "
+                                     "fixed-size canvas: one input size for the model, so each step costs less.")
         optimizer = right.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(base.optimizer),
                                     format_func=lambda o: OPTIMIZERS[o].description, key=f"opt_{preset_name}")
         learning_rate = right.number_input("Learning rate", 1e-4, 1e3, base.learning_rate, format="%.4g",
                                            key=f"lr_{preset_name}")
         steps = right.slider("Steps", 8, 1024, base.steps, 8, key=f"steps_{preset_name}")
-        size = right.slider("Image size (px)", 32, 384, base.size, 8, key=f"size_{preset_name}")
+        size = right.slider("Image size (px)", 8, 384, base.size, 4, key=f"size_{preset_name}")
         seed = right.number_input("Seed", 0, 2**31 - 1, base.seed, key=f"seed_{preset_name}")
         tv = right.number_input("Total variation weight", 0.0, 100.0, base.total_variation, key=f"tv_{preset_name}")
         l2 = right.number_input("L2 weight", 0.0, 100.0, base.l2, key=f"l2_{preset_name}")
         blur = right.number_input("Blur weight", 0.0, 100.0, base.blur, key=f"blur_{preset_name}")
     return Settings(objective=objective, border=int(border), parameterization=parameterization,
                     decorrelate=decorrelate, pad=pad, jitter=jitter, scale=scale, rotate=rotate,
-                    final_jitter=final_jitter, total_variation=tv, l2=l2, blur=blur, optimizer=optimizer,
-                    learning_rate=float(learning_rate), steps=steps, size=size, seed=int(seed))
+                    final_jitter=final_jitter, fused_transforms=fused, total_variation=tv, l2=l2, blur=blur,
+                    optimizer=optimizer, learning_rate=float(learning_rate), steps=steps, size=size,
+                    seed=int(seed))
 
 
 settings = base if presenting() else advanced_settings(base)  # a projector shows the preset as it is
@@ -104,6 +109,7 @@ with user_errors(stop=True):
         st.caption("Classes: " + ", ".join(f"{i} {info.class_names[i]}" for i in filters[:12])
                    + ("…" if len(filters) > 12 else ""))
 
+prepare_in_background(loaded, layer_path, len(filters), settings)  # trace while the user is still choosing
 if st.button(f"Run on {len(filters)} {unit}{'s' if len(filters) > 1 else ''}", type="primary"):
     with st.status(f"Optimizing {len(filters)} image(s) on {layer_path}…", expanded=True) as status:
         bar = st.progress(0.0, text="Starting (the first run of a layer traces the model)…")

@@ -174,13 +174,14 @@ def test_two_jobs_racing_on_one_folder_leave_whole_equal_entries(reference, tmp_
     assert_same_entries(tmp_path, reference["folder"], count=16 + 2 + 1)  # pictures, shard pieces, the index
 
 
-def run_filters_page(model: str, layer: str, spec: str) -> AppTest:
-    """The Filters page after pressing Run on ``spec`` filters of ``layer``."""
+def run_filters_page(model: str, layer: str, spec: str, preset: str = "quick preview") -> AppTest:
+    """The Filters page after choosing ``preset`` (the atlas runs' here) and pressing Run on ``spec`` filters of ``layer``."""
     at = app_on("filters", timeout=600)
     at.session_state["convvis_model"] = model
     at.session_state[f"layer_{model}"] = layer
     at.session_state[f"filters_spec_{layer}"] = spec
     at.run()
+    next(box for box in at.sidebar.selectbox if box.label == "Preset").select(preset).run()
     at.button[0].click().run()
     assert not at.exception, at.exception
     return at

@@ -192,7 +192,7 @@ def test_filters_page_runs_a_visualization_and_shows_the_grid(app):
     with step(app, "04_filters"):
         use_model(app, LENET)
         app.go_to("Filters")
-        expect(app.sidebar.get_by_role("combobox", name="Preset")).to_have_value("quick preview")
+        expect(app.sidebar.get_by_role("combobox", name="Preset")).to_have_value("pixels at model size")
         app.choose(app.main.get_by_role("combobox", name="Layer"), "conv2_relu")
         app.fill(app.main.get_by_role("textbox", name="Indices and ranges"), "0-3")
         app.click(app.main.get_by_role("button", name="Run on 4 filters", exact=True))

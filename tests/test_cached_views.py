@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from app_session import app_on
 from convvis_core import images, predictions
 from convvis_core.samples import load_sample
+from convvis_core.featureviz.presets import SMALL_INPUTS
 from convvis_ui import cached
 
 
@@ -95,8 +96,7 @@ def test_pages_encode_no_png_until_a_download_is_clicked(lenet, counted):
     assert len(heatmaps.get("download_button")) == 4  # one overlay per default method, and the ZIP
     filters = ran(session("filters"))
     filters.selectbox(key="layer_lenet_mnist").select("conv1")
-    filters.slider(key="steps_quick preview").set_value(8)
-    filters.slider(key="size_quick preview").set_value(32)
+    filters.slider(key=f"steps_{SMALL_INPUTS}").set_value(8)  # LeNet's default preset
     ran(filters)
     filters.text_input(key="filters_spec_conv1").set_value("0-1")
     ran(filters)

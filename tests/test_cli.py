@@ -44,3 +44,14 @@ def test_bad_input_is_a_one_line_error_and_exit_code_2(mobilenet, args, message)
     result = cli(*args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_filters_defaults_to_the_preset_for_the_models_input_size_and_reaches_every_filter(lenet, tmp_path):
+    out = tmp_path / "grid.png"
+    result = cli("filters", "lenet_mnist", "conv2_relu", "--filters", "0-3", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "preset: pixels at model size" in result.stderr  # LeNet's 28×28 inputs
+    rows = [line for line in result.stdout.splitlines() if line.startswith("filter ")]
+    assert len(rows) == 4 and not [row for row in rows if "weak" in row or "dead" in row], rows
+    assert out.stat().st_size > 0

@@ -46,6 +46,7 @@ from convvis_core.cam import ClassTarget, FilterTarget, heatmap
 from convvis_core.datasets.base import ArrayDataset
 from convvis_core.datasets.packaged import mnist_dataset
 from convvis_core.featureviz import PRESETS, visualize_filters
+from convvis_core.featureviz.presets import SMALL_INPUTS
 from convvis_core.featureviz.render import _Renderer
 from convvis_core.models import load_model
 from convvis_core.samples import load_sample
@@ -280,8 +281,7 @@ def render(session: tuple[str, dict]) -> AppTest:
         return at.run()
     at.run()
     at.selectbox(key="layer_lenet_mnist").select(choices["layer"])
-    at.slider(key="steps_quick preview").set_value(8)
-    at.slider(key="size_quick preview").set_value(32).run()
+    at.slider(key=f"steps_{SMALL_INPUTS}").set_value(8).run()  # LeNet's default preset
     at.text_input(key=f"filters_spec_{choices['layer']}").set_value(choices["filters"]).run()
     return at.button[0].click().run()
 

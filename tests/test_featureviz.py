@@ -15,7 +15,9 @@ from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
 from convvis_core.featureviz.grid import caption
 from convvis_core.featureviz.parameterizations import FourierImage
-from convvis_core.featureviz.render import _renderer
+from convvis_core.featureviz.presets import FAST, SMALL_INPUTS, default_preset, fitted_preset
+from convvis_core.featureviz.render import _renderer, prepare_in_background
+from convvis_core.featureviz.transforms import fused
 from convvis_core.featureviz.selection import parse_filters
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.precision import fast_dtype
@@ -27,6 +29,7 @@ QUICK = PRESETS["quick preview"].replace(steps=24, size=224, batch_size=8)
 def direct_channel_mean(model: keras.Model, layer: str, image: np.ndarray, filter_index: int, mode: str) -> float:
     """The channel's mean activation on a uint8 image, by a plain Keras sub-model (independent of ConvVis)."""
     probe = keras.Model(model.inputs[0], model.get_layer(layer).output)
+    probe.input_spec = None  # convolutional up to the layer: any image size
     x = preprocess(image.astype(np.float32)[None], mode)
     return float(np.asarray(probe(x))[0, :, :, filter_index].mean())
 
@@ -43,6 +46,73 @@ def test_optimized_images_raise_their_filters_far_above_the_start(mobilenet):
         baseline = direct_channel_mean(mobilenet.model, layer, grey, result.filter_index, "tf")
         assert reached > max(result.start_activation, baseline) + 2.0  # MobileNet's ReLU6 caps it at 6
         assert not result.dead
+
+
+def test_the_fast_preset_raises_eight_filters_far_above_the_start_and_repeats_exactly(mobilenet):
+    """The default recipe for ImageNet models, shortened: an independent forward pass confirms what it reached."""
+    layer, filters = "conv_pw_8_relu", list(range(8))
+    assert default_preset(mobilenet.info.input_size) == FAST
+    settings = PRESETS[FAST].replace(steps=32)
+    results = visualize_filters(mobilenet, layer, filters, settings, cache=ResultCache(None))
+    grey = np.full((128, 128, 3), 128, np.uint8)
+    for result in results:
+        reached = direct_channel_mean(mobilenet.model, layer, result.image, result.filter_index, "tf")
+        assert reached == pytest.approx(result.final_activation, abs=0.05 + 0.02 * abs(reached))
+        baseline = direct_channel_mean(mobilenet.model, layer, grey, result.filter_index, "tf")
+        assert reached > max(result.start_activation, baseline) + 2.0, (result.filter_index, reached, baseline)
+        assert not result.dead and not result.weak
+    again = visualize_filters(mobilenet, layer, filters[:2], settings.replace(batch_size=2), cache=ResultCache(None))
+    for first, second in zip(results, again):  # same seed: the same picture, whatever the batch
+        np.testing.assert_allclose(first.image.astype(int), second.image.astype(int), atol=2)
+    other = visualize_filters(mobilenet, layer, filters[:1], settings.replace(seed=1), cache=ResultCache(None))
+    assert np.abs(other[0].image.astype(int) - results[0].image.astype(int)).mean() > 10  # another seed, another start
+
+
+def test_fused_transforms_feed_one_shape_and_are_pad_and_crop_without_scale_or_rotation():
+    images = tf.constant(np.random.default_rng(0).uniform(size=(2, 20, 20, 3)).astype(np.float32))
+    shift_only = fused(pad=3, jitter=2, scale=0.0, degrees=0.0, final_jitter=1)
+    padded = np.pad(images.numpy(), [(0, 0), (3, 3), (3, 3), (0, 0)], constant_values=0.5)
+    offsets = set()
+    for step in range(12):
+        out = shift_only(images, tf.constant([0, step])).numpy()
+        assert out.shape == (2, 23, 23, 3)  # 20 + 2 * 3 - 2 - 1
+        matches = [(y, x) for y in range(4) for x in range(4) if np.allclose(out, padded[:, y:y + 23, x:x + 23], atol=1e-5)]
+        assert len(matches) == 1, step  # an exact crop of the padded image, offsets 0..jitter + final jitter
+        offsets.add(matches[0])
+    assert len(offsets) > 3  # the offset is random per step
+    lucid = fused(pad=12, jitter=8, scale=0.1, degrees=10.0, final_jitter=4)
+    shapes = {lucid(images, tf.constant([1, step])).shape for step in range(8)}
+    assert shapes == {(2, 20 + 24 - 12, 20 + 24 - 12, 3)}  # scaled and rotated, yet one input size for the model
+    yy, xx = np.mgrid[:21, :21]
+    blob = np.exp(-((yy - 10) ** 2 + (xx - 10) ** 2) / 8.0).astype(np.float32)[None, ..., None]
+    for step in range(6):  # the canvas centre lands within the jitters (4 + 2 px, scaled and turned) of the output's
+        moved = lucid(tf.constant(blob), tf.constant([2, step])).numpy()[0, ..., 0]
+        y, x = np.unravel_index(np.argmax(moved), moved.shape)
+        assert max(abs(y - 16), abs(x - 16)) <= 7.5 and moved.max() > 0.8, (step, y, x)
+
+
+def test_small_inputs_default_to_pixels_at_model_size_which_leave_no_lenet_filter_weak(lenet):
+    """Where the bounded Fourier picture leaves LeNet's conv2 filters 0 and 2 below zero (see the weak
+    test below), the default for 28×28 inputs reaches every one of the first 16 filters of both layers."""
+    name = default_preset(lenet.info.input_size)
+    settings = fitted_preset(name, lenet.info.input_size)
+    assert name == SMALL_INPUTS and settings.size == 28 and settings.parameterization == "pixel"
+    for layer in ("conv1_relu", "conv2_relu"):
+        results = visualize_filters(lenet, layer, list(range(16)), settings.replace(batch_size=16), cache=ResultCache(None))
+        assert not [r.filter_index for r in results if r.weak or r.dead], layer
+        assert min(r.optimized_value for r in results) > 0.05
+
+
+def test_a_prepared_layer_is_traced_before_the_request_and_the_first_frame_follows_the_first_step(lenet):
+    settings = PRESETS["quick preview"].replace(steps=12, size=28, batch_size=4, rotate=4.0)  # a step no other test traces
+    prepare_in_background(lenet, "conv2_relu", 6, settings).join()  # 6 filters: two chunks of 3
+    renderer = _renderer(lenet, "conv2_relu", settings, fast_dtype())
+    assert renderer._batches[3].step.experimental_get_tracing_count() == 1
+    frames = []
+    visualize_filters(lenet, "conv2_relu", list(range(6)), settings, cache=ResultCache(None),
+                      on_frame=lambda step, images: frames.append((step, sorted(images))), preview_every=8)
+    assert frames == [(1, [0, 1, 2]), (8, [0, 1, 2]), (12, [0, 1, 2]), (1, [3, 4, 5]), (8, [3, 4, 5]), (12, [3, 4, 5])]
+    assert renderer._batches[3].step.experimental_get_tracing_count() == 1  # the request used the prepared trace
 
 
 def test_fourier_images_are_finite_in_range_and_match_an_inverse_fft():
@@ -154,16 +224,23 @@ def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
     at.session_state["convvis_model"] = "lenet_mnist"
     at.run()
     assert not at.exception and not at.error
-    at.selectbox(key="layer_lenet_mnist").select("conv2_relu")
-    at.slider(key="steps_quick preview").set_value(16).run()
+    preset = next(box for box in at.sidebar.selectbox if box.label == "Preset")
+    assert preset.value == SMALL_INPUTS  # the default for 28×28 inputs
+    at.selectbox(key="layer_lenet_mnist").select("conv2_relu").run()
     at.text_input(key="filters_spec_conv2_relu").set_value("0-5").run()
     at.button[0].click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value == "conv2_relu: 6 filter(s), strongest first"
+    assert not at.info  # no filter is weak under the default
+    next(box for box in at.sidebar.selectbox if box.label == "Preset").select("quick preview").run()
+    at.slider(key="steps_quick preview").set_value(16).run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error
     weak = re.search(r"^(\d+) filter\(s\) barely fire on their pictures .*?: ([\d, ]+)\.", at.info[0].value)
     assert weak and int(weak[1]) == 3 and sorted(map(int, weak[2].split(", "))) == [0, 2, 5], at.info[0].value
     assert len(at.get("download_button")) == 3
     at.button[0].click().run()  # the same request again: served from the cache
     assert not at.exception
     assert [status.label for status in at.get("status")] == ["Done: 6 image(s), 6 from the cache"]
+

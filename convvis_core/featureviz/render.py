@@ -65,10 +65,12 @@ class _Batch:
         self.step = tf.function(self._step, autograph=False)
         self.renderer = renderer
 
-    def evaluate(self, filters: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(optimized, reported) values on the untransformed images, in float32. Eager: two calls
-        per request cost less than tracing another function of the model."""
-        return self.renderer.objective_on(self.renderer.target, self.renderer.param.to_image(self.params), filters)
+    def evaluate(self, filters: tf.Tensor, params: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """(optimized, reported) values on the untransformed images of ``params`` (default: the
+        current ones), in float32. Eager: two calls per request cost less than tracing another
+        function of the model."""
+        images = self.renderer.param.to_image(self.params if params is None else params)
+        return self.renderer.objective_on(self.renderer.target, images, filters)
 
     def _step(self, filters: tf.Tensor, iteration: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         renderer = self.renderer
@@ -130,19 +132,20 @@ class _Renderer:
 
     def run(self, filters: list[int], steps: int, seed: int, progress: StepProgress | None,
             on_frame: FrameCallback | None, done_before: int, total: int, preview_every: int) -> list[FilterResult]:
-        batch = self._batches.get(len(filters)) or self._batches.setdefault(len(filters), _Batch(self, len(filters)))
-        batch.params.assign(self.param.initial(filters, seed))
+        batch = self.batch(len(filters))
+        initial = self.param.initial(filters, seed)
+        batch.params.assign(initial)
         batch.optimizer.reset()
         batch.max_gradient.assign(tf.zeros_like(batch.max_gradient))
         indices = tf.constant(filters, tf.int32)
-        start = batch.evaluate(indices)[1].numpy()
         seed_tensor = tf.constant(seed, tf.int32)
         for iteration in range(steps):
             batch.step(indices, tf.constant(iteration, tf.int32), seed_tensor)
             if progress:
                 progress(done_before + iteration + 1, total)
-            if on_frame and ((iteration + 1) % preview_every == 0 or iteration + 1 == steps):
-                on_frame(iteration + 1, dict(zip(filters, self._display(batch))))
+            if on_frame and (iteration == 0 or (iteration + 1) % preview_every == 0 or iteration + 1 == steps):
+                on_frame(iteration + 1, dict(zip(filters, self._display(batch))))  # the first as soon as it exists
+        start = batch.evaluate(indices, tf.constant(initial))[1].numpy()  # after the loop: not before the first frame
         optimized, final = (values.numpy() for values in batch.evaluate(indices))
         if not (np.isfinite(final).all() and np.isfinite(batch.params.numpy()).all()):
             raise SettingsError(
@@ -153,6 +156,20 @@ class _Renderer:
         dead = batch.max_gradient.numpy() == 0
         return [FilterResult(f, images[i], float(start[i]), float(final[i]), float(optimized[i]), bool(dead[i]))
                 for i, f in enumerate(filters)]
+
+    def batch(self, size: int) -> _Batch:
+        """Variables and traced step for ``size`` images at once, made the first time they are asked for."""
+        return self._batches.get(size) or self._batches.setdefault(size, _Batch(self, size))
+
+    def prepare(self, size: int) -> None:
+        """Trace and run the step for ``size`` images once (on throwaway values: a request resets
+        them), so that a request's first step costs no more than any other."""
+        batch = self.batch(size)
+        if batch.step.experimental_get_tracing_count() == 0:
+            indices = tf.zeros([size], tf.int32)
+            zero = tf.constant(0, tf.int32)
+            batch.step(indices, zero, zero)
+            batch.evaluate(indices)
 
     def _display(self, batch: _Batch) -> np.ndarray:
         images = self.param.to_display(self.param.to_image(batch.params).numpy())
@@ -218,13 +235,37 @@ def cached_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
                        _result_keys(loaded, layer, filters, settings))
 
 
+def chunk_size(count: int, batch_size: int) -> int:
+    """Filters per batch for ``count`` filters: even chunks of at most ``batch_size`` (one trace, little padding)."""
+    return math.ceil(count / math.ceil(count / batch_size)) if count else 0
+
+
+def prepare_in_background(loaded: LoadedModel, layer: str, filter_count: int, settings: Settings) -> threading.Thread:
+    """Build and trace, in a background thread, what a request for ``filter_count`` filters of ``layer``
+    will use (call it while the user is still choosing): the first preview frame of a layer then comes
+    without the trace's delay. A request arriving meanwhile waits for it; problems are left for the
+    request to report."""
+    def work() -> None:
+        try:
+            layer_key, _ = _check_request(loaded, layer, [0], settings)
+            renderer = _renderer(loaded, layer_key, settings, fast_dtype())
+            with renderer.lock:
+                renderer.prepare(chunk_size(filter_count, settings.batch_size))
+        except Exception:  # noqa: BLE001 - the request itself will raise it with its message
+            pass
+
+    thread = threading.Thread(target=work, name=f"convvis-prepare-{layer}", daemon=True)
+    thread.start()
+    return thread
+
+
 def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings = Settings(), *,
                       cache: ResultCache | None = None, progress: StepProgress | None = None,
                       on_frame: FrameCallback | None = None, preview_every: int = 8) -> list[FilterResult]:
     """Optimize one image per filter; cached results are returned at once, the rest are computed.
 
-    ``progress(done, total)`` is called after every step; ``on_frame(step, {filter: image})`` every
-    ``preview_every`` steps. Results come back in the order of ``filters``.
+    ``progress(done, total)`` is called after every step; ``on_frame(step, {filter: image})`` after the
+    first step and every ``preview_every`` steps. Results come back in the order of ``filters``.
     """
     layer, _ = _check_request(loaded, layer, filters, settings)
     cache = cache if cache is not None else default_cache(CACHE_NAMESPACE)
@@ -242,7 +283,7 @@ def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], s
         with renderer.lock:  # the variables are shared: one request at a time
             missing = from_cache()  # a session that held the lock may have just computed some of them
             chunks = math.ceil(len(missing) / settings.batch_size)
-            per_chunk = math.ceil(len(missing) / chunks) if missing else 0  # even chunks: one trace, little padding
+            per_chunk = chunk_size(len(missing), settings.batch_size)
             total = chunks * settings.steps
             for index in range(chunks):
                 chunk = missing[index * per_chunk:(index + 1) * per_chunk]

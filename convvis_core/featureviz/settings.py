@@ -25,6 +25,7 @@ class Settings:
     scale: float = 0.1  # random scale in [1 - scale, 1 + scale]
     rotate: float = 10.0  # random rotation in degrees, ±
     final_jitter: int = 4
+    fused_transforms: bool = False  # the transforms as one resampling onto a fixed-size canvas (cheaper)
     total_variation: float = 0.0  # regularizer weights
     l2: float = 0.0
     blur: float = 0.0

@@ -54,8 +54,40 @@ def random_rotate(degrees: float) -> Transform:
     return apply
 
 
+def fused(pad: int, jitter: int, scale: float, degrees: float, final_jitter: int) -> Transform:
+    """Lucid's pad → jitter → scale → rotate → jitter as one affine resampling onto a canvas of fixed
+    size (the image plus ``2 * pad - jitter - final_jitter``, grey outside the image). The same
+    distribution of offsets, scales and angles, but one interpolation instead of two, and every step
+    feeds the model the same shape: the chained random scale changes the input size at each step, and
+    a new shape costs the CPU kernels (oneDNN) far more than the step itself."""
+    def apply(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        draws = [tf.random.experimental.stateless_fold_in(seed, index) for index in range(4)]
+        first = tf.random.stateless_uniform([2], draws[0], 0, jitter + 1, dtype=tf.int32)
+        last = tf.random.stateless_uniform([2], draws[1], 0, final_jitter + 1, dtype=tf.int32)
+        factor = tf.random.stateless_uniform([], draws[2], 1.0 - scale, 1.0 + scale)
+        angle = tf.random.stateless_uniform([], draws[3], -degrees, degrees) * math.pi / 180.0
+        size = images.shape[1] if images.shape[1] is not None else tf.shape(images)[1]
+        out = size + 2 * pad - jitter - final_jitter
+        centre_in = (tf.cast(size, tf.float32) - 1.0) / 2.0
+        centre_out = (tf.cast(out, tf.float32) - 1.0) / 2.0
+        # Input point = R(angle) / factor · (output point - centre_out + last shift) + centre_in + first shift.
+        shift_out = tf.cast(last, tf.float32) - final_jitter / 2.0 - centre_out
+        shift_in = tf.cast(first, tf.float32) - jitter / 2.0 + centre_in
+        cos, sin = tf.cos(angle) / factor, tf.sin(angle) / factor
+        x_offset = cos * shift_out[1] - sin * shift_out[0] + shift_in[1]
+        y_offset = sin * shift_out[1] + cos * shift_out[0] + shift_in[0]
+        matrix = tf.stack([cos, -sin, x_offset, sin, cos, y_offset, 0.0, 0.0])[None]
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=tf.tile(matrix, [tf.shape(images)[0], 1]), output_shape=tf.stack([out, out]),
+            fill_value=0.5, interpolation="BILINEAR", fill_mode="CONSTANT")
+    return apply
+
+
 def build_transforms(settings: Settings) -> list[Transform]:
     """Lucid's order: pad → jitter → scale → rotate → jitter; zero settings are left out."""
+    if settings.fused_transforms:
+        amounts = (settings.pad, settings.jitter, settings.scale, settings.rotate, settings.final_jitter)
+        return [fused(*amounts)] if any(amounts) else []
     chain: list[Transform] = []
     if settings.pad:
         chain.append(pad(settings.pad))

@@ -46,6 +46,7 @@ from convvis_core.errors import (ConvVisError, ImageError, LayerError, ModelErro
                                  UnsafeModelError)
 from convvis_core.featureviz import PRESETS, Settings, visualize_filters  # noqa: E402
 from convvis_core.featureviz.selection import parse_filters  # noqa: E402
+from convvis_core.featureviz.presets import SMALL_INPUTS  # noqa: E402
 from convvis_core.images import model_input, open_image  # noqa: E402
 from convvis_core.layers import default_layer, find_layer  # noqa: E402
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model  # noqa: E402
@@ -688,7 +689,7 @@ class FiltersPage(_Session):
 
     def settings(self, case: Case) -> PageOutcome:
         """The page's widgets bound every setting: the same recipe at the largest learning rate they take."""
-        at, settings, preset = self.at, case.value, "quick preview"
+        at, settings, preset = self.at, case.value, SMALL_INPUTS  # the page's default for 28×28 inputs
         at.selectbox(key=f"layer_{MODEL}").select("conv2_relu").run()
         box = at.number_input(key=f"lr_{preset}")
         learning_rate = min(settings.learning_rate, box.max)
