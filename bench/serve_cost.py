@@ -100,7 +100,7 @@ VIEWS = (
     View("Filters", "/filters", show_filters, choose_in("Filter", ("0", "1"))),
     View("Activations", "/activations", show_activations, choose_in("Colours", ("gray", "viridis"))),
     View("Heatmaps", "/heatmaps", show_heatmaps, choose_in("Colours", ("viridis", "jet"))),
-    View("Top k", "/top-k", show_top_k, flip_top_k),
+    View("Top k", "/top_k", show_top_k, flip_top_k),
 )
 
 

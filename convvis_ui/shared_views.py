@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import replace
+from typing import Mapping, Sequence
 
 import streamlit as st
 
@@ -10,6 +11,7 @@ from convvis_core.datasets.base import Dataset
 from convvis_core.datasets.catalog import open_dataset
 from convvis_core.drawing import ExampleView, example_views
 from convvis_core.featureviz import FilterResult, Settings, visualize_filters
+from convvis_core.featureviz.render import cached_under
 from convvis_core.models import LoadedModel
 from convvis_core.topk import Example
 from convvis_ui.cached import image_bytes
@@ -20,16 +22,24 @@ WHOLE_IMAGE = 0.8  # a receptive field covering more of the image than this is n
 
 
 def pictures(loaded: LoadedModel, requests: Sequence[tuple[str, Sequence[int]]],
-             settings: Settings) -> list[list[FilterResult]]:
-    """Feature visualizations for (layer, filters) requests, one request per layer, under one status
-    box with a progress bar; served from the cache when computed before (by a page or an atlas)."""
+             presets: Mapping[str, Settings]) -> list[list[FilterResult]]:
+    """Feature visualizations for (layer, filters) requests, one request per layer, under one status box
+    with a progress bar. Each filter's picture comes from the first of ``presets`` (name → settings, in
+    order of preference) it was computed with before, by a page, the CLI or an atlas; the rest are computed
+    with the first preset."""
+    name, settings = next(iter(presets.items()))
     with st.status("Feature visualizations…", expanded=True) as status:
         bar = st.progress(0.0, text="Starting (the first run of a layer traces the model)…")
         found = []
         for number, (path, filters) in enumerate(requests, start=1):
             what = f"{path} ({number}/{len(requests)})"
-            found.append(visualize_filters(loaded, path, list(filters), settings, progress=lambda done, total: bar.progress(
-                done / total, text=f"{what}: step {done} of {total}")))
+            results = cached_under(loaded, path, filters, presets)
+            missing = [f for f in dict.fromkeys(filters) if f not in results]
+            if missing:
+                computed = visualize_filters(loaded, path, missing, settings, progress=lambda done, total: bar.progress(
+                    done / total, text=f"{what}: step {done} of {total}"))
+                results.update({r.filter_index: replace(r, preset=name) for r in computed})
+            found.append([results[f] for f in filters])
         cached = sum(r.from_cache for results in found for r in results)
         total = sum(len(results) for results in found)
         status.update(label=f"Feature visualizations: {total} image(s), {cached} from the cache", state="complete",

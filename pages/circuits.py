@@ -123,7 +123,7 @@ if found.zero_weights:
                f"drives it, its output is its bias ({found.bias:+.3g}). The kernels below are rounding noise.")
 with user_errors(stop=True):
     requests = [(layer, [filter_index])] + ([(found.source, [channel.index for channel in shown])] if found.source else [])
-    found_pictures = pictures(loaded, requests, PREVIEW.replace(steps=steps))
+    found_pictures = pictures(loaded, requests, {"quick preview": PREVIEW.replace(steps=steps)})  # the steps asked
     head_picture, input_pictures = found_pictures[0][0], (found_pictures[1] if found.source else None)
 
 head, facts = st.columns([1, 3], gap="large")

@@ -8,7 +8,8 @@ import streamlit as st
 
 from convvis_core.circuits import weight_norms
 from convvis_core.errors import ConvVisError
-from convvis_core.featureviz import PRESETS, cached_filters
+from convvis_core.featureviz.presets import by_preference
+from convvis_core.featureviz.render import cached_under
 from convvis_core.featureviz.grid import state, tile_image
 from convvis_core.layers import default_layer
 from convvis_ui import links
@@ -16,15 +17,15 @@ from convvis_ui.feedback import user_errors
 from convvis_ui.page import start_page
 from convvis_ui.shared_views import pictures
 
-SETTINGS = PRESETS["quick preview"]
 PER_ROW = 8
 PER_PAGE = 64
 ORDERS = {"index": "filter index", "activation": "activation reached", "norm": "weight norm"}
 
 start = start_page("Layer", "Every filter of one layer at a glance: the pictures an atlas or earlier runs computed "
-                   "(quick preview preset), the rest as placeholders. A picture's link opens its unit page.",
+                   "(under any preset, the model's default first), the rest as placeholders. A picture's link opens its unit page.",
                    "layer with a spatial (4-D) output, so it has no filters")
 loaded, info, by_path = start.loaded, start.info, start.layers
+presets = by_preference(info.input_size)
 wanted = links.request()
 if wanted.layer is not None and wanted.layer not in by_path:
     st.warning(f"{info.display_name} has no layer '{wanted.layer}' with filters; showing the default one.",
@@ -40,15 +41,15 @@ count = by_path[layer].channels
 order = controls[1].radio("Sort by", list(ORDERS), format_func=ORDERS.get, horizontal=True, key="layer_browser_order")
 
 with user_errors(stop=True):
-    done = cached_filters(loaded, layer, range(count), SETTINGS)
+    done = cached_under(loaded, layer, range(count), presets)
 missing = [f for f in range(count) if f not in done]
 if missing:
     st.caption(f"{len(done)} of {count} filters computed; {len(missing)} not yet.")
     if controls[2].button(f"Compute {len(missing)}", type="primary", icon=":material/play_arrow:",
-                          help="Optimizes every missing filter with the quick preview preset; each is cached as it "
+                          help=f"Optimizes every missing filter with the {next(iter(presets))} preset; each is cached as it "
                                "finishes. `convvis atlas` does whole models ahead of time, on Ray if you have one."):
         with user_errors(stop=True):
-            done.update({r.filter_index: r for r in pictures(loaded, [(layer, missing)], SETTINGS)[0]})
+            done.update({r.filter_index: r for r in pictures(loaded, [(layer, missing)], presets)[0]})
         missing = []
 else:
     st.caption(f"All {count} filters computed.")

@@ -12,7 +12,7 @@ from convvis_core.cam.base import EmptyHeatmapError
 from convvis_core.circuits import circuit, filter_weights, readers
 from convvis_core.config import TOPK_KEPT
 from convvis_core.errors import ConvVisError
-from convvis_core.featureviz import PRESETS
+from convvis_core.featureviz.presets import by_preference
 from convvis_core.featureviz.grid import state, tile_image
 from convvis_core.images import as_model_sees_it
 from convvis_core.layers import default_layer
@@ -24,7 +24,6 @@ from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
 from convvis_ui.shared_views import builtin_dataset, pictures, show_examples, views
 
-SETTINGS = PRESETS["quick preview"]
 CONNECTIONS = 6  # inputs and readers shown
 EXAMPLES = 5
 SCAN = 500  # images scanned on the page when no atlas or earlier scan has an index
@@ -34,6 +33,7 @@ start = start_page("Unit", "One filter: what it looks for, which images excite i
                    "drives it and what it drives. Every filter named here links to its own page.",
                    "layer with a spatial (4-D) output, so it has no filters")
 loaded, info, by_path = start.loaded, start.info, start.layers
+presets = by_preference(info.input_size)  # pictures computed under any preset are found; missing: the model's default
 paths = list(by_path)
 asked_layer, asked_filter = st.query_params.get("layer"), st.query_params.get("filter")
 
@@ -81,14 +81,13 @@ if inputs is not None and inputs.source:
 if shown_readers:
     requests.append((outputs.reader_layer, [c.index for c in shown_readers]))
 with user_errors(stop=True):
-    found = pictures(loaded, requests, SETTINGS)
+    found = pictures(loaded, requests, presets)
 own = found[0][0]
 input_pictures = found[1] if inputs is not None and inputs.source else [None] * len(shown_inputs)
 reader_pictures = found[-1] if shown_readers else []
 
 picture, facts = st.columns([1, 2], gap="large")
-picture.image(tile_image(own), width="stretch", caption=f"{layer} #{filter_index}{state(own)} · {SETTINGS.steps} "
-              f"steps of the quick preview")
+picture.image(tile_image(own), width="stretch", caption=f"{layer} #{filter_index}{state(own)} · {own.preset} preset")
 with facts:
     reached = st.columns(3)
     reached[0].metric("Activation reached", f"{own.final_activation:.4g}",

@@ -15,8 +15,8 @@ from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
 from convvis_core.featureviz.grid import caption
 from convvis_core.featureviz.parameterizations import FourierImage
-from convvis_core.featureviz.presets import FAST, SMALL_INPUTS, default_preset, fitted_preset
-from convvis_core.featureviz.render import _renderer, prepare_in_background
+from convvis_core.featureviz.presets import FAST, SMALL_INPUTS, by_preference, default_preset, fitted_preset
+from convvis_core.featureviz.render import _renderer, cached_under, prepare_in_background
 from convvis_core.featureviz.transforms import fused
 from convvis_core.featureviz.selection import parse_filters
 from convvis_core.models import LoadedModel, ModelInfo
@@ -244,3 +244,17 @@ def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
     assert not at.exception
     assert [status.label for status in at.get("status")] == ["Done: 6 image(s), 6 from the cache"]
 
+
+
+def test_pages_find_a_picture_under_any_preset_the_preferred_first_and_compute_nothing(lenet, tmp_path):
+    cache = ResultCache(tmp_path)
+    small = PRESETS["quick preview"].replace(steps=4, size=28)
+    presets = {"preferred": small, "other": small.replace(seed=5)}
+    visualize_filters(lenet, "conv1", [0, 1], presets["other"], cache=cache)
+    preferred = visualize_filters(lenet, "conv1", [1], presets["preferred"], cache=cache)[0]
+    found = cached_under(lenet, "conv1", [0, 1, 2], presets, cache=cache)
+    assert {f: result.preset for f, result in found.items()} == {0: "other", 1: "preferred"}  # 2: never computed
+    assert all(result.from_cache for result in found.values())
+    np.testing.assert_array_equal(found[1].image, preferred.image)
+    order = by_preference(lenet.info.input_size)  # the pages' order: the model's default, then every other preset
+    assert list(order)[0] == SMALL_INPUTS and set(order) == set(PRESETS) and order[SMALL_INPUTS].size == 28

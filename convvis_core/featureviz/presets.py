@@ -56,3 +56,10 @@ def fitted_preset(name: str, input_size: tuple[int, int]) -> Settings:
     """A preset for a model: "pixels at model size" takes the model's own input side."""
     settings = preset(name)
     return settings.replace(size=max(input_size)) if name == SMALL_INPUTS else settings
+
+
+def by_preference(input_size: tuple[int, int]) -> dict[str, Settings]:
+    """Every preset fitted to a model, the model's default first: where pages look for a filter's picture
+    computed before (the default's, else any other), and the first is how they compute a missing one."""
+    first = default_preset(input_size)
+    return {name: fitted_preset(name, input_size) for name in (first, *(name for name in PRESETS if name != first))}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -46,6 +46,7 @@ class FilterResult:
     optimized_value: float  # what was maximized at the end (pre-activation for rectified layers)
     dead: bool  # zero gradient throughout: nothing in the image moves this filter (e.g. all-zero weights)
     from_cache: bool = False
+    preset: str | None = None  # the named preset it was made with, where the caller knows it
 
     @property
     def weak(self) -> bool:
@@ -233,6 +234,20 @@ def cached_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
     layer, _ = _check_request(loaded, layer, filters, settings)
     return _from_cache(cache if cache is not None else default_cache(CACHE_NAMESPACE),
                        _result_keys(loaded, layer, filters, settings))
+
+
+def cached_under(loaded: LoadedModel, layer: str, filters: Sequence[int], presets: Mapping[str, Settings], *,
+                 cache: ResultCache | None = None) -> dict[int, FilterResult]:
+    """For each filter, its picture under the first of ``presets`` (name → settings, in order of preference)
+    it was computed with before, by a page, the CLI or an atlas, labelled with that name; computes nothing."""
+    found: dict[int, FilterResult] = {}
+    for name, settings in presets.items():
+        missing = [f for f in dict.fromkeys(int(f) for f in filters) if f not in found]
+        if not missing:
+            break
+        found.update({f: replace(result, preset=name)
+                      for f, result in cached_filters(loaded, layer, missing, settings, cache=cache).items()})
+    return found
 
 
 def chunk_size(count: int, batch_size: int) -> int:
