@@ -9,7 +9,10 @@ not thread-safe). Eight runs in eight threads undo each other's: a run that ends
 without a runtime ("No runtime found, using MemoryCacheStorageManager", and ``st.image`` without a
 media manager), and the interleaved patches leave ``config.get_option`` patched for good. So the
 threads here share one runtime for the whole test, as the sessions of a real server do, and the
-harness's per-run swaps are pointed at stand-ins (:func:`shared_runtime`); everything else (script
+harness's per-run swaps are pointed at stand-ins (:func:`shared_runtime`). They also share one script
+cache, as a server does: the harness compiles the scripts anew for every run, and eight compiles at
+once in threads trip a CPython 3.11 race in ``ast`` ("SystemError: AST constructor recursion depth
+mismatch", python/cpython#106905), which a server's one locked cache never meets. Everything else (script
 threads, session state, widgets, caches) is Streamlit's own. Separate processes would share nothing,
 which is what this test is about. The reference runs use the plain harness, one at a time.
 """
@@ -35,7 +38,8 @@ from streamlit.runtime.dataframe_source_manager import DataframeSourceManager
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.runtime.pages_manager import PagesManager
-from streamlit.testing.v1 import AppTest, app_test
+from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+from streamlit.testing.v1 import AppTest, app_test, local_script_runner
 from streamlit.testing.v1.util import patch_config_options
 
 from app_session import app_on
@@ -244,8 +248,11 @@ def shared_runtime():
     class PerRunPagesManager(PagesManager):  # and resets this flag here
         uses_pages_directory = None
 
+    scripts = ScriptCache()  # one for the server: each script compiled once, under its lock
     saved_flag, saved_instance = PagesManager.uses_pages_directory, Runtime._instance
     with patch.object(app_test, "Runtime", PerRunRuntime), \
+            patch.object(app_test, "ScriptCache", lambda: scripts), \
+            patch.object(local_script_runner, "ScriptCache", lambda: scripts), \
             patch.object(app_test, "PagesManager", PerRunPagesManager), \
             patch.object(app_test, "patch_config_options", lambda overrides: nullcontext()), \
             patch_config_options({"global.appTest": True}):
