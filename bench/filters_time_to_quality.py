@@ -49,7 +49,7 @@ from convvis_core.graph import sub_model  # noqa: E402
 from convvis_core.layers import find_layer  # noqa: E402
 from convvis_core.models import LoadedModel, load_model  # noqa: E402
 from convvis_core.parallel import cores  # noqa: E402
-from convvis_core.precision import fast_dtype  # noqa: E402
+from convvis_core.precision import SPEED_FLAGS, cpu_flags, fast_dtype  # noqa: E402
 from convvis_core.preprocessing import preprocess  # noqa: E402
 
 # Three depths of each ImageNet model: stride 4, 16 and 32 (56×56, 14×14 and 7×7 maps at 224 px).
@@ -76,20 +76,14 @@ class Run:
 
 
 def machine() -> str:
-    """CPU flags that decide the compute precision, cores, versions, load: what the numbers depend on."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split())
-        model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        flags, model = set(), "unknown CPU"
-    shown = " ".join(flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags) or "none"
-    return (f"{model}; flags: {shown}; {cores()} CPU cores; TensorFlow {tf.__version__}, Keras {keras.__version__}; "
+    """CPU flags that decide the compute precision, cores, versions: what the numbers depend on."""
+    shown = " ".join(flag for flag in SPEED_FLAGS if flag in cpu_flags()) or "none of " + " ".join(SPEED_FLAGS)
+    return (f"CPU flags: {shown}; {cores()} CPU cores; TensorFlow {tf.__version__}, Keras {keras.__version__}; "
             f"compute dtype {fast_dtype()}")
 
 
 def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "n/a"
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 class Probe:

@@ -180,9 +180,23 @@ class _Renderer:
 _RENDERERS = PerModelCache(MAX_RENDERERS_PER_MODEL)
 
 
+def _renderer_key(loaded: LoadedModel, layer: str, settings: Settings, compute_dtype: str) -> tuple:
+    return layer, loaded.info.preprocessing, compute_dtype, settings.traced_part()
+
+
 def _renderer(loaded: LoadedModel, layer: str, settings: Settings, compute_dtype: str) -> _Renderer:
-    key = (layer, loaded.info.preprocessing, compute_dtype, settings.traced_part())
-    return _RENDERERS.get(loaded.model, key, lambda: _Renderer(loaded, layer, settings, compute_dtype))
+    return _RENDERERS.get(loaded.model, _renderer_key(loaded, layer, settings, compute_dtype),
+                          lambda: _Renderer(loaded, layer, settings, compute_dtype))
+
+
+def _traced(loaded: LoadedModel, layer: str, settings: Settings, size: int) -> bool:
+    """Whether the step for ``size`` images is already traced (builds nothing, takes no lock)."""
+    try:
+        renderer = _RENDERERS[loaded.model].get(_renderer_key(loaded, layer, settings, fast_dtype()))
+    except KeyError:  # nothing kept for this model yet
+        return False
+    batch = renderer._batches.get(size) if renderer is not None else None
+    return batch is not None and batch.step.experimental_get_tracing_count() > 0
 
 
 def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings) -> tuple[str, int]:
@@ -207,15 +221,17 @@ def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
     return layer, count
 
 
-def result_key(loaded: LoadedModel, layer: str, filter_index: int, settings: Settings) -> str:
-    """Where one filter's picture is cached: model weights, pixels, layer, filter, compute precision and
-    every setting but batching, so a batch job and a page find each other's results."""
-    return cache_key(model_fingerprint(loaded.model), loaded.info.preprocessing, layer, int(filter_index), fast_dtype(),
-                     settings.result_part())
-
-
 def _result_keys(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings) -> dict[int, str]:
-    return {f: result_key(loaded, layer, f, settings) for f in dict.fromkeys(int(f) for f in filters)}
+    """Where each filter's picture is cached: model weights, pixels, layer, filter, compute precision and
+    every setting but batching, so a batch job and a page find each other's results."""
+    model, dtype, recipe = model_fingerprint(loaded.model), fast_dtype(), settings.result_part()  # once per request
+    return {f: cache_key(model, loaded.info.preprocessing, layer, f, dtype, recipe)
+            for f in dict.fromkeys(int(f) for f in filters)}
+
+
+def result_key(loaded: LoadedModel, layer: str, filter_index: int, settings: Settings) -> str:
+    """Where one filter's picture is cached (see :func:`_result_keys`)."""
+    return _result_keys(loaded, layer, [filter_index], settings)[int(filter_index)]
 
 
 def _from_cache(cache: ResultCache, keys: dict[int, str]) -> dict[int, FilterResult]:
@@ -255,17 +271,25 @@ def chunk_size(count: int, batch_size: int) -> int:
     return math.ceil(count / math.ceil(count / batch_size)) if count else 0
 
 
-def prepare_in_background(loaded: LoadedModel, layer: str, filter_count: int, settings: Settings) -> threading.Thread:
+def prepare_in_background(loaded: LoadedModel, layer: str, filter_count: int,
+                          settings: Settings) -> threading.Thread | None:
     """Build and trace, in a background thread, what a request for ``filter_count`` filters of ``layer``
     will use (call it while the user is still choosing): the first preview frame of a layer then comes
     without the trace's delay. A request arriving meanwhile waits for it; problems are left for the
-    request to report."""
+    request to report. None when it is traced already (a page calls this at every rerun)."""
+    try:
+        layer_key, _ = _check_request(loaded, layer, [0], settings)
+    except ConvVisError:  # the request will say it
+        return None
+    size = chunk_size(filter_count, settings.batch_size)
+    if _traced(loaded, layer_key, settings, size):
+        return None
+
     def work() -> None:
         try:
-            layer_key, _ = _check_request(loaded, layer, [0], settings)
             renderer = _renderer(loaded, layer_key, settings, fast_dtype())
             with renderer.lock:
-                renderer.prepare(chunk_size(filter_count, settings.batch_size))
+                renderer.prepare(size)
         except Exception:  # noqa: BLE001 - the request itself will raise it with its message
             pass
 
