@@ -27,7 +27,8 @@ from convvis_core.per_model import PerModelCache
 
 SEPARATOR = "/"  # between a nested model's name and its layer's: "base/conv_pw_13_relu"
 PRE_ACTIVATION = ":pre"  # path suffix: the layer's values before its activation function
-LOGITS = "<logits>"  # the pre-softmax class scores (gradients of a softmax saturate)
+LOGITS = "<logits>"  # the pre-softmax class scores, per image or per pixel (gradients of a softmax saturate)
+OUTPUT = "<output>"  # the model's output as it is (values: a regression, an embedding)
 ACTIVATION_LAYERS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.Softmax, keras.layers.LeakyReLU,
                      keras.layers.ELU)
 
@@ -105,6 +106,8 @@ class FlatGraph:
         """The tensor of a layer path, of ``path:pre`` (before its activation), or of ``LOGITS``."""
         if name == LOGITS:
             return self.logits()
+        if name == OUTPUT:
+            return self.output()
         path = name.removesuffix(PRE_ACTIVATION)
         if path not in self.tensors:
             raise self.no_such_layer(path)
@@ -120,10 +123,17 @@ class FlatGraph:
         return LayerError(f"Model '{self.name}' has no layer named '{path}'.{hint} "
                           "Run `python -m convvis_core layers MODEL` to list them.")
 
+    def output(self) -> Any:
+        """The model's one output (a view of a several-output model has one, see ``models.heads``)."""
+        if len(self.outputs) != 1:
+            raise ConvVisError(f"Model '{self.name}' has {len(self.outputs)} outputs: choose the one to explain.")
+        return self.outputs[0]
+
     def logits(self) -> Any:
-        """The class scores before a softmax or sigmoid head (the output itself if it is linear)."""
-        if len(self.outputs) != 1 or len(self.outputs[0].shape) != 2:
-            raise ConvVisError(f"Model '{self.name}' has no single vector of class scores, so it has no class logits.")
+        """The class scores (per image, or per pixel for a segmentation) before a softmax or sigmoid
+        head; the output itself if it is linear."""
+        if len(self.outputs) != 1 or len(self.outputs[0].shape) not in (2, 4):
+            raise ConvVisError(f"Model '{self.name}' has no single vector or map of class scores, so it has no class logits.")
         head = self._owner[id(self.outputs[0])]
         squashed = activation_name(self.layers[head]) in ("softmax", "sigmoid")
         return self._before_activation(head) if squashed else self.outputs[0]

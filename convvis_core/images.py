@@ -125,12 +125,15 @@ def as_model_sees_it(image: Image.Image, info: ModelInfo, fit: Fit = "stretch") 
     return fit_to_size(image, info.input_size, fit)
 
 
+def model_pixels(image: Image.Image, info: ModelInfo, fit: Fit = "stretch") -> np.ndarray:
+    """A batch of one, shape (1, H, W, C), float 0..255 pixels before preprocessing."""
+    pixels = np.asarray(as_model_sees_it(image, info, fit), dtype=np.float32)
+    return (pixels[..., None] if pixels.ndim == 2 else pixels)[None]
+
+
 def model_input(image: Image.Image, info: ModelInfo, fit: Fit = "stretch") -> np.ndarray:
     """A batch of one, shape (1, H, W, C), preprocessed for the model."""
-    pixels = np.asarray(as_model_sees_it(image, info, fit), dtype=np.float32)
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    return preprocessing.preprocess(pixels, info.preprocessing)[None]
+    return preprocessing.preprocess(model_pixels(image, info, fit), info.preprocessing)
 
 
 def to_uint8(array: np.ndarray, normalize: bool = False) -> np.ndarray:

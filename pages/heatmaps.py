@@ -15,7 +15,7 @@ from PIL import Image
 from convvis_core.activations import overlay
 from convvis_core.cam import BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, Faithfulness, FilterTarget, Target
 from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
-from convvis_core.cam.faithfulness import BLUR_SIGMA
+from convvis_core.cam.baselines import BLUR_SIGMA
 from convvis_core.cam.targets import strongest_filter
 from convvis_core.images import as_model_sees_it, png_zip, to_png_bytes
 from convvis_core.layers import default_layer

@@ -166,6 +166,6 @@ def test_objects_kept_per_model_are_bounded(lenet):
     most = config.MAX_FEATURE_MODELS_PER_MODEL
     assert_keeps_the_most_recent(lambda subset: sub_model(lenet.model, subset), subsets[:most + 3], most)
     targets = [ClassTarget(0)] + [FilterTarget(path, 0) for path in paths]
-    assert_keeps_the_most_recent(lambda pair: probe_for(lenet.model, *pair),
+    assert_keeps_the_most_recent(lambda pair: probe_for(lenet, *pair),
                                  [(layer, target) for layer in paths for target in targets], config.MAX_PROBES_PER_MODEL)
     assert topk.REDUCERS.limit == config.MAX_REDUCERS_PER_MODEL  # a scan's traced reducer per layer

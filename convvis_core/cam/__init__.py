@@ -10,13 +10,15 @@ from __future__ import annotations
 from PIL import Image
 
 from convvis_core.cam.base import EmptyHeatmapError, Heatmap, HeatmapMethod
-from convvis_core.cam.faithfulness import BASELINES, Faithfulness, faithfulness
+from convvis_core.cam.baselines import BASELINES, Baseline
+from convvis_core.cam.faithfulness import Faithfulness, faithfulness
 from convvis_core.cam.gradcam import GradCAM
 from convvis_core.cam.gradcam_plus_plus import GradCAMPlusPlus
 from convvis_core.cam.layercam import LayerCAM
 from convvis_core.cam.saliency import SmoothGrad, VanillaGradient
 from convvis_core.cam.scorecam import ScoreCAM
-from convvis_core.cam.targets import ClassTarget, FilterTarget, Target, default_target
+from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarget, OutputUnitTarget, Region,
+                                      RegionTarget, SimilarityTarget, Target, default_target)
 from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 
@@ -26,13 +28,14 @@ DEFAULT_METHODS = ("gradcam", "gradcam++", "layercam")  # fast; Score-CAM is one
 
 
 def heatmap(loaded: LoadedModel, image: Image.Image, method: str = "gradcam", target: Target | None = None,
-            layer: str | None = None, fit: Fit = "stretch") -> Heatmap:
+            layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur") -> Heatmap:
     """The heatmap of one method by name (see ``METHODS``); defaults as in :meth:`HeatmapMethod.explain`."""
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return METHODS[method].explain(loaded, image, target, layer, fit)
+    return METHODS[method].explain(loaded, image, target, layer, fit, baseline)
 
 
-__all__ = ["BASELINES", "DEFAULT_METHODS", "METHODS", "ClassTarget", "EmptyHeatmapError", "Faithfulness",
-           "FilterTarget", "GradCAM", "GradCAMPlusPlus", "Heatmap", "HeatmapMethod", "LayerCAM", "ScoreCAM",
-           "SmoothGrad", "Target", "VanillaGradient", "default_target", "faithfulness", "heatmap"]
+__all__ = ["BASELINES", "DEFAULT_METHODS", "METHODS", "Baseline", "ClassTarget", "EmptyHeatmapError", "Faithfulness",
+           "FilterTarget", "GradCAM", "GradCAMPlusPlus", "Heatmap", "HeatmapMethod", "LayerCAM", "OutputNormTarget",
+           "OutputUnitTarget", "Region", "RegionTarget", "ScoreCAM", "SimilarityTarget", "SmoothGrad", "Target",
+           "VanillaGradient", "default_target", "faithfulness", "heatmap"]

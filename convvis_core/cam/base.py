@@ -15,21 +15,23 @@ import functools
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from convvis_core.cam.baselines import Baseline, baseline_pixels
 from convvis_core.cam.targets import ClassTarget, Target, check_target, default_target
 from convvis_core.config import MAX_PROBES_PER_MODEL
 from convvis_core.errors import ConvVisError
-from convvis_core.images import Fit, model_input
+from convvis_core.images import Fit, model_pixels
 from convvis_core.graph import sub_model
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
+from convvis_core.preprocessing import preprocess
 
 
 class EmptyHeatmapError(ConvVisError):
@@ -47,80 +49,108 @@ class Heatmap:
 
 
 class Probe:
-    """Traced passes for one (model, layer, target source), built once and reused for every class,
-    filter and method; traced functions take the target index as a tensor."""
+    """Traced passes for one (model, layer, target source and kind, preprocessing), built once and
+    reused for every class, filter and method. Every pass takes pixels (0..255, before preprocessing)
+    and preprocesses them inside, so masks, noise, baselines and input gradients live in pixel space
+    wherever the model keeps its preprocessing. Traced functions take the target's arguments as
+    tensors (:meth:`Target.arguments`), so another class, region or reference does not re-trace."""
 
-    def __init__(self, model: keras.Model, layer: str | None, source: str, kind: type):
+    def __init__(self, model: keras.Model, layer: str | None, source: str, kind: type, preprocessing: str):
         self.target_model = sub_model(model, [source])
         self.layer_model = None if layer is None else sub_model(model, [layer, source])
         self.kind = kind
+        self.preprocessing = preprocessing
         self._traced: dict[Callable, Callable] = {}
         self._lock = threading.Lock()
 
+    def preprocess(self, pixels: tf.Tensor) -> tf.Tensor:
+        return preprocess(pixels, self.preprocessing)
+
     def traced(self, function: Callable) -> Callable:
-        """``function(probe, *tensors)`` as a ``tf.function``, traced once per probe (methods add
-        their own passes this way); sessions calling at once share it (tf.function itself is
+        """``function(probe, pixels, *tensors)`` as a ``tf.function``, traced once per probe (methods
+        add their own passes this way); sessions calling at once share it (tf.function itself is
         thread-safe: it traces under its own lock)."""
         with self._lock:
             if function not in self._traced:
                 self._traced[function] = tf.function(functools.partial(function, self), reduce_retracing=True)
             return self._traced[function]
 
-    def outputs(self, inputs: np.ndarray) -> np.ndarray:
-        """The target's source output (logits, or the layer's maps)."""
-        return np.asarray(self.target_model(inputs, training=False))
+    def call(self, function: Callable, pixels: tf.Tensor | np.ndarray, target: Target, *more) -> Any:
+        """The traced ``function`` on pixels, the target's arguments, then ``more`` tensors."""
+        index, extra = target.arguments()
+        return self.traced(function)(tf.convert_to_tensor(pixels, tf.float32), tf.constant(index),
+                                     tf.constant(extra), *more)
 
-    def scores(self, inputs: tf.Tensor | np.ndarray, index: int) -> np.ndarray:
-        """The target's score (class probability, or mean filter activation) for each image."""
-        return self.traced(_scores)(tf.convert_to_tensor(inputs, tf.float32), tf.constant(index, tf.int32)).numpy()
+    def outputs(self, pixels: np.ndarray) -> np.ndarray:
+        """The target's source output (logits, values, or the layer's maps)."""
+        return np.asarray(self.target_model(self.preprocess(pixels), training=False))
 
-    def capture(self, inputs: np.ndarray, index: int, gradients: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    def scores(self, pixels: tf.Tensor | np.ndarray, target: Target) -> np.ndarray:
+        """The target's score (class probability, mean filter activation, ...) for each image."""
+        return self.call(_scores, pixels, target).numpy()
+
+    def values(self, pixels: tf.Tensor | np.ndarray, target: Target) -> np.ndarray:
+        """The target's value (what gradients follow: a logit, ...) for each image."""
+        return self.call(_values, pixels, target).numpy()
+
+    def capture(self, pixels: np.ndarray, target: Target, gradients: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """The layer's activations and the gradients of the target's value, each (h, w, C), for one image."""
         if not gradients:
-            return np.asarray(self.layer_model(inputs, training=False)[0])[0], None
-        activations, grads = self.traced(_capture)(tf.convert_to_tensor(inputs, tf.float32),
-                                                   tf.constant(index, tf.int32))
+            return np.asarray(self.layer_model(self.preprocess(pixels), training=False)[0])[0], None
+        activations, grads = self.call(_capture, pixels, target)
         return activations.numpy()[0], grads.numpy()[0]
 
-    def input_gradients(self, inputs: np.ndarray, index: int) -> np.ndarray:
-        """Gradients of the target's value with respect to each input image, (N, H, W, C)."""
-        return self.traced(_input_gradients)(tf.convert_to_tensor(inputs, tf.float32),
-                                             tf.constant(index, tf.int32)).numpy()
+    def input_gradients(self, pixels: np.ndarray, target: Target) -> np.ndarray:
+        """Gradients of the target's value with respect to each image's pixels, (N, H, W, C)."""
+        return self.call(_input_gradients, pixels, target).numpy()
 
 
-def _scores(probe: Probe, inputs: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-    return probe.kind.score(probe.target_model(inputs, training=False), index)
+def _scores(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
+    return probe.kind.score(_float32(probe.target_model(probe.preprocess(pixels), training=False)), index, extra)
 
 
-def _capture(probe: Probe, inputs: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def _values(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
+    return probe.kind.value(_float32(probe.target_model(probe.preprocess(pixels), training=False)), index, extra)
+
+
+def _float32(tensor: tf.Tensor) -> tf.Tensor:
+    """Mixed-precision models compute in float16: targets and maps are read in float32."""
+    return tf.cast(tensor, tf.float32)
+
+
+def _capture(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(inputs)  # records every op from the input on, frozen weights included
-        activations, outputs = probe.layer_model(inputs, training=False)
-        value = tf.reduce_sum(probe.kind.value(outputs, index))
+        tape.watch(pixels)  # records every op from the input on, frozen weights included
+        activations, outputs = probe.layer_model(probe.preprocess(pixels), training=False)
+        value = tf.reduce_sum(probe.kind.value(_float32(outputs), index, extra))
     gradients = tape.gradient(value, activations)  # None: the target does not depend on the layer (comes before it)
-    return activations, tf.zeros_like(activations) if gradients is None else gradients
+    gradients = tf.zeros_like(activations) if gradients is None else gradients
+    return _float32(activations), _float32(gradients)
 
 
-def _input_gradients(probe: Probe, inputs: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+def _input_gradients(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
     with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(inputs)
-        value = tf.reduce_sum(probe.kind.value(probe.target_model(inputs, training=False), index))
-    return tape.gradient(value, inputs)
+        tape.watch(pixels)
+        outputs = probe.target_model(probe.preprocess(pixels), training=False)
+        value = tf.reduce_sum(probe.kind.value(_float32(outputs), index, extra))
+    return tape.gradient(value, pixels)
 
 
 _PROBES = PerModelCache(MAX_PROBES_PER_MODEL)
 
 
-def probe_for(model: keras.Model, layer: str | None, target: Target) -> Probe:
+def probe_for(loaded: LoadedModel, layer: str | None, target: Target) -> Probe:
     """The cached probe reaching ``layer`` (None: the target's output only) for ``target``'s kind;
     the most recently used ``MAX_PROBES_PER_MODEL`` are kept."""
-    return _PROBES.get(model, (layer, target.source), lambda: Probe(model, layer, target.source, type(target)))
+    mode = loaded.info.preprocessing
+    return _PROBES.get(loaded.model, (layer, target.source, type(target), mode),
+                       lambda: Probe(loaded.model, layer, target.source, type(target), mode))
 
 
-def pinned(target: Target, probe: Probe, inputs: np.ndarray) -> Target:
+def pinned(target: Target, probe: Probe, pixels: np.ndarray) -> Target:
     """A class target for "the top prediction" replaced by the class the model actually predicts."""
     if isinstance(target, ClassTarget) and target.index is None:
-        return ClassTarget(int(np.argmax(probe.outputs(inputs)[0])))
+        return ClassTarget(int(np.argmax(probe.outputs(pixels)[0])))
     return target
 
 
@@ -139,19 +169,20 @@ class HeatmapMethod(ABC):
     uses_layer: ClassVar[bool] = True
 
     def explain(self, loaded: LoadedModel, image: Image.Image, target: Target | None = None,
-                layer: str | None = None, fit: Fit = "stretch") -> Heatmap:
+                layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur") -> Heatmap:
         """The heatmap of ``target`` (default: the top class, or the most active filter) at ``layer``
-        (default: the last layer with a real map). Raises :class:`EmptyHeatmapError` with the reason
-        when the map would be empty."""
+        (default: the last layer with a real map); methods that remove pixels replace them with
+        ``baseline``. Raises :class:`EmptyHeatmapError` with the reason when the map would be empty."""
         model = loaded.model
         layer = (find_layer(model, layer) if layer else default_layer(model)).path
         target = default_target(loaded, image, layer, fit) if target is None else target
         check_target(loaded, target)
-        inputs = model_input(image, loaded.info, fit)
-        probe = probe_for(model, layer if self.uses_layer else None, target)
-        target = pinned(target, probe, inputs)
-        raw = self.raw_map(probe, inputs, target, layer)
-        values = resized(raw, inputs.shape[1:3])
+        pixels = model_pixels(image, loaded.info, fit)
+        probe = probe_for(loaded, layer if self.uses_layer else None, target)
+        target = pinned(target, probe, pixels)
+        scene = Scene(probe, pixels, baseline_pixels(image, loaded.info, fit, baseline), target, layer)
+        raw = self.raw_map(scene)
+        values = resized(raw, pixels.shape[1:3])
         low, high = float(values.min()), float(values.max())
         if not high > low:
             raise EmptyHeatmapError(
@@ -160,20 +191,27 @@ class HeatmapMethod(ABC):
         return Heatmap(self.name, (values - low) / (high - low), target, layer if self.uses_layer else None)
 
     @abstractmethod
-    def raw_map(self, probe: Probe, inputs: np.ndarray, target: Target, layer: str) -> np.ndarray:
+    def raw_map(self, scene: "Scene") -> np.ndarray:
         """A finite, non-negative 2-D map with a positive maximum, or :class:`EmptyHeatmapError`."""
 
 
 @dataclass(frozen=True)
-class Capture:
-    """What one pass saw at the layer, for one image."""
+class Scene:
+    """What a method explains: one image's pixels, its 'removed' baseline, the target, the layer."""
 
     probe: Probe
-    inputs: np.ndarray  # (1, H, W, C), preprocessed
-    activations: np.ndarray  # A, (h, w, C)
-    gradients: np.ndarray | None  # dS/dA, (h, w, C); None for gradient-free methods
+    pixels: np.ndarray  # (1, H, W, C), float 0..255 before preprocessing
+    baseline: np.ndarray  # (1, H, W, C), the same image with every pixel removed (see ``baselines``)
     target: Target
     layer: str
+
+
+@dataclass(frozen=True)
+class Capture(Scene):
+    """What one pass saw at the layer, for one image."""
+
+    activations: np.ndarray  # A, (h, w, C)
+    gradients: np.ndarray | None  # dS/dA, (h, w, C); None for gradient-free methods
 
 
 class CamMethod(HeatmapMethod):
@@ -185,15 +223,11 @@ class CamMethod(HeatmapMethod):
     def weights(self, capture: Capture) -> np.ndarray:
         """One weight per channel, (C,), or one per element of A, (h, w, C)."""
 
-    def raw_map(self, probe: Probe, inputs: np.ndarray, target: Target, layer: str) -> np.ndarray:
-        activations, gradients = probe.capture(inputs, target.index, self.needs_gradients)
-        capture = Capture(probe, inputs, activations, gradients, target, layer)
+    def raw_map(self, scene: Scene) -> np.ndarray:
+        activations, gradients = scene.probe.capture(scene.pixels, scene.target, self.needs_gradients)
+        capture = Capture(**vars(scene), activations=activations, gradients=gradients)
         weights = self.weights(capture)
-        cam = np.maximum((activations * weights).sum(axis=-1), 0.0)
-        if not (np.isfinite(cam).all() and cam.max() > 0):
-            raise EmptyHeatmapError(f"{self.title}: no map for {target.describe()} at {layer}: "
-                                    f"{self.why_empty(capture, weights)}.")
-        return cam
+        return checked_map(self, capture, weights, (activations * weights).sum(axis=-1))
 
     def why_empty(self, capture: Capture, weights: np.ndarray) -> str:
         """The reason a map came out all zero (or not finite), in words a user can act on."""
@@ -211,3 +245,12 @@ class CamMethod(HeatmapMethod):
                     "evidence; try an earlier layer or another class")
         return ("the positively and negatively weighted maps cancel out: their sum is at most zero everywhere, so "
                 "the layer holds no positive evidence; try an earlier layer or another class")
+
+
+def checked_map(method: CamMethod, capture: Capture, weights: np.ndarray, summed: np.ndarray) -> np.ndarray:
+    """ReLU of a method's weighted sum over channels, or :class:`EmptyHeatmapError` saying why it is empty."""
+    cam = np.maximum(summed, 0.0)
+    if not (np.isfinite(cam).all() and cam.max() > 0):
+        raise EmptyHeatmapError(f"{method.title}: no map for {capture.target.describe()} at {capture.layer}: "
+                                f"{method.why_empty(capture, weights)}.")
+    return cam

@@ -1,7 +1,7 @@
 """How far to trust a heatmap: deletion and insertion curves (Petsiuk et al., RISE, 2018).
 
 Deletion removes the pixels the map ranks most important first (replacing them with a baseline:
-the image blurred, or its mean colour) and tracks the target's score: a faithful map makes it fall
+the image blurred, its mean colour, or black; see ``baselines``) and tracks the target's score: a faithful map makes it fall
 fast, so a LOW area under the curve is good. Insertion starts from the baseline and reveals the
 most important pixels first: a faithful map makes the score rise fast, so a HIGH area is good.
 Every step of both curves is one image of a single batch.
@@ -10,18 +10,15 @@ Every step of both curves is one image of a single batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from convvis_core.cam.base import Heatmap, probe_for
-from convvis_core.images import Fit, as_model_sees_it, model_input
+from convvis_core.cam.baselines import Baseline, baseline_pixels
+from convvis_core.cam.targets import Target
+from convvis_core.images import Fit, model_pixels
 from convvis_core.models.base import LoadedModel
 
-Baseline = Literal["blur", "mean"]
-BASELINES: dict[Baseline, str] = {"blur": "the image, blurred", "mean": "its mean colour"}
-BLUR_SIGMA = 0.05  # of the image's side: shapes and textures gone, colours kept
 BATCH_SIZE = 64
 
 
@@ -45,15 +42,11 @@ class Faithfulness:
         return float(np.trapezoid(self.insertion, self.fractions))
 
 
-def baseline_input(image: Image.Image, loaded: LoadedModel, fit: Fit, baseline: Baseline) -> np.ndarray:
-    """The model input of the image with every pixel 'removed', (1, H, W, C)."""
-    seen = as_model_sees_it(image, loaded.info, fit)
-    if baseline == "blur":
-        return model_input(seen.filter(ImageFilter.GaussianBlur(BLUR_SIGMA * max(seen.size))), loaded.info, fit)
-    if baseline == "mean":
-        inputs = model_input(seen, loaded.info, fit)
-        return np.broadcast_to(inputs.mean(axis=(1, 2), keepdims=True), inputs.shape)
-    raise ValueError(f"Unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+def target_scores(loaded: LoadedModel, target: Target, pixels: np.ndarray) -> np.ndarray:
+    """The target's score for each image of a pixel batch, in batches of ``BATCH_SIZE``."""
+    probe = probe_for(loaded, None, target)
+    return np.concatenate([probe.scores(pixels[start:start + BATCH_SIZE], target)
+                           for start in range(0, len(pixels), BATCH_SIZE)])
 
 
 def importance_masks(values: np.ndarray, steps: int, seed: int = 0) -> np.ndarray:
@@ -70,12 +63,10 @@ def importance_masks(values: np.ndarray, steps: int, seed: int = 0) -> np.ndarra
 def faithfulness(loaded: LoadedModel, image: Image.Image, heatmap: Heatmap, fit: Fit = "stretch",
                  steps: int = 16, baseline: Baseline = "blur") -> Faithfulness:
     """Deletion and insertion curves of ``heatmap`` for its own target, in ``steps`` steps each."""
-    inputs = model_input(image, loaded.info, fit)
-    removed = baseline_input(image, loaded, fit, baseline)
+    pixels = model_pixels(image, loaded.info, fit)
+    removed = baseline_pixels(image, loaded.info, fit, baseline)
     masks = importance_masks(heatmap.values, steps)
-    batch = np.concatenate([np.where(masks, removed, inputs), np.where(masks, inputs, removed)]).astype(np.float32)
-    probe = probe_for(loaded.model, None, heatmap.target)
-    scores = np.concatenate([probe.scores(batch[start:start + BATCH_SIZE], heatmap.target.index)
-                             for start in range(0, len(batch), BATCH_SIZE)])
+    batch = np.concatenate([np.where(masks, removed, pixels), np.where(masks, pixels, removed)]).astype(np.float32)
+    scores = target_scores(loaded, heatmap.target, batch)
     return Faithfulness(np.linspace(0.0, 1.0, steps + 1), scores[:steps + 1], scores[steps + 1:],
                         heatmap.target.score_name)

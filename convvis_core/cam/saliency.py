@@ -11,19 +11,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from convvis_core.cam.base import EmptyHeatmapError, HeatmapMethod, Probe
-from convvis_core.cam.targets import Target
+from convvis_core.cam.base import EmptyHeatmapError, HeatmapMethod, Scene
 
 
 class InputGradientMethod(HeatmapMethod):
     uses_layer: ClassVar[bool] = False
 
-    def gradients(self, probe: Probe, inputs: np.ndarray, target: Target) -> np.ndarray:
-        """d(target value) / d(input) for the image, (H, W, C)."""
-        return probe.input_gradients(inputs, target.index)[0]
+    def gradients(self, scene: Scene) -> np.ndarray:
+        """d(target value) / d(pixels) for the image, (H, W, C)."""
+        return scene.probe.input_gradients(scene.pixels, scene.target)[0]
 
-    def raw_map(self, probe: Probe, inputs: np.ndarray, target: Target, layer: str) -> np.ndarray:
-        saliency = np.abs(self.gradients(probe, inputs, target)).max(axis=-1)
+    def raw_map(self, scene: Scene) -> np.ndarray:
+        saliency = np.abs(self.gradients(scene)).max(axis=-1)
+        target = scene.target
         if not np.isfinite(saliency).all():
             raise EmptyHeatmapError(f"{self.title}: the gradient is not finite (NaN or infinity); the model "
                                     "overflows on this image.")
@@ -45,7 +45,8 @@ class SmoothGrad(InputGradientMethod):
     def __init__(self, samples: int = 24, noise: float = 0.15, seed: int = 0):
         self.samples, self.noise, self.seed = samples, noise, seed
 
-    def gradients(self, probe: Probe, inputs: np.ndarray, target: Target) -> np.ndarray:
-        spread = self.noise * float(inputs.max() - inputs.min())
-        noise = np.random.default_rng(self.seed).normal(0.0, spread, (self.samples,) + inputs.shape[1:])
-        return probe.input_gradients((inputs + noise).astype(np.float32), target.index).mean(axis=0)
+    def gradients(self, scene: Scene) -> np.ndarray:
+        pixels = scene.pixels
+        spread = self.noise * float(pixels.max() - pixels.min())
+        noise = np.random.default_rng(self.seed).normal(0.0, spread, (self.samples,) + pixels.shape[1:])
+        return scene.probe.input_gradients((pixels + noise).astype(np.float32), scene.target).mean(axis=0)

@@ -14,7 +14,8 @@ from typing import Mapping
 from PIL import Image
 
 from convvis_core.cam.base import EmptyHeatmapError, Heatmap
-from convvis_core.cam.faithfulness import Baseline, Faithfulness, faithfulness
+from convvis_core.cam.baselines import Baseline
+from convvis_core.cam.faithfulness import Faithfulness, faithfulness
 from convvis_core.cam.targets import Target
 from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
@@ -36,7 +37,7 @@ def explain_and_score(loaded: LoadedModel, image: Image.Image, method: str, targ
 
     start = time.perf_counter()
     try:
-        result = heatmap(loaded, image, method, target, layer, fit)
+        result = heatmap(loaded, image, method, target, layer, fit, baseline)
     except EmptyHeatmapError as error:
         return str(error)
     scores = faithfulness(loaded, image, result, fit, baseline=baseline)

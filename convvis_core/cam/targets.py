@@ -1,10 +1,16 @@
 """What a heatmap explains: one scalar per image, as small objects (pytorch-grad-cam's targets).
 
-A target names the model output it reads (``source``: the class logits or a layer path) and
+A target names the model output it reads (``source``: the output's logits or a layer path) and
 reduces that output to one number per image. Gradients follow ``value`` (for a class, the logit:
 it does not saturate as the softmax does); Score-CAM weights and the faithfulness curves follow
-``score`` (for a class, its probability, which is what users read). Traced code gets the index as
-a tensor, so asking about another class or filter does not re-trace.
+``score`` (for a class, its probability, which is what users read; ``score_name`` says what it is).
+Traced code gets what varies between targets of one kind (the class index, a region mask, a
+reference embedding) as tensors, from :meth:`arguments`, so asking about another class, region or
+reference does not re-trace.
+
+Kinds, by what the chosen output holds: class scores (``ClassTarget``), a feature map of any layer
+(``FilterTarget``), values such as a regression or an embedding (``OutputUnitTarget``,
+``OutputNormTarget``, ``SimilarityTarget``), and per-pixel class maps (``RegionTarget``).
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from PIL import Image
 
 from convvis_core.activations import channel_stats, feature_maps
 from convvis_core.errors import ConvVisError, LayerError
+from convvis_core.graph import LOGITS, OUTPUT
 from convvis_core.images import Fit
-from convvis_core.graph import LOGITS
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
+
+NO_ARGUMENT = np.zeros((), np.float32)  # the second argument of targets that need only an index
 
 
 class Target(Protocol):
@@ -31,13 +39,24 @@ class Target(Protocol):
     @property
     def source(self) -> str: ...
 
-    @staticmethod
-    def value(outputs: tf.Tensor, index: tf.Tensor) -> tf.Tensor: ...
+    def arguments(self) -> tuple[np.ndarray, np.ndarray]: ...
 
     @staticmethod
-    def score(outputs: tf.Tensor, index: tf.Tensor) -> tf.Tensor: ...
+    def value(outputs: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor: ...
+
+    @staticmethod
+    def score(outputs: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor: ...
 
     def describe(self, class_names: Sequence[str] | None = None) -> str: ...
+
+
+def _indexed(self) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(self.index or 0, np.int32), NO_ARGUMENT
+
+
+def _named(index: int, class_names: Sequence[str] | None, what: str = "class") -> str:
+    name = class_names[index] if class_names and index < len(class_names) else None
+    return f"{name} ({what} {index})" if name else f"{what} {index}"
 
 
 @dataclass(frozen=True)
@@ -47,20 +66,18 @@ class ClassTarget:
     index: int | None = None
     source: ClassVar[str] = LOGITS
     score_name: ClassVar[str] = "probability"
+    arguments = _indexed
 
     @staticmethod
-    def value(logits: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    def value(logits: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
         return tf.gather(logits, index, axis=-1)
 
     @staticmethod
-    def score(logits: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    def score(logits: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
         return tf.gather(tf.nn.softmax(logits), index, axis=-1)
 
     def describe(self, class_names: Sequence[str] | None = None) -> str:
-        if self.index is None:
-            return "the top prediction"
-        name = class_names[self.index] if class_names and self.index < len(class_names) else None
-        return f"{name} (class {self.index})" if name else f"class {self.index}"
+        return "the top prediction" if self.index is None else _named(self.index, class_names)
 
 
 @dataclass(frozen=True)
@@ -70,13 +87,14 @@ class FilterTarget:
     layer: str
     index: int
     score_name: ClassVar[str] = "mean activation"
+    arguments = _indexed
 
     @property
     def source(self) -> str:
         return self.layer
 
     @staticmethod
-    def value(maps: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    def value(maps: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
         return tf.reduce_mean(tf.gather(maps, index, axis=-1), axis=[1, 2])
 
     score = value
@@ -85,21 +103,159 @@ class FilterTarget:
         return f"filter {self.index} of {self.layer}"
 
 
+@dataclass(frozen=True)
+class OutputUnitTarget:
+    """One unit of a values output (a regression's prediction, one embedding dimension), as it is."""
+
+    index: int
+    source: ClassVar[str] = OUTPUT
+    score_name: ClassVar[str] = "output value"
+    arguments = _indexed
+
+    @staticmethod
+    def value(outputs: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
+        return tf.gather(outputs, index, axis=-1)
+
+    score = value
+
+    def describe(self, class_names: Sequence[str] | None = None) -> str:
+        return _named(self.index, class_names, "output unit")
+
+
+@dataclass(frozen=True)
+class OutputNormTarget:
+    """The Euclidean norm of the whole output vector: how strongly the image drives it at all."""
+
+    index: ClassVar[None] = None
+    source: ClassVar[str] = OUTPUT
+    score_name: ClassVar[str] = "output norm"
+    arguments = _indexed
+
+    @staticmethod
+    def value(outputs: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
+        return tf.norm(tf.reshape(outputs, [tf.shape(outputs)[0], -1]), axis=-1)
+
+    score = value
+
+    def describe(self, class_names: Sequence[str] | None = None) -> str:
+        return "the output's norm"
+
+
+@dataclass(frozen=True)
+class SimilarityTarget:
+    """Cosine similarity of the output to a reference output (pytorch-grad-cam's similarity target):
+    for embedding models, "what in this picture makes it look like the reference"."""
+
+    reference: tuple[float, ...]  # the reference image's output, flattened
+    reference_name: str = "the reference image"
+    index: ClassVar[None] = None
+    source: ClassVar[str] = OUTPUT
+    score_name: ClassVar[str] = "cosine similarity to the reference"
+
+    def arguments(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(0, np.int32), np.asarray(self.reference, np.float32)
+
+    @staticmethod
+    def value(outputs: tf.Tensor, index: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
+        flat = tf.reshape(outputs, [tf.shape(outputs)[0], -1])
+        return tf.reduce_sum(tf.math.l2_normalize(flat, axis=-1) * tf.math.l2_normalize(reference), axis=-1)
+
+    score = value
+
+    def describe(self, class_names: Sequence[str] | None = None) -> str:
+        return f"similarity to {self.reference_name}"
+
+
+@dataclass(frozen=True)
+class Region:
+    """A set of pixels of a segmentation output's map, packed so that it hashes (cache keys)."""
+
+    shape: tuple[int, int]  # (h, w) of the output map
+    bits: bytes  # np.packbits of the boolean mask, row-major
+    name: str = "the drawn region"
+
+    @classmethod
+    def of(cls, mask: np.ndarray, name: str = "the drawn region") -> "Region":
+        mask = np.asarray(mask, bool)
+        if mask.ndim != 2:
+            raise ConvVisError(f"A region is a 2-D mask of the output map; got shape {mask.shape}.")
+        return cls(tuple(int(side) for side in mask.shape), np.packbits(mask).tobytes(), name)
+
+    @classmethod
+    def box(cls, shape: tuple[int, int], top: int, left: int, bottom: int, right: int,
+            name: str | None = None) -> "Region":
+        """The pixels of rows top..bottom-1 and columns left..right-1 (clipped to the map)."""
+        mask = np.zeros(shape, bool)
+        mask[max(top, 0):max(bottom, 0), max(left, 0):max(right, 0)] = True
+        return cls.of(mask, name or f"rows {top}–{bottom - 1}, columns {left}–{right - 1}")
+
+    def mask(self) -> np.ndarray:
+        size = self.shape[0] * self.shape[1]
+        return np.unpackbits(np.frombuffer(self.bits, np.uint8), count=size).reshape(self.shape).astype(bool)
+
+    @property
+    def pixels(self) -> int:
+        return int(self.mask().sum())
+
+
+@dataclass(frozen=True)
+class RegionTarget:
+    """Class c of a segmentation output over a region (pytorch-grad-cam's SemanticSegmentationTarget):
+    the sum of c's logits over the region's pixels; ``region=None`` is the whole image. Its score is
+    the mean probability of c over the region."""
+
+    index: int
+    region: Region | None = None
+    source: ClassVar[str] = LOGITS
+    score_name: ClassVar[str] = "mean probability over the region"
+
+    def arguments(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.index, np.int32), (NO_ARGUMENT + 1 if self.region is None
+                                                  else self.region.mask().astype(np.float32))
+
+    @staticmethod
+    def value(logits: tf.Tensor, index: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(tf.gather(logits, index, axis=-1) * mask, axis=[1, 2])
+
+    @staticmethod
+    def score(logits: tf.Tensor, index: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        squashed = tf.nn.softmax(logits) if logits.shape[-1] > 1 else tf.sigmoid(logits)
+        mask = tf.broadcast_to(mask, tf.shape(logits)[1:3])
+        return tf.reduce_sum(tf.gather(squashed, index, axis=-1) * mask, axis=[1, 2]) / tf.reduce_sum(mask)
+
+    def describe(self, class_names: Sequence[str] | None = None) -> str:
+        where = "the whole image" if self.region is None else self.region.name
+        return f"{_named(self.index, class_names)} over {where}"
+
+
 def check_target(loaded: LoadedModel, target: Target) -> None:
     """Raise a :class:`ConvVisError` saying what is wrong with a target for this model."""
-    if isinstance(target, ClassTarget):
-        names = loaded.info.class_names
-        if not loaded.info.is_classifier:
-            raise ConvVisError(f"{loaded.info.display_name} has no classes, so there is no class to explain. "
-                               "Explain a filter instead (a layer and a filter index).")
-        if target.index is not None and not 0 <= target.index < len(names):
-            raise ConvVisError(f"Class {target.index} is out of range: {loaded.info.display_name} has "
-                               f"{len(names)} classes (0–{len(names) - 1}).")
-    elif isinstance(target, FilterTarget):
+    info, output = loaded.info, loaded.info.output_info
+    if isinstance(target, FilterTarget):
         channels = find_layer(loaded.model, target.layer).channels
         if not 0 <= target.index < channels:
             raise LayerError(f"Filter {target.index} is out of range: {target.layer} has {channels} "
                              f"filters (0–{channels - 1}).")
+        return
+    wanted = {ClassTarget: "classes", RegionTarget: "segmentation", OutputUnitTarget: "values",
+              OutputNormTarget: "values", SimilarityTarget: "values"}[type(target)]
+    if output.kind != wanted:
+        raise ConvVisError(f"{info.display_name}'s output '{output.name}' {output.holds}, so it cannot be "
+                           f"explained as {target.describe()}. " + output.what_to_explain)
+    units = output.units
+    if target.index is not None and not 0 <= target.index < units:
+        what = "Output unit" if wanted == "values" else "Class"
+        raise ConvVisError(f"{what} {target.index} is out of range: output '{output.name}' has {units} "
+                           f"{'units' if wanted == 'values' else 'classes'} (0–{units - 1}).")
+    if isinstance(target, SimilarityTarget) and len(target.reference) != int(np.prod(output.shape)):
+        raise ConvVisError(f"The reference has {len(target.reference)} values but output '{output.name}' has "
+                           f"{int(np.prod(output.shape))}: take the reference from the same model and output.")
+    if isinstance(target, RegionTarget) and target.region is not None:
+        if target.region.shape != tuple(output.shape[:2]):
+            raise ConvVisError(f"The region is {target.region.shape[0]}×{target.region.shape[1]} but output "
+                               f"'{output.name}' maps {output.shape[0]}×{output.shape[1]} pixels.")
+        if target.region.pixels == 0:
+            raise ConvVisError("The region holds no pixels: draw or pick a region that covers part of the image.")
 
 
 def strongest_filter(loaded: LoadedModel, image: Image.Image, layer: str, fit: Fit = "stretch") -> int:
@@ -108,7 +264,13 @@ def strongest_filter(loaded: LoadedModel, image: Image.Image, layer: str, fit: F
 
 
 def default_target(loaded: LoadedModel, image: Image.Image, layer: str, fit: Fit = "stretch") -> Target:
-    """The top prediction for a classifier; otherwise the layer's most active filter on this image."""
-    if loaded.info.is_classifier:
+    """The top prediction for a classifier; class 1 (the first after background) of a segmentation
+    over the whole image; the norm of a values output; otherwise the layer's most active filter."""
+    kind = loaded.info.output_info.kind
+    if kind == "classes":
         return ClassTarget()
+    if kind == "segmentation":
+        return RegionTarget(min(1, loaded.info.output_info.units - 1))
+    if kind == "values":
+        return OutputUnitTarget(0) if loaded.info.output_info.units == 1 else OutputNormTarget()
     return FilterTarget(layer, strongest_filter(loaded, image, layer, fit))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import keras
 
 from convvis_core.errors import ModelError
+from convvis_core.models.heads import InputInfo, OutputInfo, held_values, view_key, view_model
 from convvis_core.preprocessing import MODES
 
 
@@ -26,10 +29,26 @@ class ModelInfo:
     class_names: tuple[str, ...] | None = field(default=None, repr=False)
     offline: bool = True  # works with no network
     preprocessing_why: str = "the recipe this model was trained with"  # shown next to the mode
+    outputs: tuple[OutputInfo, ...] = ()  # every output of the model file; () for a plain classifier or feature model
+    output: int = 0  # the output explained (index into ``outputs``)
+    inputs: tuple[InputInfo, ...] = ()  # every input, when there are several: the image and those held fixed
 
     @property
     def is_classifier(self) -> bool:
         return self.class_names is not None
+
+    @property
+    def output_info(self) -> OutputInfo:
+        """The output this model's views explain."""
+        if self.outputs:
+            return self.outputs[self.output]
+        if self.class_names is not None:
+            return OutputInfo("predictions", (len(self.class_names),), "classes", self.class_names)
+        return OutputInfo("features", (), "none")
+
+    @property
+    def held_inputs(self) -> tuple[InputInfo, ...]:
+        return tuple(info for info in self.inputs if not info.is_image)
 
     @property
     def reads_digits(self) -> bool:
@@ -41,8 +60,44 @@ class ModelInfo:
 class LoadedModel:
     """A ready model: the Keras object and its description."""
 
-    model: keras.Model
+    model: keras.Model  # one image input, one output: the view of ``source`` that ``info`` describes
     info: ModelInfo
+    source: keras.Model | None = field(default=None, repr=False, compare=False)  # the file's model, when it differs
+
+    def with_output(self, output: int | str, kind: str | None = None) -> "LoadedModel":
+        """The same model explaining another of its outputs (by index or head name), optionally read as
+        another kind ("classes" or "values": a linear vector may be logits or an embedding)."""
+        outputs = self.info.outputs
+        names = [info.name for info in outputs]
+        index = names.index(output) if isinstance(output, str) and output in names else output
+        if not isinstance(index, int) or not 0 <= index < max(len(outputs), 1):
+            raise ModelError(f"{self.info.display_name} has no output {output!r}; its outputs are: "
+                             f"{', '.join(names) or 'one'}.")
+        if not outputs:
+            return self
+        chosen = outputs[index]
+        if kind is not None and kind != chosen.kind:
+            if kind not in ("classes", "values") or chosen.kind not in ("classes", "values"):
+                raise ModelError(f"Output '{chosen.name}' (shape {chosen.shape}) cannot be read as {kind}: only a "
+                                 "2-D output is either class scores or values.")
+            names_of = tuple(f"class {i}" for i in range(chosen.units)) if kind == "classes" else None
+            chosen = dataclasses.replace(chosen, kind=kind, class_names=names_of)
+            outputs = outputs[:index] + (chosen,) + outputs[index + 1:]
+        return self._viewed(outputs, index, self.info.inputs)
+
+    def with_held_inputs(self, values: dict[str, Sequence[float]], source: str = "values you set") -> "LoadedModel":
+        """The same model with its non-image inputs held at ``values`` (by input name) instead of zeros."""
+        return self._viewed(self.info.outputs, self.info.output, held_values(self.info.inputs, values, source))
+
+    def _viewed(self, outputs: tuple[OutputInfo, ...], output: int, inputs: tuple[InputInfo, ...]) -> "LoadedModel":
+        source = self.source or self.model
+        chosen = outputs[output] if outputs else self.info.output_info
+        base_key = self.info.key.split("#output:")[0].split("#held:")[0]
+        suffix = view_key(inputs, output, len(outputs))
+        info = dataclasses.replace(self.info, outputs=outputs, output=output, inputs=inputs,
+                                   class_names=chosen.class_names if chosen.kind == "classes" else None,
+                                   key=f"{base_key}#{suffix}" if suffix else base_key)
+        return LoadedModel(cached_view(source, inputs, output), info, source)
 
     def with_preprocessing(self, mode: str, why: str = "chosen by you") -> "LoadedModel":
         """The same model read with other pixels (a user's correction of an inferred mode)."""
@@ -50,7 +105,7 @@ class LoadedModel:
             raise ModelError(f"Unknown preprocessing {mode!r}; choose one of: {', '.join(MODES)}.")
         if mode == self.info.preprocessing:
             return self
-        return LoadedModel(self.model, dataclasses.replace(self.info, preprocessing=mode, preprocessing_why=why))
+        return dataclasses.replace(self, info=dataclasses.replace(self.info, preprocessing=mode, preprocessing_why=why))
 
     def with_labels(self, names: Sequence[str], source: str) -> "LoadedModel":
         """The same model with its classes named (from a labels file called ``source``); the model key
@@ -61,8 +116,24 @@ class LoadedModel:
             raise ModelError(f"'{source}' names {len(names)} classes, but {self.info.display_name} has "
                              f"{len(self.info.class_names)} outputs. Give one name per output, in output order.")
         digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
-        return LoadedModel(self.model, dataclasses.replace(self.info, class_names=tuple(names),
-                                                           key=f"{self.info.key}+labels:{digest}"))
+        outputs = tuple(dataclasses.replace(info, class_names=tuple(names)) if i == self.info.output else info
+                        for i, info in enumerate(self.info.outputs))
+        return dataclasses.replace(self, info=dataclasses.replace(
+            self.info, class_names=tuple(names), outputs=outputs, key=f"{self.info.key}+labels:{digest}"))
+
+
+_VIEWS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_VIEWS_LOCK = threading.Lock()
+
+
+def cached_view(model: keras.Model, inputs: Sequence[InputInfo], output: int) -> keras.Model:
+    """One view object per (model, held values, output), so every per-model cache serves it again."""
+    key = (view_key(inputs, output, len(model.outputs)), tuple(info.held for info in inputs))
+    with _VIEWS_LOCK:
+        kept = _VIEWS.setdefault(model, {})
+        if key not in kept:
+            kept[key] = view_model(model, inputs, output)
+        return kept[key]
 
 
 def name_unnamed_layers(model: keras.Model, names: dict[type, str]) -> keras.Model:

@@ -19,8 +19,8 @@ import keras
 
 from convvis_core.config import MAX_MODEL_BYTES
 from convvis_core.errors import ModelError, UnsafeModelError
-from convvis_core.labels import imagenet_class_names
 from convvis_core.models.base import LoadedModel, ModelInfo
+from convvis_core.models.heads import KINDS, describe_inputs, describe_outputs
 from convvis_core.preprocessing import infer_preprocessing
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -125,39 +125,40 @@ def load_model_file(path: str | Path, file_name: str | None = None, key: str | N
             f"Keras could not load '{file_name}': {error}. It may come from an incompatible Keras "
             "version or use layers Keras no longer has; re-save it with Keras 3 as .keras."
         ) from error
-    return LoadedModel(model, describe_uploaded(model, file_name, key or f"file:{path}"))
+    return describe_uploaded(model, file_name, key or f"file:{path}")
 
 
-def describe_uploaded(model: keras.Model, file_name: str, key: str) -> ModelInfo:
-    """Read what the pages need off the model itself; refuse shapes no page can use."""
-    if len(model.inputs) != 1:
+def describe_uploaded(model: keras.Model, file_name: str, key: str) -> LoadedModel:
+    """Read what the pages need off the model itself; refuse shapes no page can use. A model with
+    several inputs or outputs is viewed through its image input and first output (see ``heads``)."""
+    inputs = describe_inputs(model, file_name)
+    image = next(info for info in inputs if info.is_image)
+    if len(image.shape) != 3 or image.shape[-1] not in (1, 3):
         raise ModelError(
-            f"'{file_name}' has {len(model.inputs)} inputs; ConvVis needs a model with one image "
-            "input of shape (height, width, channels)."
-        )
-    shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4 or shape[-1] not in (1, 3):
-        raise ModelError(
-            f"'{file_name}' takes input of shape {shape[1:]}; ConvVis needs images of shape "
+            f"'{file_name}' takes input of shape {image.shape}; ConvVis needs images of shape "
             "(height, width, 1) or (height, width, 3)."
         )
-    height, width = (dim or DEFAULT_INPUT_SIZE for dim in shape[1:3])
-    outputs = model.outputs[0].shape if len(model.outputs) == 1 else None
-    classes = int(outputs[-1]) if outputs is not None and len(outputs) == 2 and outputs[-1] else None
-    class_names = (
-        imagenet_class_names() if classes == 1000
-        else tuple(f"class {i}" for i in range(classes)) if classes else None
-    )
+    height, width = (dim or DEFAULT_INPUT_SIZE for dim in image.shape[:2])
+    outputs = describe_outputs(model)
+    heads = ", ".join(f"{output.name} ({output.kind})" for output in outputs)
     preprocessing, why = infer_preprocessing(model)
-    return ModelInfo(
+    classes = outputs[0].units if outputs[0].kind == "classes" else None
+    held = [info.name for info in inputs if not info.is_image]
+    info = ModelInfo(
         key=key,
         display_name=file_name,
         description=f"Uploaded model, {model.count_params():,} parameters"
-        + (f", {classes} classes" if classes else ", no classifier output"),
+        + (f", outputs: {heads}" if len(outputs) > 1 else f", {classes} classes" if classes
+           else f", {KINDS.get(outputs[0].kind, 'no classifier output')}")
+        + (f"; inputs held fixed: {', '.join(held)}" if held else ""),
         input_size=(int(height), int(width)),
-        channels=int(shape[-1]),
+        channels=int(image.shape[-1]),
         preprocessing=preprocessing,
-        class_names=class_names,
+        class_names=outputs[0].class_names if classes else None,
         offline=True,
         preprocessing_why=why,
+        outputs=outputs,
+        inputs=inputs if len(inputs) > 1 else (),
     )
+    return LoadedModel(model, info)._viewed(outputs, 0, info.inputs) if len(inputs) > 1 or len(outputs) > 1 \
+        else LoadedModel(model, info)
