@@ -12,7 +12,7 @@ from typing import Sequence
 import keras
 
 from convvis_core.errors import ModelError
-from convvis_core.models.heads import InputInfo, OutputInfo, held_values, view_key, view_model
+from convvis_core.models.heads import InputInfo, OutputInfo, describe_inputs, held_values, view_key, view_model
 from convvis_core.preprocessing import MODES
 
 
@@ -128,6 +128,7 @@ _VIEWS_LOCK = threading.Lock()
 
 def cached_view(model: keras.Model, inputs: Sequence[InputInfo], output: int) -> keras.Model:
     """One view object per (model, held values, output), so every per-model cache serves it again."""
+    inputs = inputs or describe_inputs(model, model.name)  # a one-input model's ModelInfo.inputs is ()
     key = (view_key(inputs, output, len(model.outputs)), tuple(info.held for info in inputs))
     with _VIEWS_LOCK:
         kept = _VIEWS.setdefault(model, {})

@@ -19,7 +19,7 @@ import keras
 
 from convvis_core.config import MAX_MODEL_BYTES
 from convvis_core.errors import ModelError, UnsafeModelError
-from convvis_core.models.base import LoadedModel, ModelInfo
+from convvis_core.models.base import LoadedModel, ModelInfo, cached_view
 from convvis_core.models.heads import KINDS, describe_inputs, describe_outputs
 from convvis_core.preprocessing import infer_preprocessing
 
@@ -141,7 +141,8 @@ def describe_uploaded(model: keras.Model, file_name: str, key: str) -> LoadedMod
     height, width = (dim or DEFAULT_INPUT_SIZE for dim in image.shape[:2])
     outputs = describe_outputs(model)
     heads = ", ".join(f"{output.name} ({output.kind})" for output in outputs)
-    preprocessing, why = infer_preprocessing(model)
+    # read off the view (image input to first output): a flat graph has one input
+    preprocessing, why = infer_preprocessing(cached_view(model, inputs if len(inputs) > 1 else (), 0))
     classes = outputs[0].units if outputs[0].kind == "classes" else None
     held = [info.name for info in inputs if not info.is_image]
     info = ModelInfo(
