@@ -19,6 +19,7 @@ import numpy as np
 
 from convvis_core.errors import ModelError
 
+MAX_HELD_VALUES = 4096  # numbers in an input held at a value you set (a metadata vector, not a second image)
 OutputKind = Literal["classes", "values", "segmentation", "none", "unsupported"]
 KINDS: dict[str, str] = {
     "classes": "class scores (a classifier)",
@@ -46,7 +47,7 @@ class OutputInfo:
         if self.kind in KINDS:
             return f"holds {KINDS[self.kind]}, shape {self.shape}"
         if self.kind == "none":
-            return "has no class, value or segmentation output"
+            return "has no classes, values or per-pixel class map (a feature extractor)"
         return f"has shape {self.shape}, which is neither a vector (2-D) nor a per-pixel map (4-D)"
 
     @property
@@ -133,18 +134,23 @@ def describe_outputs(model: keras.Model, class_names: Sequence[str] | None = Non
 def describe_inputs(model: keras.Model, file_name: str) -> tuple[InputInfo, ...]:
     """Every input of ``model``: the first image-shaped one (H, W, 1 or 3) is explained, every other
     is held at zeros until the user sets it. Refuses a model with no image input."""
-    image = next((i for i, tensor in enumerate(model.inputs)
-                  if len(tensor.shape) == 4 and tensor.shape[-1] in (1, 3)), None)
+    spatial = [i for i, tensor in enumerate(model.inputs) if len(tensor.shape) == 4]
+    image = spatial[0] if len(spatial) == 1 and model.inputs[spatial[0]].shape[-1] in (1, 3) else None
+    if len(model.inputs) > 1 and (len(spatial) != 1 or image is None):
+        raise ModelError(f"'{file_name}' has {len(model.inputs)} inputs; ConvVis needs a model with one image input "
+                         "of shape (height, width, 1 or 3); its other inputs (a metadata vector, say) are held at "
+                         "a value you set.")
     if image is None:
         shapes = ", ".join(str(tuple(tensor.shape[1:])) for tensor in model.inputs)
-        raise ModelError(f"'{file_name}' takes input of shape {shapes}; ConvVis needs an image input of shape "
+        raise ModelError(f"'{file_name}' takes input of shape {shapes}; ConvVis needs images of shape "
                          "(height, width, 1) or (height, width, 3).")
     described = []
     for index, tensor in enumerate(model.inputs):
         shape = tuple(int(side) if side else 0 for side in tensor.shape[1:])
-        if index != image and not all(shape):
-            raise ModelError(f"'{file_name}' has an input '{tensor.name}' of shape {shape} with an unknown size, "
-                             "so it cannot be held at a fixed value. Give every input besides the image a fixed shape.")
+        if index != image and (not all(shape) or np.prod(shape) > MAX_HELD_VALUES):
+            raise ModelError(f"'{file_name}' has an input '{tensor.name}' of shape {shape} whose size is unknown or "
+                             f"over {MAX_HELD_VALUES} numbers, so it cannot be held at a value you set. Give every "
+                             "input besides the image a fixed, small shape.")
         held = None if index == image else tuple(np.zeros(int(np.prod(shape))).tolist())
         described.append(InputInfo(_input_name(tensor), shape, held))
     return tuple(described)
