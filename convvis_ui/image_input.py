@@ -65,3 +65,17 @@ def image_picker(info: ModelInfo, key: str = "image") -> ChosenImage:
         name, data = st.session_state[UPLOADED]
         return ChosenImage(_decode(data, name), name, fit)
     return ChosenImage(load_sample(source), source, fit)
+
+
+def reference_picker(info: ModelInfo, key: str) -> ChosenImage:
+    """A second image (a sample or an upload) that leaves the page's shared image choice alone: the
+    reference an embedding is compared with."""
+    options = sample_names(grayscale_digits=info.reads_digits)
+    file = st.file_uploader("Reference image (upload)", type=IMAGE_TYPES, key=f"_convvis_{key}_file")
+    source = st.selectbox("…or a sample as the reference", options, key=f"_convvis_{key}_source",
+                          format_func=_sample_label, disabled=file is not None)
+    fit = st.session_state.get(FIT, "stretch")
+    if file is not None:
+        with user_errors(stop=True):
+            return ChosenImage(_decode(file.getvalue(), file.name), file.name, fit)
+    return ChosenImage(load_sample(source), SAMPLES[source].title, fit)

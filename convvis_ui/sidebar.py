@@ -11,6 +11,7 @@ import streamlit as st
 from convvis_core.cache import not_saving
 from convvis_core.labels import read_labels
 from convvis_core.models import DEFAULT_MODEL, MODELS, LoadedModel
+from convvis_core.models.heads import KINDS, csv_row, numbers
 from convvis_core.preprocessing import MODES
 from convvis_ui import links
 from convvis_ui.cached import digest_of, registry_model, uploaded_model
@@ -20,6 +21,8 @@ CHOICE = "convvis_model"  # registry key, or "upload:<digest>"
 UPLOADS = "convvis_uploads"  # digest -> (file name, bytes)
 PREPROCESSING = "convvis_upload_preprocessing"  # digest -> preprocessing mode
 LABELS = "convvis_upload_labels"  # digest -> (labels file name, class names)
+OUTPUT = "convvis_upload_output"  # digest -> (output index, kind or None): the head every page explains
+HELD = "convvis_upload_held"  # digest -> {input name: (values, where they came from)}
 _PICKER = "_convvis_model_picker"
 _FROM_URL = "_convvis_model_from_url"  # the URL's model=, applied once (later the picker wins)
 _LAST_UPLOAD = "_convvis_last_model_upload"
@@ -61,6 +64,8 @@ def model_sidebar() -> LoadedModel:
     st.session_state.setdefault(UPLOADS, {})
     st.session_state.setdefault(PREPROCESSING, {})
     st.session_state.setdefault(LABELS, {})
+    st.session_state.setdefault(OUTPUT, {})
+    st.session_state.setdefault(HELD, {})
     unknown = _model_from_url()
     with st.sidebar:
         st.header("Model")
@@ -117,7 +122,7 @@ def _own_model_settings(digest: str, loaded: LoadedModel) -> LoadedModel:
              "follows this choice.",
     )
     st.session_state[PREPROCESSING][digest] = mode
-    loaded = loaded.with_preprocessing(mode)
+    loaded = _held_inputs(digest, _chosen_output(digest, loaded.with_preprocessing(mode)))
     if not loaded.info.is_classifier:
         return loaded
     file = st.sidebar.file_uploader(
@@ -133,3 +138,63 @@ def _own_model_settings(digest: str, loaded: LoadedModel) -> LoadedModel:
         source, names = st.session_state[LABELS][digest]
         return loaded.with_labels(names, source)
     return loaded
+
+
+def _chosen_output(digest: str, loaded: LoadedModel) -> LoadedModel:
+    """The head every page explains, for a model with several outputs; and whether a linear vector
+    output holds class scores or values (a regression, an embedding)."""
+    outputs = loaded.info.outputs
+    index, kind = st.session_state[OUTPUT].get(digest, (0, None))
+    if len(outputs) > 1:
+        index = st.sidebar.selectbox(
+            "Output to explain", range(len(outputs)), index=index, key=f"_convvis_output_{digest}",
+            format_func=lambda i: f"{outputs[i].name}: {KINDS.get(outputs[i].kind, outputs[i].kind)}",
+            help="This model has several heads. Every page (predictions, heatmaps, top-k, units) explains the one "
+                 "chosen here; Home shows all of them.")
+    chosen = outputs[index] if outputs else loaded.info.output_info
+    if chosen.kind in ("classes", "values") and len(chosen.shape) == 1 and chosen.units > 1:
+        kinds = ["classes", "values"]
+        kind = st.sidebar.radio("This output holds", kinds, index=kinds.index(kind or chosen.kind),
+                                format_func=lambda k: KINDS[k], key=f"_convvis_kind_{digest}_{index}",
+                                help="A linear vector may be class logits or values (an embedding, several "
+                                     "regressions). It decides what a heatmap can explain.")
+    st.session_state[OUTPUT][digest] = (index, kind)
+    with user_errors(stop=True):
+        return loaded.with_output(index, kind) if outputs else loaded
+
+
+def _held_inputs(digest: str, loaded: LoadedModel) -> LoadedModel:
+    """The values a model's non-image inputs are held at: zeros, typed numbers, or a CSV row."""
+    held = loaded.info.held_inputs
+    if not held:
+        return loaded
+    image = next(info.name for info in loaded.info.inputs if info.is_image)
+    kept = st.session_state[HELD].setdefault(digest, {})
+    with st.sidebar.expander(f"Inputs held fixed ({len(held)})", expanded=False):
+        st.caption(f"Explained: the image input **{image}**. The others are held at these values for every image.")
+        for info in held:
+            size = len(info.held)
+            typed = st.text_input(f"{info.name} ({size} number{'s' * (size > 1)}, comma-separated)",
+                                  value=", ".join(f"{v:g}" for v in kept.get(info.name, (info.held, ""))[0]),
+                                  key=f"_convvis_held_{digest}_{info.name}")
+            row = st.file_uploader(f"…or a CSV row for {info.name}", type=["csv", "txt"],
+                                   key=f"_convvis_held_csv_{digest}_{info.name}",
+                                   help="The first row of numbers in the file (a header line is skipped).")
+            with user_errors():
+                if row is not None:
+                    values, source = csv_row(row.getvalue(), row.name), f"the first row of {row.name}"
+                else:
+                    values = numbers(typed, info.name)
+                    source = "zeros" if not any(values) else "values you set"
+                loaded.with_held_inputs({info.name: values}, source)  # refused here if the count is wrong
+                kept[info.name] = (values, source)
+    for name, (values, source) in kept.items():
+        loaded = loaded.with_held_inputs({name: values}, source)
+    st.sidebar.caption("Held: " + "; ".join(f"{info.name} = {_short(info.held)} ({info.held_from})"
+                                              for info in loaded.info.held_inputs))
+    return loaded
+
+
+def _short(values: tuple[float, ...]) -> str:
+    shown = ", ".join(f"{v:g}" for v in values[:4])
+    return f"[{shown}{', …' if len(values) > 4 else ''}]"

@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from convvis_core.activations import overlay
-from convvis_core.cam import BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, Faithfulness, FilterTarget, Target
+from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, Faithfulness, FilterTarget,
+                              OutputNormTarget, OutputUnitTarget, Region, RegionTarget, Target)
 from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
 from convvis_core.cam.baselines import BLUR_SIGMA
-from convvis_core.cam.targets import strongest_filter
+from convvis_core.cam.targets import check_target, similarity_target, strongest_filter
 from convvis_core.images import as_model_sees_it, png_zip, to_png_bytes
 from convvis_core.layers import default_layer
+from convvis_core.segmentation import class_map, legend, mask_overlay, predicted_region
 from convvis_core.models import LoadedModel
 from convvis_ui.cached import image_bytes, image_key, model_key, shown_once, top5
 from convvis_ui.feedback import user_errors
-from convvis_ui.image_input import image_picker
+from convvis_ui.image_input import image_picker, reference_picker
 from convvis_ui.page import start_page
 
 COLORMAPS = ("jet", "viridis", "inferno", "gray")  # names both plotly and matplotlib know
@@ -73,6 +76,105 @@ def overlays_zip(seen: Image.Image, maps: dict[str, np.ndarray], alpha: float, c
     return png_zip({name: overlay(seen, values, alpha, colormap) for name, values in maps.items()})
 
 
+def class_picker(names: Sequence[str], start: int, label: str, key: str) -> int:
+    return int(st.selectbox(label, range(len(names)), index=start, format_func=lambda i: f"{names[i]} ({i})", key=key))
+
+
+def choose_target(loaded: LoadedModel, seen: Image.Image, digest: str, by_path: dict, last: str,
+                  predictions: list | None) -> Target:
+    """The target picker for what the chosen output holds: a class; a unit, the norm or the similarity
+    to a reference of a values output; a class over a region of a segmentation; else a filter."""
+    info, output = loaded.info, loaded.info.output_info
+    if output.kind == "classes":
+        return ClassTarget(class_picker(info.class_names, predictions[0].class_index, "Explain class (type to search)",
+                                        f"heatmaps_class_{info.key}_{digest}"))
+    if output.kind == "values":
+        ways = {"unit": "one output unit", "norm": "the output's norm", "similarity": "similarity to a reference image"}
+        way = st.radio("Explain", list(ways), format_func=ways.get, horizontal=True, key=f"heatmaps_values_{info.key}",
+                       help="A regression: one unit's value. An embedding: its norm, or its cosine similarity to "
+                            "another image's embedding (what here makes it look like that image).")
+        if way == "unit":
+            return OutputUnitTarget(int(st.number_input(f"Output unit (0–{output.units - 1})", 0, output.units - 1, 0,
+                                                        key=f"heatmaps_unit_{info.key}")))
+        if way == "norm":
+            return OutputNormTarget()
+        reference = reference_picker(info, key="heatmaps_reference")
+        with user_errors(stop=True):
+            return cached_similarity(model_key(loaded), image_key(reference.image), reference.label, reference.fit,
+                                     loaded, reference.image)
+    if output.kind == "segmentation":
+        return region_target(loaded, seen, digest)
+    st.info(f"{info.display_name} has no classes: explain one filter of a layer (its mean activation).")
+    pick_layer, pick_filter = st.columns([3, 1])
+    filter_layer = pick_layer.selectbox("Filter of layer", list(by_path), index=list(by_path).index(last),
+                                        format_func=lambda p: by_path[p].label, key=f"heatmaps_tl_{info.key}")
+    strongest = cached_strongest_filter(model_key(loaded), digest, filter_layer, loaded, seen)
+    filter_index = pick_filter.number_input(f"Filter (0–{by_path[filter_layer].channels - 1})", 0,
+                                            by_path[filter_layer].channels - 1, strongest,
+                                            key=f"heatmaps_filter_{info.key}_{filter_layer}_{digest}",
+                                            help="Starts at the most active filter on this image.")
+    return FilterTarget(filter_layer, int(filter_index))
+
+
+REGIONS = {"whole": "the whole image", "predicted": "where the model predicts this class", "box": "a box I draw"}
+
+
+def region_target(loaded: LoadedModel, seen: Image.Image, digest: str) -> Target:
+    """Class c of a segmentation over the whole image, the model's own mask for c, or a box."""
+    info, output = loaded.info, loaded.info.output_info
+    names = output.class_names
+    classes = cached_class_map(model_key(loaded), digest, loaded, seen)
+    present = np.bincount(classes.ravel(), minlength=len(names))
+    index = class_picker(names, int(np.argmax(present[1:]) + 1) if len(names) > 1 else 0,
+                         "Explain class", f"heatmaps_segclass_{info.key}")
+    where = st.radio("Over", list(REGIONS), format_func=REGIONS.get, horizontal=True, key=f"heatmaps_region_{info.key}",
+                     help="The score summed over these pixels of the output map is what is explained "
+                          "(pytorch-grad-cam's semantic segmentation target).")
+    height, width = output.shape[:2]
+    if where == "whole":
+        return RegionTarget(index)
+    if where == "predicted":
+        with user_errors(stop=True):
+            return RegionTarget(index, predicted_region(loaded, seen, index))
+    rows = st.slider("Rows of the box", 0, height, (height // 4, 3 * height // 4), key=f"heatmaps_rows_{info.key}")
+    columns = st.slider("Columns of the box", 0, width, (width // 4, 3 * width // 4), key=f"heatmaps_cols_{info.key}")
+    region = Region.box((height, width), rows[0], columns[0], rows[1], columns[1])
+    with user_errors(stop=True):
+        check_target(loaded, RegionTarget(index, region))
+    return RegionTarget(index, region)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_class_map(model: str, image: str, _loaded: LoadedModel, _seen: Image.Image) -> np.ndarray:
+    return class_map(_loaded, _seen)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_similarity(model: str, image: str, label: str, fit: str, _loaded: LoadedModel,
+                      _reference: Image.Image) -> Target:
+    return similarity_target(_loaded, _reference, label, fit)
+
+
+def segmentation_view(loaded: LoadedModel, seen: Image.Image, digest: str, target: Target) -> None:
+    """The model's predicted mask over the image, with its legend and the explained region outlined."""
+    names = loaded.info.output_info.class_names
+    classes = cached_class_map(model_key(loaded), digest, loaded, seen)
+    picture = mask_overlay(seen, classes, 0.55)
+    if isinstance(target, RegionTarget) and target.region is not None:
+        outline = Image.fromarray((target.region.mask() * 255).astype(np.uint8)).resize(picture.size, Image.NEAREST)
+        picture = picture.convert("RGB")
+        edges = np.asarray(outline.filter(ImageFilter.FIND_EDGES)) > 0
+        pixels = np.asarray(picture).copy()
+        pixels[edges] = (255, 255, 255)
+        picture = Image.fromarray(pixels)
+    st.image(image_bytes(picture), caption="Predicted mask" + (" · explained region outlined" if isinstance(
+        target, RegionTarget) and target.region is not None else ""), width=min(320, max(seen.width, 160)))
+    shares = np.bincount(classes.ravel(), minlength=len(names)) / classes.size
+    st.caption(" · ".join(f"<span style='color:{colour}'>■</span> {name} {share:.0%}"
+                          for (name, colour), share in zip(legend(names), shares) if share > 0),
+               unsafe_allow_html=True)
+
+
 start = start_page("Heatmaps", "Where in the picture did the model look? Several methods side by side, each "
                    "scored by how much the target's score falls when its most important pixels are deleted (lower "
                    "area is better) and rises when they are inserted into a blank (higher area is better).",
@@ -90,6 +192,7 @@ with left:
     digest = image_key(seen)
     st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
              width=min(320, max(seen.width, 160)))
+    predictions = None
     if info.is_classifier:
         with user_errors(stop=True):
             predictions = top5(loaded, seen, "stretch")  # seen is already fitted
@@ -99,25 +202,7 @@ with left:
                          format="percent", min_value=0.0, max_value=1.0)})
 
 with right:
-    target: Target
-    if info.is_classifier:
-        names = info.class_names
-        class_index = st.selectbox("Explain class (type to search)", range(len(names)),
-                                   index=predictions[0].class_index, format_func=lambda i: f"{names[i]} ({i})",
-                                   key=f"heatmaps_class_{info.key}_{digest}",
-                                   help="Starts at the top prediction for this image.")
-        target = ClassTarget(int(class_index))
-    else:
-        st.info(f"{info.display_name} has no classes: explain one filter of a layer (its mean activation).")
-        pick_layer, pick_filter = st.columns([3, 1])
-        filter_layer = pick_layer.selectbox("Filter of layer", list(by_path), index=list(by_path).index(last),
-                                            format_func=lambda p: by_path[p].label, key=f"heatmaps_tl_{info.key}")
-        strongest = cached_strongest_filter(key, digest, filter_layer, loaded, seen)
-        filter_index = pick_filter.number_input(f"Filter (0–{by_path[filter_layer].channels - 1})", 0,
-                                                by_path[filter_layer].channels - 1, strongest,
-                                                key=f"heatmaps_filter_{info.key}_{filter_layer}_{digest}",
-                                                help="Starts at the most active filter on this image.")
-        target = FilterTarget(filter_layer, int(filter_index))
+    target = choose_target(loaded, seen, digest, by_path, last, predictions)
     layer = st.selectbox("Layer the map is computed at", list(by_path), index=list(by_path).index(last),
                          format_func=lambda p: by_path[p].label, key=f"heatmaps_layer_{info.key}",
                          help="Default: the last layer with a real map, where class evidence is most concentrated. "
@@ -135,6 +220,12 @@ with right:
                                           f"σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours kept) "
                                           "or its mean colour.")
 
+if info.output_info.kind == "segmentation":
+    with left:
+        segmentation_view(loaded, seen, digest, target)
+with right:
+    st.caption(f"**Score** in the curves below: the {target.score_name} of {target.describe(info.output_info.class_names)}.")
+
 if not methods:
     st.info("Pick at least one method.")
     st.stop()
@@ -147,7 +238,8 @@ with st.status(f"Computing {len(methods)} heatmap(s) and their faithfulness curv
         with user_errors(stop=True):
             results[method] = cached_heatmap(key, digest, target, layer, method, baseline, loaded, seen)
     bar.progress(1.0, text="Done")
-    status.update(label=f"{len(methods)} heatmap(s) for {target.describe(info.class_names)}", state="complete")
+    status.update(label=f"{len(methods)} heatmap(s) for {target.describe(info.output_info.class_names)}",
+                  state="complete")
 
 scored = {m: r for m, r in results.items() if not isinstance(r, str)}
 for start in range(0, len(methods), PER_ROW):

@@ -228,6 +228,14 @@ class RegionTarget:
         return f"{_named(self.index, class_names)} over {where}"
 
 
+def similarity_target(loaded: LoadedModel, reference: Image.Image, name: str, fit: Fit = "stretch") -> SimilarityTarget:
+    """The similarity target to ``reference``'s output under the same model (and output)."""
+    from convvis_core.images import model_input
+
+    output = np.asarray(loaded.model(model_input(reference, loaded.info, fit), training=False), np.float64)
+    return SimilarityTarget(tuple(output.ravel().tolist()), name)
+
+
 def check_target(loaded: LoadedModel, target: Target) -> None:
     """Raise a :class:`ConvVisError` saying what is wrong with a target for this model."""
     info, output = loaded.info, loaded.info.output_info

@@ -209,3 +209,28 @@ def view_model(model: keras.Model, inputs: Sequence[InputInfo], output: int) -> 
     outputs = model._run_through_graph(fed if len(fed) > 1 else fed[0], operation_fn=lambda operation: operation)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return keras.Model(image, outputs[output], name=model.name)
+
+
+def numbers(text: str, name: str) -> tuple[float, ...]:
+    """Comma- or space-separated numbers typed for input ``name``."""
+    parts = [part for part in text.replace(",", " ").split() if part]
+    try:
+        return tuple(float(part) for part in parts)
+    except ValueError as error:
+        raise ModelError(f"The value for '{name}' must be numbers separated by commas ({error}).") from error
+
+
+def csv_row(data: bytes, file_name: str) -> tuple[float, ...]:
+    """The first row of numbers of a CSV file (a header line of names is skipped)."""
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        raise ModelError(f"'{file_name}' is not a text CSV file ({error}).") from error
+    for line in lines:
+        cells = [cell.strip() for cell in line.split(",") if cell.strip()]
+        try:
+            if cells:
+                return tuple(float(cell) for cell in cells)
+        except ValueError:
+            continue  # a header
+    raise ModelError(f"'{file_name}' has no row of numbers.")
