@@ -10,20 +10,26 @@ from __future__ import annotations
 from PIL import Image
 
 from convvis_core.cam.base import EmptyHeatmapError, Heatmap, HeatmapMethod
+from convvis_core.cam.ablationcam import AblationCAM
 from convvis_core.cam.baselines import BASELINES, Baseline
+from convvis_core.cam.eigencam import EigenCAM
 from convvis_core.cam.faithfulness import Faithfulness, faithfulness
 from convvis_core.cam.gradcam import GradCAM
 from convvis_core.cam.gradcam_plus_plus import GradCAMPlusPlus
+from convvis_core.cam.hirescam import HiResCAM
+from convvis_core.cam.integrated_gradients import IntegratedGradients
 from convvis_core.cam.layercam import LayerCAM
 from convvis_core.cam.saliency import SmoothGrad, VanillaGradient
 from convvis_core.cam.scorecam import ScoreCAM
+from convvis_core.cam.xgradcam import XGradCAM
 from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarget, OutputUnitTarget, Region,
                                       RegionTarget, SimilarityTarget, Target, default_target)
 from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 
 METHODS: dict[str, HeatmapMethod] = {method.name: method for method in (
-    GradCAM(), GradCAMPlusPlus(), ScoreCAM(), LayerCAM(), VanillaGradient(), SmoothGrad())}
+    GradCAM(), GradCAMPlusPlus(), ScoreCAM(), LayerCAM(), VanillaGradient(), SmoothGrad(), HiResCAM(), XGradCAM(),
+    EigenCAM(), AblationCAM(), IntegratedGradients(steps=32))}
 DEFAULT_METHODS = ("gradcam", "gradcam++", "layercam")  # fast; Score-CAM is one click away
 
 
@@ -35,7 +41,8 @@ def heatmap(loaded: LoadedModel, image: Image.Image, method: str = "gradcam", ta
     return METHODS[method].explain(loaded, image, target, layer, fit, baseline)
 
 
-__all__ = ["BASELINES", "DEFAULT_METHODS", "METHODS", "Baseline", "ClassTarget", "EmptyHeatmapError", "Faithfulness",
-           "FilterTarget", "GradCAM", "GradCAMPlusPlus", "Heatmap", "HeatmapMethod", "LayerCAM", "OutputNormTarget",
-           "OutputUnitTarget", "Region", "RegionTarget", "ScoreCAM", "SimilarityTarget", "SmoothGrad", "Target",
-           "VanillaGradient", "default_target", "faithfulness", "heatmap"]
+__all__ = ["BASELINES", "DEFAULT_METHODS", "METHODS", "AblationCAM", "Baseline", "ClassTarget", "EigenCAM",
+           "EmptyHeatmapError", "Faithfulness", "FilterTarget", "GradCAM", "GradCAMPlusPlus", "Heatmap", "HeatmapMethod",
+           "HiResCAM", "IntegratedGradients", "LayerCAM", "OutputNormTarget", "OutputUnitTarget", "Region",
+           "RegionTarget", "ScoreCAM", "SimilarityTarget", "SmoothGrad", "Target", "VanillaGradient", "XGradCAM",
+           "default_target", "faithfulness", "heatmap"]
