@@ -45,20 +45,63 @@ def _progress_bar(task: str, unit: str) -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: report(task, done, total)
 
 
+def _output_choice(text: str) -> int | str:
+    """``--output``: an index (0, 1, ...) or a head's name."""
+    return int(text) if text.strip().isdigit() else text
+
+
+def _held_values(items: list[str] | None) -> dict[str, tuple[float, ...]]:
+    """``--held NAME=v1,v2,...`` (repeatable) as {name: values}."""
+    from convvis_core.errors import ConvVisError
+    from convvis_core.models.heads import numbers
+
+    held: dict[str, tuple[float, ...]] = {}
+    for item in items or ():
+        name, equals, text = item.partition("=")
+        if not equals or not name.strip():
+            raise ConvVisError(f"--held {item!r}: write NAME=v1,v2,... (an input's name, then its numbers).")
+        held[name.strip()] = numbers(text, name.strip())
+    return held
+
+
 def _load(args: argparse.Namespace):
-    """The model named on the command line, read with ``--preprocessing`` and named by ``--labels``."""
+    """The model named on the command line: the output ``--output`` (read as ``--output-kind``), other
+    inputs held at ``--held``, read with ``--preprocessing`` and named by ``--labels``."""
     from convvis_core.labels import read_labels
     from convvis_core.models import load_model
     from convvis_core.preprocessing import MODES
 
     loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
+    output, kind = getattr(args, "output", None), getattr(args, "output_kind", None)
+    if output is not None or kind is not None:
+        loaded = loaded.with_output(loaded.info.output if output is None else output, kind)
+    held = _held_values(getattr(args, "held", None))
+    if held:
+        loaded = loaded.with_held_inputs(held, "--held")
     if args.preprocessing:
         loaded = loaded.with_preprocessing(args.preprocessing, "--preprocessing")
-    if args.labels:
+    if getattr(args, "labels", None):
         loaded = loaded.with_labels(read_labels(args.labels.read_bytes(), args.labels.name), args.labels.name)
     info = loaded.info
     print(f"preprocessing: {info.preprocessing} ({MODES[info.preprocessing]}): {info.preprocessing_why}", file=sys.stderr)
+    _say_what_is_explained(loaded)
     return loaded
+
+
+def _say_what_is_explained(loaded) -> None:
+    """On stderr, for a model with several inputs or outputs: which input and output are explained,
+    and what the other inputs are held at."""
+    info = loaded.info
+    if len(info.outputs) > 1:
+        heads = ", ".join(f"{i}: {output.name} ({output.kind})" for i, output in enumerate(info.outputs))
+        print(f"output: {info.output_info.name} ({info.output_info.kind}); the model's outputs are {heads} "
+              "(choose with --output)", file=sys.stderr)
+    if info.held_inputs:
+        image = next(item for item in info.inputs if item.is_image)
+        held = "; ".join(f"{item.name} = [{', '.join(f'{value:g}' for value in item.held[:8])}"
+                         f"{', …' if len(item.held) > 8 else ''}] ({item.held_from})" for item in info.held_inputs)
+        print(f"input explained: {image.name} {'×'.join(str(side) for side in image.shape)}; held: {held} "
+              "(set with --held NAME=v1,v2,...)", file=sys.stderr)
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -81,12 +124,23 @@ def cmd_layers(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from convvis_core.predictions import top_k
+    from convvis_core.errors import ConvVisError
+    from convvis_core.predictions import predict_outputs
 
     loaded = _load(args)
-    for prediction in top_k(loaded, _image(args.image), k=args.top, fit=args.fit):
-        print(f"{prediction.rank}. {prediction.class_name:<30} {prediction.probability:.4f}  "
-              f"(class {prediction.class_index})")
+    chosen = None if args.output is None else [loaded.info.output]
+    predictions = predict_outputs(loaded, _image(args.image), fit=args.fit, k=args.top, outputs=chosen)
+    if not any(prediction.predicts for prediction in predictions):
+        raise ConvVisError(" ".join(f"{loaded.info.display_name}'s output '{prediction.name}' {prediction.reason}."
+                                    if loaded.info.outputs else f"{loaded.info.display_name} {prediction.reason}."
+                                    for prediction in predictions))
+    if len(predictions) == 1 and predictions[0].kind == "classes":  # a classifier: one line per class
+        for prediction in predictions[0].classes:
+            print(f"{prediction.rank}. {prediction.class_name:<30} {prediction.probability:.4f}  "
+                  f"(class {prediction.class_index})")
+        return
+    for prediction in predictions:
+        print(prediction.describe())
 
 
 def cmd_filters(args: argparse.Namespace) -> None:
@@ -204,24 +258,87 @@ def cmd_atlas(args: argparse.Namespace) -> None:
               f"{site.with_examples} with dataset examples) to {site.folder}; open {site.folder / 'index.html'}")
 
 
+def _cam_target(args: argparse.Namespace, loaded, image):
+    """The target the cam options name (None: the default for the output's kind), checked against
+    the output: a class, a segmentation class over a region, a values unit, the norm, the similarity
+    to another image, or a filter of --layer."""
+    from convvis_core.cam import ClassTarget, FilterTarget, OutputNormTarget, OutputUnitTarget, Region, RegionTarget
+    from convvis_core.cam.targets import check_target, similarity_target
+    from convvis_core.errors import ConvVisError
+    from convvis_core.segmentation import predicted_region
+
+    named = [
+        option for option, value in (("--class", args.class_index is not None), ("--unit", args.unit is not None),
+                                     ("--norm", args.norm), ("--similar-to", args.similar_to is not None),
+                                     ("--filter", args.filter is not None)) if value]
+    if len(named) > 1:
+        raise ConvVisError(f"Choose one target: {' and '.join(named)} were both given.")
+    output = loaded.info.output_info
+    if args.region is not None and output.kind != "segmentation":
+        raise ConvVisError(f"--region is for a segmentation output; output '{output.name}' {output.holds}.")
+    target = None
+    if args.filter is not None:
+        target = FilterTarget(args.layer or _default_layer(loaded), args.filter)
+    elif args.unit is not None:
+        target = OutputUnitTarget(args.unit)
+    elif args.norm:
+        target = OutputNormTarget()
+    elif args.similar_to is not None:
+        target = similarity_target(loaded, _image(args.similar_to), f"'{Path(args.similar_to).name}'", args.fit)
+    elif output.kind == "segmentation" and (args.class_index is not None or args.region is not None):
+        index = min(1, output.units - 1) if args.class_index is None else args.class_index
+        region = None
+        if args.region == "predicted":
+            check_target(loaded, RegionTarget(index))  # the class is in range before its mask is looked for
+            region = predicted_region(loaded, image, index, args.fit)
+        elif args.region is not None:
+            try:
+                top, left, bottom, right = (int(side) for side in args.region.split(","))
+            except ValueError:
+                raise ConvVisError(f"--region {args.region!r}: write TOP,LEFT,BOTTOM,RIGHT (rows and columns of the "
+                                   f"output map, {output.shape[0]}×{output.shape[1]}), or 'predicted'.") from None
+            region = Region.box(tuple(output.shape[:2]), top, left, bottom, right)
+        target = RegionTarget(index, region)
+    elif args.class_index is not None:
+        target = ClassTarget(args.class_index)
+    if target is not None:
+        check_target(loaded, target)
+    return target
+
+
+def _default_layer(loaded) -> str:
+    """The last layer with a real map, skipping a per-pixel head: a segmentation's class logits are
+    computed before its head's activation, so the head's own output does not lead to them."""
+    from convvis_core.layers import default_layer, spatial_layers
+
+    layer = default_layer(loaded.model)
+    if loaded.info.output_info.kind == "segmentation":
+        head = loaded.model.outputs[0]._keras_history[0].name
+        before = [known for known in spatial_layers(loaded.model) if known.path != head]
+        if layer.path == head and before:
+            return before[-1].path
+    return layer.path
+
+
 def cmd_cam(args: argparse.Namespace) -> None:
     from convvis_core.activations import overlay
-    from convvis_core.cam import ClassTarget, EmptyHeatmapError, FilterTarget
+    from convvis_core.cam import EmptyHeatmapError
     from convvis_core.cam.scoring import explain_and_score
     from convvis_core.images import as_model_sees_it
-    from convvis_core.layers import default_layer
 
     loaded = _load(args)
     image = _image(args.image)
-    target = None if args.class_index is None else ClassTarget(args.class_index)
-    if args.filter is not None:
-        target = FilterTarget(args.layer or default_layer(loaded.model).path, args.filter)
-    scored = explain_and_score(loaded, image, args.method, target, args.layer, args.fit)
+    layer = args.layer or _default_layer(loaded)
+    target = _cam_target(args, loaded, image)
+    scored = explain_and_score(loaded, image, args.method, target, layer, args.fit, args.baseline)
     if isinstance(scored, str):
         raise EmptyHeatmapError(scored)
     result, scores = scored.heatmap, scored.scores
     overlay(as_model_sees_it(image, loaded.info, args.fit), result.values, args.alpha, "jet").save(args.out)
-    print(f"wrote {args.out}\ntarget: {result.target.describe(loaded.info.class_names)}\n"
+    names = loaded.info.output_info.class_names
+    print(f"wrote {args.out}\ntarget: {result.target.describe(names)}\n"
+          f"score: {result.target.score_name} (what the deletion and insertion curves follow; "
+          f"baseline: {args.baseline})\n"
           f"layer: {result.layer or 'none (input gradients)'}\n"
           f"deletion AUC:  {scores.deletion_auc:.4f} (lower is more faithful)\n"
           f"insertion AUC: {scores.insertion_auc:.4f} (higher is more faithful)")
@@ -244,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     model = argparse.ArgumentParser(add_help=False, parents=[pixels])  # and class names, where they are shown
     model.add_argument("--labels", type=Path, help="class names, one per line (.txt) or a .json list or "
                                                    "class_indices dict, for a model file's outputs")
+    model.add_argument("--output", type=_output_choice, metavar="NAME_OR_INDEX",
+                       help="which output (head) of a model with several to use, by its layer name or index "
+                            "(default: the first; `predict` lists them all, and an unknown one is refused with the list)")
+    model.add_argument("--output-kind", choices=("classes", "values"),
+                       help="read a linear vector output as class scores or as values (a regression, an embedding); "
+                            "default: inferred from its head")
+    model.add_argument("--held", action="append", metavar="NAME=v1,v2,...",
+                       help="the value of an input besides the image (repeatable; default: zeros)")
     commands.add_parser("models", help="list the models ConvVis knows by name").set_defaults(run=cmd_models)
     layers = commands.add_parser("layers", parents=[model], help="list a model's spatial (4-D) layers")
     layers.set_defaults(run=cmd_layers)
@@ -315,9 +440,21 @@ def build_parser() -> argparse.ArgumentParser:
                                           "PNG, with its deletion/insertion AUC")
     cam.add_argument("image", help="image file, or a sample name such as 'chelsea'")
     cam.add_argument("--method", choices=list(METHODS), default="gradcam")
-    cam.add_argument("--class", dest="class_index", type=int, help="class index to explain (default: the top one)")
+    cam.add_argument("--class", dest="class_index", type=int,
+                     help="class index to explain (default: the top one); of a segmentation output, over --region")
+    cam.add_argument("--region", metavar="T,L,B,R|predicted",
+                     help="segmentation: the pixels to explain the class over: a box of rows T..B-1 and columns "
+                          "L..R-1 of the output map, or 'predicted' (where the model predicts the class); "
+                          "default: the whole image")
+    cam.add_argument("--unit", type=int, help="values output (regression, embedding): explain this unit")
+    cam.add_argument("--norm", action="store_true", help="values output: explain the output's norm")
+    cam.add_argument("--similar-to", metavar="IMAGE",
+                     help="values output: explain the cosine similarity to this image's output (file or sample name)")
     cam.add_argument("--filter", type=int, help="explain this filter of --layer instead of a class "
                                                 "(models without classes default to the most active one)")
+    cam.add_argument("--baseline", choices=("blur", "mean", "black"), default="blur",
+                     help="what a removed pixel becomes for Score-CAM and the deletion/insertion curves "
+                          "(default blur)")
     cam.add_argument("--layer", help="layer path (default: the last layer with a map larger than 1×1)")
     cam.add_argument("--fit", choices=("stretch", "crop", "pad"), default="stretch",
                      help="how to bring the image to the model's input size")

@@ -56,7 +56,7 @@ def _indexed(self) -> tuple[np.ndarray, np.ndarray]:
 
 def _named(index: int, class_names: Sequence[str] | None, what: str = "class") -> str:
     name = class_names[index] if class_names and index < len(class_names) else None
-    return f"{name} ({what} {index})" if name else f"{what} {index}"
+    return f"{name} ({what} {index})" if name and name != f"{what} {index}" else f"{what} {index}"
 
 
 @dataclass(frozen=True)

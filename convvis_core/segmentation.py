@@ -1,0 +1,122 @@
+"""Per-pixel class maps of a segmentation output: what the model predicts where, and the region it
+predicts for a class (what ``RegionTarget`` explains), drawn over the image with a fixed palette.
+
+A softmax output of C channels predicts, per pixel, the class with the highest score (class 0 is
+taken as the background: it is left uncoloured); a one-channel output (a sigmoid) predicts its one
+class where the probability is above 0.5 (where the logit is above 0, when the head is linear).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from convvis_core.errors import ConvVisError
+from convvis_core.images import Fit, model_input
+from convvis_core.models.base import LoadedModel
+
+# Colours for classes 1, 2, ... (class 0, the background, is transparent): Tableau 10, then repeated.
+PALETTE: tuple[str, ...] = ("#e15759", "#4e79a7", "#59a14f", "#f28e2b", "#b07aa1", "#edc948", "#76b7b2",
+                            "#ff9da7", "#9c755f", "#bab0ac")
+
+
+def _segmentation_output(loaded: LoadedModel):
+    output = loaded.info.output_info
+    if output.kind != "segmentation":
+        raise ConvVisError(f"{loaded.info.display_name}'s output '{output.name}' {output.holds}, not a per-pixel "
+                           "class map, so it has no predicted classes per pixel. Choose a segmentation output.")
+    return output
+
+
+def squashed_head(loaded: LoadedModel) -> bool:
+    """Whether the view's output comes out of a softmax or sigmoid (probabilities, not logits)."""
+    from convvis_core.graph import activation_name
+
+    head = loaded.model.outputs[0]._keras_history[0]
+    return activation_name(head) in ("softmax", "sigmoid")
+
+
+def classes_of(scores: np.ndarray, squashed: bool = True) -> np.ndarray:
+    """The predicted class per pixel of one output map (h, w, C): argmax over C, or for C = 1 the
+    pixels above 0.5 (above 0 for logits, ``squashed=False``) as class 1."""
+    scores = np.asarray(scores, np.float32)
+    if scores.shape[-1] == 1:
+        return (scores[..., 0] > (0.5 if squashed else 0.0)).astype(np.int32)
+    return np.argmax(scores, axis=-1).astype(np.int32)
+
+
+def class_map(loaded: LoadedModel, image: Image.Image, fit: Fit = "stretch") -> np.ndarray:
+    """The view's segmentation output's predicted class per pixel, (h, w) int, at the output's size."""
+    output = _segmentation_output(loaded)
+    scores = np.asarray(loaded.model(model_input(image, loaded.info, fit), training=False), np.float32)
+    if scores.ndim != 4:
+        raise ConvVisError(f"Output '{output.name}' gave shape {scores.shape[1:]}, not a per-pixel map.")
+    return classes_of(scores[0], squashed_head(loaded))
+
+
+def class_name(loaded: LoadedModel, class_index: int) -> str:
+    names = loaded.info.output_info.class_names
+    return names[class_index] if names and 0 <= class_index < len(names) else f"class {class_index}"
+
+
+def predicted_mask(classes: np.ndarray, class_index: int, units: int) -> np.ndarray:
+    """The pixels of a class map predicted as ``class_index`` (for a one-channel output, its one
+    class, index 0, is the map's 1s)."""
+    return classes == (1 if units == 1 else class_index)
+
+
+def predicted_region(loaded: LoadedModel, image: Image.Image, class_index: int, fit: Fit = "stretch"):
+    """The pixels the model predicts as ``class_index`` on this image, as a ``Region`` of its output map."""
+    from convvis_core.cam.targets import Region
+
+    output = _segmentation_output(loaded)
+    if not 0 <= class_index < output.units:
+        raise ConvVisError(f"Class {class_index} is out of range: output '{output.name}' has {output.units} "
+                           f"classes (0–{output.units - 1}).")
+    name = class_name(loaded, class_index)
+    mask = predicted_mask(class_map(loaded, image, fit), class_index, output.units)
+    if not mask.any():
+        raise ConvVisError(f"{loaded.info.display_name} predicts no pixel as {name} (class {class_index}) on this "
+                           "image, so there is no predicted region to explain: explain the class over the whole "
+                           "image, or draw a region.")
+    return Region.of(mask, f"the pixels predicted as {name}")
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def colour_of(class_index: int) -> str:
+    """The fixed colour of a (non-background) class of a class map."""
+    return PALETTE[(class_index - 1) % len(PALETTE)]
+
+
+def mask_overlay(seen_image: Image.Image, class_map: np.ndarray, alpha: float = 0.5) -> Image.Image:
+    """The image with each predicted class coloured (class 0 left as it is), the map resized to the
+    image by nearest neighbour."""
+    classes = np.asarray(class_map)
+    if classes.ndim != 2:
+        raise ConvVisError(f"A class map is 2-D (height, width); got shape {classes.shape}.")
+    base = seen_image.convert("RGB")
+    if classes.shape != (base.height, base.width):
+        classes = np.asarray(Image.fromarray(classes.astype(np.int32), "I").resize(base.size, Image.NEAREST))
+    pixels = np.asarray(base, np.float32)
+    colours = np.zeros_like(pixels)
+    for index in np.unique(classes):
+        if index > 0:
+            colours[classes == index] = _rgb(colour_of(int(index)))
+    painted = (classes > 0)[..., None]
+    blended = np.where(painted, (1 - alpha) * pixels + alpha * colours, pixels)
+    return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+BACKGROUND = "#00000000"  # class 0: not coloured (fully transparent)
+
+
+def legend(class_names) -> list[tuple[str, str]]:
+    """(class name, hex colour) for every value of a class map, in order: class 0 (the background,
+    transparent), then the coloured classes. A one-channel output's map is 0 (background) or 1 (its class)."""
+    names = list(class_names)
+    if len(names) == 1:
+        names = ["background", names[0]]
+    return [(name, BACKGROUND if index == 0 else colour_of(index)) for index, name in enumerate(names)]
