@@ -37,9 +37,10 @@ def _ablated_values(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf
     keep = tf.reshape(keep, tf.concat([tf.shape(keep)[:1], tf.ones([activations.shape.rank - 2], tf.int32),
                                        tf.shape(keep)[1:]], axis=0))
     ablated = activations * keep
-    parts = min(cores(), channels.shape[0] or 1)
-    sizes = [channels.shape[0] // parts + (part < channels.shape[0] % parts) for part in range(parts)]
-    outputs = run_replaced(probe.target_model, tensor, probe.preprocess(pixels), tf.split(ablated, sizes))
+    parts = min(cores(), channels.shape[0] or cores())  # independent branches, run side by side
+    count = tf.shape(channels)[0]  # (the size may be dynamic: several batch sizes on one probe)
+    sizes = count // parts + tf.cast(tf.range(parts) < count % parts, tf.int32)
+    outputs = run_replaced(probe.target_model, tensor, probe.preprocess(pixels), tf.split(ablated, sizes, num=parts))
     return tf.concat([probe.kind.value(_float32(output), index, extra) for output in outputs], axis=0)
 
 
