@@ -1,8 +1,9 @@
-"""A heatmap with its faithfulness score and cost, and the verdict on which map to trust.
+"""A heatmap with its faithfulness scores and cost, and the verdict on which map to trust.
 
 The Heatmaps page and ``convvis cam`` both explain an image with several methods; this is the one
-sequence they share: compute the map, score it by deletion and insertion, time it, and keep the
-reason when a method has no map (an empty map is an answer, not a crash).
+sequence they share: compute the map, score it by deletion and insertion and by ROAD, time it, and
+keep the reason when a method has no map (an empty map is an answer, not a crash). The verdict names
+the best map by each score and says plainly whether deletion/insertion and ROAD agree.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PIL import Image
 from convvis_core.cam.base import EmptyHeatmapError, Heatmap
 from convvis_core.cam.baselines import Baseline
 from convvis_core.cam.faithfulness import Faithfulness, faithfulness
+from convvis_core.cam.road import Road, road
 from convvis_core.cam.targets import Target
 from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
@@ -23,11 +25,12 @@ from convvis_core.models.base import LoadedModel
 
 @dataclass(frozen=True)
 class ScoredHeatmap:
-    """One method's map, its deletion/insertion curves, and the seconds both took."""
+    """One method's map, its deletion/insertion curves, its ROAD scores, and the seconds all three took."""
 
     heatmap: Heatmap
     scores: Faithfulness
     seconds: float
+    road: Road
 
 
 def explain_and_score(loaded: LoadedModel, image: Image.Image, method: str, target: Target | None = None,
@@ -41,24 +44,50 @@ def explain_and_score(loaded: LoadedModel, image: Image.Image, method: str, targ
     except EmptyHeatmapError as error:
         return str(error)
     scores = faithfulness(loaded, image, result, fit, baseline=baseline)
-    return ScoredHeatmap(result, scores, time.perf_counter() - start)
+    road_scores = road(loaded, image, result, fit)  # imputes its removed pixels: no baseline
+    return ScoredHeatmap(result, scores, time.perf_counter() - start, road_scores)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Which scored method removes the evidence fastest and which restores it fastest."""
+    """Which scored method removes the evidence fastest, which restores it fastest, and which ROAD prefers."""
 
     best_deletion: str  # lowest deletion AUC
     best_insertion: str  # highest insertion AUC
+    best_road: str  # highest ROAD combined score
+    road_combined: float  # that score: about 0 for a random map, higher is more faithful
 
     def sentence(self, titles: Mapping[str, str]) -> str:
-        return (f"On this image and target, **{titles[self.best_deletion]}** removes the evidence fastest (lowest "
-                f"deletion AUC) and **{titles[self.best_insertion]}** restores it fastest (highest insertion AUC).")
+        deletion, insertion, best_road = (titles[self.best_deletion], titles[self.best_insertion],
+                                          titles[self.best_road])
+        curves = (f"On this image and target, **{deletion}** removes the evidence fastest (lowest deletion AUC) "
+                  f"and **{insertion}** restores it fastest (highest insertion AUC).")
+        road_says = (f"ROAD, which fills removed pixels in from their neighbours instead of a baseline, favours "
+                     f"**{best_road}** (combined score {self.road_combined:.3f})")
+        if self.best_deletion == self.best_insertion == self.best_road:
+            agreement = (f"{road_says} too: the two agree, so this choice does not rest on artefacts of the "
+                         f"removed pixels.")
+        elif self.best_deletion == self.best_insertion:
+            agreement = (f"Deletion/insertion favour **{deletion}**, ROAD favours **{best_road}** (combined score "
+                         f"{self.road_combined:.3f}): the two disagree here — deletion can reward maps whose removal "
+                         f"creates out-of-distribution artefacts; ROAD's imputation removes that shortcut.")
+        elif self.best_road in (self.best_deletion, self.best_insertion):
+            side = "deletion" if self.best_road == self.best_deletion else "insertion"
+            agreement = (f"Deletion and insertion disagree with each other; {road_says}, siding with {side}.")
+        else:
+            agreement = (f"Deletion and insertion disagree with each other, and {road_says}, a third map: the "
+                         f"scores do not agree on which map to trust here.")
+        if self.road_combined <= 0:
+            agreement += (" Under ROAD no map beats what a random map scores (about 0): none of them is "
+                          "clearly faithful on this image.")
+        return f"{curves} {agreement}"
 
 
 def verdict(scored: Mapping[str, ScoredHeatmap]) -> Verdict | None:
     """The verdict over the methods that have a map; None when none has."""
     if not scored:
         return None
+    best_road = max(scored, key=lambda method: scored[method].road.combined)
     return Verdict(min(scored, key=lambda method: scored[method].scores.deletion_auc),
-                   max(scored, key=lambda method: scored[method].scores.insertion_auc))
+                   max(scored, key=lambda method: scored[method].scores.insertion_auc),
+                   best_road, scored[best_road].road.combined)
