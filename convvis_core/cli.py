@@ -307,17 +307,9 @@ def _cam_target(args: argparse.Namespace, loaded, image):
 
 
 def _default_layer(loaded) -> str:
-    """The last layer with a real map, skipping a per-pixel head: a segmentation's class logits are
-    computed before its head's activation, so the head's own output does not lead to them."""
-    from convvis_core.layers import default_layer, spatial_layers
+    from convvis_core.segmentation import default_layer
 
-    layer = default_layer(loaded.model)
-    if loaded.info.output_info.kind == "segmentation":
-        head = loaded.model.outputs[0]._keras_history[0].name
-        before = [known for known in spatial_layers(loaded.model) if known.path != head]
-        if layer.path == head and before:
-            return before[-1].path
-    return layer.path
+    return default_layer(loaded)
 
 
 def cmd_cam(args: argparse.Namespace) -> None:

@@ -314,6 +314,34 @@ def test_segmentation_mistakes_are_clear_errors(unet, two_heads):
         class_map(two_heads[2], blank)
 
 
+def test_a_one_channel_sigmoid_mask_predicts_its_class_above_one_half(unet):
+    from convvis_core.predictions import ClassShare
+    from convvis_core.segmentation import default_layer
+
+    image = keras.Input((SIZE, SIZE, 1), name="image")
+    features = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="features")(image)
+    mask = keras.layers.Conv2D(1, 1, activation="sigmoid", name="mask")(features)
+    model = keras.Model(image, mask, name="masker")
+    model.get_layer("features").set_weights([np.stack([np.pad([[[1.0]]], ((1, 1), (1, 1), (0, 0)))] * 2, -1),
+                                             np.zeros(2)])
+    model.get_layer("mask").set_weights([np.full((1, 1, 2, 1), 5.0), np.array([-5.0])])  # white: p = 0.99
+    loaded = describe_uploaded(model, "masker.keras", "masker")
+    assert loaded.info.output_info.kind == "segmentation" and loaded.info.output_info.units == 1
+    picture_ = square_at(6, 9)
+    classes = class_map(loaded, picture_)
+    np.testing.assert_array_equal(classes, model.predict(seen(picture_), verbose=0)[0, ..., 0] > 0.5)
+    assert classes.sum() == SIDE * SIDE and classes[6:14, 9:17].all()
+    region = predicted_region(loaded, picture_, 0)
+    np.testing.assert_array_equal(region.mask(), classes == 1)
+    (shares,) = predict_outputs(loaded, picture_)
+    assert shares.shares == [ClassShare(-1, "background", 1 - 64 / 1024), ClassShare(0, "class 0", 64 / 1024)]
+    assert [name for name, _ in legend(loaded.info.output_info.class_names)] == ["background", "class 0"]
+    assert default_layer(loaded) == "features"  # not the head: its output leads to no logit
+    assert default_layer(unet[2]) == "up1"
+    result = heatmap(loaded, picture_, "gradcam", RegionTarget(0, region), default_layer(loaded))
+    assert top_pixels_on(result.values, classes == 1, 32) == 1.0
+
+
 # ----------------------------------------------------------------------------- values, embeddings
 
 
@@ -471,6 +499,8 @@ def test_the_cli_predicts_every_head_and_explains_the_regression_head(two_heads,
 
     assert main(["predict", str(path), str(photo), "--output", "1"]) == 0
     assert capsys.readouterr().out.startswith("column (values, 1): [")
+    assert main(["predict", str(path), str(photo), "--output", "present", "--output-kind", "values"]) == 0
+    assert capsys.readouterr().out.startswith("present (values, 2): [")
 
     png = tmp_path / "cam.png"
     assert main(["cam", str(path), str(photo), "--output", "column", "--unit", "0", "--out", str(png)]) == 0
