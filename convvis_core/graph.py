@@ -95,6 +95,10 @@ class FlatGraph:
         self._owner[id(output)] = path
         return output
 
+    def owner(self, tensor: Any) -> str | None:
+        """The path of the layer that computed ``tensor`` in this graph."""
+        return self._owner.get(id(tensor))
+
     def producer(self, path: str) -> str | None:
         """The path of the layer whose output is ``path``'s single input; None for the model input."""
         args, _ = self._calls[path]

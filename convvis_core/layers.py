@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import keras
 
 from convvis_core.errors import LayerError
-from convvis_core.graph import flat_graph
+from convvis_core.graph import activation_name, flat_graph
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,13 @@ def default_layer(model: keras.Model) -> SpatialLayer:
             "model (one with Conv2D layers)."
         )
     with_area = [layer for layer in layers if (layer.height or 2) * (layer.width or 2) > 1]
-    return (with_area or layers)[-1]
+    # A segmentation's per-pixel head (softmax or sigmoid) is where its class logits end: a map there
+    # leads to no logit, so the layer before it is the default.
+    graph = flat_graph(model)
+    heads = {graph.owner(output) for output in graph.outputs}
+    squashing = [layer for layer in with_area or layers
+                 if layer.path in heads and activation_name(graph.layers[layer.path]) in ("softmax", "sigmoid")]
+    return ([layer for layer in with_area or layers if layer not in squashing] or with_area or layers)[-1]
 
 
 def get_layer(model: keras.Model, path: str) -> keras.layers.Layer | None:

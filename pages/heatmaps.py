@@ -224,7 +224,7 @@ if info.output_info.kind == "segmentation":
     with left:
         segmentation_view(loaded, seen, digest, target)
 with right:
-    st.caption(f"**Score** in the curves below: the {target.score_name} of {target.describe(info.output_info.class_names)}.")
+    st.caption(f"**Score** in the curves below: {target.score_name}, for {target.describe(info.output_info.class_names)}.")
 
 if not methods:
     st.info("Pick at least one method.")

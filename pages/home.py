@@ -1,19 +1,23 @@
-"""Home: the chosen model at a glance, its top-5 predictions for a sample or an upload, its layers."""
+"""Home: the chosen model at a glance, its top-5 predictions (or what each of its outputs says) for a
+sample or an upload, its layers."""
 
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
-from convvis_core.images import as_model_sees_it
+from convvis_core.images import Fit, as_model_sees_it
 from convvis_core.model_summary import layer_table
-from convvis_core.predictions import Prediction
+from convvis_core.models import LoadedModel
+from convvis_core.models.heads import KINDS
+from convvis_core.predictions import OutputPrediction, Prediction, predict_outputs
+from convvis_core.segmentation import class_map, mask_overlay
 from convvis_ui.cached import image_bytes, image_key, model_key, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
-
 
 
 def predictions_figure(predictions: list[Prediction]) -> go.Figure:
@@ -25,6 +29,36 @@ def predictions_figure(predictions: list[Prediction]) -> go.Figure:
     figure.update_layout(title="Top-5 predictions", xaxis=dict(range=[0, 1], tickformat=".0%"),
                          height=260, margin=dict(l=10, r=10, t=40, b=10))
     return figure
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_outputs(model: str, image: str, fit: Fit, _loaded: LoadedModel, _image: Image.Image) -> list[OutputPrediction]:
+    return predict_outputs(_loaded, _image, fit)
+
+
+def every_output(loaded: LoadedModel, image: Image.Image, fit: Fit, seen: Image.Image) -> None:
+    """What each head of the model says about the image, by its kind; the one the pages explain first."""
+    said = cached_outputs(model_key(loaded), image_key(image), fit, loaded, image)
+    explained = loaded.info.output
+    for output in sorted(said, key=lambda o: o.index != explained):
+        mark = " · explained on every page" if output.index == explained and len(said) > 1 else ""
+        st.markdown(f"**{output.name}** ({KINDS.get(output.kind, output.kind)}){mark}")
+        if output.kind == "classes":
+            st.plotly_chart(predictions_figure(output.classes), config={"displayModeBar": False},
+                            key=f"home_output_{output.index}")
+        elif output.kind == "values":
+            st.dataframe(pd.DataFrame({"unit": range(len(output.values)), "value": output.values}).head(64),
+                         hide_index=True, height=min(35 * (len(output.values) + 1) + 3, 260))
+            st.caption(f"Norm {output.norm:.4g}" + (f"; first 64 of {len(output.values)} values shown"
+                                                    if len(output.values) > 64 else ""))
+        elif output.kind == "segmentation":
+            view = loaded.with_output(output.index)
+            st.image(image_bytes(mask_overlay(seen, class_map(view, seen), 0.55)),
+                     caption="Predicted mask: " + ", ".join(f"{share.class_name} {share.share:.0%}"
+                                                            for share in output.shares),
+                     width=min(320, max(seen.width, 160)))
+        else:
+            st.caption(output.reason)
 
 
 start = start_page("ConvVis", "See what a convolutional network has learned: its filters, its feature maps, "
@@ -39,7 +73,8 @@ columns = st.columns(4)
 columns[0].metric("Input", f"{info.input_size[0]}×{info.input_size[1]}×{info.channels}")
 columns[1].metric("Parameters", f"{loaded.model.count_params():,}")
 columns[2].metric("Spatial layers", len(start.layers))
-columns[3].metric("Classes", len(info.class_names) if info.class_names else "none")
+columns[3].metric("Outputs" if len(info.outputs) > 1 else "Classes", len(info.outputs) if len(info.outputs) > 1
+                  else len(info.class_names) if info.class_names else "none")
 
 left, right = st.columns([2, 3], gap="large")
 with left:
@@ -48,7 +83,10 @@ with left:
     seen = as_model_sees_it(chosen.image, info, chosen.fit)
     st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
              width=min(320, max(seen.width, 160)))
-    if not info.is_classifier:
+    if info.outputs and (len(info.outputs) > 1 or not info.is_classifier):
+        with user_errors():
+            every_output(loaded, chosen.image, chosen.fit, seen)
+    elif not info.is_classifier:
         st.info(f"{info.display_name} has no classifier head, so it makes no predictions. "
                 "Its layers can still be explored on the other pages.")
     else:
