@@ -67,6 +67,7 @@ def _held_values(items: list[str] | None) -> dict[str, tuple[float, ...]]:
 def _load(args: argparse.Namespace):
     """The model named on the command line: the output ``--output`` (read as ``--output-kind``), other
     inputs held at ``--held``, read with ``--preprocessing`` and named by ``--labels``."""
+    from convvis_core.errors import ConvVisError
     from convvis_core.labels import read_labels
     from convvis_core.models import load_model
     from convvis_core.preprocessing import MODES
@@ -75,6 +76,9 @@ def _load(args: argparse.Namespace):
     output, kind = getattr(args, "output", None), getattr(args, "output_kind", None)
     if output is not None or kind is not None:
         loaded = loaded.with_output(loaded.info.output if output is None else output, kind)
+        if kind is not None and loaded.info.output_info.kind != kind:  # a registry model: its one output as it is
+            raise ConvVisError(f"{loaded.info.display_name}'s output '{loaded.info.output_info.name}' "
+                               f"{loaded.info.output_info.holds}; it cannot be read as {kind}.")
     held = _held_values(getattr(args, "held", None))
     if held:
         loaded = loaded.with_held_inputs(held, "--held")

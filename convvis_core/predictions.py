@@ -134,8 +134,7 @@ def _predict_one(loaded: LoadedModel, index: int, image: Image.Image, fit: Fit, 
     output: OutputInfo = loaded.info.output_info
     if output.kind in ("none", "unsupported") and loaded.info.outputs:
         return OutputPrediction(index, output.name, output.kind, output.shape, reason=(
-            f"{output.holds}, not class scores, values or a per-pixel class map, so it has no prediction; "
-            f"{output.what_to_explain[0].lower()}{output.what_to_explain[1:]}"))
+            f"{output.holds}, so it has no prediction; {output.what_to_explain[0].lower()}{output.what_to_explain[1:]}"))
     outputs = _outputs(loaded, image, fit)
     shape = tuple(int(side) for side in outputs.shape[1:])
     kind = output.kind
