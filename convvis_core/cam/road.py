@@ -15,6 +15,7 @@ faithful; 0 is what a random map scores, and a negative value means the map rank
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,6 +40,39 @@ NEIGHBOURS = ((-1, 0, EDGE), (1, 0, EDGE), (0, -1, EDGE), (0, 1, EDGE),
               (-1, -1, DIAGONAL), (-1, 1, DIAGONAL), (1, -1, DIAGONAL), (1, 1, DIAGONAL))
 
 
+@functools.lru_cache(maxsize=16)
+def _dissection_rank(height: int, width: int, leaf: int = 8) -> np.ndarray:
+    """(H, W) each pixel's place in a nested-dissection order of the grid: split the longer side by one
+    line of pixels (a separator for 8-neighbour stencils too), order each half the same way, the line
+    last. Any subset of pixels taken in this order keeps the separators, so the Cholesky-like factor of a
+    hole's system fills in little (George, 1973)."""
+    parts: list[np.ndarray] = []
+
+    def visit(top: int, left: int, bottom: int, right: int) -> None:
+        rows, columns = bottom - top, right - left
+        if rows <= 0 or columns <= 0:
+            return
+        if rows * columns <= leaf * leaf:
+            grid_rows, grid_columns = np.mgrid[top:bottom, left:right]
+            parts.append((grid_rows * width + grid_columns).ravel())
+        elif rows >= columns:
+            middle = top + rows // 2
+            visit(top, left, middle, right)
+            visit(middle + 1, left, bottom, right)
+            parts.append(middle * width + np.arange(left, right))
+        else:
+            middle = left + columns // 2
+            visit(top, left, bottom, middle)
+            visit(top, middle + 1, bottom, right)
+            parts.append(np.arange(top, bottom) * width + middle)
+
+    visit(0, 0, height, width)
+    rank = np.empty(height * width, np.int64)
+    rank[np.concatenate(parts)] = np.arange(height * width)
+    rank.setflags(write=False)
+    return rank.reshape(height, width)
+
+
 def impute(pixels: np.ndarray, removed: np.ndarray, noise: float = NOISE, seed: int = 0) -> np.ndarray:
     """``pixels`` (H, W, C) with the ``removed`` (H, W) pixels filled in from the kept ones.
 
@@ -61,6 +95,8 @@ def impute(pixels: np.ndarray, removed: np.ndarray, noise: float = NOISE, seed: 
     if count == 0:
         return out
     rows, columns = np.nonzero(removed)
+    order = np.argsort(_dissection_rank(height, width)[rows, columns], kind="stable")
+    rows, columns = rows[order], columns[order]  # unknowns numbered in nested-dissection order
     if count == removed.size:
         filled = np.full((count, channels), 127.5)
     else:
@@ -84,8 +120,11 @@ def impute(pixels: np.ndarray, removed: np.ndarray, noise: float = NOISE, seed: 
         system = sparse.csc_matrix((np.concatenate([diagonal] + coupled_weights),
                                     (np.concatenate([np.arange(count)] + coupled_rows),
                                      np.concatenate([np.arange(count)] + coupled_columns))), shape=(count, count))
-        # symmetric positive definite: a fill-reducing ordering of A + A^T and diagonal pivots (2.5x faster than the default)
-        filled = sparse_linalg.splu(system, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}).solve(right)
+        # symmetric positive definite: factorised in the nested-dissection order as numbered, diagonal pivots
+        # (CPU time of the 18 solves of a ROAD at 224 x 224: 3.8 s with SuperLU's defaults, 2.2 s with its
+        # minimum-degree ordering of A + A^T, 1.5 s so)
+        filled = sparse_linalg.splu(system, permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                                    options={"SymmetricMode": True}).solve(right)
     if noise:
         filled = filled + np.random.default_rng(seed).normal(0.0, noise, filled.shape)
     out[rows, columns] = filled
