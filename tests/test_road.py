@@ -132,19 +132,20 @@ def test_road_reads_any_target_and_names_its_score(square_detector):
     filter_index = strongest_filter(square_detector, image, "conv2")
     target = FilterTarget("conv2", filter_index)
     result = heatmap(square_detector, image, "gradcam", target, "conv1")
-    scores = road(square_detector, image, result, percentiles=(25, 50, 75))
+    scores = road(square_detector, image, result, percentiles=(12.5, 50, 75))
     assert scores.score_name == "mean activation"
-    np.testing.assert_allclose(scores.fractions, [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(scores.fractions, [0.125, 0.5, 0.75])
     assert np.isfinite(scores.morf).all() and np.isfinite(scores.lerf).all()
     conv2 = keras.Model(square_detector.model.inputs[0], square_detector.model.get_layer("conv2").output)
     expected = conv2(np.asarray(image, np.float32)[None, ..., None] / 255.0).numpy()[0, ..., filter_index].mean()
     assert scores.intact == pytest.approx(float(expected), rel=1e-5)  # the score is the filter's, not a class's
 
 
-@pytest.mark.parametrize("percentiles", [(0, 50), (50, 100), (-10,), (10, 150), (float("nan"),), ()])
+@pytest.mark.parametrize("percentiles", [(0, 50), (50, 100), (-10,), (10, 150), (float("nan"),), ("ten",), (),
+                                         (33.33,)])
 def test_percentiles_outside_0_to_100_are_refused_with_a_reason(square_detector, percentiles):
     image, truth = with_square(2)
-    with pytest.raises(ConvVisError, match="between 0 and 100|at least one percentile"):
+    with pytest.raises(ConvVisError, match="strictly between 0 and 100|at least one percentile|at most one decimal"):
         road(square_detector, image, Heatmap("truth", truth, ClassTarget(1), None), percentiles=percentiles)
 
 

@@ -181,7 +181,7 @@ def road(loaded: LoadedModel, image: Image.Image, heatmap: Heatmap, fit: Fit = "
     least = importance_masks(-heatmap.values, steps, seed)[at, ..., 0]
     imputed = [impute(pixels, removed, noise, seed + k) for k, removed in enumerate(np.concatenate([most, least]))]
     batch = np.clip(np.stack([pixels] + imputed), 0, 255).astype(np.float32)
-    scores = target_scores(loaded, heatmap.target, batch)
+    scores = target_scores(loaded, heatmap.target, batch).astype(np.float64)  # float16 under mixed precision
     count = len(at)
     return Road(np.asarray(at, np.float64) / steps, scores[1:count + 1], scores[count + 1:], float(scores[0]),
                 heatmap.target.score_name)
