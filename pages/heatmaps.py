@@ -216,9 +216,11 @@ with right:
     alpha = controls[0].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
     colormap = controls[1].selectbox("Colours", COLORMAPS)
     baseline = controls[2].selectbox("Deleted pixels become", list(BASELINES), format_func=BASELINES.get,
-                                     help=f"What a removed pixel is replaced with, in both curves: the image blurred (Gaussian, "
-                                          f"σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours kept) "
-                                          "or its mean colour.")
+                                     help=f"What a removed pixel is replaced with, in the deletion and insertion curves, "
+                                          "Score-CAM's masks and Integrated Gradients' starting point: the image blurred "
+                                          f"(Gaussian, σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours "
+                                          "kept), its mean colour, or black. ROAD does not use it: it fills removed "
+                                          "pixels in from their neighbours.")
 
 if info.output_info.kind == "segmentation":
     with left:
@@ -253,9 +255,14 @@ for start in range(0, len(methods), PER_ROW):
             computed = (key, digest, target, layer, method, baseline)
             shown_once(("map", *computed, alpha, colormap),
                        lambda: st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}"))
-            deletion, insertion = st.columns(2)
+            deletion, insertion, road = st.columns(3)
             deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
             insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
+            road.metric("ROAD ↑", f"{scored[method].road.combined:.3f}",
+                        help="Remove and debias (Rong et al. 2022): removed pixels are filled in from their neighbours, "
+                             "not a baseline, so the model cannot tell where pixels were removed. Mean over 10–90 % "
+                             "removed of (score when the least relevant go − score when the most relevant go) / 2. "
+                             "About 0 for a random map; higher is more faithful.")
             shown_once(("curves", *computed), lambda: st.plotly_chart(
                 curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False}))
             st.caption(f"{result.layer or 'input gradients'} · {seconds:.2f} s")
@@ -268,9 +275,11 @@ if best:
     st.markdown("#### Which map to trust")
     st.markdown(best.sentence({method: METHODS[method].title for method in scored}))
     table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": r.scores.deletion_auc,
-                           "insertion AUC ↑": r.scores.insertion_auc, "seconds": r.seconds} for m, r in scored.items()])
+                           "insertion AUC ↑": r.scores.insertion_auc, "ROAD ↑": r.road.combined, "seconds": r.seconds}
+                          for m, r in scored.items()])
     st.dataframe(table, hide_index=True, column_config={
-        **{column: st.column_config.NumberColumn(format="%.3f") for column in ("deletion AUC ↓", "insertion AUC ↑")},
+        **{column: st.column_config.NumberColumn(format="%.3f")
+           for column in ("deletion AUC ↓", "insertion AUC ↑", "ROAD ↑")},
         "seconds": st.column_config.NumberColumn(format="%.2f")})
     maps = {f"{stem}_{method}.png": result.heatmap.values for method, result in scored.items()}
     st.download_button("Download all overlays (ZIP)", functools.partial(overlays_zip, seen, maps, alpha, colormap),

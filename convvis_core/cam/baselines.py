@@ -1,7 +1,7 @@
 """What "removed" means for a pixel, in pixel space (0..255, before preprocessing).
 
-Score-CAM masks, deletion/insertion/ROAD curves and Integrated Gradients all replace pixels by a
-baseline. Built from the picture itself and preprocessed only afterwards, it is the same picture
+Score-CAM's masks, the deletion/insertion curves and Integrated Gradients' path all replace pixels
+by a baseline (ROAD does not: it fills removed pixels in from their neighbours). Built from the picture itself and preprocessed only afterwards, it is the same picture
 whether the model scales its pixels inside (a leading ``Rescaling``) or expects them scaled: the
 maps and scores do not depend on where the preprocessing lives.
 """
