@@ -311,9 +311,10 @@ def _cam_target(args: argparse.Namespace, loaded, image):
 
 
 def _default_layer(loaded) -> str:
-    from convvis_core.segmentation import default_layer
+    """The last layer with a real map (before a segmentation's per-pixel head)."""
+    from convvis_core.layers import default_layer
 
-    return default_layer(loaded)
+    return default_layer(loaded.model).path
 
 
 def cmd_cam(args: argparse.Namespace) -> None:

@@ -82,21 +82,6 @@ def predicted_region(loaded: LoadedModel, image: Image.Image, class_index: int, 
     return Region.of(mask, f"the pixels predicted as {name}")
 
 
-def default_layer(loaded: LoadedModel) -> str:
-    """The layer to explain at by default (``layers.default_layer``: the last one with a real map),
-    skipping a segmentation's per-pixel head: its class logits are computed before the head's
-    activation, so the head's own output does not lead to them and every map there would be empty."""
-    from convvis_core.layers import default_layer as last_layer, spatial_layers
-
-    layer = last_layer(loaded.model)
-    if loaded.info.output_info.kind == "segmentation":
-        head = loaded.model.outputs[0]._keras_history[0].name
-        before = [known for known in spatial_layers(loaded.model) if known.path != head]
-        if layer.path == head and before:
-            return before[-1].path
-    return layer.path
-
-
 def _rgb(colour: str) -> tuple[int, int, int]:
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 

@@ -315,8 +315,8 @@ def test_segmentation_mistakes_are_clear_errors(unet, two_heads):
 
 
 def test_a_one_channel_sigmoid_mask_predicts_its_class_above_one_half(unet):
+    from convvis_core.layers import default_layer
     from convvis_core.predictions import ClassShare
-    from convvis_core.segmentation import default_layer
 
     image = keras.Input((SIZE, SIZE, 1), name="image")
     features = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="features")(image)
@@ -336,9 +336,9 @@ def test_a_one_channel_sigmoid_mask_predicts_its_class_above_one_half(unet):
     (shares,) = predict_outputs(loaded, picture_)
     assert shares.shares == [ClassShare(-1, "background", 1 - 64 / 1024), ClassShare(0, "class 0", 64 / 1024)]
     assert [name for name, _ in legend(loaded.info.output_info.class_names)] == ["background", "class 0"]
-    assert default_layer(loaded) == "features"  # not the head: its output leads to no logit
-    assert default_layer(unet[2]) == "up1"
-    result = heatmap(loaded, picture_, "gradcam", RegionTarget(0, region), default_layer(loaded))
+    assert default_layer(loaded.model).path == "features"  # not the head: its output leads to no logit
+    assert default_layer(unet[2].model).path == "up1"
+    result = heatmap(loaded, picture_, "gradcam", RegionTarget(0, region))  # at the default layer
     assert top_pixels_on(result.values, classes == 1, 32) == 1.0
 
 
