@@ -33,7 +33,14 @@ def first_component_projection(activations: np.ndarray) -> tuple[np.ndarray, np.
     height, width, channels = activations.shape
     flat = np.nan_to_num(activations.reshape(height * width, channels).astype(np.float64))
     centred = flat - flat.mean(axis=0)
-    component = np.linalg.svd(centred, full_matrices=False)[2][0]
+    # The first right singular vector, from the smaller Gram matrix's top eigenvector (a 49×49 or
+    # 64×64 symmetric eigenproblem, not an SVD of the whole 49×1024 or 12544×64 matrix).
+    if len(centred) <= channels:
+        eigenvalues, vectors = np.linalg.eigh(centred @ centred.T)
+        spread = np.sqrt(max(eigenvalues[-1], 0.0))
+        component = centred.T @ vectors[:, -1] / spread if spread > 0 else np.zeros(channels)
+    else:
+        component = np.linalg.eigh(centred.T @ centred)[1][:, -1]
     projection = centred @ component
     if projection @ flat.sum(axis=1) < 0:  # the projection has mean 0: this is the sign of the correlation
         projection, component = -projection, -component
