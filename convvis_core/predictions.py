@@ -134,7 +134,8 @@ def _predict_one(loaded: LoadedModel, index: int, image: Image.Image, fit: Fit, 
     output: OutputInfo = loaded.info.output_info
     if output.kind in ("none", "unsupported") and loaded.info.outputs:
         return OutputPrediction(index, output.name, output.kind, output.shape, reason=(
-            f"{output.holds}, so it has no prediction; {output.what_to_explain[0].lower()}{output.what_to_explain[1:]}"))
+            f"{output.holds}, so it has no prediction; {output.what_to_explain[0].lower()}"
+            f"{output.what_to_explain[1:].rstrip('.')}"))
     outputs = _outputs(loaded, image, fit)
     shape = tuple(int(side) for side in outputs.shape[1:])
     kind = output.kind

@@ -478,6 +478,8 @@ def test_wrong_targets_and_outputs_are_clear_errors_naming_the_output(two_heads,
         top_k(sequence, image)
     label, seq = predict_outputs(sequence_head, image)
     assert label.predicts and not seq.predicts and "neither a vector" in seq.reason
+    assert seq.describe() == ("sequence (unsupported, 32×5): has shape (32, 5), which is neither a vector (2-D) nor a "
+                              "per-pixel map (4-D), so it has no prediction; explain a filter of one of its layers instead")
     filtered = heatmap(sequence, image, "gradcam", FilterTarget("conv", 0), "conv")  # filters need no head
     assert filtered.values.shape == (SIZE, SIZE)
 
@@ -563,3 +565,20 @@ def test_the_cli_predict_on_a_two_head_file_runs_as_a_user_would(two_heads, tmp_
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert [line.split()[0] for line in result.stdout.strip().splitlines()] == ["present", "column"]
+
+
+def test_the_cli_refuses_a_3d_output_in_one_line_and_still_explains_its_filters(tmp_path, capsys):
+    from convvis_core.cli import main
+
+    image = keras.Input((SIZE, SIZE, 1), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(image)
+    sequence = keras.layers.Conv1D(5, 3, padding="same", name="sequence")(keras.layers.Reshape((SIZE, SIZE * 4))(x))
+    path, photo, png = tmp_path / "seq.keras", tmp_path / "square.png", tmp_path / "cam.png"
+    keras.Model(image, sequence).save(path)
+    square_at(4, 4).save(photo)
+    for command in (["predict"], ["cam", "--class", "0", "--out", str(png)], ["cam", "--unit", "0", "--out", str(png)]):
+        assert main([command[0], str(path), str(photo), *command[1:]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("error: seq.keras's output 'sequence' has shape (32, 5), which is neither"), err
+    assert main(["cam", str(path), str(photo), "--out", str(png)]) == 0  # the default: a filter of its last layer
+    assert "target: filter " in capsys.readouterr().out
