@@ -342,6 +342,20 @@ def test_a_one_channel_sigmoid_mask_predicts_its_class_above_one_half(unet):
     assert top_pixels_on(result.values, classes == 1, 32) == 1.0
 
 
+def test_a_one_unit_sigmoid_classifier_scores_its_probability():
+    keras.utils.set_random_seed(3)
+    image = keras.Input((SIZE, SIZE, 1), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu", name="conv")(image))
+    model = keras.Model(image, keras.layers.Dense(1, activation="sigmoid", name="is_square")(x))
+    loaded = describe_uploaded(model, "binary.keras", "binary")
+    picture_ = square_at(5, 5)
+    probability = float(model.predict(seen(picture_), verbose=0)[0, 0])
+    target = ClassTarget(0)
+    assert probe_for(loaded, None, target).scores(model_pixels(picture_, loaded.info), target)[0] == pytest.approx(
+        probability, rel=1e-5)  # its sigmoid, not a softmax over one logit (always 1)
+    assert top_k(loaded, picture_)[0].probability == pytest.approx(probability, rel=1e-5)
+
+
 # ----------------------------------------------------------------------------- values, embeddings
 
 

@@ -74,7 +74,8 @@ class ClassTarget:
 
     @staticmethod
     def score(logits: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
-        return tf.gather(tf.nn.softmax(logits), index, axis=-1)
+        squashed = tf.nn.softmax(logits) if logits.shape[-1] != 1 else tf.sigmoid(logits)  # one unit: a sigmoid's
+        return tf.gather(squashed, index, axis=-1)
 
     def describe(self, class_names: Sequence[str] | None = None) -> str:
         return "the top prediction" if self.index is None else _named(self.index, class_names)
