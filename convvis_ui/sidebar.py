@@ -123,7 +123,7 @@ def _own_model_settings(digest: str, loaded: LoadedModel) -> LoadedModel:
     )
     st.session_state[PREPROCESSING][digest] = mode
     loaded = _held_inputs(digest, _chosen_output(digest, loaded.with_preprocessing(mode)))
-    if not loaded.info.is_classifier:
+    if loaded.info.output_info.kind not in ("classes", "segmentation"):
         return loaded
     file = st.sidebar.file_uploader(
         "Class names (optional)", type=["txt", "json"], key=f"_convvis_labels_{digest}",
@@ -134,9 +134,9 @@ def _own_model_settings(digest: str, loaded: LoadedModel) -> LoadedModel:
             names = read_labels(file.getvalue(), file.name)
             loaded.with_labels(names, file.name)  # a wrong count is refused before it is kept
             st.session_state[LABELS][digest] = (file.name, names)
-    if digest in st.session_state[LABELS]:
-        source, names = st.session_state[LABELS][digest]
-        return loaded.with_labels(names, source)
+    labelled = st.session_state[LABELS].get(digest)
+    if labelled and len(labelled[1]) == loaded.info.output_info.units:  # another head may have other classes
+        return loaded.with_labels(labelled[1], labelled[0])
     return loaded
 
 

@@ -285,6 +285,45 @@ def test_an_uploaded_transfer_learning_model_is_explained_inside_its_base(app, m
         charts_shown(app, 6)
 
 
+def test_an_uploaded_segmentation_model_is_explained_for_a_class_over_a_region(app, tmp_path):
+    """A tiny U-Net trained here on squares and discs: uploaded with its class names, a picture of both
+    shapes, the class 'square' over the pixels the model predicts as square: its mask, heatmaps and scores."""
+    import keras
+    from PIL import Image
+    from test_model_kinds import picture, shape_pictures, unet_model
+
+    keras.utils.set_random_seed(1)
+    pixels, labels = shape_pictures(800, seed=2)
+    model = unet_model()
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    model.fit(pixels, labels, epochs=8, batch_size=32, verbose=0)
+    model.save(tmp_path / "unet.keras")
+    (tmp_path / "shapes.txt").write_text("background\nsquare\ndisc\n")
+    picture(shape_pictures(1, seed=3)[0][0]).resize((128, 128), Image.NEAREST).save(tmp_path / "shapes.png")
+    with step(app, "10_segmentation_heatmaps"):
+        app.sidebar.get_by_text("Use your own model").click()
+        app.upload(tmp_path / "unet.keras", within=app.sidebar)
+        expect(app.sidebar.get_by_role("combobox", name="Model", exact=True)).to_have_value(re.compile("unet.keras$"))
+        expect(app.sidebar.get_by_text(re.compile(r"a per-pixel class map \(segmentation\)"))).to_be_visible()
+        with app.rerun():
+            app.sidebar.get_by_test_id("stFileUploaderDropzoneInput").nth(1).set_input_files(str(tmp_path / "shapes.txt"))
+        app.go_to("Heatmaps")
+        app.upload(tmp_path / "shapes.png")
+        app.choose(app.main.get_by_role("combobox", name="Explain class"), "square")
+        with app.rerun():
+            app.main.get_by_text("where the model predicts this class", exact=True).click()
+        app.main.get_by_text(re.compile(r"^3 heatmap\(s\) for square \(class 1\) over the pixels predicted as square")).wait_for()
+        app.main.get_by_text(re.compile(r"^\*?\*?Score\*?\*? in the curves below|^Score in the curves below")).wait_for()
+        expect(app.main.get_by_text("mean probability over the region", exact=False).first).to_be_visible()
+        expect(app.main.get_by_text(re.compile(r"^Predicted mask · explained region outlined"))).to_be_visible()
+        for title in ("Grad-CAM", "Grad-CAM++", "Layer-CAM"):
+            expect(app.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        expect(app.main.get_by_text("Deletion AUC ↓", exact=True)).to_have_count(3)
+        expect(app.main.get_by_text("ROAD ↑", exact=True)).to_have_count(3)
+        app.main.get_by_text("Which map to trust").wait_for()
+        charts_shown(app, 6)
+
+
 def test_a_unit_page_opens_from_its_url_links_onward_and_back(chromium):
     """A lecturer's bookmark of one filter, as a server's first request: every section, no dialog; a
     circuit input's link opens that filter's page, the back button returns, a wrong URL is explained."""

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import ImageFilter
 
 from convvis_core.activations import feature_maps
 from convvis_core.cam import ClassTarget, heatmap
@@ -118,15 +119,23 @@ def two_levels(mobilenet, tmp_path_factory) -> LoadedModel:
     return upload(model, tmp_path_factory.mktemp("t"), "two_levels.keras")
 
 
-def hand_cam(method: str, activations: tf.Tensor, rest, score, inputs: np.ndarray, mask_inputs=None) -> np.ndarray:
+def blurred(image, info) -> np.ndarray:
+    """The model input of the image blurred (σ = 5 % of its side): Score-CAM's 'removed' picture."""
+    seen = as_model_sees_it(image, info)
+    return model_input(seen.filter(ImageFilter.GaussianBlur(0.05 * max(seen.size))), info)
+
+
+def hand_cam(method: str, activations: tf.Tensor, rest, score, inputs: np.ndarray, removed=None) -> np.ndarray:
     """A CAM by its formula: ``rest(A)`` gives the class logit from the layer's activations A,
-    ``score(images)`` the class probability (for Score-CAM); normalized to 0..1 at the input size."""
+    ``score(images)`` the class probability (for Score-CAM, which keeps each mask's share of the image
+    over the ``removed`` picture: the blend of preprocessed inputs equals the preprocessed blend of
+    pixels, every preprocessing being affine per pixel); normalized to 0..1 at the input size."""
     A = activations[0].numpy().astype(np.float64)
     if method == "scorecam":
         masks = tf.image.resize(tf.transpose(activations, [3, 1, 2, 0]), inputs.shape[1:3], "bilinear").numpy()
         low, high = masks.min(axis=(1, 2, 3), keepdims=True), masks.max(axis=(1, 2, 3), keepdims=True)
         masks = np.divide(masks - low, high - low, out=np.zeros_like(masks), where=high > low)
-        scores = score(np.concatenate([inputs * 0.0, inputs * masks]))  # the blank baseline, then each mask
+        scores = score(np.concatenate([removed, removed + (inputs - removed) * masks]))  # the baseline, then each mask
         weights = scores[1:] - scores[0]
     else:
         with tf.GradientTape() as tape:
@@ -169,7 +178,8 @@ def test_cams_inside_a_nested_mobilenet_equal_the_split_model_by_hand(mobilenet_
             a = later(a, training=False)
         return dense_logit(model, "flowers", cls)(model.get_layer("pool")(a))
 
-    expected = hand_cam(method, activations, rest, probability(model, cls), inputs)
+    expected = hand_cam(method, activations, rest, probability(model, cls), inputs,
+                        blurred(image, mobilenet_transfer.info))
     ours = heatmap(mobilenet_transfer, image, method, ClassTarget(cls), f"mobilenet_1.00_224/{layer}")
     np.testing.assert_allclose(ours.values, expected, atol=1e-4)
 
@@ -197,7 +207,7 @@ def test_cams_inside_a_sequential_base_equal_the_formula(nested_lenet, method):
             a = model.get_layer(name)(a)
         return dense_logit(model, "logits", cls)(a)
 
-    expected = hand_cam(method, activations, rest, probability(model, cls), inputs)
+    expected = hand_cam(method, activations, rest, probability(model, cls), inputs, blurred(image, nested_lenet.info))
     ours = heatmap(nested_lenet, image, method, ClassTarget(cls), "lenet_features/conv2_relu")
     np.testing.assert_allclose(ours.values, expected, atol=1e-4)
 

@@ -110,16 +110,18 @@ class LoadedModel:
     def with_labels(self, names: Sequence[str], source: str) -> "LoadedModel":
         """The same model with its classes named (from a labels file called ``source``); the model key
         changes with the names, so nothing cached under the old names is shown with the new."""
-        if not self.info.is_classifier:
+        output = self.info.output_info
+        if output.kind not in ("classes", "segmentation"):
             raise ModelError(f"{self.info.display_name} has no class output, so it has no classes to name.")
-        if len(names) != len(self.info.class_names):
+        if len(names) != len(output.class_names):
             raise ModelError(f"'{source}' names {len(names)} classes, but {self.info.display_name} has "
-                             f"{len(self.info.class_names)} outputs. Give one name per output, in output order.")
+                             f"{len(output.class_names)} outputs. Give one name per output, in output order.")
         digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
         outputs = tuple(dataclasses.replace(info, class_names=tuple(names)) if i == self.info.output else info
                         for i, info in enumerate(self.info.outputs))
         return dataclasses.replace(self, info=dataclasses.replace(
-            self.info, class_names=tuple(names), outputs=outputs, key=f"{self.info.key}+labels:{digest}"))
+            self.info, class_names=tuple(names) if output.kind == "classes" else None, outputs=outputs,
+            key=f"{self.info.key}+labels:{digest}"))
 
 
 _VIEWS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
