@@ -255,9 +255,10 @@ for start in range(0, len(methods), PER_ROW):
             computed = (key, digest, target, layer, method, baseline)
             shown_once(("map", *computed, alpha, colormap),
                        lambda: st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}"))
-            deletion, insertion, road = st.columns(3)
+            deletion, insertion = st.columns(2)
             deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
             insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
+            road, _ = st.columns(2)
             road.metric("ROAD ↑", f"{scored[method].road.combined:.3f}",
                         help="Remove and debias (Rong et al. 2022): removed pixels are filled in from their neighbours, "
                              "not a baseline, so the model cannot tell where pixels were removed. Mean over 10–90 % "

@@ -319,7 +319,7 @@ def test_an_uploaded_segmentation_model_is_explained_for_a_class_over_a_region(a
         for title in ("Grad-CAM", "Grad-CAM++", "Layer-CAM"):
             expect(app.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
         expect(app.main.get_by_text("Deletion AUC ↓", exact=True)).to_have_count(3)
-        expect(app.main.get_by_text("ROAD ↑", exact=True)).to_have_count(3)
+        expect(app.main.get_by_test_id("stMetricLabel").filter(has_text="ROAD ↑")).to_have_count(3)
         app.main.get_by_text("Which map to trust").wait_for()
         charts_shown(app, 6)
 
