@@ -314,7 +314,7 @@ def test_an_uploaded_segmentation_model_is_explained_for_a_class_over_a_region(a
             app.main.get_by_text("where the model predicts this class", exact=True).click()
         app.main.get_by_text(re.compile(r"^3 heatmap\(s\) for square \(class 1\) over the pixels predicted as square")).wait_for()
         app.main.get_by_text(re.compile(r"^\*?\*?Score\*?\*? in the curves below|^Score in the curves below")).wait_for()
-        expect(app.main.get_by_text("mean probability over the region", exact=False).first).to_be_visible()
+        expect(app.main.get_by_text("region's mean probability", exact=False).first).to_be_visible()
         expect(app.main.get_by_text(re.compile(r"^Predicted mask · explained region outlined"))).to_be_visible()
         for title in ("Grad-CAM", "Grad-CAM++", "Layer-CAM"):
             expect(app.main.get_by_role("heading", name=title, exact=True)).to_be_visible()

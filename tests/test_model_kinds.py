@@ -552,7 +552,7 @@ def test_the_cli_explains_a_segmentation_region_and_holds_inputs(unet, two_input
         assert main(["cam", str(path), str(photo), "--class", "1", "--baseline", "black", "--out", str(png),
                      *args]) == 0
         out = capsys.readouterr().out
-        assert f"target: class 1 {where}" in out and "score: mean probability over the region" in out
+        assert f"target: class 1 {where}" in out and "score: region's mean probability" in out
         assert "layer: up1" in out  # the layer before the softmax head, whose output leads to no logit
     assert main(["cam", str(path), str(blank), "--class", "1", "--region", "predicted", "--out", str(png)]) == 2
     assert "predicts no pixel as class 1" in capsys.readouterr().err

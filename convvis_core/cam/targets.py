@@ -208,7 +208,7 @@ class RegionTarget:
     index: int
     region: Region | None = None
     source: ClassVar[str] = LOGITS
-    score_name: ClassVar[str] = "mean probability over the region"
+    score_name: ClassVar[str] = "region's mean probability"
 
     def arguments(self) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.index, np.int32), (NO_ARGUMENT + 1 if self.region is None
