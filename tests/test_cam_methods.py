@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from convvis_core.cam import (METHODS, AblationCAM, ClassTarget, EigenCAM, EmptyHeatmapError, HiResCAM,
+from convvis_core.cam import (METHODS, AblationCAM, ClassTarget, EigenCAM, EmptyHeatmapError, FilterTarget, HiResCAM,
                               IntegratedGradients, XGradCAM, heatmap)
 from convvis_core.cam.integrated_gradients import integrated_gradients
 from convvis_core.errors import ConvVisError
@@ -108,6 +108,16 @@ def test_ablationcam_equals_the_formula_with_every_channel_zeroed_by_hand(lenet,
     np.testing.assert_allclose(ours(lenet, digit, "ablationcam"), expected, atol=1e-4)
     one_at_a_time = AblationCAM(batch_size=1).explain(lenet, digit, ClassTarget(CLASS), LAYER).values
     np.testing.assert_allclose(one_at_a_time, expected, atol=1e-4)
+
+
+def test_ablationcam_says_why_when_the_target_comes_before_the_layer(lenet, digit):
+    with pytest.raises(EmptyHeatmapError, match="does not depend on the layer"):
+        heatmap(lenet, digit, "ablationcam", FilterTarget("conv1_relu", 3), LAYER)
+    with pytest.raises(EmptyHeatmapError, match="gradient is zero everywhere"):  # as Grad-CAM says it
+        heatmap(lenet, digit, "hirescam", FilterTarget("conv1_relu", 3), LAYER)
+    at_the_layer = heatmap(lenet, digit, "ablationcam", FilterTarget(LAYER, 3), LAYER).values  # the filter itself
+    activations, _, _ = split_pass(lenet, digit)
+    np.testing.assert_allclose(at_the_layer, shown(activations[..., 3]), atol=1e-4)
 
 
 def hand_integrated_gradients(lenet: LoadedModel, image: Image.Image, steps: int) -> np.ndarray:

@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from convvis_core.cam.base import CamMethod, Capture, Probe, Scene, _float32, checked_map
 from convvis_core.cam.eigencam import captured
-from convvis_core.cam.replaced import run_replaced
+from convvis_core.cam.replaced import producer, run_replaced
+from convvis_core.errors import ConvVisError
 from convvis_core.parallel import cores
 
 NO_CHANNEL = -1  # a row of the batch with nothing ablated: the value y itself (and the padding)
@@ -73,6 +74,10 @@ class AblationCAM(CamMethod):
 
     def weights(self, capture: Capture) -> np.ndarray:
         activations = capture.activations
+        try:
+            producer(capture.probe.target_model, capture.probe.layer_model.outputs[0])
+        except ConvVisError:  # the target comes before the layer: no channel changes it (``why_empty`` says so)
+            return np.zeros(activations.shape[-1], np.float32)
         live = np.flatnonzero(activations.reshape(-1, activations.shape[-1]).any(axis=0))
         values = self.values(capture, np.concatenate([[NO_CHANNEL], live]).astype(np.int32))
         value = float(values[0])
