@@ -327,7 +327,7 @@ def cmd_cam(args: argparse.Namespace) -> None:
     image = _image(args.image)
     layer = args.layer or _default_layer(loaded)
     target = _cam_target(args, loaded, image)
-    scored = explain_and_score(loaded, image, args.method, target, layer, args.fit, args.baseline)
+    scored = explain_and_score(loaded, image, args.method, target, layer, args.fit, args.baseline, args.steps)
     if isinstance(scored, str):
         raise EmptyHeatmapError(scored)
     result, scores = scored.heatmap, scored.scores
@@ -338,7 +338,8 @@ def cmd_cam(args: argparse.Namespace) -> None:
           f"baseline: {args.baseline})\n"
           f"layer: {result.layer or 'none (input gradients)'}\n"
           f"deletion AUC:  {scores.deletion_auc:.4f} (lower is more faithful)\n"
-          f"insertion AUC: {scores.insertion_auc:.4f} (higher is more faithful)")
+          f"insertion AUC: {scores.insertion_auc:.4f} (higher is more faithful)\n"
+          f"ROAD:          {scored.road.combined:.4f} (higher is more faithful; about 0 for a random map)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -452,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--baseline", choices=("blur", "mean", "black"), default="blur",
                      help="what a removed pixel becomes for Score-CAM and the deletion/insertion curves "
                           "(default blur)")
+    cam.add_argument("--steps", type=int, help="integrated_gradients: steps along the path from the baseline to the "
+                     "image (default 32; more make the attributions add up closer to the change in the target)")
     cam.add_argument("--layer", help="layer path (default: the last layer with a map larger than 1×1)")
     cam.add_argument("--fit", choices=("stretch", "crop", "pad"), default="stretch",
                      help="how to bring the image to the model's input size")

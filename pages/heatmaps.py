@@ -28,6 +28,7 @@ from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker, reference_picker
 from convvis_ui.page import start_page
 
+IG = "integrated_gradients"
 COLORMAPS = ("jet", "viridis", "inferno", "gray")  # names both plotly and matplotlib know
 PER_ROW = 3
 
@@ -38,11 +39,11 @@ def cached_strongest_filter(model: str, image: str, layer: str, _loaded: LoadedM
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_heatmap(model: str, image: str, target: Target, layer: str, method: str, baseline: str,
+def cached_heatmap(model: str, image: str, target: Target, layer: str, method: str, baseline: str, steps: int | None,
                    _loaded: LoadedModel, _seen: Image.Image) -> ScoredHeatmap | str:
     """One method's scored map, or the reason it has none. The image is the one the model sees
     (already fitted), so its key names the input."""
-    return explain_and_score(_loaded, _seen, method, target, layer, baseline=baseline)
+    return explain_and_score(_loaded, _seen, method, target, layer, baseline=baseline, steps=steps)
 
 
 def map_figure(seen: Image.Image, values: np.ndarray, alpha: float, colormap: str) -> go.Figure:
@@ -222,6 +223,13 @@ with right:
                                           "kept), its mean colour, or black. ROAD does not use it: it fills removed "
                                           "pixels in from their neighbours.")
 
+steps = None
+if IG in methods:
+    with right:
+        steps = int(st.number_input("Integrated Gradients: steps", 1, 512, 32, key="heatmaps_ig_steps",
+                                    help="Gradients along the straight path from the baseline (the 'deleted pixels' "
+                                         "picture) to the image; the attributions add up to the change in the "
+                                         "target's value, closer with more steps. Cost: one gradient per step."))
 if info.output_info.kind == "segmentation":
     with left:
         segmentation_view(loaded, seen, digest, target)
@@ -238,7 +246,8 @@ with st.status(f"Computing {len(methods)} heatmap(s) and their faithfulness curv
     for done, method in enumerate(methods):
         bar.progress(done / len(methods), text=f"{METHODS[method].title} ({done + 1} of {len(methods)})")
         with user_errors(stop=True):
-            results[method] = cached_heatmap(key, digest, target, layer, method, baseline, loaded, seen)
+            results[method] = cached_heatmap(key, digest, target, layer, method, baseline,
+                                             steps if method == IG else None, loaded, seen)
     bar.progress(1.0, text="Done")
     status.update(label=f"{len(methods)} heatmap(s) for {target.describe(info.output_info.class_names)}",
                   state="complete")
@@ -252,7 +261,7 @@ for start in range(0, len(methods), PER_ROW):
                 st.warning(results[method], icon=":material/block:")
                 continue
             result, scores, seconds = scored[method].heatmap, scored[method].scores, scored[method].seconds
-            computed = (key, digest, target, layer, method, baseline)
+            computed = (key, digest, target, layer, method, baseline, steps if method == IG else None)
             shown_once(("map", *computed, alpha, colormap),
                        lambda: st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}"))
             deletion, insertion = st.columns(2)

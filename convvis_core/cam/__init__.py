@@ -33,15 +33,22 @@ METHODS: dict[str, HeatmapMethod] = {method.name: method for method in (
 DEFAULT_METHODS = ("gradcam", "gradcam++", "layercam")  # fast; Score-CAM is one click away
 
 
+def method_named(name: str, steps: int | None = None) -> HeatmapMethod:
+    """The method by name (see ``METHODS``); Integrated Gradients with ``steps`` path steps when given."""
+    if name not in METHODS:
+        raise ValueError(f"Unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    method = METHODS[name]
+    return IntegratedGradients(steps) if steps is not None and isinstance(method, IntegratedGradients) else method
+
+
 def heatmap(loaded: LoadedModel, image: Image.Image, method: str = "gradcam", target: Target | None = None,
-            layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur") -> Heatmap:
-    """The heatmap of one method by name (see ``METHODS``); defaults as in :meth:`HeatmapMethod.explain`."""
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return METHODS[method].explain(loaded, image, target, layer, fit, baseline)
+            layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur",
+            steps: int | None = None) -> Heatmap:
+    """The heatmap of one method by name; defaults as in :meth:`HeatmapMethod.explain`."""
+    return method_named(method, steps).explain(loaded, image, target, layer, fit, baseline)
 
 
-__all__ = ["BASELINES", "DEFAULT_METHODS", "METHODS", "AblationCAM", "Baseline", "ClassTarget", "EigenCAM",
+__all__ = ["method_named", "BASELINES", "DEFAULT_METHODS", "METHODS", "AblationCAM", "Baseline", "ClassTarget", "EigenCAM",
            "EmptyHeatmapError", "Faithfulness", "FilterTarget", "GradCAM", "GradCAMPlusPlus", "Heatmap", "HeatmapMethod",
            "HiResCAM", "IntegratedGradients", "LayerCAM", "OutputNormTarget", "OutputUnitTarget", "Region",
            "RegionTarget", "ScoreCAM", "SimilarityTarget", "SmoothGrad", "Target", "VanillaGradient", "XGradCAM",

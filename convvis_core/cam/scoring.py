@@ -34,13 +34,15 @@ class ScoredHeatmap:
 
 
 def explain_and_score(loaded: LoadedModel, image: Image.Image, method: str, target: Target | None = None,
-                      layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur") -> ScoredHeatmap | str:
-    """The scored map of one method, or the reason it has none (see :class:`EmptyHeatmapError`)."""
+                      layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur",
+                      steps: int | None = None) -> ScoredHeatmap | str:
+    """The scored map of one method (Integrated Gradients with ``steps`` path steps, if given), or the
+    reason it has none (see :class:`EmptyHeatmapError`)."""
     from convvis_core.cam import heatmap  # the method registry lives in the package
 
     start = time.perf_counter()
     try:
-        result = heatmap(loaded, image, method, target, layer, fit, baseline)
+        result = heatmap(loaded, image, method, target, layer, fit, baseline, steps)
     except EmptyHeatmapError as error:
         return str(error)
     scores = faithfulness(loaded, image, result, fit, baseline=baseline)
