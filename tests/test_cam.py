@@ -149,8 +149,9 @@ def test_the_page_shows_three_maps_with_their_faithfulness(mobilenet):
     assert not at.error, [e.value for e in at.error]
     assert at.get("status")[0].proto.label == "3 heatmap(s) for Egyptian cat (class 285)"
     labels = [m.label for m in at.metric]
-    assert labels == ["Deletion AUC ↓", "Insertion AUC ↑"] * 3
-    assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric)
+    assert labels == ["Deletion AUC ↓", "Insertion AUC ↑", "ROAD ↑"] * 3
+    assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric if "AUC" in m.label)
+    assert all(-1.0 <= float(m.value) <= 1.0 for m in at.metric if m.label == "ROAD ↑")  # a difference of probabilities
     assert [h.value for h in at.markdown[:3]] == ["#### Grad-CAM", "#### Grad-CAM++", "#### Layer-CAM"]
 
 
