@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what a removed pixel becomes for Score-CAM and the deletion/insertion curves "
                           "(default blur)")
     cam.add_argument("--steps", type=int, help="integrated_gradients: steps along the path from the baseline to the "
-                     "image (default 32; more make the attributions add up closer to the change in the target)")
+                     "image (default 64; more make the attributions add up closer to the change in the target)")
     cam.add_argument("--layer", help="layer path (default: the last layer with a map larger than 1×1)")
     cam.add_argument("--fit", choices=("stretch", "crop", "pad"), default="stretch",
                      help="how to bring the image to the model's input size")

@@ -226,7 +226,7 @@ with right:
 steps = None
 if IG in methods:
     with right:
-        steps = int(st.number_input("Integrated Gradients: steps", 1, 512, 32, key="heatmaps_ig_steps",
+        steps = int(st.number_input("Integrated Gradients: steps", 1, 1024, 64, key="heatmaps_ig_steps",
                                     help="Gradients along the straight path from the baseline (the 'deleted pixels' "
                                          "picture) to the image; the attributions add up to the change in the "
                                          "target's value, closer with more steps. Cost: one gradient per step."))

@@ -141,8 +141,9 @@ def test_integrated_gradients_equal_the_formula_and_add_up_to_the_change_in_the_
     np.testing.assert_allclose(attributions, expected, atol=1e-4 * np.abs(expected).max())
     values = scene.probe.values(np.concatenate([scene.pixels, scene.baseline]), scene.target)
     assert attributions.sum() == pytest.approx(values[0] - values[1], rel=0.01)  # completeness
+    registered = hand_integrated_gradients(lenet, digit, METHODS["integrated_gradients"].steps)
     np.testing.assert_allclose(ours(lenet, digit, "integrated_gradients", baseline="black"),
-                               shown(expected.sum(axis=-1)), atol=1e-4)
+                               shown(registered.sum(axis=-1)), atol=1e-4)
     for baseline in ("blur", "mean"):  # the caller's baseline, kept
         attributions, scene = integrated_gradients(lenet, digit, ClassTarget(CLASS), 32, baseline)
         values = scene.probe.values(np.concatenate([scene.pixels, scene.baseline]), scene.target)
@@ -160,7 +161,7 @@ def test_integrated_gradients_refuse_no_steps_and_say_why_a_map_is_empty(lenet):
     black = Image.new("L", (28, 28))
     with pytest.raises(EmptyHeatmapError, match="the same as its baseline"):
         heatmap(lenet, black, "integrated_gradients", ClassTarget(4), baseline="black")
-    assert METHODS["integrated_gradients"].steps == 32
+    assert METHODS["integrated_gradients"].steps == 64  # within 5 % of completeness on MobileNet (see below)
     assert all(name in METHODS for name in NEW_METHODS)
 
 

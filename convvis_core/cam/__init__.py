@@ -29,7 +29,7 @@ from convvis_core.models.base import LoadedModel
 
 METHODS: dict[str, HeatmapMethod] = {method.name: method for method in (
     GradCAM(), GradCAMPlusPlus(), ScoreCAM(), LayerCAM(), VanillaGradient(), SmoothGrad(), HiResCAM(), XGradCAM(),
-    EigenCAM(), AblationCAM(), IntegratedGradients(steps=32))}
+    EigenCAM(), AblationCAM(), IntegratedGradients())}
 DEFAULT_METHODS = ("gradcam", "gradcam++", "layercam")  # fast; Score-CAM is one click away
 
 

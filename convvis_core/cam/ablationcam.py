@@ -20,8 +20,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from convvis_core.cam.base import CamMethod, Capture, Probe, Scene, _float32, checked_map
-from convvis_core.cam.eigencam import captured
+from convvis_core.cam.base import CamMethod, Capture, Probe, Scene, _float32, captured, checked_map
 from convvis_core.cam.replaced import producer, run_replaced
 from convvis_core.errors import ConvVisError
 from convvis_core.parallel import cores
@@ -54,7 +53,7 @@ class AblationCAM(CamMethod):
         self.batch_size = batch_size
 
     def raw_map(self, scene: Scene) -> np.ndarray:
-        capture = captured(scene)  # traced (``Probe.capture`` without gradients runs eagerly)
+        capture = captured(scene, gradients=False)
         weights = self.weights(capture)
         return checked_map(self, capture, weights, (capture.activations * weights).sum(axis=-1))
 

@@ -82,8 +82,9 @@ class Probe:
                                      tf.constant(extra), *more)
 
     def outputs(self, pixels: np.ndarray) -> np.ndarray:
-        """The target's source output (logits, values, or the layer's maps)."""
-        return np.asarray(self.target_model(self.preprocess(pixels), training=False))
+        """The target's source output (logits, values, or the layer's maps), from a traced pass (an
+        eager call of a model costs several times as much)."""
+        return self.traced(_outputs)(tf.convert_to_tensor(pixels, tf.float32)).numpy()
 
     def scores(self, pixels: tf.Tensor | np.ndarray, target: Target) -> np.ndarray:
         """The target's score (class probability, mean filter activation, ...) for each image."""
@@ -96,13 +97,21 @@ class Probe:
     def capture(self, pixels: np.ndarray, target: Target, gradients: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """The layer's activations and the gradients of the target's value, each (h, w, C), for one image."""
         if not gradients:
-            return np.asarray(self.layer_model(self.preprocess(pixels), training=False)[0])[0], None
+            return self.traced(_activations)(tf.convert_to_tensor(pixels, tf.float32)).numpy()[0], None
         activations, grads = self.call(_capture, pixels, target)
         return activations.numpy()[0], grads.numpy()[0]
 
     def input_gradients(self, pixels: np.ndarray, target: Target) -> np.ndarray:
         """Gradients of the target's value with respect to each image's pixels, (N, H, W, C)."""
         return self.call(_input_gradients, pixels, target).numpy()
+
+
+def _outputs(probe: Probe, pixels: tf.Tensor) -> tf.Tensor:
+    return _float32(probe.target_model(probe.preprocess(pixels), training=False))
+
+
+def _activations(probe: Probe, pixels: tf.Tensor) -> tf.Tensor:
+    return _float32(probe.layer_model(probe.preprocess(pixels), training=False)[0])
 
 
 def _scores(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
@@ -174,7 +183,8 @@ class HeatmapMethod(ABC):
         (default: the last layer with a real map); methods that remove pixels replace them with
         ``baseline``. Raises :class:`EmptyHeatmapError` with the reason when the map would be empty."""
         model = loaded.model
-        layer = (find_layer(model, layer) if layer else default_layer(model)).path
+        if self.uses_layer or layer or (target is None and loaded.info.output_info.kind == "none"):
+            layer = (find_layer(model, layer) if layer else default_layer(model)).path  # a filter target needs one
         target = default_target(loaded, image, layer, fit) if target is None else target
         check_target(loaded, target)
         pixels = model_pixels(image, loaded.info, fit)
@@ -185,9 +195,11 @@ class HeatmapMethod(ABC):
         values = resized(raw, pixels.shape[1:3])
         low, high = float(values.min()), float(values.max())
         if not high > low:
+            where, advice = ((f" at {layer}", "choose a layer with a larger map") if self.uses_layer else
+                             ("", "the target does not depend on where anything is in this image"))
             raise EmptyHeatmapError(
-                f"{self.title}: the map is flat ({raw.shape[0]}×{raw.shape[1]} at {layer}, the same value "
-                "everywhere), so it cannot say where the evidence is; choose a layer with a larger map.")
+                f"{self.title}: the map is flat ({raw.shape[0]}×{raw.shape[1]}{where}, the same value "
+                f"everywhere), so it cannot say where the evidence is; {advice}.")
         return Heatmap(self.name, (values - low) / (high - low), target, layer if self.uses_layer else None)
 
     @abstractmethod
@@ -214,6 +226,12 @@ class Capture(Scene):
     gradients: np.ndarray | None  # dS/dA, (h, w, C); None for gradient-free methods
 
 
+def captured(scene: Scene, gradients: bool = True) -> Capture:
+    """What one pass sees at the scene's layer: activations, and the target's gradients if asked."""
+    activations, grads = scene.probe.capture(scene.pixels, scene.target, gradients)
+    return Capture(**vars(scene), activations=activations, gradients=grads)
+
+
 class CamMethod(HeatmapMethod):
     """A class activation map: ReLU(sum over channels of weights · A). Subclasses give the weights."""
 
@@ -224,10 +242,9 @@ class CamMethod(HeatmapMethod):
         """One weight per channel, (C,), or one per element of A, (h, w, C)."""
 
     def raw_map(self, scene: Scene) -> np.ndarray:
-        activations, gradients = scene.probe.capture(scene.pixels, scene.target, self.needs_gradients)
-        capture = Capture(**vars(scene), activations=activations, gradients=gradients)
+        capture = captured(scene, self.needs_gradients)
         weights = self.weights(capture)
-        return checked_map(self, capture, weights, (activations * weights).sum(axis=-1))
+        return checked_map(self, capture, weights, (capture.activations * weights).sum(axis=-1))
 
     def why_empty(self, capture: Capture, weights: np.ndarray) -> str:
         """The reason a map came out all zero (or not finite), in words a user can act on."""

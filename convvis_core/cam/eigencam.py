@@ -11,20 +11,7 @@ with the channel-summed activations, so the map is high where the layer is most 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
-
-from convvis_core.cam.base import CamMethod, Capture, Probe, Scene, _float32, checked_map
-
-
-def _activations(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
-    return _float32(probe.layer_model(probe.preprocess(pixels), training=False)[0])
-
-
-def captured(scene: Scene) -> Capture:
-    """The layer's activations on the image, without gradients, from a traced pass (an eager call of
-    the layer's model costs about ten times as much on a small model)."""
-    activations = scene.probe.call(_activations, scene.pixels, scene.target).numpy()[0]
-    return Capture(**vars(scene), activations=activations, gradients=None)
+from convvis_core.cam.base import CamMethod, Capture, Scene, captured, checked_map
 
 
 def first_component_projection(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +45,7 @@ class EigenCAM(CamMethod):
         return first_component_projection(capture.activations)[1]
 
     def raw_map(self, scene: Scene) -> np.ndarray:
-        capture = captured(scene)
+        capture = captured(scene, gradients=False)
         projection, component = first_component_projection(capture.activations)
         return checked_map(self, capture, component, projection)
 

@@ -33,7 +33,7 @@ from convvis_core.models.base import LoadedModel
 def checked_steps(steps: int) -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ConvVisError(f"Integrated Gradients needs at least 1 step along the path from the baseline to "
-                           f"the image; got {steps!r}. 32 is a good start, more make the attributions' sum closer "
+                           f"the image; got {steps!r}. 64 is a good start, more make the attributions' sum closer "
                            "to the change in the target's value.")
     return int(steps)
 
@@ -43,7 +43,7 @@ class IntegratedGradients(HeatmapMethod):
     title = "Integrated Gradients"
     uses_layer: ClassVar[bool] = False
 
-    def __init__(self, steps: int = 32, batch_size: int = 32):
+    def __init__(self, steps: int = 64, batch_size: int = 32):
         self.steps, self.batch_size = checked_steps(steps), batch_size
 
     def attributions(self, scene: Scene) -> np.ndarray:

@@ -247,7 +247,10 @@ def check_target(loaded: LoadedModel, target: Target) -> None:
                              f"filters (0–{channels - 1}).")
         return
     wanted = {ClassTarget: "classes", RegionTarget: "segmentation", OutputUnitTarget: "values",
-              OutputNormTarget: "values", SimilarityTarget: "values"}[type(target)]
+              OutputNormTarget: "values", SimilarityTarget: "values"}.get(type(target))
+    if wanted is None:
+        raise ConvVisError(f"{type(target).__name__} is not a target ConvVis knows: explain a class, a filter, an "
+                           "output unit, the output's norm, a similarity or a region.")
     if output.kind != wanted:
         raise ConvVisError(f"{info.display_name}'s output '{output.name}' {output.holds}, so it cannot be "
                            f"explained as {target.describe()}. " + output.what_to_explain)
