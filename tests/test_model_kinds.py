@@ -456,6 +456,47 @@ def test_mixed_precision_maps_are_finite_and_close_to_the_float32_twin(two_heads
         assert np.abs(mixed - full).max() < 0.05
 
 
+def half_precision(build, weights) -> keras.Model:
+    """The model ``build()`` makes, built under mixed precision (float16 compute), with ``weights``."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        half = build()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    half.set_weights(weights)
+    return half
+
+
+def test_every_kind_saved_and_reloaded_explains_the_same_also_in_mixed_precision(two_heads, unet, embedding, shapes,
+                                                                                  tmp_path):
+    """Each kind of model, in float32 and built under mixed precision, saved as .keras and uploaded
+    again: the same maps as before saving; mixed precision's maps finite and close to float32's."""
+    pixels, labels = shapes
+    embedder = embedding[0]
+    kinds = {  # name: (model, how to rebuild it, the view to explain, target, layer, image)
+        "two heads": (two_heads[0], two_head_model, lambda m: m.with_output("column"), OutputUnitTarget(0), "conv2",
+                      square_at(10, 16)),
+        "segmentation": (unet[0], unet_model, lambda m: m, RegionTarget(1, Region.of(labels[0] == 1, "the square")),
+                         "up1", picture(pixels[0])),
+        "embedding": (embedder, lambda: keras.models.clone_model(embedder), lambda m: m.with_output(0, kind="values"),
+                      OutputNormTarget(), "conv2", square_at(3, 5)),
+    }
+    for name, (model, build, view, target, layer, image) in kinds.items():
+        for precision, built in (("float32", model), ("mixed", half_precision(build, model.get_weights()))):
+            before = view(describe_uploaded(built, f"{name}.keras", f"{name}-{precision}"))
+            built.save(tmp_path / f"{name}-{precision}.keras")
+            after = view(load_model_file(tmp_path / f"{name}-{precision}.keras"))
+            for method in ("gradcam", "hirescam", "scorecam", "integrated_gradients"):
+                kept = heatmap(before, image, method, target, layer).values
+                reloaded = heatmap(after, image, method, target, layer).values
+                np.testing.assert_allclose(reloaded, kept, atol=1e-5, err_msg=f"{name} {precision} {method}")
+                if precision == "mixed":
+                    full = heatmap(view(describe_uploaded(model, f"{name}.keras", name)), image, method, target,
+                                   layer).values
+                    agreement = np.corrcoef(reloaded.ravel(), full.ravel())[0, 1]  # float16 rounding moves pixels a little
+                    assert np.isfinite(reloaded).all() and agreement > 0.98, (name, method, agreement)
+
+
 # ------------------------------------------------------------------------------------- bad inputs
 
 
