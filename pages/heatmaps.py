@@ -210,9 +210,12 @@ with right:
                               "Earlier layers give sharper, noisier maps. Input-gradient methods ignore it.")
     methods = st.multiselect("Methods", list(METHODS), default=list(DEFAULT_METHODS),
                              format_func=lambda m: METHODS[m].title,
-                             help="Grad-CAM, Grad-CAM++ and Layer-CAM take one backward pass (well under a second). "
-                                  "Score-CAM is gradient-free and often the most faithful, but runs the model once per "
-                                  "channel (MobileNet's last layer: about 15 s on 2 cores); its result is cached.")
+                             help="Grad-CAM, Grad-CAM++, HiResCAM, XGradCAM and Layer-CAM take one backward pass, "
+                                  "EigenCAM one forward pass (well under a second; EigenCAM ignores the target). "
+                                  "Ablation-CAM zeroes each channel and re-runs the rest of the network (about 0.2 s "
+                                  "on MobileNet's last layer); Score-CAM masks the picture by each channel and runs the "
+                                  "whole model (about 10 s there). Vanilla gradient, SmoothGrad and Integrated Gradients "
+                                  "attribute pixels (Integrated Gradients: one gradient per step). Results are cached.")
     controls = st.columns(3)
     alpha = controls[0].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
     colormap = controls[1].selectbox("Colours", COLORMAPS)
