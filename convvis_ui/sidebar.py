@@ -152,7 +152,7 @@ def _chosen_output(digest: str, loaded: LoadedModel) -> LoadedModel:
             help="This model has several heads. Every page (predictions, heatmaps, top-k, units) explains the one "
                  "chosen here; Home shows all of them.")
     chosen = outputs[index] if outputs else loaded.info.output_info
-    if chosen.kind in ("classes", "values") and len(chosen.shape) == 1 and chosen.units > 1:
+    if chosen.ambiguous:
         kinds = ["classes", "values"]
         kind = st.sidebar.radio("This output holds", kinds, index=kinds.index(kind or chosen.kind),
                                 format_func=lambda k: KINDS[k], key=f"_convvis_kind_{digest}_{index}",

@@ -71,7 +71,8 @@ st.caption(info.description)
 
 columns = st.columns(4)
 columns[0].metric("Input", f"{info.input_size[0]}×{info.input_size[1]}×{info.channels}")
-columns[1].metric("Parameters", f"{loaded.model.count_params():,}")
+whole = loaded.whole()  # every head of the file's model (pages work on a view of one)
+columns[1].metric("Parameters", f"{whole.count_params():,}")
 columns[2].metric("Spatial layers", len(start.layers))
 columns[3].metric("Outputs" if len(info.outputs) > 1 else "Classes", len(info.outputs) if len(info.outputs) > 1
                   else len(info.class_names) if info.class_names else "none")
@@ -97,7 +98,7 @@ with left:
 with right:
     st.markdown("#### Layers")
     only_spatial = st.toggle("Only layers with feature maps (4-D output)", value=False)
-    table = pd.DataFrame(layer_table(loaded.model))
+    table = pd.DataFrame(layer_table(whole))
     if only_spatial:
         table = table[table["feature maps"]]
     st.dataframe(table, hide_index=True, height=520,

@@ -89,6 +89,10 @@ class LoadedModel:
         """The same model with its non-image inputs held at ``values`` (by input name) instead of zeros."""
         return self._viewed(self.info.outputs, self.info.output, held_values(self.info.inputs, values, source))
 
+    def whole(self) -> keras.Model:
+        """The file's model with every head (other inputs held as in this view): what its layer list shows."""
+        return cached_view(self.source, self.info.inputs, None) if self.source is not None else self.model
+
     def _viewed(self, outputs: tuple[OutputInfo, ...], output: int, inputs: tuple[InputInfo, ...]) -> "LoadedModel":
         source = self.source or self.model
         chosen = outputs[output] if outputs else self.info.output_info
@@ -128,7 +132,7 @@ _VIEWS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictiona
 _VIEWS_LOCK = threading.Lock()
 
 
-def cached_view(model: keras.Model, inputs: Sequence[InputInfo], output: int) -> keras.Model:
+def cached_view(model: keras.Model, inputs: Sequence[InputInfo], output: int | None) -> keras.Model:
     """One view object per (model, held values, output), so every per-model cache serves it again."""
     inputs = inputs or describe_inputs(model, model.name)  # a one-input model's ModelInfo.inputs is ()
     key = (view_key(inputs, output, len(model.outputs)), tuple(info.held for info in inputs))

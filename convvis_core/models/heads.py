@@ -36,6 +36,12 @@ class OutputInfo:
     shape: tuple[int, ...]  # without the batch axis
     kind: OutputKind
     class_names: tuple[str, ...] | None = None  # classes and segmentation outputs
+    squashed: bool = False  # out of a softmax or sigmoid: probabilities, certainly classes
+
+    @property
+    def ambiguous(self) -> bool:
+        """A linear vector of several units: class logits, or values (an embedding); the user says which."""
+        return self.kind in ("classes", "values") and len(self.shape) == 1 and self.units > 1 and not self.squashed
 
     @property
     def units(self) -> int:
@@ -115,6 +121,7 @@ def output_kind(model: keras.Model, index: int) -> OutputKind:
 
 def describe_outputs(model: keras.Model, class_names: Sequence[str] | None = None) -> tuple[OutputInfo, ...]:
     """Every output of ``model``, named by its head layer; ``class_names`` name a single classifier's classes."""
+    from convvis_core.graph import activation_name
     from convvis_core.labels import imagenet_class_names
 
     outputs = []
@@ -127,7 +134,8 @@ def describe_outputs(model: keras.Model, class_names: Sequence[str] | None = Non
             names = (tuple(class_names) if class_names and len(class_names) == count and len(model.outputs) == 1
                      else imagenet_class_names() if count == 1000 and kind == "classes"
                      else tuple(f"class {i}" for i in range(count)))
-        outputs.append(OutputInfo(_head_layer(tensor).name, shape, kind, names))
+        squashed = activation_name(_head_layer(tensor)) in ("softmax", "sigmoid")
+        outputs.append(OutputInfo(_head_layer(tensor).name, shape, kind, names, squashed))
     return tuple(outputs)
 
 
@@ -192,10 +200,11 @@ def view_key(inputs: Sequence[InputInfo], output: int, outputs: int) -> str:
     return "#".join(parts)
 
 
-def view_model(model: keras.Model, inputs: Sequence[InputInfo], output: int) -> keras.Model:
-    """The image input to output ``output``, other inputs held: a functional model over ``model``'s
-    own layers (same weights, same layer paths). ``model`` itself when it already has one of each."""
-    if len(model.inputs) == 1 and len(model.outputs) == 1:
+def view_model(model: keras.Model, inputs: Sequence[InputInfo], output: int | None) -> keras.Model:
+    """The image input to output ``output`` (None: to every output), other inputs held: a functional
+    model over ``model``'s own layers (same weights, same layer paths). ``model`` itself when it
+    already has one input and what is asked."""
+    if len(model.inputs) == 1 and (len(model.outputs) == 1 or output is None):
         return model
     if not hasattr(model, "_run_through_graph"):
         raise ModelError(f"'{model.name}' is a subclassed model with several inputs or outputs: its graph cannot "
@@ -208,7 +217,7 @@ def view_model(model: keras.Model, inputs: Sequence[InputInfo], output: int) -> 
            for info in inputs]
     outputs = model._run_through_graph(fed if len(fed) > 1 else fed[0], operation_fn=lambda operation: operation)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return keras.Model(image, outputs[output], name=model.name)
+    return keras.Model(image, outputs if output is None else outputs[output], name=model.name)
 
 
 def numbers(text: str, name: str) -> tuple[float, ...]:
