@@ -13,7 +13,7 @@ The second part times, side by side in the same way (all warmed up, then in turn
 method per image at the same layer and class: HiResCAM, XGradCAM and EigenCAM against Grad-CAM
 (goal <= 1.5x: one pass each, only the weighting differs), Ablation-CAM against Score-CAM (goal
 <= 1x: both weigh channels by removing them, Ablation-CAM from the layer on, Score-CAM through the
-whole network), and Integrated Gradients (32 steps, no layer) for scale.
+whole network), and Integrated Gradients (its default steps, no layer) for scale.
 
 Run: ``python bench/cam_vs_tf_keras_vis.py [--repeats 5]``.
 """
@@ -119,7 +119,7 @@ def main() -> None:
     zero = int((~activations.reshape(-1, activations.shape[-1]).any(axis=0)).sum())
 
     ours = {method.title: method for method in (gradcam, HiResCAM(), XGradCAM(), EigenCAM(), scorecam,
-                                                AblationCAM(batch_size=BATCH_SIZE), IntegratedGradients(steps=32))}
+                                                AblationCAM(batch_size=BATCH_SIZE), IntegratedGradients())}
     medians = timed_all({title: (lambda method=method: method.explain(loaded, image, target, LAYER))
                          for title, method in ours.items()}, args.repeats)
 
@@ -137,14 +137,16 @@ def main() -> None:
           f"{pearson(our_gradcam_map.values, their_gradcam_map):.4f} at 224×224; with tf-keras-vis' upsampling "
           f"(scipy zoom, corner-aligned) applied to ours: {pearson(zoom(our_coarse, 32, order=1), their_gradcam_map):.4f}")
     print(f"Score-CAM Pearson correlation at 224×224: {pearson(our_scorecam_map.values, their_scorecam_map):.4f} "
-          "(ConvVis weighs a channel by the probability's rise over the blank baseline, tf-keras-vis by the "
+          "(ConvVis keeps each mask's share of the picture over its blurred copy and weighs a channel by the "
+          "probability's rise over that copy, tf-keras-vis masks to black and weighs by the "
           "probability itself)")
     print(f"ConvVis' methods per image at {LAYER}, class {CLASS}, 224×224, median of {args.repeats} after a warm-up, "
           "all timed in turn:")
     for title, goal, reference in (("HiResCAM", 1.5, "Grad-CAM"), ("XGradCAM", 1.5, "Grad-CAM"), ("EigenCAM", 1.5, "Grad-CAM"),
                                    ("Ablation-CAM", 1.0, "Score-CAM"), ("Integrated Gradients", None, "Grad-CAM")):
         ratio = medians[title] / medians[reference]
-        aim = f"(goal <= {goal:.1f})" if goal else "(32 steps: 33 input gradients; no goal)"
+        steps = IntegratedGradients().steps
+        aim = f"(goal <= {goal:.1f})" if goal else f"({steps} steps: {steps + 1} input gradients; no goal)"
         print(f"  {title:<21} {medians[title]:7.3f} s   {reference} {medians[reference]:7.3f} s   ratio {ratio:5.2f} {aim}")
     print(f"  Ablation-CAM runs {activations.shape[2] - zero} of {activations.shape[2]} channels ({zero} are zero "
           f"everywhere) from the layer on, in batches of {BATCH_SIZE}; Score-CAM {activations.shape[2] - flat} "
