@@ -25,15 +25,16 @@ from convvis_core.samples import load_sample
 SIDE, SQUARE = 32, 6
 
 
-def squares(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Noise images, half of them (label 1) with a bright square somewhere; and each square's corner."""
+def squares(count: int, seed: int, square: int = SQUARE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise images, half of them (label 1) with a bright square (of side ``square``) somewhere; and
+    each square's corner."""
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 150, (count, SIDE, SIDE))
     labels = rng.integers(0, 2, count)
-    corners = rng.integers(0, SIDE - SQUARE + 1, (count, 2))
+    corners = rng.integers(0, SIDE - square + 1, (count, 2))
     for image, label, (top, left) in zip(images, labels, corners):
         if label:
-            image[top:top + SQUARE, left:left + SQUARE] = 255
+            image[top:top + square, left:left + square] = 255
     return images.astype(np.uint8), labels, corners
 
 

@@ -5,13 +5,13 @@ after a save and reload, on a model with a skip connection (Ablation-CAM), and I
 
 from __future__ import annotations
 
-import gc
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from test_memory import resident_bytes
 
 from convvis_core.cam import (METHODS, AblationCAM, ClassTarget, EigenCAM, EmptyHeatmapError, FilterTarget, HiResCAM,
                               IntegratedGradients, XGradCAM, heatmap)
@@ -265,15 +265,6 @@ def test_integrated_gradients_add_up_on_mobilenet(mobilenet):
     values = scene.probe.values(np.concatenate([scene.pixels, scene.baseline]), scene.target)
     assert attributions.shape == (224, 224, 3)
     assert attributions.sum() == pytest.approx(values[0] - values[1], rel=0.01), (attributions.sum(), values)
-
-
-def resident_bytes() -> int:
-    gc.collect()
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 @pytest.mark.slow

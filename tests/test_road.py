@@ -8,6 +8,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from test_cam import squares as square_pictures
 from PIL import Image
 
 from convvis_core.cam import ClassTarget, FilterTarget, Heatmap, heatmap
@@ -71,15 +72,7 @@ def test_imputation_at_model_size_is_fast():
 
 
 def squares(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Noise images, half of them (label 1) with a bright square somewhere; and each square's corner."""
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(0, 150, (count, SIDE, SIDE))
-    labels = rng.integers(0, 2, count)
-    corners = rng.integers(0, SIDE - SQUARE + 1, (count, 2))
-    for image, label, (top, left) in zip(images, labels, corners):
-        if label:
-            image[top:top + SQUARE, left:left + SQUARE] = 255
-    return images.astype(np.uint8), labels, corners
+    return square_pictures(count, seed, SQUARE)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from convvis_core.cam.base import CamMethod, Capture, Probe, Scene, _float32, captured, checked_map
+from convvis_core.cam.base import CamMethod, Capture, Probe, _float32
 from convvis_core.cam.replaced import producer, run_replaced
 from convvis_core.errors import ConvVisError
 from convvis_core.parallel import cores
@@ -51,11 +51,6 @@ class AblationCAM(CamMethod):
 
     def __init__(self, batch_size: int = 32):
         self.batch_size = batch_size
-
-    def raw_map(self, scene: Scene) -> np.ndarray:
-        capture = captured(scene, gradients=False)
-        weights = self.weights(capture)
-        return checked_map(self, capture, weights, (capture.activations * weights).sum(axis=-1))
 
     def values(self, capture: Capture, channels: np.ndarray) -> np.ndarray:
         """The target's value with each of ``channels`` ablated (``NO_CHANNEL``: none), in batches of a
