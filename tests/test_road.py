@@ -164,6 +164,8 @@ def test_the_verdict_says_whether_deletion_insertion_and_road_agree():
     assert ("Deletion/insertion favour **Grad-CAM**, ROAD favours **Score-CAM** (combined score 0.200): the two "
             "disagree here") in disagree.sentence(TITLES)
     assert "out-of-distribution" in disagree.sentence(TITLES)
+    tie = verdict({"a": scored_with(0.1, 0.9, 0.377), "b": scored_with(0.3, 0.5, 0.379)})  # within ROAD's noise
+    assert tie.best_road == "a" and "too: the two agree" in tie.sentence(TITLES)
 
     split = verdict({"a": scored_with(0.1, 0.5, 0.1), "b": scored_with(0.3, 0.9, 0.2), "c": scored_with(0.4, 0.4, 0.0)})
     assert "siding with insertion" in split.sentence(TITLES)

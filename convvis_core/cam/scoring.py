@@ -85,11 +85,18 @@ class Verdict:
         return f"{curves} {agreement}"
 
 
+ROAD_TIE = 0.01  # ROAD scores closer than this are a tie: the curves' choice among them is ROAD's too
+
+
 def verdict(scored: Mapping[str, ScoredHeatmap]) -> Verdict | None:
-    """The verdict over the methods that have a map; None when none has."""
+    """The verdict over the methods that have a map; None when none has. Among maps ROAD scores
+    within ``ROAD_TIE`` of the best, the one deletion or insertion picks counts as ROAD's pick."""
     if not scored:
         return None
-    best_road = max(scored, key=lambda method: scored[method].road.combined)
-    return Verdict(min(scored, key=lambda method: scored[method].scores.deletion_auc),
-                   max(scored, key=lambda method: scored[method].scores.insertion_auc),
-                   best_road, scored[best_road].road.combined)
+    best_deletion = min(scored, key=lambda method: scored[method].scores.deletion_auc)
+    best_insertion = max(scored, key=lambda method: scored[method].scores.insertion_auc)
+    top = max(result.road.combined for result in scored.values())
+    tied = [method for method in scored if scored[method].road.combined >= top - ROAD_TIE]
+    best_road = next((method for method in (best_deletion, best_insertion) if method in tied),
+                     max(tied, key=lambda method: scored[method].road.combined))
+    return Verdict(best_deletion, best_insertion, best_road, scored[best_road].road.combined)
