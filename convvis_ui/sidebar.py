@@ -32,9 +32,9 @@ def _remember_choice() -> None:
     st.session_state[CHOICE] = st.session_state[_PICKER]
 
 
-def _label(option: str) -> str:
+def _label(option: str, uploads: dict) -> str:
     if option.startswith("upload:"):
-        name, _ = st.session_state[UPLOADS][option.removeprefix("upload:")]
+        name, _ = uploads[option.removeprefix("upload:")]
         return f"📁 {name}"
     info = MODELS[option].info
     return info.display_name if info.offline else f"{info.display_name} (needs download)"
@@ -75,7 +75,8 @@ def model_sidebar() -> LoadedModel:
     if st.session_state[CHOICE] not in options:
         st.session_state[CHOICE] = DEFAULT_MODEL
     st.session_state[_PICKER] = st.session_state[CHOICE]
-    choice = st.sidebar.selectbox("Model", options, key=_PICKER, format_func=_label,
+    labels = {option: _label(option, st.session_state[UPLOADS]) for option in options}  # read now, not when drawn
+    choice = st.sidebar.selectbox("Model", options, key=_PICKER, format_func=labels.__getitem__,
                                   on_change=_remember_choice, label_visibility="collapsed")
     with user_errors(stop=True):
         if choice.startswith("upload:"):

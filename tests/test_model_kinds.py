@@ -637,3 +637,38 @@ def test_the_cli_refuses_a_3d_output_in_one_line_and_still_explains_its_filters(
         assert err[-1].startswith("error: seq.keras's output 'sequence' has shape (32, 5), which is neither"), err
     assert main(["cam", str(path), str(photo), "--out", str(png)]) == 0  # the default: a filter of its last layer
     assert "target: filter " in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------- the page
+
+
+def test_the_heatmaps_page_explains_each_kind_and_refuses_an_empty_region_without_losing_the_page(unet, two_heads):
+    """The page as a user meets it with an uploaded U-Net and a two-head model: a class over a box, a
+    box with no pixels (a clear message, the page goes on), then the regression head's unit."""
+    import hashlib
+
+    from app_session import app_on
+
+    at = app_on("heatmaps")
+    uploads = {hashlib.sha256(path.read_bytes()).hexdigest(): (path.name, path.read_bytes())
+               for path in (unet[1], two_heads[1])}
+    digests = list(uploads)
+    at.session_state["convvis_uploads"] = uploads
+    at.session_state["convvis_model"] = f"upload:{digests[0]}"
+    at.run()
+    assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
+    assert "region's mean probability" in " ".join(c.value for c in at.caption)
+    at.radio(key=f"heatmaps_region_upload:unet.keras#{digests[0][:16]}").set_value("box").run()
+    assert not at.exception and not at.error and at.status[0].proto.label.startswith("3 heatmap(s) for class 1 over rows")
+    at.slider(key=f"heatmaps_rows_upload:unet.keras#{digests[0][:16]}").set_value((5, 5)).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["The region holds no pixels: draw or pick a region that covers part of the "
+                                           "image."]
+    at = app_on("heatmaps")  # another user, with the two-head model
+    at.session_state["convvis_uploads"] = uploads
+    at.session_state["convvis_model"] = f"upload:{digests[1]}"
+    at.run()
+    at.selectbox(key=f"_convvis_output_{digests[1]}").select_index(1).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.status[0].proto.label == "3 heatmap(s) for output unit 0"
+    assert [m.label for m in at.metric] == ["Deletion AUC ↓", "Insertion AUC ↑", "ROAD ↑"] * 3
