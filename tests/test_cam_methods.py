@@ -53,7 +53,7 @@ def ours(loaded: LoadedModel, image: Image.Image, method: str, layer: str = LAYE
          baseline: str = "blur") -> np.ndarray:
     result = heatmap(loaded, image, method, ClassTarget(target), layer, baseline=baseline)
     assert result.values.dtype == np.float32 and result.values.min() == 0.0 and result.values.max() == 1.0
-    assert result.layer == (None if method == "integrated_gradients" else layer)
+    assert result.layer == (layer if METHODS[method].uses_layer else None)
     return result.values
 
 
@@ -179,11 +179,19 @@ def rebuilt(model: keras.Model, *first: keras.layers.Layer) -> keras.Model:
 
 
 def test_the_same_maps_whether_the_model_rescales_inside_or_is_fed_scaled_pixels(lenet, digit):
+    """Every method, for x / 255 (0 after preprocessing is black) and x / 127.5 - 1 (0 is grey: where
+    Score-CAM masking the preprocessed input went wrong)."""
+    names = lenet.info.class_names
     inside = LoadedModel(rebuilt(lenet.model, keras.layers.Rescaling(1 / 255)),
-                         ModelInfo("lenet_rescaling", "LeNet, rescaling inside", "test", (28, 28), 1, "raw",
-                                   lenet.info.class_names))
-    for method in NEW_METHODS + ("scorecam",):
+                         ModelInfo("lenet_rescaling", "LeNet, rescaling inside", "test", (28, 28), 1, "raw", names))
+    tf_inside = LoadedModel(rebuilt(lenet.model, keras.layers.Rescaling(1 / 127.5, offset=-1)),
+                            ModelInfo("lenet_tf_inside", "LeNet, tf scaling inside", "test", (28, 28), 1, "raw", names))
+    tf_outside = LoadedModel(rebuilt(lenet.model), ModelInfo("lenet_tf", "LeNet, tf scaling outside", "test",
+                                                              (28, 28), 1, "tf", names))
+    for method in METHODS:
         np.testing.assert_allclose(ours(inside, digit, method), ours(lenet, digit, method), atol=1e-4, err_msg=method)
+        np.testing.assert_allclose(ours(tf_inside, digit, method), ours(tf_outside, digit, method), atol=1e-4,
+                                   err_msg=f"{method}, tf")
 
 
 def test_ablationcam_through_a_skip_connection_past_the_layer_equals_the_formula():
