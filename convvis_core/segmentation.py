@@ -9,7 +9,7 @@ class where the probability is above 0.5 (where the logit is above 0, when the h
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from convvis_core.errors import ConvVisError
 from convvis_core.images import Fit, model_input
@@ -91,9 +91,10 @@ def colour_of(class_index: int) -> str:
     return PALETTE[(class_index - 1) % len(PALETTE)]
 
 
-def mask_overlay(seen_image: Image.Image, class_map: np.ndarray, alpha: float = 0.5) -> Image.Image:
+def mask_overlay(seen_image: Image.Image, class_map: np.ndarray, alpha: float = 0.5,
+                 outlined: np.ndarray | None = None) -> Image.Image:
     """The image with each predicted class coloured (class 0 left as it is), the map resized to the
-    image by nearest neighbour."""
+    image by nearest neighbour; the edge of the ``outlined`` region (a mask of the map) drawn white."""
     classes = np.asarray(class_map)
     if classes.ndim != 2:
         raise ConvVisError(f"A class map is 2-D (height, width); got shape {classes.shape}.")
@@ -107,6 +108,9 @@ def mask_overlay(seen_image: Image.Image, class_map: np.ndarray, alpha: float = 
             colours[classes == index] = _rgb(colour_of(int(index)))
     painted = (classes > 0)[..., None]
     blended = np.where(painted, (1 - alpha) * pixels + alpha * colours, pixels)
+    if outlined is not None:
+        region = Image.fromarray(np.asarray(outlined, np.uint8) * 255).resize(base.size, Image.NEAREST)
+        blended[np.asarray(region.filter(ImageFilter.FIND_EDGES)) > 0] = 255
     return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from convvis_core.activations import overlay
 from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, Faithfulness, FilterTarget,
@@ -160,16 +160,10 @@ def segmentation_view(loaded: LoadedModel, seen: Image.Image, digest: str, targe
     """The model's predicted mask over the image, with its legend and the explained region outlined."""
     names = loaded.info.output_info.class_names
     classes = cached_class_map(model_key(loaded), digest, loaded, seen)
-    picture = mask_overlay(seen, classes, 0.55)
-    if isinstance(target, RegionTarget) and target.region is not None:
-        outline = Image.fromarray((target.region.mask() * 255).astype(np.uint8)).resize(picture.size, Image.NEAREST)
-        picture = picture.convert("RGB")
-        edges = np.asarray(outline.filter(ImageFilter.FIND_EDGES)) > 0
-        pixels = np.asarray(picture).copy()
-        pixels[edges] = (255, 255, 255)
-        picture = Image.fromarray(pixels)
-    st.image(image_bytes(picture), caption="Predicted mask" + (" · explained region outlined" if isinstance(
-        target, RegionTarget) and target.region is not None else ""), width=min(320, max(seen.width, 160)))
+    region = target.region if isinstance(target, RegionTarget) else None
+    picture = mask_overlay(seen, classes, 0.55, None if region is None else region.mask())
+    st.image(image_bytes(picture), caption="Predicted mask" + ("" if region is None else " · explained region outlined"),
+             width=min(320, max(seen.width, 160)))
     shares = np.bincount(classes.ravel(), minlength=len(names)) / classes.size
     st.caption(" · ".join(f"<span style='color:{colour}'>■</span> {name} {share:.0%}"
                           for (name, colour), share in zip(legend(names), shares) if share > 0),
