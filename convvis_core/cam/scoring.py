@@ -17,6 +17,7 @@ from PIL import Image
 from convvis_core.cam.base import EmptyHeatmapError, Heatmap
 from convvis_core.cam.baselines import Baseline
 from convvis_core.cam.faithfulness import Faithfulness, faithfulness
+from convvis_core.cam.methods import heatmap
 from convvis_core.cam.road import Road, road
 from convvis_core.cam.targets import Target
 from convvis_core.images import Fit
@@ -38,8 +39,6 @@ def explain_and_score(loaded: LoadedModel, image: Image.Image, method: str, targ
                       steps: int | None = None) -> ScoredHeatmap | str:
     """The scored map of one method (Integrated Gradients with ``steps`` path steps, if given), or the
     reason it has none (see :class:`EmptyHeatmapError`)."""
-    from convvis_core.cam import heatmap  # the method registry lives in the package
-
     start = time.perf_counter()
     try:
         result = heatmap(loaded, image, method, target, layer, fit, baseline, steps)
