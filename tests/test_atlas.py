@@ -264,6 +264,38 @@ def test_ray_workers_that_cannot_see_the_folder_send_results_to_the_driver(refer
     assert_same_entries(tmp_path, reference["folder"], count=8)
 
 
+def test_fewer_images_than_workers_times_a_batch_are_cut_so_every_worker_gets_one():
+    assert [atlas_plan.batch_for(images, 2) for images in (1, 3, 12, 127, 128, 2000)] == [1, 2, 6, 64, 64, 64]
+    assert atlas_plan.batch_for(12, 1) == 12
+    assert [atlas_plan.pass_placement(first, count) for first, count in ((0, 1), (0, 3), (6, 6), (12, 6), (0, 64), (60, 64))] \
+        == [(0, 16), (0, 16), (6, 16), (12, 32), (0, 64), (12, 128)]
+
+
+def test_two_workers_both_rank_three_images_and_the_index_equals_the_local_one(lenet, local_ray, tmp_path):
+    import warnings
+
+    from convvis_core.atlas.ray_engine import RayEngine
+
+    request = AtlasRequest("lenet_mnist", LAYERS, "0", "quick preview", steps=1, dataset="mnist", images=3)
+    local = run_atlas(request, LocalEngine(), folder=tmp_path / "local")
+    assert [work.batches for work in local.image_work.values()] == [1]  # one batch of 3, not padded to 64
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = run_atlas(request, RayEngine(workers=2, threads=cores()), folder=tmp_path / "ray")
+    assert not [str(warning.message) for warning in caught if "fully utilize" in str(warning.message)]
+    assert summary.images_computed == 3
+    assert sorted(work.batches for work in summary.image_work.values()) == [1, 1]  # images 0–1 and 2, one actor each
+    assert all(0 < fraction <= 1 for fraction in summary.busy("images").values())
+    assert sorted(work.batches for work in summary.filter_work.values()) == [1, 1]  # filter 0 of each layer
+    assert summary.filter_wall > 0 and len(summary.busy("filters")) == 2
+    assert_same_entries(tmp_path / "ray", tmp_path / "local")
+    for layer in LAYERS:  # and what the Top k page computes, in batches of 64
+        index = cached_index(lenet, mnist_dataset(), layer, 3, cache=ResultCache(tmp_path / "ray" / "topk-v1"))
+        page = scan(lenet, mnist_dataset(), layer, 3, cache=ResultCache(None)).to_arrays()
+        for name, array in index.to_arrays().items():
+            np.testing.assert_array_equal(array, page[name], err_msg=name)
+
+
 # --- the issue's command on MobileNet, then the pages ---------------------------------------------
 
 def test_the_issue_atlas_runs_with_a_progress_bar_and_the_pages_answer_from_it(mobilenet, cache_folder, tmp_path,

@@ -10,14 +10,14 @@ ever replace a whole file with an equal one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from convvis_core.atlas.local import LocalEngine
 from convvis_core.atlas.manifest import Manifest
 from convvis_core.atlas.plan import AtlasRequest, FilterUnit, Plan, Shard, make_plan, open_model
-from convvis_core.atlas.work import FilterOutcome, ShardOutcome, cannot_write
+from convvis_core.atlas.work import FilterOutcome, ShardOutcome, Work, cannot_write
 from convvis_core.cache import Arrays, ResultCache, unwritable
 from convvis_core.config import cache_dir
 from convvis_core.featureviz import render
@@ -49,6 +49,15 @@ class Summary:
     resumed: int = 0  # units an earlier run recorded in the manifest
     seconds: float = 0.0  # wall-clock time of the run
     manifest: Path | None = None
+    filter_wall: float = 0.0  # wall-clock time of the filters phase (workers' start-up included)
+    image_wall: float = 0.0  # … and of the top-k phase, from handing out the images to the joined indexes
+    filter_work: dict[str, Work] = field(default_factory=dict)  # by worker: batches of filters and its seconds
+    image_work: dict[str, Work] = field(default_factory=dict)  # by worker: batches of images and its seconds
+
+    def busy(self, phase: str) -> dict[str, float]:
+        """Each worker's busy fraction in ``phase`` ("filters" or "images"): its time in work / the phase's wall time."""
+        work, wall = (self.filter_work, self.filter_wall) if phase == "filters" else (self.image_work, self.image_wall)
+        return {worker: done.seconds / wall for worker, done in work.items()} if wall > 0 else {}
 
     def lines(self) -> list[str]:
         cached = self.filters - self.filters_computed
@@ -61,6 +70,13 @@ class Summary:
                          f"{self.images_computed} read now, {self.images - self.images_computed} from the cache"
                          + (f"; {self.image_seconds / self.images_computed:.4f} s per image (worker time)"
                             if self.images_computed else ""))
+        for phase, work, wall in (("filters", self.filter_work, self.filter_wall),
+                                  ("top-k", self.image_work, self.image_wall)):
+            if work:
+                busy = self.busy("filters" if phase == "filters" else "images")
+                lines.append(f"{phase} phase: {wall:.1f} s wall; {len(work)} worker(s), batches "
+                             + ", ".join(str(work[worker].batches) for worker in work) + ", busy "
+                             + ", ".join(f"{busy[worker]:.2f}" for worker in work))
         lines.append(f"took {self.seconds:.1f} s" + (f"; resumed after {self.resumed} unit(s) an earlier run finished"
                                                       if self.resumed else "") + f"; manifest {self.manifest}")
         return lines
@@ -100,6 +116,7 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
     try:
         engine.start(plan)
         summary.engine = engine.describe()
+        phase = time.perf_counter()
         # Checked again as each unit is handed out: another writer may have finished it meanwhile.
         for outcome in engine.filters(unit for unit in pending if not _stored(unit.keys, filter_cache)):
             for key, arrays in outcome.entries:
@@ -108,14 +125,24 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
             manifest.record("filters", unit.name, outcome.seconds, layer=unit.layer, filters=list(unit.filters))
             summary.filters_computed += len(unit.filters)
             summary.filter_seconds += outcome.seconds
+            _count(summary.filter_work, outcome.work)
             filters_done += len(unit.filters)
             report("filters", filters_done, plan.filter_count)
+        summary.filter_wall = time.perf_counter() - phase
         if plan.dataset is not None and not _stored(plan.index_keys, topk_cache):
+            phase = time.perf_counter()
             _rank(plan, engine, topk_cache, manifest, summary, report)
+            summary.image_wall = time.perf_counter() - phase
     finally:
         engine.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _count(totals: dict[str, Work], work: tuple[Work, ...]) -> None:
+    for done in work:
+        before = totals.get(done.worker, Work(done.worker, 0, 0.0))
+        totals[done.worker] = Work(done.worker, before.batches + done.batches, before.seconds + done.seconds)
 
 
 def _rank(plan: Plan, engine: Engine, cache: ResultCache, manifest: Manifest, summary: Summary,
@@ -137,6 +164,7 @@ def _rank(plan: Plan, engine: Engine, cache: ResultCache, manifest: Manifest, su
         manifest.record("shard", shard.name, outcome.seconds, first=shard.first, stop=shard.stop)
         summary.images_computed += shard.stop - shard.first
         summary.image_seconds += outcome.seconds
+        _count(summary.image_work, outcome.work)
     for layer, (path, key) in enumerate(zip(plan.layers, plan.index_keys)):
         if cache.contains(key):
             continue

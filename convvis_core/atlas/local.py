@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator
 
-from convvis_core.atlas.plan import FilterUnit, Plan, Shard
+from convvis_core.atlas.plan import FilterUnit, Plan, Shard, batch_for, pass_placement
 from convvis_core.atlas.work import FilterOutcome, ShardOutcome, rank_shard, render_unit
 from convvis_core.featureviz import render
 from convvis_core.parallel import cores
@@ -24,6 +24,10 @@ class LocalEngine:
 
     def shards(self, shards: Iterable[Shard], advance: Callable[[int], None]) -> Iterator[ShardOutcome]:
         plan = self.plan
+        shards = list(shards)
+        # One worker: fewer images than a batch are one batch, in a pass of 16 or 32 rows rather than 64
+        # (each image at the row a pass of 64 gives it: the same values).
+        batch = pass_placement(0, batch_for(sum(shard.stop - shard.first for shard in shards), 1, plan.batch_size))[1]
         for shard in shards:
             reported = [0]
 
@@ -31,7 +35,7 @@ class LocalEngine:
                 advance(done - reported[0])
                 reported[0] = done
 
-            yield rank_shard(plan.loaded, plan.dataset, plan.layers, shard, plan.keep, plan.batch_size, progress)
+            yield rank_shard(plan.loaded, plan.dataset, plan.layers, shard, plan.keep, batch, progress)
 
     def close(self) -> None:
         pass

@@ -26,6 +26,30 @@ from convvis_core.models import LoadedModel, load_model
 from convvis_core import topk
 
 SHARD_BATCHES = 16  # a shard is 16 top-k batches (1,024 images): at most that is lost to a kill mid-scan
+MIN_PASS = 16  # rows of a forward pass at least, and the period of an image's row in it (:func:`pass_placement`)
+
+
+def batch_for(images: int, workers: int, batch_size: int = topk.BATCH_SIZE) -> int:
+    """Images per top-k batch when ``workers`` rank ``images``: the plan's batch, or fewer when the images
+    would not fill a batch for every worker, so none waits idle (12 images, 2 workers: 6 each)."""
+    return max(1, min(batch_size, -(-images // max(1, workers))))
+
+
+def pass_placement(first: int, count: int) -> tuple[int, int]:
+    """Where a batch of ``count`` images from image ``first`` goes in its forward pass: (offset, rows).
+
+    An image's values depend in their last bits on its row in the pass, not on the pass's size or on the
+    other images: measured on this project's CPUs (AVX2 and AVX512), MobileNet's and LeNet's indexes
+    are bit-equal between passes of 16, 32, 64 and 128 rows with every image at row = its index mod 16
+    (as a scan in batches of 64 puts it), but a pass of 1 row changes maxima, and batches of 2, 3 or 6
+    images at rows 0… change LeNet's means (a per-image mean is vectorized over images x channels, in
+    packets of 8 or 16 floats). So the batch starts at row ``first`` mod 16, in 16, 32, 64 or 128 rows.
+    """
+    offset = first % MIN_PASS
+    rows = MIN_PASS
+    while rows < offset + count:
+        rows *= 2
+    return offset, rows
 
 
 @dataclass(frozen=True)

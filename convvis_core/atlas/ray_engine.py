@@ -3,7 +3,9 @@
 Filters: one actor per worker holds the model; batches of filters are its tasks. Top-k: the dataset
 is a Ray Dataset of image batches (read and decoded by tasks), ranked by a pool of actors that each
 hold the model (``map_batches``); each batch's per-channel rankings come back to the driver and are
-merged exactly, shard by shard. Every actor's CPUs are set explicitly, and while the dataset is
+merged exactly, shard by shard. Fewer images than a batch per worker are cut into smaller batches, one
+or more per worker (:func:`~convvis_core.atlas.plan.batch_for`); the pool starts all its actors before
+the first batch and gives each one batch at a time, so every worker ranks. Every actor's CPUs are set explicitly, and while the dataset is
 ranked the actors leave at least part of a CPU free: a pool that takes every CPU starves Ray Data's
 read step and the job hangs (ray-project/ray #44687, seen with Ray 2.60 on a 2-CPU machine). GPU
 workers are used when the cluster has GPUs.
@@ -28,15 +30,15 @@ import ray
 import ray.data
 from ray.util import ActorPool
 
-from convvis_core.atlas.plan import FilterUnit, Plan, Shard, open_model
-from convvis_core.atlas.work import FilterOutcome, ShardOutcome, configure_tensorflow, render_unit
+from convvis_core.atlas.plan import FilterUnit, Plan, Shard, batch_for, open_model
+from convvis_core.atlas.work import FilterOutcome, ShardOutcome, Work, configure_tensorflow, rank_placed, render_unit, worker_name
 from convvis_core.cache import unwritable
 from convvis_core.datasets.base import Dataset
 from convvis_core.featureviz import render
 from convvis_core.featureviz.settings import Settings
 from convvis_core.models.base import ModelInfo
 from convvis_core.parallel import cores
-from convvis_core.topk import TopKIndex, pixel_batch, rank_batch
+from convvis_core.topk import TopKIndex, pixel_batch
 
 
 def _visible(folder: Path, token: str) -> Path | None:
@@ -80,20 +82,22 @@ def _read(batch: dict[str, np.ndarray], dataset: ray.ObjectRef, info: ModelInfo,
 
 
 class _Ranker:
-    """A Ray Data actor: the model, loaded once, ranking one batch of images for every layer."""
+    """A Ray Data actor: the model, loaded once, ranking one batch of images for every layer (each image
+    at the row of the forward pass that the page's scan gives it: :func:`rank_placed`)."""
 
     def __init__(self, model: str, preprocessing: str | None, layers: tuple[str, ...], dataset: str, keep: int,
-                 size: int, threads: int | None):
+                 threads: int | None):
         configure_tensorflow(threads)
         self.loaded = open_model(model, preprocessing)
-        self.layers, self.identity, self.keep, self.size = layers, dataset, keep, size
+        self.layers, self.identity, self.keep = layers, dataset, keep
+        self.worker = worker_name()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         started = time.perf_counter()
         first, count = int(batch["first"][0]), int(batch["count"][0])
-        pieces = rank_batch(self.loaded, self.identity, self.layers, np.arange(first, first + count),
-                            batch["pixels"][0][:count], self.keep, self.size)
-        result = pickle.dumps((first, count, time.perf_counter() - started, pieces))
+        pieces = rank_placed(self.loaded, self.identity, self.layers, np.arange(first, first + count),
+                             batch["pixels"][0][:count], self.keep)
+        result = pickle.dumps((first, count, time.perf_counter() - started, self.worker, pieces))
         return {"result": np.array([result], dtype=object)}
 
 
@@ -163,30 +167,47 @@ class RayEngine:
         if not shards:
             return
         plan = self.plan
-        size = plan.batch_size
+        # Every worker gets a batch: fewer images than workers x the plan's batch are cut smaller (12 images
+        # on 2 workers: 2 batches of 6, not 1 of 12 and an idle worker).
+        size = batch_for(sum(shard.stop - shard.first for shard in shards), self.count, plan.batch_size)
         rows = [{"first": first, "stop": min(first + size, shard.stop)}
                 for shard in shards for first in range(shard.first, shard.stop, size)]
-        ranked = (ray.data.from_items(rows, override_num_blocks=len(rows))
-                  .map_batches(_read, batch_size=1, fn_kwargs={"dataset": ray.put(plan.dataset),
-                                                               "info": plan.loaded.info, "size": size})
-                  .map_batches(_Ranker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.count),
-                               fn_constructor_kwargs={"model": self.model, "preprocessing": plan.request.preprocessing,
-                                                      "layers": plan.layers, "dataset": plan.dataset.identity,
-                                                      "keep": plan.keep, "size": size, "threads": self.threads_each},
-                               **self._options(self.ranking_cpus)))
+        actors = min(self.count, len(rows))  # never more actors than batches: none would wait idle
+        # All actors up before the first batch, one batch each at a time: the first actor to finish loading
+        # the model does not take every batch of a small dataset while the others still load.
+        pool = ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1)
+        context = ray.data.DataContext.get_current()
+        waited, context.wait_for_min_actors_s = context.wait_for_min_actors_s, 600
+        try:
+            ranked = (ray.data.from_items(rows, override_num_blocks=len(rows))
+                      .map_batches(_read, batch_size=1, fn_kwargs={"dataset": ray.put(plan.dataset),
+                                                                   "info": plan.loaded.info, "size": size})
+                      .map_batches(_Ranker, batch_size=1, compute=pool,
+                                   fn_constructor_kwargs={"model": self.model, "preprocessing": plan.request.preprocessing,
+                                                          "layers": plan.layers, "dataset": plan.dataset.identity,
+                                                          "keep": plan.keep, "threads": self.threads_each},
+                                   **self._options(self.ranking_cpus)))
+            yield from self._joined(shards, ranked.iter_rows(), advance)
+        finally:
+            context.wait_for_min_actors_s = waited
+
+    def _joined(self, shards: list[Shard], rows: Iterator[dict], advance: Callable[[int], None]) -> Iterator[ShardOutcome]:
+        """Ranked batches, as they arrive, joined into their shards; a shard is yielded once all its batches are in."""
+        plan = self.plan
         starts = [shard.first for shard in shards]
         arrived: dict[int, list] = {shard.first: [] for shard in shards}
-        for row in ranked.iter_rows():
-            first, count, seconds, pieces = pickle.loads(row["result"])
+        for row in rows:
+            first, count, seconds, worker, pieces = pickle.loads(row["result"])
             advance(count)
             shard = shards[bisect.bisect_right(starts, first) - 1]
-            arrived[shard.first].append((first, count, seconds, pieces))
+            arrived[shard.first].append((first, count, seconds, worker, pieces))
             batches = arrived[shard.first]
             if sum(batch[1] for batch in batches) == shard.stop - shard.first:
                 batches.sort(key=lambda batch: batch[0])
-                joined = tuple(TopKIndex.joined([batch[3][layer] for batch in batches], plan.keep)
+                joined = tuple(TopKIndex.joined([batch[4][layer] for batch in batches], plan.keep)
                                for layer in range(len(plan.layers)))
-                yield ShardOutcome(shard, joined, sum(batch[2] for batch in batches))
+                yield ShardOutcome(shard, joined, sum(batch[2] for batch in batches),
+                                   tuple(Work(batch[3], 1, batch[2]) for batch in batches))
                 del arrived[shard.first]
 
     def close(self) -> None:

@@ -9,12 +9,17 @@ driver. A shard is ranked by :func:`scan_layers`, one forward pass to every chos
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
+import tensorflow as tf
 
-from convvis_core.atlas.plan import FilterUnit, Shard
+from convvis_core.atlas.plan import FilterUnit, Shard, pass_placement
 from convvis_core.cache import Arrays, ResultCache
 from convvis_core.datasets.base import Dataset
 from convvis_core.errors import CacheError
@@ -22,7 +27,22 @@ from convvis_core.featureviz.render import visualize_filters
 from convvis_core.featureviz.settings import Settings
 from convvis_core.models import LoadedModel
 from convvis_core.progress import StepProgress
-from convvis_core.topk import TopKIndex, scan_layers
+from convvis_core import topk
+from convvis_core.topk import ChannelRanking, TopKIndex, scan_layers
+
+
+def worker_name() -> str:
+    """This process as a worker: ``host:pid`` (each Ray actor is a process of its own)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one worker did: ``batches`` (of filters, or of images) in ``seconds`` of its time."""
+
+    worker: str
+    batches: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,11 @@ class FilterOutcome:
     unit: FilterUnit
     seconds: float
     entries: tuple[tuple[str, Arrays], ...] = ()  # the results, when the worker could not store them itself
+    worker: str = ""  # who computed it (:func:`worker_name`)
+
+    @property
+    def work(self) -> tuple[Work, ...]:
+        return (Work(self.worker, 1, self.seconds),)
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,7 @@ class ShardOutcome:
     shard: Shard
     pieces: tuple[TopKIndex, ...]  # one per layer, in the plan's order
     seconds: float
+    work: tuple[Work, ...] = ()  # who ranked its image batches: one record per worker, or per batch
 
 
 def cannot_write(folder: Path, reason: str) -> CacheError:
@@ -69,15 +95,39 @@ def render_unit(loaded: LoadedModel, settings: Settings, unit: FilterUnit, folde
     started = time.perf_counter()
     cache = UnitCache(folder)
     visualize_filters(loaded, unit.layer, list(unit.filters), settings, cache=cache)
-    return FilterOutcome(unit, time.perf_counter() - started, tuple(cache.collected))
+    return FilterOutcome(unit, time.perf_counter() - started, tuple(cache.collected), worker_name())
 
 
 def rank_shard(loaded: LoadedModel, dataset: Dataset, layers: tuple[str, ...], shard: Shard, keep: int,
                batch_size: int, progress: StepProgress | None = None) -> ShardOutcome:
-    """The shard's images, read once, ranked for every layer."""
+    """The shard's images, read once, ranked for every layer in batches of ``batch_size`` (16, 32 or 64,
+    see :func:`~convvis_core.atlas.plan.pass_placement`; the shard starts at a multiple of 16)."""
     started = time.perf_counter()
     pieces = scan_layers(loaded, dataset, layers, shard.first, shard.stop, keep, batch_size, progress)
-    return ShardOutcome(shard, tuple(pieces), time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    batches = -(-(shard.stop - shard.first) // batch_size)
+    return ShardOutcome(shard, tuple(pieces), seconds, (Work(worker_name(), batches, seconds),))
+
+
+def rank_placed(loaded: LoadedModel, dataset: str, paths: Sequence[str], indices: np.ndarray, pixels: np.ndarray,
+                keep: int) -> list[TopKIndex]:
+    """As :func:`topk.rank_batch`, for a batch of any size that starts anywhere: its images go into a
+    forward pass at the rows a scan in batches of 64 gives them (row = index mod 16, see
+    :func:`~convvis_core.atlas.plan.pass_placement`), the other rows copies of its first and last image,
+    so each image's values are bit-equal to the page's."""
+    offset, rows = pass_placement(int(indices[0]), len(indices))
+    placed = np.concatenate([np.repeat(pixels[:1], offset, axis=0), pixels,
+                             np.repeat(pixels[-1:], rows - offset - len(pixels), axis=0)])
+    summaries = topk._reducer(loaded.model, tuple(paths))(tf.constant(placed), loaded.info.preprocessing)
+    pieces = []
+    for path, (*per_image, size) in zip(paths, summaries):
+        peak, mean, row, col = (np.asarray(value)[offset:offset + len(indices)] for value in per_image)
+        batch = ChannelRanking(np.broadcast_to(indices[:, None], peak.shape).astype(np.int64), peak, mean, row, col)
+        empty = ChannelRanking.empty(peak.shape[1])
+        pieces.append(TopKIndex(path, dataset, len(indices), (int(size[0]), int(size[1])),
+                                empty.merged(batch, keep, descending=True), empty.merged(batch, keep, descending=False),
+                                peak, int(indices[0])))
+    return pieces
 
 
 def configure_tensorflow(threads: int | None) -> None:
