@@ -148,11 +148,6 @@ def to_uint8(array: np.ndarray, normalize: bool = False) -> np.ndarray:
     return np.clip(values + 0.5, 0, 255).astype(np.uint8)
 
 
-def array_to_image(array: np.ndarray, normalize: bool = False) -> Image.Image:
-    """An (H, W), (H, W, 1) or (H, W, 3) array as a Pillow image (see :func:`to_uint8`)."""
-    return Image.fromarray(to_uint8(array, normalize))
-
-
 def to_png_bytes(image: Image.Image) -> bytes:
     """PNG-encode an image for downloads."""
     buffer = io.BytesIO()

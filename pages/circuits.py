@@ -168,6 +168,6 @@ for column, channel, picture in zip(st.columns(max(len(shown), 4)), shown, input
 if first_layer:
     st.subheader(f"Every kernel of {layer}")
     st.caption("First-layer filters read the image, so their kernels are pictures, each stretched to 0..255 on "
-               "its own (seed 004's filter coefficients).")
+               "its own, as the first layer's filter coefficients are usually shown.")
     st.image([Image.fromarray(kernel).resize((48, 48), Image.NEAREST) for kernel in kernels],
              caption=[f"#{index}" for index in range(len(kernels))], width=48)

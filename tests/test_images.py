@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from convvis_core.errors import ImageError
-from convvis_core.images import array_to_image, as_model_sees_it, fit_to_size, model_input, open_image
+from convvis_core.images import as_model_sees_it, fit_to_size, model_input, open_image, to_uint8
 from convvis_core.models import ModelInfo
 from convvis_core.samples import PHOTOS, load_sample
 
@@ -123,9 +123,9 @@ def test_fit_modes_differ_as_documented():
 
 def test_display_conversion_clips_or_normalizes():
     values = np.array([[-50.0, 0.0, 300.0, np.nan]])
-    assert np.asarray(array_to_image(values)).tolist() == [[0, 0, 255, 0]]
-    assert np.asarray(array_to_image(values, normalize=True)).tolist() == [[0, 36, 255, 36]]
-    assert np.asarray(array_to_image(np.array([[100.0, 150.0, 200.0]]), normalize=True)).tolist() == [[0, 128, 255]]
+    assert np.asarray(Image.fromarray(to_uint8(values))).tolist() == [[0, 0, 255, 0]]
+    assert np.asarray(Image.fromarray(to_uint8(values, normalize=True))).tolist() == [[0, 36, 255, 36]]
+    assert np.asarray(Image.fromarray(to_uint8(np.array([[100.0, 150.0, 200.0]]), normalize=True))).tolist() == [[0, 128, 255]]
 
 
 def _png_header_only(width: int, height: int) -> bytes:

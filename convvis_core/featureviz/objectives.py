@@ -7,11 +7,10 @@ whether it needs classes), so a new objective is one class here and no ``if`` an
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import tensorflow as tf
 
-Objective = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (outputs, filter per image) -> (N,)
 OBJECTIVES: dict[str, type["ObjectiveSpec"]] = {}  # name -> class, in definition order
 
 

@@ -33,10 +33,10 @@ class Optimizer:
 
 
 class L2NormalizedAscent(Optimizer):
-    """The seeds' step: ``params += lr * g / ||g||``, the norm taken per image."""
+    """The keras.io example's step: ``params += lr * g / ||g||``, the norm taken per image."""
 
     name = "l2_normalized"
-    description = "gradient ascent with the L2-normalized gradient (seed)"
+    description = "gradient ascent with the L2-normalized gradient (each step the same length)"
 
     def step(self, params: tf.Variable, grads: tf.Tensor, iteration: tf.Tensor) -> None:
         axes = list(range(1, len(grads.shape)))

@@ -8,7 +8,7 @@ FAST = "fast Lucid"
 SMALL_INPUTS = "pixels at model size"
 
 PRESETS: dict[str, Settings] = {
-    # The keras.io "Visualizing what convnets learn" example (the seeds): plain pixels, the channel
+    # The keras.io "Visualizing what convnets learn" example: plain pixels, the channel
     # mean inside a 2-pixel border, 30 steps of L2-normalized ascent of 10 in [-1, 1] input units
     # (5 in our 0..1 pixel units), 180 px, no transforms.
     "keras.io example": Settings(objective="channel", border=2, parameterization="pixel", decorrelate=False,
@@ -29,7 +29,8 @@ PRESETS: dict[str, Settings] = {
                            final_jitter=0, learning_rate=0.1, steps=64, size=28),
 }
 PRESET_NOTES = {  # one line each, for the page's help
-    "keras.io example": "the seeds' plain-pixel ascent, 30 steps.",
+    "keras.io example": "plain pixels, gradient ascent with the normalized gradient, 30 steps: the "
+                        "keras.io \"Visualizing what convnets learn\" recipe.",
     "Lucid": "Fourier image, decorrelated colour, robustness transforms, Adam, 256 steps.",
     FAST: "Lucid's picture in a fraction of its time: the transforms as one resampling, a larger step, 96 steps.",
     "quick preview": "Lucid's recipe, fewer steps, a smaller image.",

@@ -1,7 +1,7 @@
 """The render loop: objective × parameterization × transforms × optimizer, for many filters at once.
 
 One traced step serves every filter of a layer: the filter index is a tensor argument, never a
-Python constant (the seeds re-trace per filter, half their time). Filters are optimized in batches,
+Python constant (the keras.io example re-traces per filter: half its time). Filters are optimized in batches,
 one image each; a repeat request is served from the result cache.
 """
 

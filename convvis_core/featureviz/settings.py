@@ -9,7 +9,7 @@ from convvis_core.featureviz.objectives import OBJECTIVES, ObjectiveSpec
 from convvis_core.featureviz.optimizers import OPTIMIZERS
 
 PARAMETERIZATIONS = {
-    "pixel": "plain pixels (the keras.io / seed approach)",
+    "pixel": "plain pixels (as the keras.io example)",
     "fourier": "Fourier spectrum with 1/f scaling (Lucid)",
 }
 
