@@ -1,14 +1,17 @@
-"""Atlas engines side by side: one atlas with ``local``, then with ``ray`` at 1 and 2 workers of one CPU each.
+"""Atlas engines side by side: one atlas with ``local``, then with ``ray`` at 1 and 2 workers of one CPU each,
+each phase timed on its own, with every worker's busy fraction (its time in work / the phase's wall time).
 
-The atlas: MobileNet's conv_pw_3/8/13_relu, 32 filters each, "quick preview", plus the gallery's
-top-k for the three layers. Every run starts from an empty cache folder, so all of it is computed;
-each is timed from the job's start to its end (model loading, tracing, Ray's actors included), with
-the local Ray itself started beforehand, as a cluster would be. A Ray worker computes with as many
-TensorFlow threads as it has CPUs, so the two workers do not fight over the cores.
+The atlas: MobileNet's conv_pw_3/8/13_relu, 32 filters each, "quick preview", plus the gallery's top-k for
+the three layers (12 images: on 2 workers, 2 batches of 6); then, in the same folder (the filters found in
+the cache), the top-k of 2,000 MNIST digits, where batches (32 of 64) outnumber the workers. Every engine
+starts from an empty cache folder, so all of it is computed; the local Ray is started beforehand, as a
+cluster would be. A Ray worker computes with one TensorFlow thread, so the two workers do not fight over
+threads (they do over the two vCPUs: see the per-filter time alone and together).
 
-Goals: ray at 2 workers within 10 % of local on both cores (engine overhead); 2 one-CPU workers at
-least 1.6 times as fast as 1 (how it would scale over machines). Pictures are bit-equal between runs
-with equal threads per worker; top-k indexes always. Run: ``python bench/atlas_scaling.py``.
+Goals: ray at 2 workers within 10 % of local on both cores, on each phase (engine overhead); how 2
+workers compare with 1 (how it would scale over machines), next to each worker's time per filter alone
+and beside the other. Pictures are bit-equal between runs with equal threads per worker; top-k indexes
+always. Run: ``python bench/atlas_scaling.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -49,47 +53,85 @@ def equal(first: dict, second: dict) -> bool:
         for name in first)
 
 
+PHASES = (("filters", "filters"), ("gallery top-k", "images"), ("MNIST top-k", "images"))
+
+
+def loads() -> str:
+    return "/".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def busy(summary, phase: str) -> str:
+    """Each worker's busy fraction and batches, in the order they first reported."""
+    work, fractions = (summary.filter_work if phase == "filters" else summary.image_work), summary.busy(phase)
+    return ", ".join(f"{fractions[worker]:.2f} ({work[worker].batches} batches)" for worker in work) or "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--filters", default="0-31")
     parser.add_argument("--preset", default="quick preview")
     parser.add_argument("--dataset", default="gallery")
+    parser.add_argument("--images", type=int, default=2000, help="MNIST digits of the second top-k (0: none)")
     args = parser.parse_args()
-    request = AtlasRequest("mobilenet", ("conv_pw_3_relu", "conv_pw_8_relu", "conv_pw_13_relu"), args.filters,
-                           args.preset, dataset=args.dataset)
+    layers = ("conv_pw_3_relu", "conv_pw_8_relu", "conv_pw_13_relu")
+    request = AtlasRequest("mobilenet", layers, args.filters, args.preset, dataset=args.dataset)
+    digits = AtlasRequest("mobilenet", layers, args.filters, args.preset, dataset="mnist", images=args.images)
     work = Path(tempfile.mkdtemp(prefix="atlas-bench-"))
     os.environ["CONVVIS_CACHE_DIR"] = str(work / "models-cache")  # the converted MobileNet, shared by all runs
     runs = {"local": LocalEngine(), "ray, 1 worker x 1 CPU": RayEngine(workers=1, threads=1),
             "ray, 2 workers x 1 CPU": RayEngine(workers=2, threads=1)}
-    seconds, folders, summaries = {}, {}, {}
-    load = os.getloadavg()[0]
+    walls, folders, summaries = {}, {}, {}
+    load_before = loads()
     try:
         run_atlas(AtlasRequest("mobilenet", ("conv_pw_3_relu",), "0", "quick preview", steps=1))  # convert once
         started = time.perf_counter()
         ray.init(num_cpus=cores(), include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"),
                  log_to_driver=False)
         ray_start = time.perf_counter() - started
-        for name, engine in runs.items():
-            folders[name] = work / name.split(",")[0].replace(" ", "") / str(len(folders))
-            started = time.perf_counter()
-            summaries[name] = run_atlas(request, engine, folder=folders[name])
-            seconds[name] = time.perf_counter() - started
-        load = max(load, os.getloadavg()[0])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for name, engine in runs.items():
+                folders[name] = work / name.split(",")[0].replace(" ", "") / str(len(folders))
+                first = run_atlas(request, engine, folder=folders[name])
+                second = run_atlas(digits, engine, folder=folders[name]) if args.images else None
+                summaries[name] = (first, first, second)
+                walls[name] = (first.filter_wall, first.image_wall, second.image_wall if second else float("nan"))
+        unused = [str(warning.message) for warning in caught if "fully utilize" in str(warning.message)]
     finally:
         ray.shutdown()
+    load_after = loads()
 
-    summary = summaries["local"]
+    summary = summaries["local"][0]
     print(f"MobileNet conv_pw_3/8/13_relu, {summary.filters} filters ({args.preset!r}) + {args.dataset} top-k "
-          f"({summary.images} images, 3 layers in one pass); {cores()} CPU cores, TensorFlow {tf.__version__}, "
-          f"Ray {ray.__version__} (local Ray started in {ray_start:.1f} s, not counted); load average up to "
-          f"{load:.1f} during the runs")
-    for name, taken in seconds.items():
-        done = summaries[name]
-        print(f"  {name:<24} {taken:7.1f} s   {done.filter_seconds / done.filters:6.3f} s per filter, "
-              f"{done.image_seconds / max(done.images, 1):6.4f} s per image (worker time)")
-    local, one, two = seconds.values()
-    print(f"  ray 2 workers / local:        {two / local:5.2f}   (goal <= 1.10)")
-    print(f"  1 worker / 2 workers speed-up: {one / two:5.2f}   (goal >= 1.60)")
+          f"({summary.images} images) + {args.images} MNIST top-k (3 layers in one pass); {cores()} CPU cores, "
+          f"TensorFlow {tf.__version__}, Ray {ray.__version__} (local Ray started in {ray_start:.1f} s, not counted)")
+    print(f"load average (1/5/15 min) before: {load_before}, after: {load_after}")
+    for name in runs:
+        print(f"  {name}")
+        for (phase, kind), summary, wall in zip(PHASES, summaries[name], walls[name]):
+            if summary is None:
+                continue
+            done = summary.filters_computed if kind == "filters" else summary.images_computed
+            seconds = summary.filter_seconds if kind == "filters" else summary.image_seconds
+            unit = "filter" if kind == "filters" else "image"
+            print(f"    {phase:<14} {wall:7.1f} s wall  {seconds / max(done, 1):7.4f} s per {unit} (worker time)  "
+                  f"busy: {busy(summary, kind)}")
+    local, one, two = (walls[name] for name in runs)
+    for index, (phase, _) in enumerate(PHASES):
+        if args.images or index < 2:
+            print(f"  {phase:<14} ray 2 workers / local: {two[index] / local[index]:5.2f} (goal <= 1.10);  "
+                  f"1 worker / 2 workers: {one[index] / two[index]:5.2f}")
+    alone, together = (summaries[name][0].filter_seconds / summaries[name][0].filters_computed
+                       for name in list(runs)[1:])
+    print(f"  per filter, one worker alone {alone:.3f} s, each of two together {together:.3f} s: "
+          f"{together / alone:.2f}x slower side by side, so 2 workers can be at most {2 * alone / together:.2f}x "
+          "as fast as 1 on these two vCPUs")
+    if args.images:
+        alone, together = (summaries[name][2].image_seconds / summaries[name][2].images_computed
+                           for name in list(runs)[1:])
+        print(f"  per MNIST image, one worker alone {alone * 1000:.1f} ms, each of two together "
+              f"{together * 1000:.1f} ms: {together / alone:.2f}x slower side by side")
+    print(f"  Ray warnings about unused concurrency: {len(unused)}" + "".join(f"\n    {text}" for text in unused))
     pictures = [stored(folder, "featureviz") for folder in folders.values()]
     indexes = [stored(folder, "topk") for folder in folders.values()]
     print(f"  top-k indexes equal in all three runs: {all(equal(indexes[0], other) for other in indexes[1:])}; "
