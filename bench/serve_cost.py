@@ -1,6 +1,6 @@
 """What one visit and one click cost the server: ``streamlit run app.py`` as the README starts it,
-driven by Debian's chromium (the browser test's helpers, ``tests/browser.py``), on views whose results
-are already cached, as in a class where every student opens the same link.
+driven by Debian's chromium (the browser test's helpers, ``convvis_testing/browser.py``), on views
+whose results are already cached, as in a class where every student opens the same link.
 
 For each page (Home, Filters with its grid, Activations, Heatmaps, Top k with its scan) it first warms
 the view in one session (the lecturer's), makes M reruns there by flipping a widget between two values
@@ -32,12 +32,11 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from playwright.sync_api import Browser, BrowserContext, sync_playwright  # noqa: E402
 
-from browser import VIEWPORT, AppPage, launch, serve  # noqa: E402
 from convvis_core.precision import SPEED_FLAGS, cpu_flags  # noqa: E402
+from convvis_testing.browser import VIEWPORT, AppPage, launch, serve  # noqa: E402
 
 FRESH_GOAL_S, RERUN_GOAL_S = 0.3, 0.1
 CLOCK_TICK_S = 1 / os.sysconf("SC_CLK_TCK")

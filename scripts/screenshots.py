@@ -3,7 +3,7 @@
 Usage: ``python scripts/screenshots.py [--url http://localhost:8501] [--out docs/screenshots]``
 with ``streamlit run app.py`` already serving. The Filters page is run on MobileNet's
 conv_pw_3/8/13 so the README can show what the layers learned. The browser helpers are
-``tests/browser.py``, shared with the end-to-end test.
+``convvis_testing/browser.py``, shared with the end-to-end test.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from browser import VIEWPORT, AppPage, launch  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: convvis_testing is not installed
+from convvis_testing.browser import VIEWPORT, AppPage, launch  # noqa: E402
 
 
 def run_filters(app: AppPage, url: str, layer: str, out: Path) -> None:

@@ -21,8 +21,8 @@ import pytest
 from convvis_core.samples import load_sample
 
 try:
-    import browser
-    from browser import AppPage
+    from convvis_testing import browser
+    from convvis_testing.browser import AppPage
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=60_000)  # the page renders what a run sent after the run's end

@@ -1,9 +1,10 @@
 """Driving ConvVis in a real browser: Debian's chromium through Playwright, no browser download.
 
-Shared by ``tests/test_browser.py`` (the end-to-end test) and ``scripts/screenshots.py`` (the
-README's pictures). :func:`serve` starts ``streamlit run app.py`` on a free port; :class:`AppPage`
-wraps a Playwright page on it and knows when a script run has finished, from Streamlit's own
-websocket messages, so callers wait for the app rather than for fixed times.
+Shared by ``tests/test_browser.py`` (the end-to-end test), ``bench/serve_cost.py`` (what a visit
+costs the server) and ``scripts/screenshots.py`` (the README's pictures). :func:`serve` starts
+``streamlit run app.py`` on a free port; :class:`AppPage` wraps a Playwright page on it and knows
+when a script run has finished, from Streamlit's own websocket messages, so callers wait for the
+app rather than for fixed times.
 """
 
 from __future__ import annotations

@@ -1,0 +1,9 @@
+"""Tools that drive the ConvVis app from outside, for its tests, benchmarks and scripts.
+
+``browser``: Debian's chromium through Playwright against ``streamlit run app.py``, used by
+``tests/test_browser.py``, ``bench/serve_cost.py`` and ``scripts/screenshots.py``. Not installed
+with the app (pyproject.toml's packages leave it out): it needs Playwright, a dev requirement, and
+the app never imports it (an import-linter contract in pyproject.toml). It is imported from the
+repository root, which pytest (``pythonpath`` in pytest.ini) and the bench and script files put on
+``sys.path``.
+"""
