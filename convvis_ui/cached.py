@@ -41,12 +41,6 @@ def image_key(image: Image.Image | np.ndarray) -> str:
     return digest_of(f"{image.dtype}{image.shape}".encode() + np.ascontiguousarray(image).tobytes())
 
 
-def model_key(loaded: LoadedModel) -> str:
-    """The one cache key of a model as the pages use it: which model (registry name, or upload and
-    labels digests) and how its pixels are preprocessed."""
-    return f"{loaded.info.key}|{loaded.info.preprocessing}"
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
 def _top5(model: str, image: str, fit: Fit, _loaded: LoadedModel, _image: Image.Image) -> list[Prediction]:
     return top_k(_loaded, _image, k=5, fit=fit)
@@ -54,7 +48,7 @@ def _top5(model: str, image: str, fit: Fit, _loaded: LoadedModel, _image: Image.
 
 def top5(loaded: LoadedModel, image: Image.Image, fit: Fit) -> list[Prediction]:
     """Top-5 once per (model, image, fit), for every page: widgets rerun pages often."""
-    return _top5(model_key(loaded), image_key(image), fit, loaded, image)
+    return _top5(loaded.identity, image_key(image), fit, loaded, image)
 
 
 @st.cache_resource(show_spinner=False, max_entries=MAX_ENCODED_IMAGES)

@@ -119,7 +119,7 @@ def consume(key: str, value) -> None:
 class FilterRun:
     """The Filters page's last run, which Top k shows beside its real examples."""
 
-    model_key: str
+    identity: str  # the model's (LoadedModel.identity): a run under other pixels, labels or output is not this one's
     layer: str
     settings: Settings
     results: tuple[FilterResult, ...]
@@ -135,11 +135,11 @@ class FilterRun:
 FILTER_RUN = "convvis_filter_run"  # session-state key of the last FilterRun
 
 
-def remember_filter_run(model_key: str, layer: str, settings: Settings, results: Sequence[FilterResult]) -> None:
-    st.session_state[FILTER_RUN] = FilterRun(model_key, layer, settings, tuple(results))
+def remember_filter_run(identity: str, layer: str, settings: Settings, results: Sequence[FilterResult]) -> None:
+    st.session_state[FILTER_RUN] = FilterRun(identity, layer, settings, tuple(results))
 
 
-def last_filter_run(model_key: str) -> FilterRun | None:
-    """The Filters page's last run on this model, if any."""
+def last_filter_run(identity: str) -> FilterRun | None:
+    """The Filters page's last run on this model (``LoadedModel.identity``), if any."""
     run = st.session_state.get(FILTER_RUN)
-    return run if run is not None and run.model_key == model_key else None
+    return run if run is not None and run.identity == identity else None

@@ -17,7 +17,7 @@ from convvis_core.activations import (NORMALIZATIONS, SEPARATOR_WIDTH, ChannelGr
 from convvis_core.images import as_model_sees_it, to_png_bytes
 from convvis_core.models import LoadedModel
 from convvis_ui import links
-from convvis_ui.cached import image_bytes, image_key, model_key, shown_once, top5
+from convvis_ui.cached import image_bytes, image_key, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
@@ -95,7 +95,7 @@ start = start_page("Activations", "The feature maps one image produces, layer by
                    "edges and colours, later ones to textures and object parts. Dead channels (all zero on this "
                    "image) are outlined.", "layer with a spatial (4-D) output, so it has no feature maps to show")
 loaded, info, by_path = start.loaded, start.info, start.layers
-key = model_key(loaded)
+key = loaded.identity
 wanted = links.request()
 spread = [layer.path for layer in default_spread(loaded.model)]
 LAYERS = f"activations_layers_{info.key}"

@@ -19,7 +19,7 @@ from convvis_core.graph import activation_name
 from convvis_core.layers import SpatialLayer, get_layer
 from convvis_core.models import LoadedModel
 from convvis_ui import links
-from convvis_ui.cached import image_key, model_key
+from convvis_ui.cached import image_key
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
@@ -76,9 +76,9 @@ start = start_page("Circuits", "A filter is a weighted sum of the previous layer
                    "that the channel excites it, a negative one that it inhibits it. BatchNorm is folded into the "
                    "weights; MobileNet's depthwise + pointwise pairs are composed into one 3×3 kernel.",
                    "convolution with filters to trace, so it has no circuits",
-                   layers=lambda loaded: cached_layers(model_key(loaded), loaded))
+                   layers=lambda loaded: cached_layers(loaded.identity, loaded))
 loaded, info, by_path = start.loaded, start.info, start.layers
-key = model_key(loaded)
+key = loaded.identity
 wanted = links.request()
 LAYER, LAYER_WIDGET = f"convvis_circuit_layer_{info.key}", f"circuit_layer_{info.key}"  # the first survives page switches
 activated = [path for path in by_path if activation_name(get_layer(loaded.model, path))] or list(by_path)

@@ -128,12 +128,12 @@ if st.button(f"Run on {len(filters)} {unit}{'s' if len(filters) > 1 else ''}", t
         with user_errors(stop=False):
             results = visualize_filters(loaded, layer_path, filters, settings, progress=on_progress,
                                         on_frame=on_frame)
-            links.remember_filter_run(info.key, layer_path, settings, results)
+            links.remember_filter_run(loaded.identity, layer_path, settings, results)
             cached = sum(r.from_cache for r in results)
             status.update(label=f"Done: {len(results)} image(s), {cached} from the cache", state="complete",
                           expanded=False)
 
-run = links.last_filter_run(info.key)
+run = links.last_filter_run(loaded.identity)
 if run is None:
     st.info("Choose a layer and filters, then press **Run**.")
     st.stop()

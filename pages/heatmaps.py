@@ -23,7 +23,7 @@ from convvis_core.images import as_model_sees_it, png_zip, to_png_bytes
 from convvis_core.layers import default_layer
 from convvis_core.segmentation import class_map, legend, mask_overlay, predicted_region
 from convvis_core.models import LoadedModel
-from convvis_ui.cached import image_bytes, image_key, model_key, shown_once, top5
+from convvis_ui.cached import image_bytes, image_key, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker, reference_picker
 from convvis_ui.page import start_page
@@ -101,7 +101,7 @@ def choose_target(loaded: LoadedModel, seen: Image.Image, digest: str, by_path: 
             return OutputNormTarget()
         reference = reference_picker(info, key="heatmaps_reference")
         with user_errors(stop=True):
-            return cached_similarity(model_key(loaded), image_key(reference.image), reference.label, reference.fit,
+            return cached_similarity(loaded.identity, image_key(reference.image), reference.label, reference.fit,
                                      loaded, reference.image)
     if output.kind == "segmentation":
         return region_target(loaded, seen, digest)
@@ -109,7 +109,7 @@ def choose_target(loaded: LoadedModel, seen: Image.Image, digest: str, by_path: 
     pick_layer, pick_filter = st.columns([3, 1])
     filter_layer = pick_layer.selectbox("Filter of layer", list(by_path), index=list(by_path).index(last),
                                         format_func=lambda p: by_path[p].label, key=f"heatmaps_tl_{info.key}")
-    strongest = cached_strongest_filter(model_key(loaded), digest, filter_layer, loaded, seen)
+    strongest = cached_strongest_filter(loaded.identity, digest, filter_layer, loaded, seen)
     filter_index = pick_filter.number_input(f"Filter (0–{by_path[filter_layer].channels - 1})", 0,
                                             by_path[filter_layer].channels - 1, strongest,
                                             key=f"heatmaps_filter_{info.key}_{filter_layer}_{digest}",
@@ -124,7 +124,7 @@ def region_target(loaded: LoadedModel, seen: Image.Image, digest: str) -> Target
     """Class c of a segmentation over the whole image, the model's own mask for c, or a box."""
     info, output = loaded.info, loaded.info.output_info
     names = output.class_names
-    classes = cached_class_map(model_key(loaded), digest, loaded, seen)
+    classes = cached_class_map(loaded.identity, digest, loaded, seen)
     present = np.bincount(classes.ravel(), minlength=len(names))
     index = class_picker(names, int(np.argmax(present[1:]) + 1) if len(names) > 1 else 0,
                          "Explain class", f"heatmaps_segclass_{info.key}")
@@ -159,7 +159,7 @@ def cached_similarity(model: str, image: str, label: str, fit: str, _loaded: Loa
 def segmentation_view(loaded: LoadedModel, seen: Image.Image, digest: str, target: Target) -> None:
     """The model's predicted mask over the image, with its legend and the explained region outlined."""
     names = loaded.info.output_info.class_names
-    classes = cached_class_map(model_key(loaded), digest, loaded, seen)
+    classes = cached_class_map(loaded.identity, digest, loaded, seen)
     region = target.region if isinstance(target, RegionTarget) else None
     picture = mask_overlay(seen, classes, 0.55, None if region is None else region.mask())
     st.image(image_bytes(picture), caption="Predicted mask" + ("" if region is None else " · explained region outlined"),
@@ -175,7 +175,7 @@ start = start_page("Heatmaps", "Where in the picture did the model look? Several
                    "area is better) and rises when they are inserted into a blank (higher area is better).",
                    "layer with a spatial (4-D) output, so there is no map to draw")
 loaded, info, by_path = start.loaded, start.info, start.layers
-key = model_key(loaded)
+key = loaded.identity
 with user_errors(stop=True):
     last = default_layer(loaded.model).path
 

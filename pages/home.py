@@ -14,7 +14,7 @@ from convvis_core.models import LoadedModel
 from convvis_core.models.heads import KINDS
 from convvis_core.predictions import OutputPrediction, Prediction, predict_outputs
 from convvis_core.segmentation import class_map, mask_overlay
-from convvis_ui.cached import image_bytes, image_key, model_key, shown_once, top5
+from convvis_ui.cached import image_bytes, image_key, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
@@ -38,7 +38,7 @@ def cached_outputs(model: str, image: str, fit: Fit, _loaded: LoadedModel, _imag
 
 def every_output(loaded: LoadedModel, image: Image.Image, fit: Fit, seen: Image.Image) -> None:
     """What each head of the model says about the image, by its kind; the one the pages explain first."""
-    said = cached_outputs(model_key(loaded), image_key(image), fit, loaded, image)
+    said = cached_outputs(loaded.identity, image_key(image), fit, loaded, image)
     explained = loaded.info.output
     for output in sorted(said, key=lambda o: o.index != explained):
         mark = " · explained on every page" if output.index == explained and len(said) > 1 else ""
@@ -93,7 +93,7 @@ with left:
     else:
         with user_errors():
             predictions = top5(loaded, chosen.image, chosen.fit)
-            shown_once(("top-5", model_key(loaded), image_key(chosen.image), chosen.fit),
+            shown_once(("top-5", loaded.identity, image_key(chosen.image), chosen.fit),
                        lambda: st.plotly_chart(predictions_figure(predictions), config={"displayModeBar": False}))
 with right:
     st.markdown("#### Layers")

@@ -18,7 +18,7 @@ from convvis_core.featureviz.grid import tile_image
 from convvis_core.layers import default_layer
 from convvis_core.topk import TopKIndex, cached_index, scan
 from convvis_ui import links
-from convvis_ui.cached import digest_of, image_bytes, model_key, shown_once
+from convvis_ui.cached import digest_of, image_bytes, shown_once
 from convvis_ui.feedback import user_errors
 from convvis_ui.page import start_page
 from convvis_ui.shared_views import builtin_dataset, show_examples, views
@@ -102,7 +102,7 @@ start = start_page("Top k", "The dataset images that excite a filter most, and w
                    "and is cached on disk.", "layer with a spatial (4-D) output, so it has no filters to rank")
 loaded, info, by_path = start.loaded, start.info, start.layers
 wanted = links.request()
-filter_run = links.last_filter_run(info.key)  # the Filters page's pictures, shown beside the real examples
+filter_run = links.last_filter_run(loaded.identity)  # the Filters page's pictures, shown beside the real examples
 LAYER = f"topk_layer_{info.key}"
 links.consume(LAYER, wanted.layer if wanted.layer in by_path else filter_run.layer if filter_run else None)
 if st.session_state.get(LAYER) not in by_path:
@@ -154,7 +154,7 @@ with controls[2]:
 with user_errors(stop=True):
     top = index.top.examples(channel, k)
     bottom = index.bottom.examples(channel, k)
-    key = (model_key(loaded), dataset.identity, layer_path, channel)
+    key = (loaded.identity, dataset.identity, layer_path, channel)
     top_views, bottom_views = views(*key, tuple(top), loaded, dataset), views(*key, tuple(bottom), loaded, dataset)
 
 st.subheader(f"{layer_path} #{channel}: top {len(top)} of {index.count:,} images")

@@ -18,7 +18,6 @@ from convvis_core.images import as_model_sees_it
 from convvis_core.layers import default_layer
 from convvis_core.topk import cached_index, scan
 from convvis_ui import links
-from convvis_ui.cached import model_key
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
@@ -166,7 +165,7 @@ with user_errors(stop=True):
             st.stop()
         with st.spinner("Scanning…"):
             index = scan(loaded, dataset, layer, min(len(dataset), SCAN))
-    key = (model_key(loaded), dataset.identity, layer, filter_index)
+    key = (loaded.identity, dataset.identity, layer, filter_index)
     k = min(EXAMPLES, TOPK_KEPT, index.count)
     st.caption(f"Top {k} of {index.count:,} images of {dataset.name}")
     show_examples(views(*key, tuple(index.top.examples(filter_index, k)), loaded, dataset))

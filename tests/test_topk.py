@@ -233,7 +233,7 @@ def test_the_page_ranks_mnist_on_lenet_end_to_end(lenet, tmp_path, monkeypatch):
     at.session_state["convvis_model"] = "lenet_mnist"
     picture = np.full((28, 28), 200, np.uint8)
     at.session_state[links.FILTER_RUN] = links.FilterRun(  # as the Filters page leaves its last run
-        "lenet_mnist", "conv2_relu", PRESETS["quick preview"], (FilterResult(3, picture, 0.1, 2.0, 2.0, False),))
+        lenet.identity, "conv2_relu", PRESETS["quick preview"], (FilterResult(3, picture, 0.1, 2.0, 2.0, False),))
     at.run()
     assert not at.exception and not at.error
     assert at.selectbox(key="topk_dataset_lenet_mnist").value == "mnist"

@@ -64,6 +64,19 @@ class LoadedModel:
     info: ModelInfo
     source: keras.Model | None = field(default=None, repr=False, compare=False)  # the file's model, when it differs
 
+    @property
+    def identity(self) -> str:
+        """The one name of this model as every cache and every result passed between pages knows it:
+        everything that changes what it computes for a picture, or how that is read. ``info.key`` names
+        the model (registry name, or upload file name and content digest), its class names, the output
+        explained and the values its other inputs are held at; added here are the pixels' preprocessing
+        and each output's kind (a linear vector read as classes or as values). Change any of them and
+        the identity changes, so no result made under the old one is shown. (Widget keys use
+        ``info.key`` alone, so a user's choices on a page survive a change of pixels.)"""
+        info = self.info
+        kinds = ",".join(output.kind for output in info.outputs) if info.outputs else info.output_info.kind
+        return f"{info.key}|{info.preprocessing}|{kinds}"
+
     def with_output(self, output: int | str, kind: str | None = None) -> "LoadedModel":
         """The same model explaining another of its outputs (by index or head name), optionally read as
         another kind ("classes" or "values": a linear vector may be logits or an embedding)."""
