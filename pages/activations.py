@@ -21,6 +21,7 @@ from convvis_ui.cached import image_bytes, image_key, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
+from convvis_ui.pickers import filter_picker, layers_picker
 
 CHART_MAX_SIDE = 800  # grid pixels a side in the browser (12 bytes each with hover data); the PNG keeps all
 COLORMAPS = ("viridis", "gray", "magma")  # names both plotly and matplotlib know
@@ -96,12 +97,6 @@ start = start_page("Activations", "The feature maps one image produces, layer by
                    "image) are outlined.", "layer with a spatial (4-D) output, so it has no feature maps to show")
 loaded, info, by_path = start.loaded, start.info, start.layers
 key = loaded.identity
-wanted = links.request()
-spread = [layer.path for layer in default_spread(loaded.model)]
-LAYERS = f"activations_layers_{info.key}"
-if wanted.layer in by_path:
-    links.consume(LAYERS, [wanted.layer])
-    links.consume(f"channel_{info.key}_{wanted.layer}", wanted.channel)
 
 left, right = st.columns([1, 2], gap="large")
 with left:
@@ -118,9 +113,8 @@ with left:
                          hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
                              format="percent", min_value=0.0, max_value=1.0)})
 with right:
-    st.session_state.setdefault(LAYERS, spread)
-    chosen_paths = st.multiselect("Layers", list(by_path), format_func=lambda p: by_path[p].label, key=LAYERS,
-                                  help="By default six layers spread from the first to the last map.")
+    chosen_paths = layers_picker("activations", info.key, by_path, [layer.path for layer in default_spread(loaded.model)],
+                                 help="By default six layers spread from the first to the last map.")
     controls = st.columns(4)
     normalization = controls[0].selectbox("Normalization", list(NORMALIZATIONS), help="\n\n".join(
         f"**{name}**: {text}" for name, text in NORMALIZATIONS.items()))
@@ -164,11 +158,8 @@ for path in paths:
                            f"activations_{path.replace('/', '_')}_{normalization}.png",
                            "image/png", key=f"png_{path}", on_click="ignore")
     with narrow:
-        CHANNEL = f"channel_{info.key}_{path}"
-        if not 0 <= st.session_state.get(CHANNEL, -1) < stats.channels:
-            st.session_state[CHANNEL] = int(np.argmax(stats.mean))  # the most active channel
-        channel = int(st.number_input(f"Channel (0–{stats.channels - 1})", 0, stats.channels - 1, key=CHANNEL,
-                                      help="Starts at the most active channel."))
+        channel = filter_picker("activations", info.key, path, stats.channels, label="Channel",
+                                default=int(np.argmax(stats.mean)), help="Starts at the most active channel.")
         links.unit_link(st, path, channel, f"#{channel}: its unit page")
         shown_once(("channel", *layer_key, channel, colormap),
                    lambda: st.plotly_chart(channel_figure(maps, channel, colormap), key=f"channel_chart_{path}"))

@@ -23,6 +23,7 @@ from convvis_ui.cached import image_key
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
+from convvis_ui.pickers import filter_picker, layer_picker
 from convvis_ui.shared_views import pictures
 
 SIGN_COLOURS = {"excitatory": "red", "inhibitory": "blue", "zero": "gray"}
@@ -79,25 +80,15 @@ start = start_page("Circuits", "A filter is a weighted sum of the previous layer
                    layers=lambda loaded: cached_layers(loaded.identity, loaded))
 loaded, info, by_path = start.loaded, start.info, start.layers
 key = loaded.identity
-wanted = links.request()
-LAYER, LAYER_WIDGET = f"convvis_circuit_layer_{info.key}", f"circuit_layer_{info.key}"  # the first survives page switches
 activated = [path for path in by_path if activation_name(get_layer(loaded.model, path))] or list(by_path)
-links.consume(LAYER_WIDGET, wanted.layer if wanted.layer in by_path else None)
-if st.session_state.get(LAYER_WIDGET) not in by_path:
-    remembered = st.session_state.get(LAYER)
-    st.session_state[LAYER_WIDGET] = remembered if remembered in by_path else activated[len(activated) // 2]
 
 steps = st.sidebar.slider("Feature visualization steps", 8, 256, PREVIEW.steps, 8, key="circuit_steps",
                           help="The quick preview preset; more steps give cleaner pictures (cached on disk).")
 controls = st.columns([3, 1, 1, 2])
-layer = controls[0].selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=LAYER_WIDGET,
-                              help="Layers whose filters come from a convolution (BatchNorm/activation after "
-                                   "a conv included).")
-st.session_state[LAYER] = layer
-count = by_path[layer].channels
-FILTER = f"circuit_filter_{info.key}_{layer}"
-links.consume(FILTER, wanted.channel if wanted.layer == layer and 0 <= (wanted.channel or 0) < count else None)
-filter_index = int(controls[1].number_input(f"Filter (0–{count - 1})", 0, count - 1, key=FILTER))
+layer = layer_picker("circuits", info.key, by_path, activated[len(activated) // 2], container=controls[0],
+                     remember=True, help="Layers whose filters come from a convolution (BatchNorm/activation "
+                                         "after a conv included).")
+filter_index = filter_picker("circuits", info.key, layer, by_path[layer].channels, container=controls[1])
 top = controls[2].slider("Inputs shown", 1, 12, 6, key="circuit_top")
 ranking = controls[3].radio("Rank inputs by", ["weight", "contribution"], horizontal=True, key="circuit_ranking",
                             format_func={"weight": "kernel norm", "contribution": "contribution on an image"}.get,

@@ -23,6 +23,7 @@ from convvis_ui import links
 from convvis_ui.cached import image_bytes
 from convvis_ui.feedback import user_errors
 from convvis_ui.page import presenting, start_page
+from convvis_ui.pickers import RUN_FILTERS, layer_picker
 
 start = start_page("Filters", "Gradient ascent finds the image each filter responds to most (activation "
                    "maximization). Results are cached on disk: a repeat is instant, even after a restart.",
@@ -79,11 +80,8 @@ if settings.objective_spec.reads_logits:
     layer_path, count, unit = LOGITS, len(info.class_names), "class"
     st.info("Class logit: each 'filter' is a class; the image maximizes its pre-softmax score.")
 else:
-    preferred = "conv_pw_8_relu" if "conv_pw_8_relu" in by_path else default_layer(loaded.model).path
-    links.consume(f"layer_{info.key}", wanted.layer if wanted.layer in by_path else None)
-    if st.session_state.get(f"layer_{info.key}") not in by_path:
-        st.session_state[f"layer_{info.key}"] = preferred
-    layer_path = st.selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=f"layer_{info.key}")
+    layer_path = layer_picker("filters", info.key, by_path, lambda: "conv_pw_8_relu" if "conv_pw_8_relu" in by_path
+                              else default_layer(loaded.model).path)
     count, unit = by_path[layer_path].channels, "filter"
 
 st.session_state.setdefault("filters_mode", "range")
@@ -110,7 +108,7 @@ with user_errors(stop=True):
                    + ("…" if len(filters) > 12 else ""))
 
 prepare_in_background(loaded, layer_path, len(filters), settings)  # trace while the user is still choosing
-if st.button(f"Run on {len(filters)} {unit}{'s' if len(filters) > 1 else ''}", type="primary"):
+if st.button(f"Run on {len(filters)} {unit}{'s' if len(filters) > 1 else ''}", type="primary", key=RUN_FILTERS):
     with st.status(f"Optimizing {len(filters)} image(s) on {layer_path}…", expanded=True) as status:
         bar = st.progress(0.0, text="Starting (the first run of a layer traces the model)…")
         preview = st.empty()

@@ -15,6 +15,7 @@ from convvis_core.layers import default_layer
 from convvis_ui import links
 from convvis_ui.feedback import user_errors
 from convvis_ui.page import start_page
+from convvis_ui.pickers import layer_picker
 from convvis_ui.shared_views import pictures
 
 PER_ROW = 8
@@ -26,17 +27,9 @@ start = start_page("Layer", "Every filter of one layer at a glance: the pictures
                    "layer with a spatial (4-D) output, so it has no filters")
 loaded, info, by_path = start.loaded, start.info, start.layers
 presets = by_preference(info.input_size)
-wanted = links.request()
-if wanted.layer is not None and wanted.layer not in by_path:
-    st.warning(f"{info.display_name} has no layer '{wanted.layer}' with filters; showing the default one.",
-               icon=":material/link_off:")
-LAYER = f"layer_browser_{info.key}"
-links.consume(LAYER, wanted.layer if wanted.layer in by_path else None)
-if st.session_state.get(LAYER) not in by_path:
-    st.session_state[LAYER] = default_layer(loaded.model).path
 controls = st.columns([3, 2, 1])
-layer = controls[0].selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=LAYER)
-links.reflect(layer=layer, filter=None)
+layer = layer_picker("layer", info.key, by_path, lambda: default_layer(loaded.model).path, container=controls[0],
+                     warn_unknown=info.display_name, write_url=True)
 count = by_path[layer].channels
 order = controls[1].radio("Sort by", list(ORDERS), format_func=ORDERS.get, horizontal=True, key="layer_browser_order")
 

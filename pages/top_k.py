@@ -21,6 +21,7 @@ from convvis_ui import links
 from convvis_ui.cached import digest_of, image_bytes, shown_once
 from convvis_ui.feedback import user_errors
 from convvis_ui.page import start_page
+from convvis_ui.pickers import SCAN_TOP_K, filter_picker, layer_picker
 from convvis_ui.shared_views import builtin_dataset, show_examples, views
 
 UPLOADED_ZIP = "convvis_topk_zip"  # (digest, file name, bytes) of the last .zip that held images
@@ -101,12 +102,7 @@ start = start_page("Top k", "The dataset images that excite a filter most, and w
                    "visualization can mislead, real examples ground it. One scan ranks every filter of the layer "
                    "and is cached on disk.", "layer with a spatial (4-D) output, so it has no filters to rank")
 loaded, info, by_path = start.loaded, start.info, start.layers
-wanted = links.request()
 filter_run = links.last_filter_run(loaded.identity)  # the Filters page's pictures, shown beside the real examples
-LAYER = f"topk_layer_{info.key}"
-links.consume(LAYER, wanted.layer if wanted.layer in by_path else filter_run.layer if filter_run else None)
-if st.session_state.get(LAYER) not in by_path:
-    st.session_state[LAYER] = default_layer(loaded.model).path
 
 left, middle, right = st.columns([2, 1, 3])
 with left:
@@ -117,13 +113,14 @@ with middle:
                                 key=f"topk_count_{dataset.identity}",
                                 help=f"The first N of {len(dataset):,} images (at most {MAX_SCAN_IMAGES:,} a scan)."))
 with right:
-    layer_path = st.selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=LAYER)
+    layer_path = layer_picker("top_k", info.key, by_path, lambda: default_layer(loaded.model).path,
+                              linked=filter_run.layer if filter_run else None)
 report_skipped(dataset)
 
 with user_errors(stop=True):
     index = cached_index(loaded, dataset, layer_path, count)
 if index is None:
-    if not st.button(f"Scan {count:,} images on {layer_path}", type="primary",
+    if not st.button(f"Scan {count:,} images on {layer_path}", type="primary", key=SCAN_TOP_K,
                      help=f"{dataset.name}: the first {count:,} images, every filter of the layer at once."):
         st.info("Press **Scan**: one pass ranks every filter of the layer; it is then cached on disk.")
         st.stop()
@@ -135,15 +132,12 @@ if index is None:
         status.update(label=f"Scanned {index.count:,} images: every filter of {layer_path} ranked", state="complete",
                       expanded=False)
 
-FILTER = f"topk_filter_{info.key}_{layer_path}"
-ran = filter_run.strongest if filter_run and filter_run.layer == layer_path else None
-links.consume(FILTER, wanted.channel if wanted.layer == layer_path else ran)
-if not 0 <= st.session_state.get(FILTER, -1) < index.channels:
-    st.session_state[FILTER] = int(np.argmax(index.top.value[0]))  # the strongest filter in the dataset
 controls = st.columns([1, 2, 2])
-channel = int(controls[0].number_input(f"Filter (0–{index.channels - 1})", 0, index.channels - 1, key=FILTER,
-                                       help="Starts at the Filters page's last filter on this layer, else at the "
-                                            "filter with the highest activation in the dataset."))
+channel = filter_picker("top_k", info.key, layer_path, index.channels, container=controls[0],
+                        linked=filter_run.strongest if filter_run and filter_run.layer == layer_path else None,
+                        default=lambda: int(np.argmax(index.top.value[0])),  # the strongest filter in the dataset
+                        help="Starts at the Filters page's last filter on this layer, else at the filter with the "
+                             "highest activation in the dataset.")
 most_kept = min(TOPK_KEPT, index.count)
 k = controls[1].slider("k", 1, most_kept, min(9, most_kept), key="topk_k") if most_kept > 1 else 1
 with controls[2]:

@@ -21,6 +21,7 @@ from convvis_ui import links
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import start_page
+from convvis_ui.pickers import unit_request
 from convvis_ui.shared_views import builtin_dataset, pictures, show_examples, views
 
 CONNECTIONS = 6  # inputs and readers shown
@@ -34,19 +35,8 @@ start = start_page("Unit", "One filter: what it looks for, which images excite i
 loaded, info, by_path = start.loaded, start.info, start.layers
 presets = by_preference(info.input_size)  # pictures computed under any preset are found; missing: the model's default
 paths = list(by_path)
-asked_layer, asked_filter = st.query_params.get("layer"), st.query_params.get("filter")
-
-layer = asked_layer if asked_layer in by_path else default_layer(loaded.model).path
-if asked_layer is not None and asked_layer not in by_path:
-    st.warning(f"{info.display_name} has no layer '{asked_layer}' with filters; showing {layer} instead.",
-               icon=":material/link_off:")
+layer, filter_index = unit_request(by_path, default_layer(loaded.model).path, info.display_name)
 count = by_path[layer].channels
-filter_index = int(asked_filter) if asked_filter is not None and asked_filter.isdigit() else 0
-if asked_filter is not None and not (asked_filter.isdigit() and filter_index < count):
-    filter_index = min(filter_index, count - 1) if asked_filter.isdigit() else 0
-    st.warning(f"{layer} has {count} filters (0–{count - 1}), so there is no filter '{asked_filter}'; showing "
-               f"#{filter_index} instead.", icon=":material/link_off:")
-links.reflect(layer=layer, filter=filter_index)
 
 position = paths.index(layer)
 step = st.columns(5)

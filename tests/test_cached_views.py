@@ -21,6 +21,7 @@ from convvis_core import images, predictions
 from convvis_core.samples import load_sample
 from convvis_core.featureviz.presets import SMALL_INPUTS
 from convvis_ui import cached
+from convvis_ui.pickers import RUN_FILTERS, layer_key
 
 
 
@@ -95,12 +96,12 @@ def test_pages_encode_no_png_until_a_download_is_clicked(lenet, counted):
     heatmaps = ran(session("heatmaps"))
     assert len(heatmaps.get("download_button")) == 4  # one overlay per default method, and the ZIP
     filters = ran(session("filters"))
-    filters.selectbox(key="layer_lenet_mnist").select("conv1")
+    filters.selectbox(key=layer_key("filters", "lenet_mnist")).select("conv1")
     filters.slider(key=f"steps_{SMALL_INPUTS}").set_value(8)  # LeNet's default preset
     ran(filters)
     filters.text_input(key="filters_spec_conv1").set_value("0-1")
     ran(filters)
-    filters.button[0].click()
+    filters.button(key=RUN_FILTERS).click()
     ran(filters)
     assert len(filters.get("download_button")) == 3  # the grid, the ZIP, the enlarged filter
     assert counted.calls["to_png_bytes"] == 0

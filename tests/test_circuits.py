@@ -18,6 +18,7 @@ from convvis_core.errors import LayerError
 from convvis_core.images import model_input
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
+from convvis_ui.pickers import layer_key, remembered_key
 
 
 
@@ -192,7 +193,7 @@ def test_only_layers_that_trace_back_to_a_conv_are_offered(mobilenet):
 def test_circuits_page_runs_end_to_end_on_mobilenet(mobilenet):
     at = app_on("circuits")
     at.session_state["convvis_model"] = "mobilenet"
-    at.session_state["convvis_circuit_layer_mobilenet"] = "conv_pw_2_relu"  # small: fast to visualize
+    at.session_state[remembered_key("circuits", "mobilenet")] = "conv_pw_2_relu"  # small: fast to visualize
     at.session_state["circuit_steps"] = 8
     at.session_state["circuit_top"] = 3
     at.run()
@@ -209,16 +210,16 @@ def test_circuits_page_runs_end_to_end_on_mobilenet(mobilenet):
     assert not at.exception and not at.error
     assert "contribution" in at.dataframe[0].value.columns
 
-    at.selectbox(key="circuit_layer_mobilenet").select("conv1_relu").run()  # the image's channels: kernels grid
+    at.selectbox(key=layer_key("circuits", "mobilenet")).select("conv1_relu").run()  # the image's channels: kernels grid
     assert not at.exception and not at.error
     assert any(heading.value == "Every kernel of conv1_relu" for heading in at.subheader)
 
-    at.selectbox(key="circuit_layer_mobilenet").select("conv_pw_2_relu").run()
+    at.selectbox(key=layer_key("circuits", "mobilenet")).select("conv_pw_2_relu").run()
     first = int(at.dataframe[0].value["channel"][0])
     at.button(key=f"filters_{first}").click().run()  # the link opens the Filters page on the input layer
     assert not at.exception
     assert at.title[0].value == "Filters"
-    assert at.selectbox(key="layer_mobilenet").value == "conv_pw_1_relu"
+    assert at.selectbox(key=layer_key("filters", "mobilenet")).value == "conv_pw_1_relu"
 
 
 @pytest.mark.slow  # a subprocess: TensorFlow's import alone takes seconds

@@ -54,6 +54,7 @@ from convvis_core.featureviz.presets import SMALL_INPUTS
 from convvis_core.featureviz.render import _Renderer
 from convvis_core.models import load_model
 from convvis_core.samples import load_sample
+from convvis_ui.pickers import RUN_FILTERS, layer_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSIONS = 8
@@ -287,10 +288,10 @@ def render(session: tuple[str, dict]) -> AppTest:
         at.session_state["convvis_image_source"] = f"digit_{choices['digit']}"
         return at.run()
     at.run()
-    at.selectbox(key="layer_lenet_mnist").select(choices["layer"])
+    at.selectbox(key=layer_key("filters", "lenet_mnist")).select(choices["layer"])
     at.slider(key=f"steps_{SMALL_INPUTS}").set_value(8).run()  # LeNet's default preset
     at.text_input(key=f"filters_spec_{choices['layer']}").set_value(choices["filters"]).run()
-    return at.button[0].click().run()
+    return at.button(key=RUN_FILTERS).click().run()
 
 
 def shown(at: AppTest) -> dict:

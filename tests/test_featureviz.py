@@ -22,6 +22,7 @@ from convvis_core.featureviz.selection import parse_filters
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.precision import fast_dtype
 from convvis_core.preprocessing import preprocess
+from convvis_ui.pickers import RUN_FILTERS, layer_key
 
 QUICK = PRESETS["quick preview"].replace(steps=24, size=224, batch_size=8)
 
@@ -226,21 +227,21 @@ def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
     assert not at.exception and not at.error
     preset = next(box for box in at.sidebar.selectbox if box.label == "Preset")
     assert preset.value == SMALL_INPUTS  # the default for 28×28 inputs
-    at.selectbox(key="layer_lenet_mnist").select("conv2_relu").run()
+    at.selectbox(key=layer_key("filters", "lenet_mnist")).select("conv2_relu").run()
     at.text_input(key="filters_spec_conv2_relu").set_value("0-5").run()
-    at.button[0].click().run()
+    at.button(key=RUN_FILTERS).click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value == "conv2_relu: 6 filter(s), strongest first"
     assert not at.info  # no filter is weak under the default
     next(box for box in at.sidebar.selectbox if box.label == "Preset").select("quick preview").run()
     at.slider(key="steps_quick preview").set_value(16).run()
-    at.button[0].click().run()
+    at.button(key=RUN_FILTERS).click().run()
     assert not at.exception and not at.error
     weak = re.search(r"^(\d+) filter\(s\) barely fire on their pictures .*?: ([\d, ]+)\.", at.info[0].value)
     assert weak and int(weak[1]) == 3 and sorted(map(int, weak[2].split(", "))) == [0, 2, 5], at.info[0].value
     assert len(at.get("download_button")) == 3
-    at.button[0].click().run()  # the same request again: served from the cache
+    at.button(key=RUN_FILTERS).click().run()  # the same request again: served from the cache
     assert not at.exception
     assert [status.label for status in at.get("status")] == ["Done: 6 image(s), 6 from the cache"]
 

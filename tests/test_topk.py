@@ -37,6 +37,7 @@ from convvis_core.preprocessing import preprocess
 from convvis_core.receptive_field import receptive_field
 from convvis_core.topk import cached_index, scan
 from convvis_ui import links
+from convvis_ui.pickers import SCAN_TOP_K, filter_key, layer_key
 
 ROOT = Path(__file__).resolve().parents[1]
 TIE = 1e-5  # maxima this close may rank either way: batched and unbatched convolutions differ in the last bits
@@ -237,15 +238,15 @@ def test_the_page_ranks_mnist_on_lenet_end_to_end(lenet, tmp_path, monkeypatch):
     at.run()
     assert not at.exception and not at.error
     assert at.selectbox(key="topk_dataset_lenet_mnist").value == "mnist"
-    assert at.selectbox(key="topk_layer_lenet_mnist").value == "conv2_relu"  # synced from the Filters page
-    at.button[0].click().run()
+    assert at.selectbox(key=layer_key("top_k", "lenet_mnist")).value == "conv2_relu"  # synced from the Filters page
+    at.button(key=SCAN_TOP_K).click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value == "conv2_relu #3: top 9 of 2,000 images"
     assert [status.label for status in at.get("status")] == ["Scanned 2,000 images: every filter of conv2_relu ranked"]
     assert len(at.get("image")) == 9 * 2 * 2 + 1  # top and bottom 9, each overlay + crop, and the synthetic picture
     assert len(at.get("plotly_chart")) == 1
-    at.number_input(key="topk_filter_lenet_mnist_conv2_relu").set_value(11).run()  # instant: from the index
+    at.number_input(key=filter_key("top_k", "lenet_mnist", "conv2_relu")).set_value(11).run()  # instant: from the index
     assert not at.exception and not at.error
     assert at.subheader[0].value == "conv2_relu #11: top 9 of 2,000 images"
     assert not at.get("status")  # no second scan

@@ -51,6 +51,7 @@ from convvis_core.images import model_input, open_image  # noqa: E402
 from convvis_core.layers import default_layer, find_layer  # noqa: E402
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model  # noqa: E402
 from convvis_core.predictions import top_k  # noqa: E402
+from convvis_ui.pickers import RUN_FILTERS, layer_key
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "lenet_mnist"  # the cheap model every case runs on: 28×28, one channel
@@ -672,7 +673,7 @@ class FiltersPage(_Session):
 
     def __init__(self) -> None:
         super().__init__()
-        self.layer = self.at.selectbox(key=f"layer_{MODEL}").value  # the page's default layer
+        self.layer = self.at.selectbox(key=layer_key("filters", MODEL)).value  # the page's default layer
 
     def submit(self, case: Case) -> PageOutcome:
         return {FILTERS: self.filters, SETTINGS: self.settings, LAYER: self.layer_link}[case.entry](case)
@@ -680,17 +681,17 @@ class FiltersPage(_Session):
     def filters(self, case: Case) -> PageOutcome:
         at = self.at
         layer, spec = case.value
-        at.selectbox(key=f"layer_{MODEL}").select(layer).run()
+        at.selectbox(key=layer_key("filters", MODEL)).select(layer).run()
         at.text_input(key=f"filters_spec_{layer}").set_value(spec).run()
         errors, exceptions = self.problems()
         at.text_input(key=f"filters_spec_{layer}").set_value("0-1").run()  # the user corrects it
-        went_on = not at.error and not at.exception and at.button[0].label == "Run on 2 filters"
-        return PageOutcome(errors, exceptions, went_on, f"'{spec}' corrected to '0-1': {at.button[0].label}")
+        went_on = not at.error and not at.exception and at.button(key=RUN_FILTERS).label == "Run on 2 filters"
+        return PageOutcome(errors, exceptions, went_on, f"'{spec}' corrected to '0-1': {at.button(key=RUN_FILTERS).label}")
 
     def settings(self, case: Case) -> PageOutcome:
         """The page's widgets bound every setting: the same recipe at the largest learning rate they take."""
         at, settings, preset = self.at, case.value, SMALL_INPUTS  # the page's default for 28×28 inputs
-        at.selectbox(key=f"layer_{MODEL}").select("conv2_relu").run()
+        at.selectbox(key=layer_key("filters", MODEL)).select("conv2_relu").run()
         box = at.number_input(key=f"lr_{preset}")
         learning_rate = min(settings.learning_rate, box.max)
         box.set_value(learning_rate)
@@ -702,7 +703,7 @@ class FiltersPage(_Session):
                             ("size", 32)):
             at.slider(key=f"{name}_{preset}").set_value(value)
         at.text_input(key="filters_spec_conv2_relu").set_value("0").run()
-        at.button[0].click().run()
+        at.button(key=RUN_FILTERS).click().run()
         errors, exceptions = self.problems()
         done = [status.label for status in at.get("status")]
         went_on = bool(at.subheader) and at.subheader[0].value.startswith("conv2_relu: 1 filter")
@@ -722,9 +723,9 @@ class FiltersPage(_Session):
         exceptions = [printed] if "Traceback" in printed or code not in (0, 2) else []
         # A link sets the key on another page, then switches here: a fresh session opened with the key
         # set stands for it (AppTest cannot hold a widget's key at a value its options lack).
-        linked = _Session({f"layer_{MODEL}": case.value}, page=self.page)
+        linked = _Session({layer_key("filters", MODEL): case.value}, page=self.page)
         page_errors, page_exceptions = linked.problems()
-        layer = linked.at.selectbox(key=f"layer_{MODEL}").value
+        layer = linked.at.selectbox(key=layer_key("filters", MODEL)).value
         return PageOutcome(errors, exceptions + page_exceptions, layer == self.layer and not page_errors,
                            f"CLI exit code {code}; the Filters page link falls back to {layer}")
 

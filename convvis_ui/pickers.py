@@ -1,0 +1,107 @@
+"""The layer and filter pickers every page shares: the layer from the URL (a link followed), else the
+one remembered, else the page's default; then the widget; then, where the page says so, the URL.
+
+The pickers own their widget keys: tests (and nothing else) reach the widgets by ``layer_key`` and
+``filter_key``, never by their position on the page.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+from convvis_core.layers import SpatialLayer
+from convvis_ui import links
+
+_LAYER_KEYS = {"filters": "layer_{model}", "layer": "layer_browser_{model}", "top_k": "topk_layer_{model}",
+               "circuits": "circuit_layer_{model}", "activations": "activations_layers_{model}"}
+_FILTER_KEYS = {"top_k": "topk_filter_{model}_{layer}", "circuits": "circuit_filter_{model}_{layer}",
+                "activations": "channel_{model}_{layer}"}
+
+
+RUN_FILTERS = "filters_run"  # the Filters page's Run button
+SCAN_TOP_K = "topk_scan"  # the Top k page's Scan button
+
+
+def layer_key(page: str, model: str) -> str:
+    """The session-state key of ``page``'s layer widget for the model whose ``info.key`` is ``model``."""
+    return _LAYER_KEYS[page].format(model=model)
+
+
+def filter_key(page: str, model: str, layer: str) -> str:
+    """The session-state key of ``page``'s filter widget on ``layer``."""
+    return _FILTER_KEYS[page].format(model=model, layer=layer)
+
+
+def remembered_key(page: str, model: str) -> str:
+    """Where a page that remembers its layer across page switches keeps it (not a widget's key)."""
+    return f"convvis_{layer_key(page, model)}"  # not a widget's: survives page switches
+
+
+def layer_picker(page: str, model: str, by_path: dict[str, SpatialLayer], default: str | Callable[[], str], *,
+                 container=st, linked: str | None = None, remember: bool = False, warn_unknown: str | None = None,
+                 write_url: bool = False, help: str | None = None) -> str:
+    """The page's "Layer" selectbox. It starts at the URL's layer (else ``linked``, what another page
+    last showed), else the remembered one (``remember``: kept across page switches), else ``default``;
+    ``warn_unknown`` (the model's name) warns when the URL names a layer the page lacks; ``write_url``
+    writes the layer chosen into the URL."""
+    key = layer_key(page, model)
+    wanted = links.request().layer
+    if warn_unknown is not None and wanted is not None and wanted not in by_path:
+        st.warning(f"{warn_unknown} has no layer '{wanted}' with filters; showing the default one.",
+                   icon=":material/link_off:")
+    links.consume(key, wanted if wanted in by_path else linked)
+    if st.session_state.get(key) not in by_path:
+        remembered = st.session_state.get(remembered_key(page, model)) if remember else None
+        st.session_state[key] = remembered if remembered in by_path else default() if callable(default) else default
+    layer = container.selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=key, help=help)
+    if remember:
+        st.session_state[remembered_key(page, model)] = layer
+    if write_url:
+        links.reflect(layer=layer, filter=None)
+    return layer
+
+
+def layers_picker(page: str, model: str, by_path: dict[str, SpatialLayer], default: list[str], *,
+                  help: str | None = None) -> list[str]:
+    """A multiselect of layers: the URL's layer alone when a link names one, else ``default``."""
+    key = layer_key(page, model)
+    wanted = links.request().layer
+    if wanted in by_path:
+        links.consume(key, [wanted])
+    st.session_state.setdefault(key, default)
+    return st.multiselect("Layers", list(by_path), format_func=lambda p: by_path[p].label, key=key, help=help)
+
+
+def filter_picker(page: str, model: str, layer: str, count: int, *, container=st, label: str = "Filter",
+                  linked: int | None = None, default: int | Callable[[], int] | None = None,
+                  help: str | None = None) -> int:
+    """The page's filter number of ``layer`` (0 to ``count`` - 1): the URL's filter when the URL names
+    this layer and the filter exists, else ``linked`` (another page's), else the one chosen before,
+    else ``default``."""
+    key = filter_key(page, model, layer)
+    wanted = links.request()
+    asked = wanted.channel if wanted.layer == layer and 0 <= (wanted.channel or 0) < count else None
+    links.consume(key, asked if asked is not None else linked)
+    if default is not None and not 0 <= st.session_state.get(key, -1) < count:
+        st.session_state[key] = default() if callable(default) else default
+    return int(container.number_input(f"{label} (0–{count - 1})", 0, count - 1, key=key, help=help))
+
+
+def unit_request(by_path: dict[str, SpatialLayer], default: str, model_name: str) -> tuple[str, int]:
+    """The layer and filter a unit page's URL asks for, warning about (and replacing) ones the model
+    lacks; the URL is then rewritten to what is shown."""
+    asked_layer, asked_filter = st.query_params.get("layer"), st.query_params.get("filter")
+    layer = asked_layer if asked_layer in by_path else default
+    if asked_layer is not None and asked_layer not in by_path:
+        st.warning(f"{model_name} has no layer '{asked_layer}' with filters; showing {layer} instead.",
+                   icon=":material/link_off:")
+    count = by_path[layer].channels
+    filter_index = int(asked_filter) if asked_filter is not None and asked_filter.isdigit() else 0
+    if asked_filter is not None and not (asked_filter.isdigit() and filter_index < count):
+        filter_index = min(filter_index, count - 1) if asked_filter.isdigit() else 0
+        st.warning(f"{layer} has {count} filters (0–{count - 1}), so there is no filter '{asked_filter}'; showing "
+                   f"#{filter_index} instead.", icon=":material/link_off:")
+    links.reflect(layer=layer, filter=filter_index)
+    return layer, filter_index
