@@ -92,81 +92,85 @@ def thumbnail(image: np.ndarray, colormap: str) -> Image.Image:
     return Image.fromarray(colormap_lut(colormap)[image]).resize((THUMBNAIL, THUMBNAIL), Image.NEAREST)
 
 
-start = start_page("Activations", "The feature maps one image produces, layer by layer: early layers respond to "
-                   "edges and colours, later ones to textures and object parts. Dead channels (all zero on this "
-                   "image) are outlined.", "layer with a spatial (4-D) output, so it has no feature maps to show")
-loaded, info, by_path = start.loaded, start.info, start.layers
-key = loaded.identity
+def main() -> None:
+    start = start_page("Activations", "The feature maps one image produces, layer by layer: early layers respond to "
+                       "edges and colours, later ones to textures and object parts. Dead channels (all zero on this "
+                       "image) are outlined.", "layer with a spatial (4-D) output, so it has no feature maps to show")
+    loaded, info, by_path = start.loaded, start.info, start.layers
+    key = loaded.identity
 
-left, right = st.columns([1, 2], gap="large")
-with left:
-    chosen = image_picker(info, key="activations")
-    seen = as_model_sees_it(chosen.image, info, chosen.fit)
-    st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
-             width=min(320, max(seen.width, 160)))
-    digest = image_key(chosen.image)
-    if info.is_classifier:
-        with user_errors():
-            predictions = top5(loaded, chosen.image, chosen.fit)
-            st.dataframe(pd.DataFrame({"class": [p.class_name for p in predictions],
-                                       "probability": [p.probability for p in predictions]}),
-                         hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
-                             format="percent", min_value=0.0, max_value=1.0)})
-with right:
-    chosen_paths = layers_picker("activations", info.key, by_path, [layer.path for layer in default_spread(loaded.model)],
-                                 help="By default six layers spread from the first to the last map.")
-    controls = st.columns(4)
-    normalization = controls[0].selectbox("Normalization", list(NORMALIZATIONS), help="\n\n".join(
-        f"**{name}**: {text}" for name, text in NORMALIZATIONS.items()))
-    colormap = controls[1].selectbox("Colours", COLORMAPS)
-    alpha = controls[2].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
-    sort = controls[3].toggle("Sort by mean activation", help="Strongest channels first, dead ones last.")
-    paths = tuple(sorted(chosen_paths, key=list(by_path).index))  # graph order, whatever the click order
-    if not paths:
-        st.info("Pick at least one layer.")
-        st.stop()
-    with user_errors(stop=True):
-        maps_by_path = cached_maps(key, digest, chosen.fit, paths, loaded, chosen.image)
-    st.markdown("#### Progression through the network")
-    summary = st.radio("Each thumbnail shows", ["mean", "strongest"], horizontal=True,
-                       format_func={"mean": "the mean over channels", "strongest": "the most active channel"}.get)
-    steps = progression(maps_by_path, summary)
-    for start in range(0, len(steps), THUMBNAILS_PER_ROW):
-        for column, step in zip(st.columns(THUMBNAILS_PER_ROW), steps[start:start + THUMBNAILS_PER_ROW]):
-            column.image(image_bytes(thumbnail(step.image, colormap)), width="stretch",
-                         caption=step.path + ("" if step.channel is None else f" · #{step.channel}"))
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        chosen = image_picker(info, key="activations")
+        seen = as_model_sees_it(chosen.image, info, chosen.fit)
+        st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+                 width=min(320, max(seen.width, 160)))
+        digest = image_key(chosen.image)
+        if info.is_classifier:
+            with user_errors():
+                predictions = top5(loaded, chosen.image, chosen.fit)
+                st.dataframe(pd.DataFrame({"class": [p.class_name for p in predictions],
+                                           "probability": [p.probability for p in predictions]}),
+                             hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
+                                 format="percent", min_value=0.0, max_value=1.0)})
+    with right:
+        chosen_paths = layers_picker("activations", info.key, by_path, [layer.path for layer in default_spread(loaded.model)],
+                                     help="By default six layers spread from the first to the last map.")
+        controls = st.columns(4)
+        normalization = controls[0].selectbox("Normalization", list(NORMALIZATIONS), help="\n\n".join(
+            f"**{name}**: {text}" for name, text in NORMALIZATIONS.items()))
+        colormap = controls[1].selectbox("Colours", COLORMAPS)
+        alpha = controls[2].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
+        sort = controls[3].toggle("Sort by mean activation", help="Strongest channels first, dead ones last.")
+        paths = tuple(sorted(chosen_paths, key=list(by_path).index))  # graph order, whatever the click order
+        if not paths:
+            st.info("Pick at least one layer.")
+            st.stop()
+        with user_errors(stop=True):
+            maps_by_path = cached_maps(key, digest, chosen.fit, paths, loaded, chosen.image)
+        st.markdown("#### Progression through the network")
+        summary = st.radio("Each thumbnail shows", ["mean", "strongest"], horizontal=True,
+                           format_func={"mean": "the mean over channels", "strongest": "the most active channel"}.get)
+        steps = progression(maps_by_path, summary)
+        for start in range(0, len(steps), THUMBNAILS_PER_ROW):
+            for column, step in zip(st.columns(THUMBNAILS_PER_ROW), steps[start:start + THUMBNAILS_PER_ROW]):
+                column.image(image_bytes(thumbnail(step.image, colormap)), width="stretch",
+                             caption=step.path + ("" if step.channel is None else f" · #{step.channel}"))
 
-for path in paths:
-    maps = maps_by_path[path]
-    stats = channel_stats(maps)
-    stride = grid_stride(maps.shape, CHART_MAX_SIDE)
-    layer_key = (key, digest, chosen.fit, path)  # names the maps
-    st.subheader(path)
-    dead, constant = np.flatnonzero(stats.dead), np.flatnonzero(stats.constant)
-    listed = ", ".join(map(str, dead[:20])) + (", …" if len(dead) > 20 else "")
-    facts = [f"{by_path[path].kind}, {maps.shape[0]}×{maps.shape[1]}, {stats.channels} channels",
-             f"{len(dead)} dead" + (f" (#{listed})" if len(dead) else ""), f"{len(constant)} constant"]
-    if stride > 1:
-        facts.append(f"shown at 1/{stride} resolution (the PNG has every pixel)")
-    st.caption(" · ".join(facts))
-    wide, narrow = st.columns([3, 2], gap="medium")
-    with wide:
-        shown_once(("grid", *layer_key, normalization, sort, colormap), lambda: st.plotly_chart(
-            grid_figure(channel_grid(maps, normalization, sort, max_side=CHART_MAX_SIDE), stats, colormap),
-            key=f"grid_{path}"))
-        st.download_button("Download the grid (PNG)", functools.partial(grid_png, maps, normalization, sort, colormap),
-                           f"activations_{path.replace('/', '_')}_{normalization}.png",
-                           "image/png", key=f"png_{path}", on_click="ignore")
-    with narrow:
-        channel = filter_picker("activations", info.key, path, stats.channels, label="Channel",
-                                default=int(np.argmax(stats.mean)), help="Starts at the most active channel.")
-        links.unit_link(st, path, channel, f"#{channel}: its unit page")
-        shown_once(("channel", *layer_key, channel, colormap),
-                   lambda: st.plotly_chart(channel_figure(maps, channel, colormap), key=f"channel_chart_{path}"))
-        st.image(image_bytes(overlay(seen, maps[..., channel], alpha, colormap)), width="stretch",
-                 caption=f"#{channel} over the input · mean {stats.mean[channel]:.3g}, max {stats.max[channel]:.3g}, "
-                         f"{stats.zero_fraction[channel]:.0%} zeros")
-    with st.expander("Channel statistics"):
-        shown_once(("statistics", *layer_key), lambda: st.dataframe(
-            pd.DataFrame({"mean": stats.mean, "max": stats.max, "zero fraction": stats.zero_fraction,
-                          "dead": stats.dead}).rename_axis("channel").reset_index(), hide_index=True, height=240))
+    for path in paths:
+        maps = maps_by_path[path]
+        stats = channel_stats(maps)
+        stride = grid_stride(maps.shape, CHART_MAX_SIDE)
+        layer_key = (key, digest, chosen.fit, path)  # names the maps
+        st.subheader(path)
+        dead, constant = np.flatnonzero(stats.dead), np.flatnonzero(stats.constant)
+        listed = ", ".join(map(str, dead[:20])) + (", …" if len(dead) > 20 else "")
+        facts = [f"{by_path[path].kind}, {maps.shape[0]}×{maps.shape[1]}, {stats.channels} channels",
+                 f"{len(dead)} dead" + (f" (#{listed})" if len(dead) else ""), f"{len(constant)} constant"]
+        if stride > 1:
+            facts.append(f"shown at 1/{stride} resolution (the PNG has every pixel)")
+        st.caption(" · ".join(facts))
+        wide, narrow = st.columns([3, 2], gap="medium")
+        with wide:
+            shown_once(("grid", *layer_key, normalization, sort, colormap), lambda: st.plotly_chart(
+                grid_figure(channel_grid(maps, normalization, sort, max_side=CHART_MAX_SIDE), stats, colormap),
+                key=f"grid_{path}"))
+            st.download_button("Download the grid (PNG)", functools.partial(grid_png, maps, normalization, sort, colormap),
+                               f"activations_{path.replace('/', '_')}_{normalization}.png",
+                               "image/png", key=f"png_{path}", on_click="ignore")
+        with narrow:
+            channel = filter_picker("activations", info.key, path, stats.channels, label="Channel",
+                                    default=int(np.argmax(stats.mean)), help="Starts at the most active channel.")
+            links.unit_link(st, path, channel, f"#{channel}: its unit page")
+            shown_once(("channel", *layer_key, channel, colormap),
+                       lambda: st.plotly_chart(channel_figure(maps, channel, colormap), key=f"channel_chart_{path}"))
+            st.image(image_bytes(overlay(seen, maps[..., channel], alpha, colormap)), width="stretch",
+                     caption=f"#{channel} over the input · mean {stats.mean[channel]:.3g}, max {stats.max[channel]:.3g}, "
+                             f"{stats.zero_fraction[channel]:.0%} zeros")
+        with st.expander("Channel statistics"):
+            shown_once(("statistics", *layer_key), lambda: st.dataframe(
+                pd.DataFrame({"mean": stats.mean, "max": stats.max, "zero fraction": stats.zero_fraction,
+                              "dead": stats.dead}).rename_axis("channel").reset_index(), hide_index=True, height=240))
+
+
+main()

@@ -72,93 +72,97 @@ def page_links(container, layer: str, channel: int, key: str) -> None:
         links.open_activations(layer, channel)
 
 
-start = start_page("Circuits", "A filter is a weighted sum of the previous layer's channels. Its kernel slice per "
-                   "input channel says how: a large norm means the filter listens to that channel, a positive sum "
-                   "that the channel excites it, a negative one that it inhibits it. BatchNorm is folded into the "
-                   "weights; MobileNet's depthwise + pointwise pairs are composed into one 3×3 kernel.",
-                   "convolution with filters to trace, so it has no circuits",
-                   layers=lambda loaded: cached_layers(loaded.identity, loaded))
-loaded, info, by_path = start.loaded, start.info, start.layers
-key = loaded.identity
-activated = [path for path in by_path if activation_name(get_layer(loaded.model, path))] or list(by_path)
+def main() -> None:
+    start = start_page("Circuits", "A filter is a weighted sum of the previous layer's channels. Its kernel slice per "
+                       "input channel says how: a large norm means the filter listens to that channel, a positive sum "
+                       "that the channel excites it, a negative one that it inhibits it. BatchNorm is folded into the "
+                       "weights; MobileNet's depthwise + pointwise pairs are composed into one 3×3 kernel.",
+                       "convolution with filters to trace, so it has no circuits",
+                       layers=lambda loaded: cached_layers(loaded.identity, loaded))
+    loaded, info, by_path = start.loaded, start.info, start.layers
+    key = loaded.identity
+    activated = [path for path in by_path if activation_name(get_layer(loaded.model, path))] or list(by_path)
 
-steps = st.sidebar.slider("Feature visualization steps", 8, 256, PREVIEW.steps, 8, key="circuit_steps",
-                          help="The quick preview preset; more steps give cleaner pictures (cached on disk).")
-controls = st.columns([3, 1, 1, 2])
-layer = layer_picker("circuits", info.key, by_path, activated[len(activated) // 2], container=controls[0],
-                     remember=True, help="Layers whose filters come from a convolution (BatchNorm/activation "
-                                         "after a conv included).")
-filter_index = filter_picker("circuits", info.key, layer, by_path[layer].channels, container=controls[1])
-top = controls[2].slider("Inputs shown", 1, 12, 6, key="circuit_top")
-ranking = controls[3].radio("Rank inputs by", ["weight", "contribution"], horizontal=True, key="circuit_ranking",
-                            format_func={"weight": "kernel norm", "contribution": "contribution on an image"}.get,
-                            help="Contribution: the slice times the input channel's map on your image, averaged "
-                                 "over the filter's output map.")
+    steps = st.sidebar.slider("Feature visualization steps", 8, 256, PREVIEW.steps, 8, key="circuit_steps",
+                              help="The quick preview preset; more steps give cleaner pictures (cached on disk).")
+    controls = st.columns([3, 1, 1, 2])
+    layer = layer_picker("circuits", info.key, by_path, activated[len(activated) // 2], container=controls[0],
+                         remember=True, help="Layers whose filters come from a convolution (BatchNorm/activation "
+                                             "after a conv included).")
+    filter_index = filter_picker("circuits", info.key, layer, by_path[layer].channels, container=controls[1])
+    top = controls[2].slider("Inputs shown", 1, 12, 6, key="circuit_top")
+    ranking = controls[3].radio("Rank inputs by", ["weight", "contribution"], horizontal=True, key="circuit_ranking",
+                                format_func={"weight": "kernel norm", "contribution": "contribution on an image"}.get,
+                                help="Contribution: the slice times the input channel's map on your image, averaged "
+                                     "over the filter's output map.")
 
-chosen_image = seen = None
-if ranking == "contribution":
-    picker, preview = st.columns([2, 1])
-    with picker:
-        chosen_image = image_picker(info, key="circuits")
-    seen = as_model_sees_it(chosen_image.image, info, chosen_image.fit)
-    preview.image(seen, caption=f"{chosen_image.label}, as the model sees it", width=min(224, max(seen.width, 112)))
+    chosen_image = seen = None
+    if ranking == "contribution":
+        picker, preview = st.columns([2, 1])
+        with picker:
+            chosen_image = image_picker(info, key="circuits")
+        seen = as_model_sees_it(chosen_image.image, info, chosen_image.fit)
+        preview.image(seen, caption=f"{chosen_image.label}, as the model sees it", width=min(224, max(seen.width, 112)))
 
-with user_errors(stop=True):
-    found = cached_circuit(key, layer, filter_index, None if seen is None else image_key(seen),
-                           chosen_image.fit if chosen_image else "stretch", loaded,
-                           None if chosen_image is None else chosen_image.image)
-shown = found.top(top)
-first_layer = found.source is None
-if found.zero_weights:
-    st.warning(f"Filter {filter_index}'s weights are all about zero (next to the other filters of {layer}): nothing "
-               f"drives it, its output is its bias ({found.bias:+.3g}). The kernels below are rounding noise.")
-with user_errors(stop=True):
-    requests = [(layer, [filter_index])] + ([(found.source, [channel.index for channel in shown])] if found.source else [])
-    found_pictures = pictures(loaded, requests, {"quick preview": PREVIEW.replace(steps=steps)})  # the steps asked
-    head_picture, input_pictures = found_pictures[0][0], (found_pictures[1] if found.source else None)
+    with user_errors(stop=True):
+        found = cached_circuit(key, layer, filter_index, None if seen is None else image_key(seen),
+                               chosen_image.fit if chosen_image else "stretch", loaded,
+                               None if chosen_image is None else chosen_image.image)
+    shown = found.top(top)
+    first_layer = found.source is None
+    if found.zero_weights:
+        st.warning(f"Filter {filter_index}'s weights are all about zero (next to the other filters of {layer}): nothing "
+                   f"drives it, its output is its bias ({found.bias:+.3g}). The kernels below are rounding noise.")
+    with user_errors(stop=True):
+        requests = [(layer, [filter_index])] + ([(found.source, [channel.index for channel in shown])] if found.source else [])
+        found_pictures = pictures(loaded, requests, {"quick preview": PREVIEW.replace(steps=steps)})  # the steps asked
+        head_picture, input_pictures = found_pictures[0][0], (found_pictures[1] if found.source else None)
 
-head, facts = st.columns([1, 3], gap="large")
-head.image(tile_image(head_picture), width="stretch",
-           caption=f"{layer} #{filter_index}{state(head_picture)}")
-page_links(head, layer, filter_index, "head")
-if first_layer:
-    kernels = cached_kernel_images(key, layer, loaded)
-    head.image(Image.fromarray(kernels[filter_index]).resize((128, 128), Image.NEAREST),
-               caption="its kernel, as an image")
-with facts:
-    if found.depthwise:
-        how = (f"**{found.conv}** (1×1) after **{found.depthwise}** (depthwise), composed into one kernel "
-               "(the ReLU between them is left out: the usual linear approximation)")
-    else:
-        how = f"**{found.conv}** ({type(get_layer(loaded.model, found.conv)).__name__})"
-    reads = f"the channels of **{found.source}**" if found.source else "the image's channels"
-    st.markdown(f"Filter {filter_index} of **{layer}** comes from {how}, reading {reads}. Bias {found.bias:+.3g}.")
-    ranked = "contribution on the image" if found.ranked_by == "contribution" else "kernel-slice L2 norm"
-    table = pd.DataFrame(found.table(top)).drop(columns="name" if found.source else "channel")
-    st.markdown(f"**Top {len(shown)} of {len(found.inputs)} inputs by {ranked}**")
-    st.dataframe(table, hide_index=True, column_config={name: st.column_config.NumberColumn(format="%.4f")
-                                                        for name in ("norm", "sum", "contribution")})
+    head, facts = st.columns([1, 3], gap="large")
+    head.image(tile_image(head_picture), width="stretch",
+               caption=f"{layer} #{filter_index}{state(head_picture)}")
+    page_links(head, layer, filter_index, "head")
+    if first_layer:
+        kernels = cached_kernel_images(key, layer, loaded)
+        head.image(Image.fromarray(kernels[filter_index]).resize((128, 128), Image.NEAREST),
+                   caption="its kernel, as an image")
+    with facts:
+        if found.depthwise:
+            how = (f"**{found.conv}** (1×1) after **{found.depthwise}** (depthwise), composed into one kernel "
+                   "(the ReLU between them is left out: the usual linear approximation)")
+        else:
+            how = f"**{found.conv}** ({type(get_layer(loaded.model, found.conv)).__name__})"
+        reads = f"the channels of **{found.source}**" if found.source else "the image's channels"
+        st.markdown(f"Filter {filter_index} of **{layer}** comes from {how}, reading {reads}. Bias {found.bias:+.3g}.")
+        ranked = "contribution on the image" if found.ranked_by == "contribution" else "kernel-slice L2 norm"
+        table = pd.DataFrame(found.table(top)).drop(columns="name" if found.source else "channel")
+        st.markdown(f"**Top {len(shown)} of {len(found.inputs)} inputs by {ranked}**")
+        st.dataframe(table, hide_index=True, column_config={name: st.column_config.NumberColumn(format="%.4f")
+                                                            for name in ("norm", "sum", "contribution")})
 
-st.subheader(f"Strongest inputs from {found.source or 'the image'}")
-limit = max(float(np.abs(channel.kernel).max()) for channel in shown) or 1.0
-for column, channel, picture in zip(st.columns(max(len(shown), 4)), shown, input_pictures or [None] * len(shown)):
-    if picture is not None:
-        column.image(tile_image(picture), width="stretch", caption=channel.name + state(picture))
-    else:
-        column.markdown(f"**{channel.name}**")
-    column.badge(channel.sign, color=SIGN_COLOURS[channel.sign])
-    column.plotly_chart(kernel_figure(channel.kernel, limit), key=f"kernel_{channel.index}",
-                        config={"displayModeBar": False})
-    numbers = f"norm {channel.norm:.2g} · sum {channel.total:+.2g}"
-    if channel.contribution is not None:
-        numbers += f" · contribution {channel.contribution:+.3g}"
-    column.caption(numbers)
-    if not first_layer:
-        page_links(column, found.source, channel.index, str(channel.index))
+    st.subheader(f"Strongest inputs from {found.source or 'the image'}")
+    limit = max(float(np.abs(channel.kernel).max()) for channel in shown) or 1.0
+    for column, channel, picture in zip(st.columns(max(len(shown), 4)), shown, input_pictures or [None] * len(shown)):
+        if picture is not None:
+            column.image(tile_image(picture), width="stretch", caption=channel.name + state(picture))
+        else:
+            column.markdown(f"**{channel.name}**")
+        column.badge(channel.sign, color=SIGN_COLOURS[channel.sign])
+        column.plotly_chart(kernel_figure(channel.kernel, limit), key=f"kernel_{channel.index}",
+                            config={"displayModeBar": False})
+        numbers = f"norm {channel.norm:.2g} · sum {channel.total:+.2g}"
+        if channel.contribution is not None:
+            numbers += f" · contribution {channel.contribution:+.3g}"
+        column.caption(numbers)
+        if not first_layer:
+            page_links(column, found.source, channel.index, str(channel.index))
 
-if first_layer:
-    st.subheader(f"Every kernel of {layer}")
-    st.caption("First-layer filters read the image, so their kernels are pictures, each stretched to 0..255 on "
-               "its own, as the first layer's filter coefficients are usually shown.")
-    st.image([Image.fromarray(kernel).resize((48, 48), Image.NEAREST) for kernel in kernels],
-             caption=[f"#{index}" for index in range(len(kernels))], width=48)
+    if first_layer:
+        st.subheader(f"Every kernel of {layer}")
+        st.caption("First-layer filters read the image, so their kernels are pictures, each stretched to 0..255 on "
+                   "its own, as the first layer's filter coefficients are usually shown.")
+        st.image([Image.fromarray(kernel).resize((48, 48), Image.NEAREST) for kernel in kernels],
+                 caption=[f"#{index}" for index in range(len(kernels))], width=48)
+
+
+main()

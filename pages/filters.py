@@ -25,23 +25,12 @@ from convvis_ui.feedback import user_errors
 from convvis_ui.page import presenting, start_page
 from convvis_ui.pickers import RUN_FILTERS, layer_picker
 
-start = start_page("Filters", "Gradient ascent finds the image each filter responds to most (activation "
-                   "maximization). Results are cached on disk: a repeat is instant, even after a restart.",
-                   "layer with a spatial (4-D) output, so it has no filters to visualize")
-loaded, info, by_path = start.loaded, start.info, start.layers
-wanted = links.request()
 
-preset_name = st.sidebar.selectbox("Preset", list(PRESETS), index=list(PRESETS).index(default_preset(info.input_size)),
-                                   help="Each preset is named after where it comes from; the default fits the model's "
-                                        "input size. " + " ".join(f"**{name}**: {text}" for name, text in PRESET_NOTES.items()))
-base = fitted_preset(preset_name, info.input_size)
-
-
-def advanced_settings(base: Settings) -> Settings:
-    """Every knob of the recipe, starting at the preset's values."""
+def advanced_settings(base: Settings, preset_name: str, is_classifier: bool) -> Settings:
+    """Every knob of the recipe, starting at the preset's values (the widgets' keys name the preset)."""
     with st.expander("Advanced settings (objective, parameterization, transforms, optimizer)"):
         left, middle, right = st.columns(3)
-        objectives = [o for o in OBJECTIVES if info.is_classifier or not OBJECTIVES[o].reads_logits]
+        objectives = [o for o in OBJECTIVES if is_classifier or not OBJECTIVES[o].reads_logits]
         objective = left.selectbox("Objective", objectives, index=objectives.index(base.objective),
                                    format_func=lambda o: f"{o}: {OBJECTIVES[o].description}", key=f"objective_{preset_name}")
         border = left.number_input("Border excluded (map pixels)", 0, 16, base.border, key=f"border_{preset_name}")
@@ -74,107 +63,123 @@ def advanced_settings(base: Settings) -> Settings:
                     seed=int(seed))
 
 
-settings = base if presenting() else advanced_settings(base)  # a projector shows the preset as it is
+def main() -> None:
+    start = start_page("Filters", "Gradient ascent finds the image each filter responds to most (activation "
+                       "maximization). Results are cached on disk: a repeat is instant, even after a restart.",
+                       "layer with a spatial (4-D) output, so it has no filters to visualize")
+    loaded, info, by_path = start.loaded, start.info, start.layers
+    wanted = links.request()
 
-if settings.objective_spec.reads_logits:
-    layer_path, count, unit = LOGITS, len(info.class_names), "class"
-    st.info("Class logit: each 'filter' is a class; the image maximizes its pre-softmax score.")
-else:
-    layer_path = layer_picker("filters", info.key, by_path, lambda: "conv_pw_8_relu" if "conv_pw_8_relu" in by_path
-                              else default_layer(loaded.model).path)
-    count, unit = by_path[layer_path].channels, "filter"
+    preset_name = st.sidebar.selectbox("Preset", list(PRESETS), index=list(PRESETS).index(default_preset(info.input_size)),
+                                       help="Each preset is named after where it comes from; the default fits the model's "
+                                            "input size. " + " ".join(f"**{name}**: {text}" for name, text in PRESET_NOTES.items()))
+    base = fitted_preset(preset_name, info.input_size)
 
-st.session_state.setdefault("filters_mode", "range")
-if wanted.filters and layer_path == wanted.layer:
-    links.consume("filters_mode", "range")
-    links.consume(f"filters_spec_{layer_path}", wanted.filters)
-mode = st.radio("Filters", ["single", "range", "random sample", "all"], horizontal=True, key="filters_mode")
-with user_errors(stop=True):
-    if mode == "single":
-        filters = [int(st.number_input(f"{unit.title()} index (0–{count - 1})", 0, count - 1, 0))]
-    elif mode == "range":
-        spec = st.text_input("Indices and ranges", f"0-{min(count, 16) - 1}", help="e.g. 0-15,32,40-43",
-                             key=f"filters_spec_{layer_path}")
-        filters = parse_filters(spec, count)
-    elif mode == "random sample":
-        how_many = st.slider("How many", 1, min(count, 64), min(count, 16))
-        filters = random_filters(count, how_many, settings.seed)
+
+    settings = base if presenting() else advanced_settings(base, preset_name, info.is_classifier)  # a projector shows the preset as it is
+
+    if settings.objective_spec.reads_logits:
+        layer_path, count, unit = LOGITS, len(info.class_names), "class"
+        st.info("Class logit: each 'filter' is a class; the image maximizes its pre-softmax score.")
     else:
-        filters = list(range(count))
-        if count > 64:
-            st.warning(f"All {count} filters take a while on a CPU; results are cached as they finish.")
-    if settings.objective_spec.reads_logits and info.class_names:
-        st.caption("Classes: " + ", ".join(f"{i} {info.class_names[i]}" for i in filters[:12])
-                   + ("…" if len(filters) > 12 else ""))
+        layer_path = layer_picker("filters", info.key, by_path, lambda: "conv_pw_8_relu" if "conv_pw_8_relu" in by_path
+                                  else default_layer(loaded.model).path)
+        count, unit = by_path[layer_path].channels, "filter"
 
-prepare_in_background(loaded, layer_path, len(filters), settings)  # trace while the user is still choosing
-if st.button(f"Run on {len(filters)} {unit}{'s' if len(filters) > 1 else ''}", type="primary", key=RUN_FILTERS):
-    with st.status(f"Optimizing {len(filters)} image(s) on {layer_path}…", expanded=True) as status:
-        bar = st.progress(0.0, text="Starting (the first run of a layer traces the model)…")
-        preview = st.empty()
+    st.session_state.setdefault("filters_mode", "range")
+    if wanted.filters and layer_path == wanted.layer:
+        links.consume("filters_mode", "range")
+        links.consume(f"filters_spec_{layer_path}", wanted.filters)
+    mode = st.radio("Filters", ["single", "range", "random sample", "all"], horizontal=True, key="filters_mode")
+    with user_errors(stop=True):
+        if mode == "single":
+            filters = [int(st.number_input(f"{unit.title()} index (0–{count - 1})", 0, count - 1, 0))]
+        elif mode == "range":
+            spec = st.text_input("Indices and ranges", f"0-{min(count, 16) - 1}", help="e.g. 0-15,32,40-43",
+                                 key=f"filters_spec_{layer_path}")
+            filters = parse_filters(spec, count)
+        elif mode == "random sample":
+            how_many = st.slider("How many", 1, min(count, 64), min(count, 16))
+            filters = random_filters(count, how_many, settings.seed)
+        else:
+            filters = list(range(count))
+            if count > 64:
+                st.warning(f"All {count} filters take a while on a CPU; results are cached as they finish.")
+        if settings.objective_spec.reads_logits and info.class_names:
+            st.caption("Classes: " + ", ".join(f"{i} {info.class_names[i]}" for i in filters[:12])
+                       + ("…" if len(filters) > 12 else ""))
 
-        def on_progress(done: int, total: int) -> None:
-            bar.progress(done / total, text=f"Step {done} of {total}")
+    prepare_in_background(loaded, layer_path, len(filters), settings)  # trace while the user is still choosing
+    if st.button(f"Run on {len(filters)} {unit}{'s' if len(filters) > 1 else ''}", type="primary", key=RUN_FILTERS):
+        with st.status(f"Optimizing {len(filters)} image(s) on {layer_path}…", expanded=True) as status:
+            bar = st.progress(0.0, text="Starting (the first run of a layer traces the model)…")
+            preview = st.empty()
 
-        def on_frame(step: int, frames: dict[int, np.ndarray]) -> None:
-            tiles = [Image.fromarray(image).convert("RGB").resize((96, 96)) for image in frames.values()]
-            strip = Image.new("RGB", (100 * len(tiles), 96), "white")
-            for index, tile in enumerate(tiles):
-                strip.paste(tile, (index * 100, 0))
-            preview.image(strip, caption=f"Step {step}: filters {', '.join(map(str, frames))}")
+            def on_progress(done: int, total: int) -> None:
+                bar.progress(done / total, text=f"Step {done} of {total}")
 
-        with user_errors(stop=False):
-            results = visualize_filters(loaded, layer_path, filters, settings, progress=on_progress,
-                                        on_frame=on_frame)
-            links.remember_filter_run(loaded.identity, layer_path, settings, results)
-            cached = sum(r.from_cache for r in results)
-            status.update(label=f"Done: {len(results)} image(s), {cached} from the cache", state="complete",
-                          expanded=False)
+            def on_frame(step: int, frames: dict[int, np.ndarray]) -> None:
+                tiles = [Image.fromarray(image).convert("RGB").resize((96, 96)) for image in frames.values()]
+                strip = Image.new("RGB", (100 * len(tiles), 96), "white")
+                for index, tile in enumerate(tiles):
+                    strip.paste(tile, (index * 100, 0))
+                preview.image(strip, caption=f"Step {step}: filters {', '.join(map(str, frames))}")
 
-run = links.last_filter_run(loaded.identity)
-if run is None:
-    st.info("Choose a layer and filters, then press **Run**.")
-    st.stop()
-shown_layer, shown_settings, results = run.layer, run.settings, list(run.results)
+            with user_errors(stop=False):
+                results = visualize_filters(loaded, layer_path, filters, settings, progress=on_progress,
+                                            on_frame=on_frame)
+                links.remember_filter_run(loaded.identity, layer_path, settings, results)
+                cached = sum(r.from_cache for r in results)
+                status.update(label=f"Done: {len(results)} image(s), {cached} from the cache", state="complete",
+                              expanded=False)
 
-ordered = sort_by_activation(results)
-dead = [r.filter_index for r in ordered if r.dead]
-weak = [r.filter_index for r in ordered if r.weak]
-st.subheader(f"{shown_layer}: {len(results)} filter(s), strongest first")
-if dead:
-    st.warning(f"{len(dead)} dead filter(s): {', '.join(map(str, dead))}. No change to the image moves them "
-               "(zero gradient, e.g. all-zero weights), so they are shown as grey tiles, not noise.")
-if weak:
-    st.info(f"{len(weak)} filter(s) barely fire on their pictures (what was maximized stayed below zero): "
-            f"{', '.join(map(str, weak))}. Their pictures show little of what they detect. Try plain pixels "
-            "and a larger learning rate under Advanced settings, or the 'keras.io example' preset.")
-downloads = st.columns(2)  # files made only when clicked (on_click="ignore": no rerun either)
-downloads[0].download_button("Download grid (PNG)", lambda: to_png_bytes(filter_grid(ordered, sort=False)),
-                             f"{shown_layer.replace('/', '_')}_filters.png", "image/png", on_click="ignore")
-pictures = {f"filter_{result.filter_index:04d}.png": result.image for result in ordered}
-downloads[1].download_button("Download all (ZIP)", functools.partial(png_zip, pictures),
-                             f"{shown_layer.replace('/', '_')}_filters.zip", "application/zip", on_click="ignore")
+    run = links.last_filter_run(loaded.identity)
+    if run is None:
+        st.info("Choose a layer and filters, then press **Run**.")
+        st.stop()
+    shown_layer, shown_settings, results = run.layer, run.settings, list(run.results)
 
-per_row = 8
-for start in range(0, min(len(ordered), 128), per_row):
-    columns = st.columns(per_row)
-    for column, result in zip(columns, ordered[start:start + per_row]):
-        column.image(image_bytes(tile_image(result)), caption=caption(result), width="stretch")
-if len(ordered) > 128:
-    st.image(image_bytes(filter_grid(ordered, sort=False)), caption="All filters", width="stretch")
+    ordered = sort_by_activation(results)
+    dead = [r.filter_index for r in ordered if r.dead]
+    weak = [r.filter_index for r in ordered if r.weak]
+    st.subheader(f"{shown_layer}: {len(results)} filter(s), strongest first")
+    if dead:
+        st.warning(f"{len(dead)} dead filter(s): {', '.join(map(str, dead))}. No change to the image moves them "
+                   "(zero gradient, e.g. all-zero weights), so they are shown as grey tiles, not noise.")
+    if weak:
+        st.info(f"{len(weak)} filter(s) barely fire on their pictures (what was maximized stayed below zero): "
+                f"{', '.join(map(str, weak))}. Their pictures show little of what they detect. Try plain pixels "
+                "and a larger learning rate under Advanced settings, or the 'keras.io example' preset.")
+    downloads = st.columns(2)  # files made only when clicked (on_click="ignore": no rerun either)
+    downloads[0].download_button("Download grid (PNG)", lambda: to_png_bytes(filter_grid(ordered, sort=False)),
+                                 f"{shown_layer.replace('/', '_')}_filters.png", "image/png", on_click="ignore")
+    pictures = {f"filter_{result.filter_index:04d}.png": result.image for result in ordered}
+    downloads[1].download_button("Download all (ZIP)", functools.partial(png_zip, pictures),
+                                 f"{shown_layer.replace('/', '_')}_filters.zip", "application/zip", on_click="ignore")
 
-st.markdown("#### Enlarge")
-choice = st.selectbox("Filter", [r.filter_index for r in ordered], key="enlarge")
-chosen = next(r for r in ordered if r.filter_index == choice)
-big, facts = st.columns([2, 1])
-big.image(image_bytes(Image.fromarray(chosen.image).resize((384, 384), Image.NEAREST if chosen.image.shape[0] < 64
-                                                            else Image.BICUBIC)),
-          caption=f"{shown_layer} #{chosen.filter_index}")
-facts.metric("Activation reached", f"{chosen.final_activation:.4g}", f"{chosen.final_activation - chosen.start_activation:+.3g} from start")
-facts.write(f"Preset settings: {shown_settings.parameterization} image, {shown_settings.optimizer}, "
-            f"{shown_settings.steps} steps, {shown_settings.size} px, seed {shown_settings.seed}.")
-if shown_layer != LOGITS:
-    links.unit_link(facts, shown_layer, chosen.filter_index, f"{shown_layer} #{chosen.filter_index}: its unit page")
-facts.download_button("Download this filter (PNG)", functools.partial(to_png_bytes, Image.fromarray(chosen.image)),
-                      f"{shown_layer.replace('/', '_')}_filter_{chosen.filter_index}.png", "image/png",
-                      on_click="ignore")
+    per_row = 8
+    for start in range(0, min(len(ordered), 128), per_row):
+        columns = st.columns(per_row)
+        for column, result in zip(columns, ordered[start:start + per_row]):
+            column.image(image_bytes(tile_image(result)), caption=caption(result), width="stretch")
+    if len(ordered) > 128:
+        st.image(image_bytes(filter_grid(ordered, sort=False)), caption="All filters", width="stretch")
+
+    st.markdown("#### Enlarge")
+    choice = st.selectbox("Filter", [r.filter_index for r in ordered], key="enlarge")
+    chosen = next(r for r in ordered if r.filter_index == choice)
+    big, facts = st.columns([2, 1])
+    big.image(image_bytes(Image.fromarray(chosen.image).resize((384, 384), Image.NEAREST if chosen.image.shape[0] < 64
+                                                                else Image.BICUBIC)),
+              caption=f"{shown_layer} #{chosen.filter_index}")
+    facts.metric("Activation reached", f"{chosen.final_activation:.4g}", f"{chosen.final_activation - chosen.start_activation:+.3g} from start")
+    facts.write(f"Preset settings: {shown_settings.parameterization} image, {shown_settings.optimizer}, "
+                f"{shown_settings.steps} steps, {shown_settings.size} px, seed {shown_settings.seed}.")
+    if shown_layer != LOGITS:
+        links.unit_link(facts, shown_layer, chosen.filter_index, f"{shown_layer} #{chosen.filter_index}: its unit page")
+    facts.download_button("Download this filter (PNG)", functools.partial(to_png_bytes, Image.fromarray(chosen.image)),
+                          f"{shown_layer.replace('/', '_')}_filter_{chosen.filter_index}.png", "image/png",
+                          on_click="ignore")
+
+
+main()

@@ -170,124 +170,128 @@ def segmentation_view(loaded: LoadedModel, seen: Image.Image, digest: str, targe
                unsafe_allow_html=True)
 
 
-start = start_page("Heatmaps", "Where in the picture did the model look? Several methods side by side, each "
-                   "scored by how much the target's score falls when its most important pixels are deleted (lower "
-                   "area is better) and rises when they are inserted into a blank (higher area is better).",
-                   "layer with a spatial (4-D) output, so there is no map to draw")
-loaded, info, by_path = start.loaded, start.info, start.layers
-key = loaded.identity
-with user_errors(stop=True):
-    last = default_layer(loaded.model).path
+def main() -> None:
+    start = start_page("Heatmaps", "Where in the picture did the model look? Several methods side by side, each "
+                       "scored by how much the target's score falls when its most important pixels are deleted (lower "
+                       "area is better) and rises when they are inserted into a blank (higher area is better).",
+                       "layer with a spatial (4-D) output, so there is no map to draw")
+    loaded, info, by_path = start.loaded, start.info, start.layers
+    key = loaded.identity
+    with user_errors(stop=True):
+        last = default_layer(loaded.model).path
 
-left, right = st.columns([1, 2], gap="large")
-with left:
-    chosen = image_picker(info, key="heatmaps")
-    seen = as_model_sees_it(chosen.image, info, chosen.fit)
-    stem = Path(chosen.label).stem
-    digest = image_key(seen)
-    st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
-             width=min(320, max(seen.width, 160)))
-    predictions = None
-    if info.is_classifier:
-        with user_errors(stop=True):
-            predictions = top5(loaded, seen, "stretch")  # seen is already fitted
-        st.dataframe(pd.DataFrame({"class": [f"{p.class_name} ({p.class_index})" for p in predictions],
-                                   "probability": [p.probability for p in predictions]}),
-                     hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
-                         format="percent", min_value=0.0, max_value=1.0)})
-
-with right:
-    target = choose_target(loaded, seen, digest, by_path, last, predictions)
-    layer = st.selectbox("Layer the map is computed at", list(by_path), index=list(by_path).index(last),
-                         format_func=lambda p: by_path[p].label, key=f"heatmaps_layer_{info.key}",
-                         help="Default: the last layer with a real map, where class evidence is most concentrated. "
-                              "Earlier layers give sharper, noisier maps. Input-gradient methods ignore it.")
-    methods = st.multiselect("Methods", list(METHODS), default=list(DEFAULT_METHODS),
-                             format_func=lambda m: METHODS[m].title,
-                             help="Grad-CAM, Grad-CAM++, HiResCAM, XGradCAM and Layer-CAM take one backward pass, "
-                                  "EigenCAM one forward pass (well under a second; EigenCAM ignores the target). "
-                                  "Ablation-CAM zeroes each channel and re-runs the rest of the network (about 0.2 s "
-                                  "on MobileNet's last layer); Score-CAM masks the picture by each channel and runs the "
-                                  "whole model (about 10 s there). Vanilla gradient, SmoothGrad and Integrated Gradients "
-                                  "attribute pixels (Integrated Gradients: one gradient per step). Results are cached.")
-    controls = st.columns(3)
-    alpha = controls[0].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
-    colormap = controls[1].selectbox("Colours", COLORMAPS)
-    baseline = controls[2].selectbox("Deleted pixels become", list(BASELINES), format_func=BASELINES.get,
-                                     help=f"What a removed pixel is replaced with, in the deletion and insertion curves, "
-                                          "Score-CAM's masks and Integrated Gradients' starting point: the image blurred "
-                                          f"(Gaussian, σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours "
-                                          "kept), its mean colour, or black. ROAD does not use it: it fills removed "
-                                          "pixels in from their neighbours.")
-
-steps = None
-if IG in methods:
-    with right:
-        steps = int(st.number_input("Integrated Gradients: steps", 1, 1024, 64, key="heatmaps_ig_steps",
-                                    help="Gradients along the straight path from the baseline (the 'deleted pixels' "
-                                         "picture) to the image; the attributions add up to the change in the "
-                                         "target's value, closer with more steps. Cost: one gradient per step."))
-if info.output_info.kind == "segmentation":
+    left, right = st.columns([1, 2], gap="large")
     with left:
-        segmentation_view(loaded, seen, digest, target)
-with right:
-    st.caption(f"**Score** in the curves below: {target.score_name}, for {target.describe(info.output_info.class_names)}.")
+        chosen = image_picker(info, key="heatmaps")
+        seen = as_model_sees_it(chosen.image, info, chosen.fit)
+        stem = Path(chosen.label).stem
+        digest = image_key(seen)
+        st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+                 width=min(320, max(seen.width, 160)))
+        predictions = None
+        if info.is_classifier:
+            with user_errors(stop=True):
+                predictions = top5(loaded, seen, "stretch")  # seen is already fitted
+            st.dataframe(pd.DataFrame({"class": [f"{p.class_name} ({p.class_index})" for p in predictions],
+                                       "probability": [p.probability for p in predictions]}),
+                         hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
+                             format="percent", min_value=0.0, max_value=1.0)})
 
-if not methods:
-    st.info("Pick at least one method.")
-    st.stop()
+    with right:
+        target = choose_target(loaded, seen, digest, by_path, last, predictions)
+        layer = st.selectbox("Layer the map is computed at", list(by_path), index=list(by_path).index(last),
+                             format_func=lambda p: by_path[p].label, key=f"heatmaps_layer_{info.key}",
+                             help="Default: the last layer with a real map, where class evidence is most concentrated. "
+                                  "Earlier layers give sharper, noisier maps. Input-gradient methods ignore it.")
+        methods = st.multiselect("Methods", list(METHODS), default=list(DEFAULT_METHODS),
+                                 format_func=lambda m: METHODS[m].title,
+                                 help="Grad-CAM, Grad-CAM++, HiResCAM, XGradCAM and Layer-CAM take one backward pass, "
+                                      "EigenCAM one forward pass (well under a second; EigenCAM ignores the target). "
+                                      "Ablation-CAM zeroes each channel and re-runs the rest of the network (about 0.2 s "
+                                      "on MobileNet's last layer); Score-CAM masks the picture by each channel and runs the "
+                                      "whole model (about 10 s there). Vanilla gradient, SmoothGrad and Integrated Gradients "
+                                      "attribute pixels (Integrated Gradients: one gradient per step). Results are cached.")
+        controls = st.columns(3)
+        alpha = controls[0].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
+        colormap = controls[1].selectbox("Colours", COLORMAPS)
+        baseline = controls[2].selectbox("Deleted pixels become", list(BASELINES), format_func=BASELINES.get,
+                                         help=f"What a removed pixel is replaced with, in the deletion and insertion curves, "
+                                              "Score-CAM's masks and Integrated Gradients' starting point: the image blurred "
+                                              f"(Gaussian, σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours "
+                                              "kept), its mean colour, or black. ROAD does not use it: it fills removed "
+                                              "pixels in from their neighbours.")
 
-results: dict[str, ScoredHeatmap | str] = {}
-with st.status(f"Computing {len(methods)} heatmap(s) and their faithfulness curves…", expanded=False) as status:
-    bar = st.progress(0.0)
-    for done, method in enumerate(methods):
-        bar.progress(done / len(methods), text=f"{METHODS[method].title} ({done + 1} of {len(methods)})")
-        with user_errors(stop=True):
-            results[method] = cached_heatmap(key, digest, target, layer, method, baseline,
-                                             steps if method == IG else None, loaded, seen)
-    bar.progress(1.0, text="Done")
-    status.update(label=f"{len(methods)} heatmap(s) for {target.describe(info.output_info.class_names)}",
-                  state="complete")
+    steps = None
+    if IG in methods:
+        with right:
+            steps = int(st.number_input("Integrated Gradients: steps", 1, 1024, 64, key="heatmaps_ig_steps",
+                                        help="Gradients along the straight path from the baseline (the 'deleted pixels' "
+                                             "picture) to the image; the attributions add up to the change in the "
+                                             "target's value, closer with more steps. Cost: one gradient per step."))
+    if info.output_info.kind == "segmentation":
+        with left:
+            segmentation_view(loaded, seen, digest, target)
+    with right:
+        st.caption(f"**Score** in the curves below: {target.score_name}, for {target.describe(info.output_info.class_names)}.")
 
-scored = {m: r for m, r in results.items() if not isinstance(r, str)}
-for start in range(0, len(methods), PER_ROW):
-    for column, method in zip(st.columns(PER_ROW, gap="medium"), methods[start:start + PER_ROW]):
-        with column:
-            st.markdown(f"#### {METHODS[method].title}")
-            if method not in scored:
-                st.warning(results[method], icon=":material/block:")
-                continue
-            result, scores, seconds = scored[method].heatmap, scored[method].scores, scored[method].seconds
-            computed = (key, digest, target, layer, method, baseline, steps if method == IG else None)
-            shown_once(("map", *computed, alpha, colormap),
-                       lambda: st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}"))
-            deletion, insertion = st.columns(2)
-            deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
-            insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
-            road, _ = st.columns(2)
-            road.metric("ROAD ↑", f"{scored[method].road.combined:.3f}",
-                        help="Remove and debias (Rong et al. 2022): removed pixels are filled in from their neighbours, "
-                             "not a baseline, so the model cannot tell where pixels were removed. Mean over 10–90 % "
-                             "removed of (score when the least relevant go − score when the most relevant go) / 2. "
-                             "About 0 for a random map; higher is more faithful.")
-            shown_once(("curves", *computed), lambda: st.plotly_chart(
-                curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False}))
-            st.caption(f"{result.layer or 'input gradients'} · {seconds:.2f} s")
-            st.download_button("Download overlay (PNG)",
-                               functools.partial(overlay_png, seen, result.values, alpha, colormap),
-                               f"{stem}_{method}.png", "image/png", key=f"png_{method}", on_click="ignore")
+    if not methods:
+        st.info("Pick at least one method.")
+        st.stop()
 
-best = verdict(scored)
-if best:
-    st.markdown("#### Which map to trust")
-    st.markdown(best.sentence({method: METHODS[method].title for method in scored}))
-    table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": r.scores.deletion_auc,
-                           "insertion AUC ↑": r.scores.insertion_auc, "ROAD ↑": r.road.combined, "seconds": r.seconds}
-                          for m, r in scored.items()])
-    st.dataframe(table, hide_index=True, column_config={
-        **{column: st.column_config.NumberColumn(format="%.3f")
-           for column in ("deletion AUC ↓", "insertion AUC ↑", "ROAD ↑")},
-        "seconds": st.column_config.NumberColumn(format="%.2f")})
-    maps = {f"{stem}_{method}.png": result.heatmap.values for method, result in scored.items()}
-    st.download_button("Download all overlays (ZIP)", functools.partial(overlays_zip, seen, maps, alpha, colormap),
-                       f"{stem}_heatmaps.zip", "application/zip", on_click="ignore")
+    results: dict[str, ScoredHeatmap | str] = {}
+    with st.status(f"Computing {len(methods)} heatmap(s) and their faithfulness curves…", expanded=False) as status:
+        bar = st.progress(0.0)
+        for done, method in enumerate(methods):
+            bar.progress(done / len(methods), text=f"{METHODS[method].title} ({done + 1} of {len(methods)})")
+            with user_errors(stop=True):
+                results[method] = cached_heatmap(key, digest, target, layer, method, baseline,
+                                                 steps if method == IG else None, loaded, seen)
+        bar.progress(1.0, text="Done")
+        status.update(label=f"{len(methods)} heatmap(s) for {target.describe(info.output_info.class_names)}",
+                      state="complete")
+
+    scored = {m: r for m, r in results.items() if not isinstance(r, str)}
+    for start in range(0, len(methods), PER_ROW):
+        for column, method in zip(st.columns(PER_ROW, gap="medium"), methods[start:start + PER_ROW]):
+            with column:
+                st.markdown(f"#### {METHODS[method].title}")
+                if method not in scored:
+                    st.warning(results[method], icon=":material/block:")
+                    continue
+                result, scores, seconds = scored[method].heatmap, scored[method].scores, scored[method].seconds
+                computed = (key, digest, target, layer, method, baseline, steps if method == IG else None)
+                shown_once(("map", *computed, alpha, colormap),
+                           lambda: st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}"))
+                deletion, insertion = st.columns(2)
+                deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
+                insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
+                road, _ = st.columns(2)
+                road.metric("ROAD ↑", f"{scored[method].road.combined:.3f}",
+                            help="Remove and debias (Rong et al. 2022): removed pixels are filled in from their neighbours, "
+                                 "not a baseline, so the model cannot tell where pixels were removed. Mean over 10–90 % "
+                                 "removed of (score when the least relevant go − score when the most relevant go) / 2. "
+                                 "About 0 for a random map; higher is more faithful.")
+                shown_once(("curves", *computed), lambda: st.plotly_chart(
+                    curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False}))
+                st.caption(f"{result.layer or 'input gradients'} · {seconds:.2f} s")
+                st.download_button("Download overlay (PNG)",
+                                   functools.partial(overlay_png, seen, result.values, alpha, colormap),
+                                   f"{stem}_{method}.png", "image/png", key=f"png_{method}", on_click="ignore")
+
+    best = verdict(scored)
+    if best:
+        st.markdown("#### Which map to trust")
+        st.markdown(best.sentence({method: METHODS[method].title for method in scored}))
+        table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": r.scores.deletion_auc,
+                               "insertion AUC ↑": r.scores.insertion_auc, "ROAD ↑": r.road.combined, "seconds": r.seconds}
+                              for m, r in scored.items()])
+        st.dataframe(table, hide_index=True, column_config={
+            **{column: st.column_config.NumberColumn(format="%.3f")
+               for column in ("deletion AUC ↓", "insertion AUC ↑", "ROAD ↑")},
+            "seconds": st.column_config.NumberColumn(format="%.2f")})
+        maps = {f"{stem}_{method}.png": result.heatmap.values for method, result in scored.items()}
+        st.download_button("Download all overlays (ZIP)", functools.partial(overlays_zip, seen, maps, alpha, colormap),
+                           f"{stem}_heatmaps.zip", "application/zip", on_click="ignore")
+
+
+main()

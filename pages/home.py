@@ -61,45 +61,49 @@ def every_output(loaded: LoadedModel, image: Image.Image, fit: Fit, seen: Image.
             st.caption(output.reason)
 
 
-start = start_page("ConvVis", "See what a convolutional network has learned: its filters, its feature maps, "
-                   "where it looks, and which images excite it. Pick a model in the sidebar; every page uses it.",
-                   lacking=None)  # the model card shows what any model has
-loaded, info = start.loaded, start.info
+def main() -> None:
+    start = start_page("ConvVis", "See what a convolutional network has learned: its filters, its feature maps, "
+                       "where it looks, and which images excite it. Pick a model in the sidebar; every page uses it.",
+                       lacking=None)  # the model card shows what any model has
+    loaded, info = start.loaded, start.info
 
-st.subheader(info.display_name)
-st.caption(info.description)
+    st.subheader(info.display_name)
+    st.caption(info.description)
 
-columns = st.columns(4)
-columns[0].metric("Input", f"{info.input_size[0]}×{info.input_size[1]}×{info.channels}")
-whole = loaded.whole()  # every head of the file's model (pages work on a view of one)
-columns[1].metric("Parameters", f"{whole.count_params():,}")
-columns[2].metric("Spatial layers", len(start.layers))
-columns[3].metric("Outputs" if len(info.outputs) > 1 else "Classes", len(info.outputs) if len(info.outputs) > 1
-                  else len(info.class_names) if info.class_names else "none")
+    columns = st.columns(4)
+    columns[0].metric("Input", f"{info.input_size[0]}×{info.input_size[1]}×{info.channels}")
+    whole = loaded.whole()  # every head of the file's model (pages work on a view of one)
+    columns[1].metric("Parameters", f"{whole.count_params():,}")
+    columns[2].metric("Spatial layers", len(start.layers))
+    columns[3].metric("Outputs" if len(info.outputs) > 1 else "Classes", len(info.outputs) if len(info.outputs) > 1
+                      else len(info.class_names) if info.class_names else "none")
 
-left, right = st.columns([2, 3], gap="large")
-with left:
-    st.markdown("#### Predictions")
-    chosen = image_picker(info, key="home")
-    seen = as_model_sees_it(chosen.image, info, chosen.fit)
-    st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
-             width=min(320, max(seen.width, 160)))
-    if info.outputs and (len(info.outputs) > 1 or not info.is_classifier):
-        with user_errors():
-            every_output(loaded, chosen.image, chosen.fit, seen)
-    elif not info.is_classifier:
-        st.info(f"{info.display_name} has no classifier head, so it makes no predictions. "
-                "Its layers can still be explored on the other pages.")
-    else:
-        with user_errors():
-            predictions = top5(loaded, chosen.image, chosen.fit)
-            shown_once(("top-5", loaded.identity, image_key(chosen.image), chosen.fit),
-                       lambda: st.plotly_chart(predictions_figure(predictions), config={"displayModeBar": False}))
-with right:
-    st.markdown("#### Layers")
-    only_spatial = st.toggle("Only layers with feature maps (4-D output)", value=False)
-    table = pd.DataFrame(layer_table(whole))
-    if only_spatial:
-        table = table[table["feature maps"]]
-    st.dataframe(table, hide_index=True, height=520,
-                 column_config={"parameters": st.column_config.NumberColumn(format="localized")})
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        st.markdown("#### Predictions")
+        chosen = image_picker(info, key="home")
+        seen = as_model_sees_it(chosen.image, info, chosen.fit)
+        st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+                 width=min(320, max(seen.width, 160)))
+        if info.outputs and (len(info.outputs) > 1 or not info.is_classifier):
+            with user_errors():
+                every_output(loaded, chosen.image, chosen.fit, seen)
+        elif not info.is_classifier:
+            st.info(f"{info.display_name} has no classifier head, so it makes no predictions. "
+                    "Its layers can still be explored on the other pages.")
+        else:
+            with user_errors():
+                predictions = top5(loaded, chosen.image, chosen.fit)
+                shown_once(("top-5", loaded.identity, image_key(chosen.image), chosen.fit),
+                           lambda: st.plotly_chart(predictions_figure(predictions), config={"displayModeBar": False}))
+    with right:
+        st.markdown("#### Layers")
+        only_spatial = st.toggle("Only layers with feature maps (4-D output)", value=False)
+        table = pd.DataFrame(layer_table(whole))
+        if only_spatial:
+            table = table[table["feature maps"]]
+        st.dataframe(table, hide_index=True, height=520,
+                     column_config={"parameters": st.column_config.NumberColumn(format="localized")})
+
+
+main()
