@@ -260,14 +260,18 @@ def _scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: in
 
 
 def rank_batch(loaded: LoadedModel, dataset: str, paths: Sequence[str], indices: np.ndarray, pixels: np.ndarray,
-               keep: int, batch_size: int = BATCH_SIZE) -> list[TopKIndex]:
+               keep: int, batch_size: int = BATCH_SIZE, offset: int = 0) -> list[TopKIndex]:
     """One batch of images of ``dataset`` (its identity; ``pixels`` as :func:`pixel_batch` makes them,
     at consecutive positions ``indices``) ranked for every channel of every layer in ``paths``, from
-    one forward pass: a piece of a scan per layer, to :meth:`TopKIndex.joined` with the other batches'."""
-    summaries = _reducer(loaded.model, tuple(paths))(tf.constant(_padded(pixels, batch_size)), loaded.info.preprocessing)
+    one forward pass of ``batch_size`` rows with the images from row ``offset`` on (the rows around
+    them copies of the first and last image; an image's values depend on its row in the pass, so a
+    piece of a scan placed as the scan would place it is bit-equal to it): a piece of a scan per
+    layer, to :meth:`TopKIndex.joined` with the other batches'."""
+    placed = np.concatenate([np.repeat(pixels[:1], offset, axis=0), pixels]) if offset else pixels
+    summaries = _reducer(loaded.model, tuple(paths))(tf.constant(_padded(placed, batch_size)), loaded.info.preprocessing)
     pieces = []
     for path, (*per_image, size) in zip(paths, summaries):
-        peak, mean, row, col = (np.asarray(value)[:len(indices)] for value in per_image)
+        peak, mean, row, col = (np.asarray(value)[offset:offset + len(indices)] for value in per_image)
         batch = ChannelRanking(np.broadcast_to(indices[:, None], peak.shape).astype(np.int64), peak, mean, row, col)
         empty = ChannelRanking.empty(peak.shape[1])
         pieces.append(TopKIndex(path, dataset, len(indices), (int(size[0]), int(size[1])),

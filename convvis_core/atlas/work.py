@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from convvis_core.atlas.plan import FilterUnit, Shard, pass_placement
 from convvis_core.cache import Arrays, ResultCache
@@ -27,8 +26,7 @@ from convvis_core.featureviz.render import visualize_filters
 from convvis_core.featureviz.settings import Settings
 from convvis_core.models import LoadedModel
 from convvis_core.progress import StepProgress
-from convvis_core import topk
-from convvis_core.topk import ChannelRanking, TopKIndex, scan_layers
+from convvis_core.topk import TopKIndex, rank_batch, scan_layers
 
 
 def worker_name() -> str:
@@ -111,23 +109,11 @@ def rank_shard(loaded: LoadedModel, dataset: Dataset, layers: tuple[str, ...], s
 
 def rank_placed(loaded: LoadedModel, dataset: str, paths: Sequence[str], indices: np.ndarray, pixels: np.ndarray,
                 keep: int) -> list[TopKIndex]:
-    """As :func:`topk.rank_batch`, for a batch of any size that starts anywhere: its images go into a
+    """As :func:`~convvis_core.topk.rank_batch`, for a batch of any size that starts anywhere: its images go into a
     forward pass at the rows a scan in batches of 64 gives them (row = index mod 16, see
-    :func:`~convvis_core.atlas.plan.pass_placement`), the other rows copies of its first and last image,
-    so each image's values are bit-equal to the page's."""
+    :func:`~convvis_core.atlas.plan.pass_placement`), so each image's values are bit-equal to the page's."""
     offset, rows = pass_placement(int(indices[0]), len(indices))
-    placed = np.concatenate([np.repeat(pixels[:1], offset, axis=0), pixels,
-                             np.repeat(pixels[-1:], rows - offset - len(pixels), axis=0)])
-    summaries = topk._reducer(loaded.model, tuple(paths))(tf.constant(placed), loaded.info.preprocessing)
-    pieces = []
-    for path, (*per_image, size) in zip(paths, summaries):
-        peak, mean, row, col = (np.asarray(value)[offset:offset + len(indices)] for value in per_image)
-        batch = ChannelRanking(np.broadcast_to(indices[:, None], peak.shape).astype(np.int64), peak, mean, row, col)
-        empty = ChannelRanking.empty(peak.shape[1])
-        pieces.append(TopKIndex(path, dataset, len(indices), (int(size[0]), int(size[1])),
-                                empty.merged(batch, keep, descending=True), empty.merged(batch, keep, descending=False),
-                                peak, int(indices[0])))
-    return pieces
+    return rank_batch(loaded, dataset, paths, indices, pixels, keep, rows, offset)
 
 
 def configure_tensorflow(threads: int | None) -> None:
