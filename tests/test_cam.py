@@ -38,9 +38,10 @@ def squares(count: int, seed: int, square: int = SQUARE) -> tuple[np.ndarray, np
     return images.astype(np.uint8), labels, corners
 
 
-def test_gradcam_finds_the_square_a_model_learned_to_detect():
+def square_detector(square: int = SQUARE) -> LoadedModel:
+    """A small CNN trained here on :func:`squares` (of side ``square``): class 1 = a square is present."""
     keras.utils.set_random_seed(0)
-    images, labels, _ = squares(600, seed=0)
+    images, labels, _ = squares(600, seed=0, square=square)
     model = keras.Sequential([
         keras.Input((SIDE, SIDE, 1)),
         keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
@@ -50,9 +51,14 @@ def test_gradcam_finds_the_square_a_model_learned_to_detect():
         keras.layers.Dense(2, name="logits"),
         keras.layers.Softmax(name="probabilities"),
     ])
-    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
     model.fit(images[..., None] / 255.0, labels, epochs=8, batch_size=32, verbose=0)
-    loaded = LoadedModel(model, ModelInfo("squares", "Squares", "test", (SIDE, SIDE), 1, "unit", ("absent", "present")))
+    return LoadedModel(model, ModelInfo("squares", "Squares", "test", (SIDE, SIDE), 1, "unit", ("absent", "present")))
+
+
+def test_gradcam_finds_the_square_a_model_learned_to_detect():
+    loaded = square_detector()
+    model = loaded.model
 
     held_out, held_labels, corners = squares(200, seed=1)
     assert (model.predict(held_out[..., None] / 255.0, verbose=0).argmax(-1) == held_labels).mean() > 0.95

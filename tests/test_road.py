@@ -8,6 +8,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from test_cam import square_detector as trained_square_detector
 from test_cam import squares as square_pictures
 from PIL import Image
 
@@ -17,7 +18,7 @@ from convvis_core.cam.road import Road, impute, road
 from convvis_core.cam.scoring import ScoredHeatmap, verdict
 from convvis_core.cam.targets import strongest_filter
 from convvis_core.errors import ConvVisError
-from convvis_core.models import LoadedModel, ModelInfo
+from convvis_core.models import LoadedModel
 
 SIDE, SQUARE = 32, 8
 WEIGHTS = {(dr, dc): (1 / 12 if dr and dc else 1 / 6) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc}
@@ -77,22 +78,11 @@ def squares(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def square_detector() -> LoadedModel:
-    keras.utils.set_random_seed(0)
-    images, labels, _ = squares(600, seed=0)
-    model = keras.Sequential([
-        keras.Input((SIDE, SIDE, 1)),
-        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
-        keras.layers.MaxPooling2D(name="pool"),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(2, name="logits"),
-        keras.layers.Softmax(name="probabilities"),
-    ])
-    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-    model.fit(images[..., None] / 255.0, labels, epochs=8, batch_size=32, verbose=0)
+    loaded = trained_square_detector(SQUARE)
+    model = loaded.model
     held_out, held_labels, _ = squares(200, seed=1)
     assert (model.predict(held_out[..., None] / 255.0, verbose=0).argmax(-1) == held_labels).mean() > 0.95
-    return LoadedModel(model, ModelInfo("squares", "Squares", "test", (SIDE, SIDE), 1, "unit", ("absent", "present")))
+    return loaded
 
 
 def with_square(seed: int) -> tuple[Image.Image, np.ndarray]:
