@@ -7,7 +7,8 @@ from pathlib import Path
 
 CACHE_ENV = "CONVVIS_CACHE_DIR"
 
-# Every limit ConvVis enforces is defined here, and checked where the input enters (see each comment).
+# Every limit ConvVis enforces is defined here, and checked where the input enters (see each comment);
+# the sizes of the app's Streamlit caches are in convvis_ui/cached.py.
 
 # Uploads, in MB: Streamlit refuses a larger file before any of our code runs. It is set in
 # .streamlit/config.toml ([server] maxUploadSize) and must equal this (a test checks); model files and
@@ -47,16 +48,6 @@ MAX_RENDERERS_PER_MODEL = 4
 MAX_FEATURE_MODELS_PER_MODEL = 32
 MAX_PROBES_PER_MODEL = 16
 MAX_REDUCERS_PER_MODEL = 16
-# Models kept loaded by the app (convvis_ui.cached), shared by all sessions.
-MAX_LOADED_REGISTRY_MODELS = 6
-MAX_LOADED_UPLOADED_MODELS = 4
-# Images the app shows, kept encoded (about 50 kB each) so no rerun encodes them again
-# (convvis_ui.cached.image_bytes), shared by all sessions, least recently used dropped first.
-MAX_ENCODED_IMAGES = 512
-# Charts and tables of cached results, kept as the messages Streamlit sends (convvis_ui.cached.shown_once),
-# shared by all sessions, least recently used dropped first. Most are small; an Activations grid of an
-# early MobileNet layer is up to 8 MB. One Activations view draws 18 (6 layers, 3 each).
-MAX_SHOWN_ONCE = 64
 # Fashion-MNIST, where the Debian package dataset-fashion-mnist is installed.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 # Folders on the server the Top-k page may scan: off unless the operator lists them here.

@@ -1,5 +1,5 @@
 """Per-pixel class maps of a segmentation output: what the model predicts where, and the region it
-predicts for a class (what ``RegionTarget`` explains), drawn over the image with a fixed palette.
+predicts for a class (what ``RegionTarget`` explains); ``presentation.overlays`` draws them over the image.
 
 A softmax output of C channels predicts, per pixel, the class with the highest score (class 0 is
 taken as the background: it is left uncoloured); a one-channel output (a sigmoid) predicts its one
@@ -9,15 +9,12 @@ class where the probability is above 0.5 (where the logit is above 0, when the h
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from convvis_core.errors import ConvVisError
 from convvis_core.images import Fit, model_input
 from convvis_core.models.base import LoadedModel
 
-# Colours for classes 1, 2, ... (class 0, the background, is transparent): Tableau 10, then repeated.
-PALETTE: tuple[str, ...] = ("#e15759", "#4e79a7", "#59a14f", "#f28e2b", "#b07aa1", "#edc948", "#76b7b2",
-                            "#ff9da7", "#9c755f", "#bab0ac")
 
 
 def _segmentation_output(loaded: LoadedModel):
@@ -80,47 +77,3 @@ def predicted_region(loaded: LoadedModel, image: Image.Image, class_index: int, 
                            "image, so there is no predicted region to explain: explain the class over the whole "
                            "image, or draw a region.")
     return Region.of(mask, f"the pixels predicted as {name}")
-
-
-def _rgb(colour: str) -> tuple[int, int, int]:
-    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
-
-
-def colour_of(class_index: int) -> str:
-    """The fixed colour of a (non-background) class of a class map."""
-    return PALETTE[(class_index - 1) % len(PALETTE)]
-
-
-def mask_overlay(seen_image: Image.Image, class_map: np.ndarray, alpha: float = 0.5,
-                 outlined: np.ndarray | None = None) -> Image.Image:
-    """The image with each predicted class coloured (class 0 left as it is), the map resized to the
-    image by nearest neighbour; the edge of the ``outlined`` region (a mask of the map) drawn white."""
-    classes = np.asarray(class_map)
-    if classes.ndim != 2:
-        raise ConvVisError(f"A class map is 2-D (height, width); got shape {classes.shape}.")
-    base = seen_image.convert("RGB")
-    if classes.shape != (base.height, base.width):
-        classes = np.asarray(Image.fromarray(classes.astype(np.int32), "I").resize(base.size, Image.NEAREST))
-    pixels = np.asarray(base, np.float32)
-    colours = np.zeros_like(pixels)
-    for index in np.unique(classes):
-        if index > 0:
-            colours[classes == index] = _rgb(colour_of(int(index)))
-    painted = (classes > 0)[..., None]
-    blended = np.where(painted, (1 - alpha) * pixels + alpha * colours, pixels)
-    if outlined is not None:
-        region = Image.fromarray(np.asarray(outlined, np.uint8) * 255).resize(base.size, Image.NEAREST)
-        blended[np.asarray(region.filter(ImageFilter.FIND_EDGES)) > 0] = 255
-    return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8), "RGB")
-
-
-BACKGROUND = "#00000000"  # class 0: not coloured (fully transparent)
-
-
-def legend(class_names) -> list[tuple[str, str]]:
-    """(class name, hex colour) for every value of a class map, in order: class 0 (the background,
-    transparent), then the coloured classes. A one-channel output's map is 0 (background) or 1 (its class)."""
-    names = list(class_names)
-    if len(names) == 1:
-        names = ["background", names[0]]
-    return [(name, BACKGROUND if index == 0 else colour_of(index)) for index, name in enumerate(names)]

@@ -11,11 +11,20 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from convvis_core.config import (MAX_ENCODED_IMAGES, MAX_LOADED_REGISTRY_MODELS, MAX_LOADED_UPLOADED_MODELS,
-                                  MAX_SHOWN_ONCE)
 from convvis_core.images import Fit
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model, needs_conversion
 from convvis_core.predictions import Prediction, top_k
+
+# Models kept loaded by the app, shared by all sessions.
+MAX_LOADED_REGISTRY_MODELS = 6
+MAX_LOADED_UPLOADED_MODELS = 4
+# Images the app shows, kept encoded (about 50 kB each) so no rerun encodes them again
+# (image_bytes), shared by all sessions, least recently used dropped first.
+MAX_ENCODED_IMAGES = 512
+# Charts and tables of cached results, kept as the messages Streamlit sends (shown_once),
+# shared by all sessions, least recently used dropped first. Most are small; an Activations grid of an
+# early MobileNet layer is up to 8 MB. One Activations view draws 18 (6 layers, 3 each).
+MAX_SHOWN_ONCE = 64
 
 
 @st.cache_resource(show_spinner=False, max_entries=MAX_LOADED_REGISTRY_MODELS)

@@ -15,7 +15,7 @@ from typing import Sequence
 import streamlit as st
 
 from convvis_core.featureviz import FilterResult, Settings
-from convvis_core.featureviz.grid import sort_by_activation
+from convvis_core.presentation.filter_grids import sort_by_activation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,8 @@ TOP_K = PageFile("Top k", "top_k", ":material/photo_library:")
 CIRCUITS = PageFile("Circuits", "circuits", ":material/account_tree:")
 UNIT = PageFile("Unit", "unit", ":material/center_focus_strong:")
 LAYER = PageFile("Layer", "layer", ":material/apps:")
-PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS, LAYER, UNIT)  # the navigation's order, after HOME
+LIVE = PageFile("Live", "live", ":material/videocam:")
+PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS, LAYER, UNIT, LIVE)  # the navigation's order, after HOME
 
 
 _SERIAL = "_convvis_link_serial"  # counts links followed, so following the same link again applies it again
@@ -63,9 +64,14 @@ def open_activations(layer: str, channel: int | None = None) -> None:
     _open(ACTIVATIONS, layer=layer, channel=channel)
 
 
-def open_top_k(layer: str, channel: int | None = None) -> None:
-    """The Top k page on ``layer``, at filter ``channel``."""
-    _open(TOP_K, layer=layer, channel=channel)
+def open_with_image(page: PageFile, name: str, png: bytes, layer: str | None = None) -> None:
+    """``page`` (Heatmaps or Activations) on a picture given as PNG bytes (a frozen camera frame), as if the
+    user had uploaded it under ``name``: it becomes the shared upload every page's image picker offers."""
+    from convvis_ui.image_input import SOURCE, UPLOADED
+
+    st.session_state[UPLOADED] = (name, png)
+    st.session_state[SOURCE] = "upload"
+    _open(page, layer=layer)
 
 
 def unit_link(container, layer: str, filter_index: int, label: str | None = None, **options) -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from convvis_core.datasets.base import Dataset
 from convvis_core.datasets.catalog import open_dataset
-from convvis_core.drawing import ExampleView, example_views
+from convvis_core.presentation.sheets import ExampleView, example_views
 from convvis_core.featureviz import FilterResult, Settings, visualize_filters
 from convvis_core.featureviz.render import cached_under
 from convvis_core.models import LoadedModel

@@ -11,9 +11,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from convvis_core.activations import (NORMALIZATIONS, SEPARATOR_WIDTH, ChannelGrid, ChannelStats, Normalization,
-                                      channel_grid, channel_stats, colormap_lut, default_spread, feature_maps,
-                                      grid_stride, overlay, progression)
+from convvis_core.activations import (NORMALIZATIONS, ChannelStats, Normalization, channel_stats, default_spread,
+                                      feature_maps, progression)
+from convvis_core.presentation.channel_grids import SEPARATOR_WIDTH, ChannelGrid, channel_grid, grid_stride
+from convvis_core.presentation.overlays import colormap_lut, overlay
 from convvis_core.images import as_model_sees_it, to_png_bytes
 from convvis_core.models import LoadedModel
 from convvis_ui import links

@@ -11,9 +11,9 @@ import streamlit as st
 from PIL import Image
 
 from convvis_core.circuits import Circuit, circuit, circuit_layers, linear_conv
-from convvis_core.drawing import kernel_images
+from convvis_core.presentation.sheets import kernel_images
 from convvis_core.featureviz import PRESETS
-from convvis_core.featureviz.grid import state, tile_image
+from convvis_core.presentation.filter_grids import state, tile_image
 from convvis_core.images import as_model_sees_it
 from convvis_core.graph import activation_name
 from convvis_core.layers import SpatialLayer, get_layer

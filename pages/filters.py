@@ -8,8 +8,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
-from convvis_core.featureviz.grid import caption, sort_by_activation, tile_image
+from convvis_core.featureviz import PRESETS, Settings, visualize_filters
+from convvis_core.presentation.filter_grids import caption, filter_grid, sort_by_activation, tile_image
 from convvis_core.featureviz.selection import parse_filters, random_filters
 from convvis_core.featureviz.objectives import OBJECTIVES
 from convvis_core.featureviz.optimizers import OPTIMIZERS

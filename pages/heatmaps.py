@@ -13,7 +13,6 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from convvis_core.activations import overlay
 from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, Faithfulness, FilterTarget,
                               OutputNormTarget, OutputUnitTarget, Region, RegionTarget, Target)
 from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
@@ -21,7 +20,8 @@ from convvis_core.cam.baselines import BLUR_SIGMA
 from convvis_core.cam.targets import check_target, similarity_target, strongest_filter
 from convvis_core.images import as_model_sees_it, png_zip, to_png_bytes
 from convvis_core.layers import default_layer
-from convvis_core.segmentation import class_map, legend, mask_overlay, predicted_region
+from convvis_core.presentation.overlays import legend, mask_overlay, overlay
+from convvis_core.segmentation import class_map, predicted_region
 from convvis_core.models import LoadedModel
 from convvis_ui.cached import image_bytes, image_key, shown_once, top5
 from convvis_ui.feedback import user_errors

@@ -13,7 +13,8 @@ from convvis_core.model_summary import layer_table
 from convvis_core.models import LoadedModel
 from convvis_core.models.heads import KINDS
 from convvis_core.predictions import OutputPrediction, Prediction, predict_outputs
-from convvis_core.segmentation import class_map, mask_overlay
+from convvis_core.presentation.overlays import mask_overlay
+from convvis_core.segmentation import class_map
 from convvis_ui.cached import image_bytes, image_key, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker

@@ -10,7 +10,7 @@ from convvis_core.circuits import weight_norms
 from convvis_core.errors import ConvVisError
 from convvis_core.featureviz.presets import by_preference
 from convvis_core.featureviz.render import cached_under
-from convvis_core.featureviz.grid import state, tile_image
+from convvis_core.presentation.filter_grids import state, tile_image
 from convvis_core.layers import default_layer
 from convvis_ui import links
 from convvis_ui.feedback import user_errors

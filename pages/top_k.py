@@ -14,7 +14,7 @@ from convvis_core.config import MAX_SCAN_IMAGES, MAX_ZIP_BYTES, TOPK_KEPT, datas
 from convvis_core.datasets.base import Dataset, EncodedDataset
 from convvis_core.datasets.catalog import builtin_names
 from convvis_core.datasets.files import folder_dataset, zip_dataset
-from convvis_core.featureviz.grid import tile_image
+from convvis_core.presentation.filter_grids import tile_image
 from convvis_core.layers import default_layer
 from convvis_core.topk import TopKIndex, cached_index, scan
 from convvis_ui import links

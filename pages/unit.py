@@ -6,14 +6,15 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from convvis_core.activations import feature_maps, overlay
+from convvis_core.activations import feature_maps
+from convvis_core.presentation.overlays import overlay
 from convvis_core.cam import FilterTarget, heatmap
 from convvis_core.cam.base import EmptyHeatmapError
 from convvis_core.circuits import circuit, filter_weights, readers
 from convvis_core.config import TOPK_KEPT
 from convvis_core.errors import ConvVisError
 from convvis_core.featureviz.presets import by_preference
-from convvis_core.featureviz.grid import state, tile_image
+from convvis_core.presentation.filter_grids import state, tile_image
 from convvis_core.images import as_model_sees_it
 from convvis_core.layers import default_layer
 from convvis_core.topk import cached_index, scan

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from convvis_core.cache import ResultCache  # noqa: E402
 from convvis_core.featureviz import visualize_filters  # noqa: E402
-from convvis_core.featureviz.grid import caption  # noqa: E402
+from convvis_core.presentation.filter_grids import caption  # noqa: E402
 from convvis_core.featureviz.presets import FAST, SMALL_INPUTS, fitted_preset  # noqa: E402
 from convvis_core.models import load_model  # noqa: E402
 

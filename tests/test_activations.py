@@ -16,11 +16,12 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app_session import app_on
-from convvis_core.activations import (channel_grid, channel_stats, default_spread, feature_maps, normalize, overlay,
-                                      progression)
+from convvis_core.activations import channel_stats, default_spread, feature_maps, normalize, progression
 from convvis_core.errors import LayerError
 from convvis_core.images import model_input, to_png_bytes
 from convvis_core.models.base import LoadedModel, ModelInfo
+from convvis_core.presentation.channel_grids import channel_grid
+from convvis_core.presentation.overlays import overlay
 from convvis_core.samples import load_sample
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from PIL import Image
 
 from app_session import app_on
 from convvis_core.circuits import circuit, circuit_layers, linear_conv, readers
-from convvis_core.drawing import kernel_images
+from convvis_core.presentation.sheets import kernel_images
 from convvis_core.errors import LayerError
 from convvis_core.images import model_input
 from convvis_core.models import LoadedModel, ModelInfo

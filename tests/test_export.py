@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from convvis_core.datasets.catalog import open_dataset
-from convvis_core.export import export_site, slug
+from convvis_core.presentation.site import export_site, slug
 from convvis_core.featureviz import PRESETS, visualize_filters
 from convvis_core.topk import scan
 

@@ -12,8 +12,8 @@ import tensorflow as tf
 from app_session import app_on
 from convvis_core.cache import ResultCache
 from convvis_core.errors import ConvVisError, LayerError
-from convvis_core.featureviz import PRESETS, Settings, filter_grid, visualize_filters
-from convvis_core.featureviz.grid import caption
+from convvis_core.featureviz import PRESETS, Settings, visualize_filters
+from convvis_core.presentation.filter_grids import caption, filter_grid
 from convvis_core.featureviz.parameterizations import FourierImage
 from convvis_core.featureviz.presets import FAST, SMALL_INPUTS, by_preference, default_preset, fitted_preset
 from convvis_core.featureviz.render import _renderer, cached_under, prepare_in_background

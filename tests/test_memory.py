@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from app_session import app_on
-from convvis_core.activations import channel_grid, channel_stats, default_spread, feature_maps, overlay, progression
+from convvis_core.activations import channel_stats, default_spread, feature_maps, progression
+from convvis_core.presentation.channel_grids import channel_grid
+from convvis_core.presentation.overlays import overlay
 from convvis_core.cache import ResultCache
 from convvis_core.cam import DEFAULT_METHODS, ClassTarget, faithfulness, heatmap
 from convvis_core.featureviz import PRESETS, visualize_filters

@@ -22,7 +22,8 @@ from convvis_core.errors import ConvVisError, ModelError
 from convvis_core.images import model_pixels
 from convvis_core.models.uploaded import describe_uploaded, load_model_file
 from convvis_core.predictions import predict_outputs, top_k
-from convvis_core.segmentation import class_map, legend, mask_overlay, predicted_region
+from convvis_core.presentation.overlays import legend, mask_overlay
+from convvis_core.segmentation import class_map, predicted_region
 
 SIZE = 32  # every model here reads 32×32 grayscale pictures, x / 255 (ConvVis' default preprocessing)
 SIDE = 8  # of the two-head model's square

@@ -29,7 +29,7 @@ from convvis_core.datasets.catalog import open_dataset
 from convvis_core.datasets.files import zip_dataset
 from convvis_core.datasets.mnist import load_mnist
 from convvis_core.datasets.packaged import fashion_mnist_available, fashion_mnist_dataset, mnist_dataset
-from convvis_core.drawing import example_views
+from convvis_core.presentation.sheets import example_views
 from convvis_core.featureviz import PRESETS
 from convvis_core.featureviz.render import FilterResult
 from convvis_core.images import to_png_bytes

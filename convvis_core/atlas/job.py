@@ -53,6 +53,7 @@ class Summary:
     image_wall: float = 0.0  # … and of the top-k phase, from handing out the images to the joined indexes
     filter_work: dict[str, Work] = field(default_factory=dict)  # by worker: batches of filters and its seconds
     image_work: dict[str, Work] = field(default_factory=dict)  # by worker: batches of images and its seconds
+    plan: Plan | None = None  # what the run computed (the export draws the same layers, preset and dataset)
 
     def busy(self, phase: str) -> dict[str, float]:
         """Each worker's busy fraction in ``phase`` ("filters" or "images"): its time in work / the phase's wall time."""
@@ -110,7 +111,7 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
     pending = [unit for unit in plan.units if not _stored(unit.keys, filter_cache)]
     names = {unit.name for unit in plan.units} | {shard.name for shard in plan.shards}
     summary = Summary("", len(plan.layers), plan.filter_count, images=plan.count, manifest=manifest.path,
-                      resumed=len(earlier & names))
+                      resumed=len(earlier & names), plan=plan)
     filters_done = plan.filter_count - sum(len(unit.filters) for unit in pending)
     report("filters", filters_done, plan.filter_count)
     try:

@@ -5,9 +5,8 @@ objective (what to maximize) × parameterization (how the image is represented) 
 with results cached by model weights, layer, filter and every setting.
 """
 
-from convvis_core.featureviz.grid import filter_grid
 from convvis_core.featureviz.presets import PRESETS, preset
 from convvis_core.featureviz.render import FilterResult, cached_filters, visualize_filters
 from convvis_core.featureviz.settings import Settings
 
-__all__ = ["PRESETS", "FilterResult", "Settings", "cached_filters", "filter_grid", "preset", "visualize_filters"]
+__all__ = ["PRESETS", "FilterResult", "Settings", "cached_filters", "preset", "visualize_filters"]

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from convvis_core.activations import overlay
+from convvis_core.presentation.overlays import overlay
 from convvis_core.circuits import Circuit, LinearConv, rgb_to_model_channels
 from convvis_core.datasets.base import Dataset
 from convvis_core.errors import LayerError

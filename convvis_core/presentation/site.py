@@ -18,10 +18,10 @@ from PIL import Image
 
 from convvis_core.circuits import Readers, circuit, filter_weights, readers
 from convvis_core.datasets.base import Dataset
-from convvis_core.drawing import example_views
+from convvis_core.presentation.sheets import example_views
 from convvis_core.errors import ConvVisError
 from convvis_core.featureviz import FilterResult, Settings, cached_filters
-from convvis_core.featureviz.grid import state, tile_image
+from convvis_core.presentation.filter_grids import state, tile_image
 from convvis_core.images import to_png_bytes
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
