@@ -27,7 +27,6 @@ from streamlit.testing.v1 import AppTest
 from app_session import app_on
 from convvis_core import topk
 from convvis_core.atlas import AtlasRequest, LocalEngine, run_atlas
-from convvis_core.atlas import local as local_engine
 from convvis_core.atlas import plan as atlas_plan
 from convvis_core.atlas.manifest import Manifest
 from convvis_core.cache import ResultCache, not_saving, unwritable
@@ -91,21 +90,13 @@ class CountingDataset(ArrayDataset):
 
 @pytest.fixture(scope="module")
 def reference(lenet, tmp_path_factory) -> dict:
-    """One uninterrupted local run, counting what the dataset and the model were asked for."""
+    """One uninterrupted local run, counting the images the dataset was asked for."""
     folder = tmp_path_factory.mktemp("reference")
     dataset = CountingDataset()
-    passes = []
-    reducer = topk._reducer
-
-    def counting_reducer(model, paths):
-        reduce = reducer(model, paths)
-        return lambda *args: passes.append(paths) or reduce(*args)
-
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(atlas_plan, "open_dataset", lambda spec, any_size: dataset)
-        patch.setattr(topk, "_reducer", counting_reducer)
         summary = run_atlas(REQUEST, folder=folder)
-    return {"folder": folder, "summary": summary, "images_read": dataset.read, "passes": passes}
+    return {"folder": folder, "summary": summary, "images_read": dataset.read}
 
 
 def test_the_atlas_stores_what_the_pages_compute_under_their_keys(lenet, reference):
@@ -127,15 +118,15 @@ def test_the_atlas_stores_what_the_pages_compute_under_their_keys(lenet, referen
 
 def test_the_dataset_is_read_once_in_one_forward_pass_for_all_layers(reference):
     assert reference["images_read"] == IMAGES
-    batches = -(-IMAGES // topk.BATCH_SIZE)
-    assert reference["passes"] == [LAYERS] * batches
+    # The shards of 1,024 and 76 images in batches of 64, each batch one forward pass for both layers.
+    passes = -(-1024 // topk.BATCH_SIZE) + -(-(IMAGES - 1024) // topk.BATCH_SIZE)
+    assert [work.batches for work in reference["summary"].image_work.values()] == [passes]
 
 
-def test_a_rerun_skips_everything_and_says_it_resumes(lenet, reference, monkeypatch):
-    monkeypatch.setattr(local_engine, "render_unit", lambda *a: pytest.fail("a finished unit was computed again"))
-    monkeypatch.setattr(local_engine, "rank_shard", lambda *a: pytest.fail("a finished shard was ranked again"))
+def test_a_rerun_skips_everything_and_says_it_resumes(lenet, reference):
     summary = run_atlas(REQUEST, LocalEngine(), folder=reference["folder"])
     assert (summary.filters_computed, summary.images_computed) == (0, 0)
+    assert not summary.filter_work and not summary.image_work  # no worker computed a unit
     assert summary.resumed == UNITS + 2  # every filter batch and both shards, from the manifest
     assert "32 in 2 layer(s): 0 computed, 32 from the cache" in "\n".join(summary.lines())
 
@@ -288,6 +279,8 @@ def test_two_workers_both_rank_three_images_and_the_index_equals_the_local_one(l
     assert all(0 < fraction <= 1 for fraction in summary.busy("images").values())
     assert sorted(work.batches for work in summary.filter_work.values()) == [1, 1]  # filter 0 of each layer
     assert summary.filter_wall > 0 and len(summary.busy("filters")) == 2
+    assert set(summary.image_work) == set(summary.filter_work)  # one pool: the same two actors serve both phases
+    assert summary.start_wall > 0  # they started (and loaded the model) once, before both phases
     assert_same_entries(tmp_path / "ray", tmp_path / "local")
     for layer in LAYERS:  # and what the Top k page computes, in batches of 64
         index = cached_index(lenet, mnist_dataset(), layer, 3, cache=ResultCache(tmp_path / "ray" / "topk-v1"))

@@ -49,7 +49,8 @@ class Summary:
     resumed: int = 0  # units an earlier run recorded in the manifest
     seconds: float = 0.0  # wall-clock time of the run
     manifest: Path | None = None
-    filter_wall: float = 0.0  # wall-clock time of the filters phase (workers' start-up included)
+    start_wall: float = 0.0  # wall-clock time of the engine's start, once per job (Ray: its workers up, models loaded)
+    filter_wall: float = 0.0  # wall-clock time of the filters phase, after the start
     image_wall: float = 0.0  # … and of the top-k phase, from handing out the images to the joined indexes
     filter_work: dict[str, Work] = field(default_factory=dict)  # by worker: batches of filters and its seconds
     image_work: dict[str, Work] = field(default_factory=dict)  # by worker: batches of images and its seconds
@@ -71,6 +72,7 @@ class Summary:
                          f"{self.images_computed} read now, {self.images - self.images_computed} from the cache"
                          + (f"; {self.image_seconds / self.images_computed:.4f} s per image (worker time)"
                             if self.images_computed else ""))
+        lines.append(f"engine start: {self.start_wall:.1f} s (once per job, before both phases)")
         for phase, work, wall in (("filters", self.filter_work, self.filter_wall),
                                   ("top-k", self.image_work, self.image_wall)):
             if work:
@@ -115,8 +117,10 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
     filters_done = plan.filter_count - sum(len(unit.filters) for unit in pending)
     report("filters", filters_done, plan.filter_count)
     try:
+        phase = time.perf_counter()
         engine.start(plan)
         summary.engine = engine.describe()
+        summary.start_wall = time.perf_counter() - phase
         phase = time.perf_counter()
         # Checked again as each unit is handed out: another writer may have finished it meanwhile.
         for outcome in engine.filters(unit for unit in pending if not _stored(unit.keys, filter_cache)):

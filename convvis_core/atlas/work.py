@@ -4,7 +4,8 @@ A batch of filters is computed by :func:`visualize_filters` itself, exactly as t
 computes it, through a cache that looks empty (so the whole batch is optimized together, as an
 uninterrupted run would: a batch of another size may differ in the last bits) and that writes to
 the job's cache folder, or, on a worker that cannot see that folder, hands the results back to the
-driver. A shard is ranked by :func:`scan_layers`, one forward pass to every chosen layer.
+driver. A shard is ranked by :func:`scan_layers`, one forward pass to every chosen layer per batch;
+a Ray worker ranks one batch at a time (:func:`rank_placed`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
-
 from convvis_core.atlas.plan import FilterUnit, Shard, pass_placement
 from convvis_core.cache import Arrays, ResultCache
 from convvis_core.datasets.base import Dataset
@@ -26,7 +23,7 @@ from convvis_core.featureviz.render import visualize_filters
 from convvis_core.featureviz.settings import Settings
 from convvis_core.models import LoadedModel
 from convvis_core.progress import StepProgress
-from convvis_core.topk import TopKIndex, rank_batch, scan_layers
+from convvis_core.topk import TopKIndex, pixel_batch, rank_batch, scan_layers
 
 
 def worker_name() -> str:
@@ -36,7 +33,8 @@ def worker_name() -> str:
 
 @dataclass(frozen=True)
 class Work:
-    """What one worker did: ``batches`` (of filters, or of images) in ``seconds`` of its time."""
+    """What one worker did: ``batches`` (of filters, or of images: each one forward pass to every layer, counted as
+    the scan reports it) in ``seconds`` of its time."""
 
     worker: str
     batches: int
@@ -101,19 +99,29 @@ def rank_shard(loaded: LoadedModel, dataset: Dataset, layers: tuple[str, ...], s
     """The shard's images, read once, ranked for every layer in batches of ``batch_size`` (16, 32 or 64,
     see :func:`~convvis_core.atlas.plan.pass_placement`; the shard starts at a multiple of 16)."""
     started = time.perf_counter()
-    pieces = scan_layers(loaded, dataset, layers, shard.first, shard.stop, keep, batch_size, progress)
+    passes = 0
+
+    def counted(done: int, total: int) -> None:  # the scan reports each batch once its one pass is ranked
+        nonlocal passes
+        passes += 1
+        if progress:
+            progress(done, total)
+
+    pieces = scan_layers(loaded, dataset, layers, shard.first, shard.stop, keep, batch_size, counted)
     seconds = time.perf_counter() - started
-    batches = -(-(shard.stop - shard.first) // batch_size)
-    return ShardOutcome(shard, tuple(pieces), seconds, (Work(worker_name(), batches, seconds),))
+    return ShardOutcome(shard, tuple(pieces), seconds, (Work(worker_name(), passes, seconds),))
 
 
-def rank_placed(loaded: LoadedModel, dataset: str, paths: Sequence[str], indices: np.ndarray, pixels: np.ndarray,
-                keep: int) -> list[TopKIndex]:
-    """As :func:`~convvis_core.topk.rank_batch`, for a batch of any size that starts anywhere: its images go into a
-    forward pass at the rows a scan in batches of 64 gives them (row = index mod 16, see
+def rank_placed(loaded: LoadedModel, dataset: Dataset, layers: tuple[str, ...], batch: Shard, keep: int) -> ShardOutcome:
+    """Images ``batch.first`` … ``batch.stop`` − 1 (any number, starting anywhere), read and ranked for every layer in
+    one forward pass, each at the row a scan in batches of 64 gives it (row = index mod 16, see
     :func:`~convvis_core.atlas.plan.pass_placement`), so each image's values are bit-equal to the page's."""
-    offset, rows = pass_placement(int(indices[0]), len(indices))
-    return rank_batch(loaded, dataset, paths, indices, pixels, keep, rows, offset)
+    started = time.perf_counter()
+    indices, images = next(dataset.batches(batch.stop - batch.first, batch.stop, batch.first))
+    offset, rows = pass_placement(batch.first, len(indices))
+    pieces = rank_batch(loaded, dataset.identity, layers, indices, pixel_batch(images, loaded.info), keep, rows, offset)
+    seconds = time.perf_counter() - started
+    return ShardOutcome(batch, tuple(pieces), seconds, (Work(worker_name(), 1, seconds),))
 
 
 def configure_tensorflow(threads: int | None) -> None:
