@@ -175,3 +175,29 @@ def test_no_matching_layers_get_a_message_unless_the_matrix_is_asked(lenet, digi
         compare_models(lenet, other, digits, 64)
     result = compare_models(lenet, other, digits, 64, matrix=True, cache=ResultCache(tmp_path))
     assert result.cka.shape == (6, 1) and np.all(np.isfinite(result.cka))
+
+
+# ---- command line --------------------------------------------------------------------------------
+
+def test_cli_prints_the_table_and_the_changed_filters(inverted_tuned, tmp_path, capsys) -> None:
+    from convvis_core.cli import main
+
+    path = tmp_path / "inverted.keras"
+    inverted_tuned.model.save(path)
+    assert main(["compare", "lenet_mnist", str(path), "--dataset", "mnist", "--images", "128", "--matrix",
+                 "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "linear CKA over 128 images" in out and "CKA matrix" in out
+    table = {line.split()[0]: line.split()[1:] for line in out.split("CKA matrix")[0].splitlines() if line.startswith(("conv1 ", "conv2 "))}
+    assert set(table) == {"conv1", "conv2"} and all(0 < float(row[0]) < 1 for row in table.values())
+    assert out.count("most changed filters of") == 6
+
+
+def test_cli_different_input_sizes_is_a_message(tmp_path, capsys) -> None:
+    from convvis_core.cli import main
+
+    path = tmp_path / "tiny32.keras"
+    _tiny(32, "conv1").save(path)
+    assert main(["compare", "lenet_mnist", str(path), "--dataset", "mnist", "--images", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "different images" in err and "Traceback" not in err
