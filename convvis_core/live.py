@@ -76,6 +76,7 @@ class LiveSettings:
 class LiveFrame:
     """One processed frame."""
 
+    frame: np.ndarray  # (H, W, 3) uint8: the frame as it came in (what a freeze-frame keeps)
     overlay: np.ndarray  # (H, W, 3) uint8: the frame (as given) with the map over it
     top: tuple[Prediction, ...]  # the top-5 classes, most probable first
     explained: int  # the class the map explains (the top one)
@@ -145,7 +146,7 @@ class LiveProcessor:
         except EmptyHeatmapError as error:
             problem = str(error)
         grid = strongest_channels(activations, image.height) if settings.grid else None
-        result = LiveFrame(np.asarray(shown), top, explained, grid, problem, model_s,
+        result = LiveFrame(np.asarray(frame, np.uint8), np.asarray(shown), top, explained, grid, problem, model_s,
                            time.perf_counter() - started, settings)
         with self._lock:
             self._latest = result
