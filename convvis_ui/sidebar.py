@@ -32,7 +32,8 @@ def _remember_choice() -> None:
     st.session_state[CHOICE] = st.session_state[_PICKER]
 
 
-def _label(option: str, uploads: dict) -> str:
+def model_label(option: str, uploads: dict) -> str:
+    """A picker's label for a registry key or an upload (the Compare page's second picker uses it too)."""
     if option.startswith("upload:"):
         name, _ = uploads[option.removeprefix("upload:")]
         return f"📁 {name}"
@@ -75,7 +76,7 @@ def model_sidebar() -> LoadedModel:
     if st.session_state[CHOICE] not in options:
         st.session_state[CHOICE] = DEFAULT_MODEL
     st.session_state[_PICKER] = st.session_state[CHOICE]
-    labels = {option: _label(option, st.session_state[UPLOADS]) for option in options}  # read now, not when drawn
+    labels = {option: model_label(option, st.session_state[UPLOADS]) for option in options}  # read now, not when drawn
     choice = st.sidebar.selectbox("Model", options, key=_PICKER, format_func=labels.__getitem__,
                                   on_change=_remember_choice, label_visibility="collapsed")
     with user_errors(stop=True):

@@ -201,3 +201,51 @@ def test_cli_different_input_sizes_is_a_message(tmp_path, capsys) -> None:
     assert main(["compare", "lenet_mnist", str(path), "--dataset", "mnist", "--images", "64"]) == 2
     err = capsys.readouterr().err
     assert "different images" in err and "Traceback" not in err
+
+
+# ---- the page ------------------------------------------------------------------------------------
+
+def test_compare_page_with_an_uploaded_fine_tuned_model(inverted_tuned, tmp_path) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from app_session import app_on
+
+    from convvis_ui.cached import digest_of
+
+    path = tmp_path / "inverted.keras"
+    inverted_tuned.model.save(path)
+    data = path.read_bytes()
+    digest = digest_of(data)
+    at = app_on("compare", timeout=300)
+    at.session_state["convvis_model"] = "lenet_mnist"
+    at.session_state["convvis_uploads"] = {digest: ("inverted.keras", data)}
+    at.session_state["convvis_other_model"] = f"upload:{digest}"
+    at.run()
+    assert not at.exception, at.exception
+    at.slider[0].set_value(64)
+    at.button(key="compare_run").click().run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["layer"])[:2] == ["conv1", "conv1_relu"]
+    assert all(0 < value < 1 for value in table["CKA"])
+    assert at.query_params.get("model") in ("lenet_mnist", ["lenet_mnist"]) and "other" not in at.query_params
+    assert any("#" in markdown.value and "activation change" in markdown.value for markdown in at.markdown)
+
+
+def test_compare_page_different_inputs_is_a_message() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from app_session import app_on
+
+    at = app_on("compare", timeout=300)
+    at.query_params["model"] = "lenet_mnist"
+    at.query_params["other"] = "mobilenet"
+    at.session_state["convvis_model"] = "lenet_mnist"
+    at.session_state["convvis_other_model"] = "mobilenet"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("different images" in error.value for error in at.error)

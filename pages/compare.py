@@ -1,0 +1,101 @@
+"""Compare: what fine-tuning (or another run, or pruning) changed, layer by layer and filter by filter.
+
+Model A is the sidebar's, model B this page's second picker; both are named in the URL
+(``/compare?model=A&other=B``). One streamed pass over a dataset's images gives the linear CKA of
+every pair of layers at the same path (optionally every layer × layer pair) and every filter's
+activation change; weight changes come from the weights themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from convvis_core.compare.changes import layer_changes
+from convvis_core.compare.similarity import Similarity, choose_layers, compare_models
+from convvis_core.datasets.catalog import builtin_names
+from convvis_core.models import MODELS, LoadedModel
+from convvis_core.topk import scan_count
+from convvis_ui import links
+from convvis_ui.cached import shown_once
+from convvis_ui.feedback import user_errors
+from convvis_ui.other_model import other_model_picker
+from convvis_ui.page import start_page
+from convvis_ui.shared_views import builtin_dataset
+
+DEFAULT_IMAGES = 500
+RUN = "compare_run"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _cached_similarity(key: tuple, _a: LoadedModel, _b: LoadedModel, _dataset, count: int, matrix: bool) -> Similarity:
+    """One comparison per (A, B, dataset, count, matrix); the dataset pass shows its progress."""
+    with st.status(f"Running both models over {count:,} images…", expanded=True) as status:
+        bar = st.progress(0.0)
+        result = compare_models(_a, _b, _dataset, count, matrix=matrix,
+                                progress=lambda done, total: bar.progress(done / total, f"{done:,} / {total:,} images"))
+        status.update(label=f"Compared over {count:,} images", state="complete", expanded=False)
+    return result
+
+
+def _cka_chart(result: Similarity) -> None:
+    figure = go.Figure(go.Heatmap(z=result.cka, x=list(result.layers_b), y=list(result.layers_a), zmin=0, zmax=1,
+                                  colorscale="Viridis", colorbar={"title": "CKA"}))
+    figure.update_layout(height=max(300, 22 * len(result.layers_a) + 120), yaxis={"autorange": "reversed"},
+                         xaxis_title="model B", yaxis_title="model A", margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    st.plotly_chart(figure, width="stretch")
+
+
+def main() -> None:
+    start = start_page("Compare", "What fine-tuning changed: linear CKA of each layer with its counterpart, "
+                       "and the filters whose weights and activations changed most.", lacking=None)
+    a = start.loaded
+    b = other_model_picker(a.info.key)
+    datasets = builtin_names()
+    dataset_name = st.selectbox("Images", datasets, index=datasets.index("mnist" if a.info.reads_digits else "gallery"),
+                                key=f"compare_dataset_{a.info.key}")
+    with user_errors(stop=True):
+        dataset = builtin_dataset(dataset_name)
+        choose_layers(a, b, None, matrix=True)  # different inputs: a message now, not after the pass
+    top = scan_count(dataset, None)
+    count = st.slider("Images to compare on", 8, top, min(DEFAULT_IMAGES, top), key=f"compare_count_{dataset_name}")
+    matrix = st.toggle("All pairs (layer × layer matrix)", key="compare_matrix")
+    if not st.button("Compare", type="primary", key=RUN) and not st.session_state.get(f"_{RUN}_done"):
+        st.info(f"**A:** {a.info.display_name} · **B:** {b.info.display_name}. Press Compare to run both over "
+                f"{count:,} images.")
+        return
+    st.session_state[f"_{RUN}_done"] = True
+    key = (a.identity, b.identity, dataset.identity, count, matrix)
+    with user_errors(stop=True):
+        result = _cached_similarity(key, a, b, dataset, count, matrix)
+    st.subheader("Layer similarity (linear CKA)")
+    rows = []
+    changes = {}
+    for path in result.matched:
+        found = layer_changes(a, b, result, path)
+        changes[path] = found
+        weights = [row.weight_change for row in found if np.isfinite(row.weight_change)]
+        activations = [row.activation_change for row in found if np.isfinite(row.activation_change)]
+        rows.append({"layer": path, "CKA": result.layer_cka(path),
+                     "mean weight change": float(np.mean(weights)) if weights else None,
+                     "mean activation change": float(np.mean(activations)) if activations else None})
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+    if matrix:
+        shown_once(("compare-matrix", *key), lambda: _cka_chart(result))
+    if not changes:
+        return
+    st.subheader("Filters that changed most")
+    layer = st.selectbox("Layer", list(changes), key=f"compare_layer_{a.info.key}")
+    for row in changes[layer][:8]:
+        left, middle, right = st.columns([2, 1, 1])
+        left.markdown(f"**#{row.filter}** · activation change {row.activation_change:.4f} · "
+                      f"weight change {'—' if np.isnan(row.weight_change) else f'{row.weight_change:.4f}'}")
+        links.unit_link(middle, layer, row.filter, label=f"A: {layer} #{row.filter}")
+        if b.info.key in MODELS:  # an upload has no URL: its unit page is reached by picking it in the sidebar
+            right.page_link(str(links.UNIT.file), label=f"B: {layer} #{row.filter}", icon=links.UNIT.icon,
+                            query_params={"model": b.info.key, "layer": layer, "filter": str(row.filter)})
+
+
+main()
