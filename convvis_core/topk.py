@@ -24,6 +24,7 @@ from PIL import Image
 
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.config import MAX_REDUCERS_PER_MODEL, MAX_SCAN_IMAGES, TOPK_KEPT
+from convvis_core.counters import WorkCounter
 from convvis_core.datasets.base import Dataset, DatasetError
 from convvis_core.errors import LayerError
 from convvis_core.images import as_model_sees_it
@@ -170,6 +171,7 @@ def layer_maps(model: keras.Model, path: str, inputs: tf.Tensor | np.ndarray) ->
     return tf.cast(sub_model(model, [path])(inputs, training=False), tf.float32)
 
 
+SCANS = WorkCounter()  # scans run by :func:`scan`, by layer path (not those answered from the cache)
 REDUCERS = PerModelCache(MAX_REDUCERS_PER_MODEL)  # by layers: sessions scanning them at once share a trace
 
 
@@ -249,14 +251,10 @@ def scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int | None = N
         found = cached_index(loaded, dataset, path, count, keep, cache)  # another session's, just finished
         if found is not None:
             return found
-        index = _scan(loaded, dataset, path, count, keep, batch_size, progress)
+        index = scan_layers(loaded, dataset, [path], 0, count, keep, batch_size, progress)[0]
+        SCANS.add(path)
         cache.put(key, index.to_arrays())
     return index
-
-
-def _scan(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: int, batch_size: int,
-          progress: StepProgress | None) -> TopKIndex:
-    return scan_layers(loaded, dataset, [path], 0, count, keep, batch_size, progress)[0]
 
 
 def rank_batch(loaded: LoadedModel, dataset: str, paths: Sequence[str], indices: np.ndarray, pixels: np.ndarray,

