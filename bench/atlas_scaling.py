@@ -5,13 +5,16 @@ The atlas: MobileNet's conv_pw_3/8/13_relu, 32 filters each, "quick preview", pl
 the three layers (12 images: on 2 workers, 2 batches of 6); then, in the same folder (the filters found in
 the cache), the top-k of 2,000 MNIST digits, where batches (32 of 64) outnumber the workers. Every engine
 starts from an empty cache folder, so all of it is computed; the local Ray is started beforehand, as a
-cluster would be. A Ray worker computes with one TensorFlow thread, so the two workers do not fight over
-threads (they do over the two vCPUs: see the per-filter time alone and together).
+cluster would be. Each job starts its engine once ("start": Ray's actors up, each with the model loaded),
+timed apart from the two phases it then serves, and shown with the whole job's time. A Ray worker computes
+with one TensorFlow thread, so the two workers do not fight over threads (they do over the two vCPUs: see
+the per-filter time alone and together).
 
 Goals: ray at 2 workers within 10 % of local on both cores, on each phase (engine overhead); how 2
 workers compare with 1 (how it would scale over machines), next to each worker's time per filter alone
 and beside the other. Pictures are bit-equal between runs with equal threads per worker; top-k indexes
-always. Run: ``python bench/atlas_scaling.py``.
+always. The machine's load average is printed before and after (other jobs on it skew the ratios).
+Run: ``python bench/atlas_scaling.py`` (about 6 minutes on 2 vCPUs).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def equal(first: dict, second: dict) -> bool:
 
 
 PHASES = (("filters", "filters"), ("gallery top-k", "images"), ("MNIST top-k", "images"))
+JOBS = ("job 1: start, filters, gallery top-k", "job 2: start, MNIST top-k (filters cached)")
 
 
 def loads() -> str:
@@ -111,6 +115,9 @@ def main() -> None:
         for (phase, kind), summary, wall in zip(PHASES, summaries[name], walls[name]):
             if summary is None:
                 continue
+            if phase != "gallery top-k":  # each job's start, once, before its phases
+                print(f"    {'start':<14} {summary.start_wall:7.1f} s wall  (job {1 if kind == 'filters' else 2}: "
+                      f"workers up, model loaded; {summary.seconds:.1f} s the whole job)")
             done = summary.filters_computed if kind == "filters" else summary.images_computed
             seconds = summary.filter_seconds if kind == "filters" else summary.image_seconds
             unit = "filter" if kind == "filters" else "image"
@@ -121,6 +128,10 @@ def main() -> None:
         if args.images or index < 2:
             print(f"  {phase:<14} ray 2 workers / local: {two[index] / local[index]:5.2f} (goal <= 1.10);  "
                   f"1 worker / 2 workers: {one[index] / two[index]:5.2f}")
+    for index, job in enumerate(JOBS[:2 if args.images else 1]):
+        local_job, one_job, two_job = (summaries[name][2 * index].seconds for name in runs)
+        print(f"  {job}: ray 2 workers / local {two_job / local_job:5.2f};  1 worker / 2 workers: "
+              f"{one_job / two_job:5.2f}")
     alone, together = (summaries[name][0].filter_seconds / summaries[name][0].filters_computed
                        for name in list(runs)[1:])
     print(f"  per filter, one worker alone {alone:.3f} s, each of two together {together:.3f} s: "
