@@ -13,6 +13,7 @@ from convvis_core.presentation.filter_grids import caption, filter_grid, sort_by
 from convvis_core.featureviz.selection import parse_filters, random_filters
 from convvis_core.featureviz.objectives import OBJECTIVES
 from convvis_core.featureviz.optimizers import OPTIMIZERS
+from convvis_core.featureviz.recipe import difference, with_neuron
 from convvis_core.featureviz.presets import PRESET_NOTES, default_preset, fitted_preset
 from convvis_core.featureviz.render import prepare_in_background
 from convvis_core.featureviz.settings import PARAMETERIZATIONS
@@ -26,6 +27,30 @@ from convvis_ui.page import presenting, start_page
 from convvis_ui.pickers import RUN_FILTERS, layer_picker
 
 
+RECIPE = "filters_recipe"  # widget keys of the objective recipe
+OTHER_FILTER = "filters_recipe_other"
+RECIPE_WEIGHT = "filters_recipe_weight"
+RECIPES = {
+    "the filter": "maximize the filter alone",
+    "difference of two filters": "maximize the filter minus weight × another filter (both averaged over the "
+                                 "map): what excites this filter and not the other",
+    "filter × neuron": "Lucid's channel × neuron interaction: the filter averaged over the whole map plus "
+                       "weight × another filter at the map's centre only: the first's pattern everywhere, "
+                       "the second's in the middle",
+}
+
+
+def recipe_choice(column) -> str:
+    """The Objective recipe's widgets; the recipe's serialization ("" for the filter alone)."""
+    kind = column.selectbox("Recipe", list(RECIPES), key=RECIPE, help=" ".join(f"**{k}**: {v}." for k, v in RECIPES.items()))
+    if kind == "the filter":
+        return ""
+    other = int(column.number_input("Other filter", 0, 4095, 0, key=OTHER_FILTER))
+    weight = float(column.number_input("Weight", 0.0, 100.0, 0.5 if kind.startswith("difference") else 1.0,
+                                       key=RECIPE_WEIGHT))
+    return (difference(weight, other) if kind.startswith("difference") else with_neuron(weight, other)).spec()
+
+
 def advanced_settings(base: Settings, preset_name: str, is_classifier: bool) -> Settings:
     """Every knob of the recipe, starting at the preset's values (the widgets' keys name the preset)."""
     with st.expander("Advanced settings (objective, parameterization, transforms, optimizer)"):
@@ -33,6 +58,7 @@ def advanced_settings(base: Settings, preset_name: str, is_classifier: bool) -> 
         objectives = [o for o in OBJECTIVES if is_classifier or not OBJECTIVES[o].reads_logits]
         objective = left.selectbox("Objective", objectives, index=objectives.index(base.objective),
                                    format_func=lambda o: f"{o}: {OBJECTIVES[o].description}", key=f"objective_{preset_name}")
+        recipe = recipe_choice(left) if not OBJECTIVES[objective].reads_logits else ""
         border = left.number_input("Border excluded (map pixels)", 0, 16, base.border, key=f"border_{preset_name}")
         parameterization = left.selectbox("Parameterization", list(PARAMETERIZATIONS),
                                           index=list(PARAMETERIZATIONS).index(base.parameterization),
@@ -60,7 +86,7 @@ def advanced_settings(base: Settings, preset_name: str, is_classifier: bool) -> 
                     decorrelate=decorrelate, pad=pad, jitter=jitter, scale=scale, rotate=rotate,
                     final_jitter=final_jitter, fused_transforms=fused, total_variation=tv, l2=l2, blur=blur,
                     optimizer=optimizer, learning_rate=float(learning_rate), steps=steps, size=size,
-                    seed=int(seed))
+                    seed=int(seed), recipe=recipe)
 
 
 def main() -> None:

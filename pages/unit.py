@@ -14,6 +14,7 @@ from convvis_core.circuits import circuit, filter_weights, readers
 from convvis_core.config import TOPK_KEPT
 from convvis_core.errors import ConvVisError
 from convvis_core.featureviz.presets import by_preference
+from convvis_core.featureviz.render import diverse_pictures
 from convvis_core.presentation.filter_grids import state, tile_image
 from convvis_core.images import as_model_sees_it
 from convvis_core.layers import default_layer
@@ -28,6 +29,8 @@ from convvis_ui.shared_views import builtin_dataset, pictures, show_examples, vi
 CONNECTIONS = 6  # inputs and readers shown
 EXAMPLES = 5
 SCAN = 500  # images scanned on the page when no atlas or earlier scan has an index
+DIVERSE_COUNT = "unit_diverse_count"  # widget keys of "Different pictures of this filter"
+DIVERSE_RUN = "unit_diverse_run"
 SIGN_COLOURS = {"excitatory": "red", "inhibitory": "blue", "zero": "gray"}
 
 
@@ -44,6 +47,24 @@ def connection_row(connections, found_pictures, layer_of) -> None:
             links.unit_link(column, layer_of, connection.index)
         else:
             column.markdown(f"**{connection.name}**")
+
+
+def different_pictures(loaded, layer: str, filter_index: int, settings) -> None:
+    """Lucid's diversity objective: 2–4 pictures of this filter optimized together, pushed apart."""
+    st.subheader("Different pictures of this filter")
+    count_column, run_column = st.columns([1, 3])
+    count = int(count_column.number_input("How many", 2, 4, 3, key=DIVERSE_COUNT,
+                                          help="Optimized together under the model's default preset, each from its "
+                                               "own start; Lucid's diversity objective pushes their layer "
+                                               "statistics (Gram matrices) apart, so each shows another facet."))
+    shown = repr(("diverse", loaded.identity, layer, filter_index, count, sorted(settings.result_part().items())))
+    if run_column.button("Make different pictures", key=DIVERSE_RUN, icon=":material/diversity_3:"):
+        with user_errors(), st.spinner("Optimizing…"):
+            st.session_state[shown] = diverse_pictures(loaded, layer, filter_index, count, settings)
+    results = st.session_state.get(shown)
+    if results:
+        for column, result in zip(st.columns(count), results):
+            column.image(tile_image(result), width="stretch", caption=f"activation {result.final_activation:.3g}")
 
 
 def main() -> None:
@@ -112,6 +133,8 @@ def main() -> None:
         if st.button("Open on the Filters page (other presets, more steps)", icon=":material/tune:"):
             links.open_filters(layer, str(filter_index))
 
+
+    different_pictures(loaded, layer, filter_index, next(iter(presets.values())))
 
     st.subheader("Circuit in: what drives it")
     if inputs is None:

@@ -53,7 +53,7 @@ from convvis_core.datasets.base import ArrayDataset
 from convvis_core.datasets.packaged import mnist_dataset
 from convvis_core.featureviz import PRESETS, visualize_filters
 from convvis_core.featureviz.presets import SMALL_INPUTS
-from convvis_core.featureviz.render import _Renderer
+from convvis_core.featureviz.render import RENDER_STATS
 from convvis_core.models import load_model
 from convvis_core.samples import load_sample
 from convvis_ui.pickers import RUN_FILTERS, layer_key
@@ -176,20 +176,13 @@ def test_eight_requests_at_once_on_a_fresh_model_equal_their_sequential_results(
             raise AssertionError(f"{job[:2]}: concurrent result differs from the sequential one") from error
 
 
-def test_sessions_asking_for_the_same_filters_at_once_compute_them_once(lenet, monkeypatch):
-    runs = []
-    original = _Renderer.run
-
-    def counted(self, filters, *args, **kwargs):
-        runs.append(list(filters))
-        return original(self, filters, *args, **kwargs)
-
-    monkeypatch.setattr(_Renderer, "run", counted)
+def test_sessions_asking_for_the_same_filters_at_once_compute_them_once(lenet):
+    runs, images = RENDER_STATS.runs["conv2_relu"], RENDER_STATS.images["conv2_relu"]
     cache = ResultCache(None)
     settings = QUICK.replace(seed=11)
     results = all_at_once(lambda _: visualize_filters(lenet, "conv2_relu", [8, 9], settings, cache=cache),
                           list(range(SESSIONS)))
-    assert runs == [[8, 9]]  # one optimization; the seven sessions that waited read its result
+    assert (RENDER_STATS.runs["conv2_relu"], RENDER_STATS.images["conv2_relu"]) == (runs + 1, images + 2)  # one optimization; the seven sessions that waited read its result
     assert sorted(sum(r.from_cache for r in result) for result in results) == [0] + [2] * (SESSIONS - 1)
     for result in results[1:]:
         assert_same([r.image for r in results[0]], [r.image for r in result])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -14,9 +17,12 @@ from convvis_core.cache import ResultCache
 from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.featureviz import PRESETS, Settings, visualize_filters
 from convvis_core.presentation.filter_grids import caption, filter_grid
-from convvis_core.featureviz.parameterizations import FourierImage
+from convvis_core.featureviz import recipe
+from convvis_core.featureviz.parameterizations import PARAMETERIZATIONS as REGISTERED
+from convvis_core.featureviz.parameterizations import FourierImage, Parameterization, make_parameterization
+from convvis_core.featureviz.settings import PARAMETERIZATIONS
 from convvis_core.featureviz.presets import FAST, SMALL_INPUTS, by_preference, default_preset, fitted_preset
-from convvis_core.featureviz.render import _renderer, cached_under, prepare_in_background
+from convvis_core.featureviz.render import RENDER_STATS, _renderer, cached_under, diverse_pictures, prepare_in_background
 from convvis_core.featureviz.transforms import fused
 from convvis_core.featureviz.selection import parse_filters
 from convvis_core.models import LoadedModel, ModelInfo
@@ -259,3 +265,158 @@ def test_pages_find_a_picture_under_any_preset_the_preferred_first_and_compute_n
     np.testing.assert_array_equal(found[1].image, preferred.image)
     order = by_preference(lenet.info.input_size)  # the pages' order: the model's default, then every other preset
     assert list(order)[0] == SMALL_INPUTS and set(order) == set(PRESETS) and order[SMALL_INPUTS].size == 28
+
+
+def _maps_and_images(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(3, 5, 6, 10)).astype(np.float32), rng.uniform(size=(3, 12, 12, 3)).astype(np.float32)
+
+
+def test_recipe_arithmetic_builds_the_tree_and_the_loss_numpy_computes():
+    r = recipe.Filter() - 0.5 * recipe.Channel(7) + 0.1 * recipe.TotalVariation()
+    assert r == recipe.Sum((recipe.Filter(), recipe.Scaled(-0.5, recipe.Channel(7)),
+                            recipe.Scaled(0.1, recipe.TotalVariation())))
+    assert 2 * (3 * recipe.Channel(1)) == recipe.Scaled(6.0, recipe.Channel(1))
+    assert r.describe() == "the filter − 0.5 × filter 7 + 0.1 × total variation"
+    maps, images = _maps_and_images()
+    filters = np.array([3, 0, 9])
+    got = r.value(tf.constant(maps), tf.constant(filters), tf.constant(images)).numpy()
+    tv = (np.abs(np.diff(images, axis=1)).mean(axis=(1, 2, 3)) + np.abs(np.diff(images, axis=2)).mean(axis=(1, 2, 3)))
+    expected = maps[np.arange(3), :, :, filters].mean(axis=(1, 2)) - 0.5 * maps[..., 7].mean(axis=(1, 2)) + 0.1 * tv
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    neuron = recipe.Neuron(4).value(tf.constant(maps), tf.constant(filters), tf.constant(images)).numpy()
+    np.testing.assert_allclose(neuron, maps[:, 2, 3, 4])
+    assert r.channels() == {7} and recipe.with_neuron(1.0, 4).channels() == {4}
+
+
+def test_the_diversity_term_is_minus_the_mean_gram_similarity_with_the_others():
+    maps, images = _maps_and_images(1)
+    gram = np.einsum("nhwc,nhwd->ncd", maps, maps).reshape(3, -1)
+    gram /= np.linalg.norm(gram, axis=1, keepdims=True)
+    similarity = gram @ gram.T
+    expected = -(similarity.sum(axis=1) - np.diag(similarity)) / 2
+    got = recipe.Diversity().value(tf.constant(maps), tf.constant([0, 0, 0]), tf.constant(images)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    copies = np.repeat(maps[:1], 3, axis=0)  # identical pictures: the most similar there can be
+    assert recipe.Diversity().value(tf.constant(copies), tf.constant([0] * 3), tf.constant(images)).numpy() == \
+        pytest.approx([-1.0] * 3)
+
+
+def test_a_recipe_serializes_to_the_same_key_in_a_fresh_process_and_weights_change_it():
+    r = recipe.Filter() - 0.5 * recipe.Channel(7) + 0.1 * recipe.TotalVariation()
+    assert recipe.parse(r.spec()) == r
+    script = ("from convvis_core.featureviz import recipe as r; "
+              "print((r.Filter() - 0.5 * r.Channel(7) + 0.1 * r.TotalVariation()).spec())")
+    fresh = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "123"}).stdout.strip()
+    assert fresh == r.spec()
+    assert (recipe.Filter() - 0.6 * recipe.Channel(7)).spec() != (recipe.Filter() - 0.5 * recipe.Channel(7)).spec()
+    plain = Settings()
+    assert plain.result_part() == {k: v for k, v in plain.result_part().items() if k != "recipe"}  # old keys kept
+    assert "recipe" in plain.replace(recipe=r.spec()).result_part()
+    with pytest.raises(ValueError, match="Unknown objective term"):
+        Settings(recipe='{"kind": "nonsense"}')
+
+
+def test_the_difference_recipe_raises_a_and_lowers_b_against_a_alone_and_weights_matter(lenet):
+    settings = fitted_preset(SMALL_INPUTS, lenet.info.input_size).replace(steps=32)
+    layer, a, b = "conv2_relu", 3, 7
+    sub = keras.Model(lenet.model.inputs, lenet.model.get_layer(layer).output)
+
+    def means(image: np.ndarray) -> np.ndarray:
+        pixels = preprocess(image.astype(np.float32)[None, ..., None], lenet.info.preprocessing)
+        return np.asarray(sub(pixels))[0].mean(axis=(0, 1))
+
+    alone = visualize_filters(lenet, layer, [a], settings, cache=ResultCache(None))[0]
+    apart = visualize_filters(lenet, layer, [a], settings.replace(recipe=recipe.difference(1.0, b).spec()),
+                              cache=ResultCache(None))[0]
+    assert apart.final_activation > apart.start_activation  # a still rises
+    assert means(apart.image)[b] < means(alone.image)[b]  # and b falls against a alone
+    assert not np.array_equal(alone.image, apart.image)
+    smooth = visualize_filters(lenet, layer, [a], settings.replace(total_variation=5.0), cache=ResultCache(None))[0]
+    assert not np.array_equal(alone.image, smooth.image)  # regularizer weights change results
+    with pytest.raises(LayerError, match="Filter 99 is out of range"):
+        visualize_filters(lenet, layer, [a], settings.replace(recipe=recipe.difference(1.0, 99).spec()),
+                          cache=ResultCache(None))
+
+
+def test_diverse_pictures_differ_more_than_independent_starts_and_each_excites_the_filter(lenet, tmp_path):
+    settings = fitted_preset(SMALL_INPUTS, lenet.info.input_size).replace(steps=48)
+    cache = ResultCache(tmp_path)
+    plain = diverse_pictures(lenet, "conv2_relu", 3, 3, settings, weight=0.0, cache=cache)  # own starts, no push
+    diverse = diverse_pictures(lenet, "conv2_relu", 3, 3, settings, cache=cache)
+
+    def spread(results) -> float:
+        images = [r.image.astype(float) for r in results]
+        return np.mean([np.abs(images[i] - images[j]).mean() for i in range(3) for j in range(i)])
+
+    assert spread(diverse) > 1.3 * spread(plain)
+    assert all(r.final_activation > r.start_activation for r in diverse)
+    runs = RENDER_STATS.runs["conv2_relu"]
+    again = diverse_pictures(lenet, "conv2_relu", 3, 3, settings, cache=cache)
+    assert RENDER_STATS.runs["conv2_relu"] == runs and all(r.from_cache for r in again)
+    np.testing.assert_array_equal(again[1].image, diverse[1].image)
+
+
+def test_a_registered_parameterization_round_trips():
+    class Grey(Parameterization):  # registered by being defined, as an optimizer is
+        name, description = "test-grey", "a flat grey start"
+
+        def __init__(self, size, channels, decorrelate):
+            self.size, self.channels = size, channels
+
+        def initial(self, filters, seed):
+            return np.full((len(filters), self.size, self.size, self.channels), 0.5, np.float32)
+
+        def to_image(self, params):
+            return params
+
+    try:
+        assert isinstance(make_parameterization("test-grey", 16, 3, False), Grey)
+        assert {"pixel", "fourier", "test-grey"} <= set(REGISTERED)
+    finally:
+        del REGISTERED["test-grey"]
+    assert {"pixel", "fourier"} <= set(PARAMETERIZATIONS)
+    for name in PARAMETERIZATIONS:
+        assert Settings(parameterization=name).parameterization == name
+        param = make_parameterization(name, 16, 3, True)
+        start = param.initial([2], 0)
+        np.testing.assert_array_equal(start, param.initial([2], 0))
+        assert param.to_image(tf.constant(start)).shape == (1, 16, 16, 3)
+    with pytest.raises(ValueError, match="Unknown parameterization"):
+        Settings(parameterization="nonsense")
+
+
+def test_filters_page_difference_recipe_runs_on_lenet(lenet, tmp_path, monkeypatch):
+    # pages.filters's RECIPE, OTHER_FILTER, RECIPE_WEIGHT (importing a page runs it)
+    RECIPE, OTHER_FILTER, RECIPE_WEIGHT = "filters_recipe", "filters_recipe_other", "filters_recipe_weight"
+    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
+    at = app_on("filters")
+    at.session_state["convvis_model"] = "lenet_mnist"
+    at.run()
+    at.selectbox(key=layer_key("filters", "lenet_mnist")).select("conv2_relu").run()
+    at.text_input(key="filters_spec_conv2_relu").set_value("0-1").run()
+    at.selectbox(key=RECIPE).select("difference of two filters").run()
+    at.number_input(key=OTHER_FILTER).set_value(7).run()
+    at.number_input(key=RECIPE_WEIGHT).set_value(1.0).run()
+    at.button(key=RUN_FILTERS).click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.subheader[0].value == "conv2_relu: 2 filter(s), strongest first"
+    at.number_input(key=OTHER_FILTER).set_value(60).run()  # conv2 has 50 filters
+    at.button(key=RUN_FILTERS).click().run()
+    assert not at.exception and "Filter 60 is out of range" in at.error[0].value
+
+
+def test_unit_page_shows_different_pictures_of_its_filter(lenet, tmp_path, monkeypatch):
+    DIVERSE_COUNT, DIVERSE_RUN = "unit_diverse_count", "unit_diverse_run"  # pages.unit's widget keys
+    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
+    at = app_on("unit")
+    at.session_state["convvis_model"] = "lenet_mnist"
+    at.run()
+    assert not at.exception, at.exception
+    at.number_input(key=DIVERSE_COUNT).set_value(2).run()
+    at.button(key=DIVERSE_RUN).click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert "Different pictures of this filter" in [s.value for s in at.subheader]

@@ -6,18 +6,36 @@ is drawn from ``(seed, filter)`` alone, so a picture does not depend on which ba
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import tensorflow as tf
+
+PARAMETERIZATIONS: dict[str, type["Parameterization"]] = {}  # name -> class, registered when defined
+
+
+class Parameterization:
+    """One way to represent the image; subclasses set ``name`` and ``description`` and are built by
+    :func:`make_parameterization` from ``(size, channels, decorrelate)``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init_subclass__(cls) -> None:
+        PARAMETERIZATIONS[cls.name] = cls
 
 # Lucid's square root of the ImageNet colour correlation matrix (rows: R, G, B).
 _COLOR_CORRELATION_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
 _COLOR_CORRELATION = _COLOR_CORRELATION_SQRT / np.max(np.linalg.norm(_COLOR_CORRELATION_SQRT, axis=0))
 
 
-class PixelImage:
+class PixelImage(Parameterization):
     """Plain pixels starting as faint noise around grey (keras.io example); unbounded while optimized."""
 
-    def __init__(self, size: int, channels: int):
+    name = "pixel"
+    description = "plain pixels (as the keras.io example)"
+
+    def __init__(self, size: int, channels: int, decorrelate: bool = False):
         self.size, self.channels = size, channels
 
     def initial(self, filters: list[int], seed: int) -> np.ndarray:
@@ -35,8 +53,11 @@ class PixelImage:
         return np.clip(centred * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-class FourierImage:
+class FourierImage(Parameterization):
     """Lucid's spectrum parameterization: 1/f-scaled frequencies, optional colour decorrelation, sigmoid."""
+
+    name = "fourier"
+    description = "Fourier spectrum with 1/f scaling (Lucid)"
 
     def __init__(self, size: int, channels: int, decorrelate: bool, decay_power: float = 1.0):
         self.size, self.channels = size, channels
@@ -63,5 +84,7 @@ class FourierImage:
         return np.clip(images * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def make_parameterization(kind: str, size: int, channels: int, decorrelate: bool) -> PixelImage | FourierImage:
-    return PixelImage(size, channels) if kind == "pixel" else FourierImage(size, channels, decorrelate)
+def make_parameterization(kind: str, size: int, channels: int, decorrelate: bool) -> Parameterization:
+    if kind not in PARAMETERIZATIONS:
+        raise ValueError(f"Unknown parameterization {kind!r}; choose one of {', '.join(PARAMETERIZATIONS)}")
+    return PARAMETERIZATIONS[kind](size, channels, decorrelate)

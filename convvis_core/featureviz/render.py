@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
@@ -21,6 +22,7 @@ from convvis_core.config import MAX_FILTERS_PER_REQUEST, MAX_IMAGE_SIDE, MAX_REN
 from convvis_core.errors import ConvVisError, LayerError, SettingsError
 from convvis_core.featureviz.optimizers import make_optimizer
 from convvis_core.featureviz.parameterizations import make_parameterization
+from convvis_core.featureviz.recipe import Diversity, parse
 from convvis_core.featureviz.regularizers import penalty
 from convvis_core.featureviz.settings import Settings
 from convvis_core.featureviz.transforms import apply_transforms, build_transforms
@@ -35,6 +37,24 @@ from convvis_core.preprocessing import preprocess
 
 CACHE_NAMESPACE = "featureviz-v2"  # v2: "dead" means zero gradient only
 FrameCallback = Callable[[int, dict[int, np.ndarray]], None]  # (step, {filter: uint8 image})
+
+
+class RenderStats:
+    """Optimizations actually run (not answered from the cache), by layer: public, so tests and benches
+    see that work was shared without patching the renderer."""
+
+    def __init__(self) -> None:
+        self.runs: Counter[str] = Counter()  # batches optimized
+        self.images: Counter[str] = Counter()  # pictures optimized (a padded batch counts its padding)
+        self._lock = threading.Lock()
+
+    def add(self, layer: str, images: int) -> None:
+        with self._lock:
+            self.runs[layer] += 1
+            self.images[layer] += images
+
+
+RENDER_STATS = RenderStats()
 
 
 @dataclass(frozen=True)
@@ -79,7 +99,7 @@ class _Batch:
             tape.watch(self.params)
             images = renderer.param.to_image(self.params)
             values, _ = renderer.objective_on(renderer.fast_target, images, filters, tf.stack([seed, iteration]),
-                                              slices=None)
+                                              slices=None, with_recipe=True)
             total = tf.reduce_sum(values - penalty(renderer.settings, images))
         gradients = tape.gradient(total, self.params)
         norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=list(range(1, len(gradients.shape)))))
@@ -93,6 +113,8 @@ class _Renderer:
 
     def __init__(self, loaded: LoadedModel, layer: str, settings: Settings, compute_dtype: str):
         self.settings = settings
+        self.layer = layer
+        self.extra = parse(settings.recipe) if settings.recipe else None  # added to the objective
         self.preprocessing = loaded.info.preprocessing
         self.fixed_size: tuple[int, int] | None = None
         # A rectified layer (ReLU, or a conv with a fused activation) is optimized before its
@@ -120,21 +142,30 @@ class _Renderer:
         self.lock = threading.Lock()  # the variables are shared: one request at a time
 
     def objective_on(self, target: keras.Model, images: tf.Tensor, filters: tf.Tensor,
-                     seed: tf.Tensor | None = None, slices: int | None = 1) -> tuple[tf.Tensor, tf.Tensor]:
+                     seed: tf.Tensor | None = None, slices: int | None = 1,
+                     with_recipe: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
         """(value to optimize, value to report) per image; transformed when a seed is given; the
-        model runs as ``slices`` parallel parts of the batch (None: one per core)."""
+        model runs as ``slices`` parallel parts of the batch (None: one per core). ``with_recipe``:
+        the settings' recipe is added to the value to optimize (the step); reports are the filter's own."""
         if seed is not None:
             images = apply_transforms(self.transforms, images, seed)
         if self.fixed_size is not None:
             images = tf.image.resize(images, self.fixed_size)
         outputs = [tf.cast(output, tf.float32)
                    for output in in_slices(target, preprocess(images * 255.0, self.preprocessing), slices)]
-        return self.objective(outputs[0], filters), self.objective(outputs[-1], filters)
+        optimized, reported = self.objective(outputs[0], filters), self.objective(outputs[-1], filters)
+        if with_recipe and self.extra is not None:
+            optimized += self.extra.value(outputs[0], filters, images)
+        return optimized, reported
 
     def run(self, filters: list[int], steps: int, seed: int, progress: StepProgress | None,
-            on_frame: FrameCallback | None, done_before: int, total: int, preview_every: int) -> list[FilterResult]:
+            on_frame: FrameCallback | None, done_before: int, total: int, preview_every: int,
+            starts: list[int] | None = None) -> list[FilterResult]:
+        """Optimize one image per entry of ``filters``, each starting from ``(seed, starts[i])``
+        (default: its filter, so a picture does not depend on its batch)."""
+        RENDER_STATS.add(self.layer, len(filters))
         batch = self.batch(len(filters))
-        initial = self.param.initial(filters, seed)
+        initial = self.param.initial(filters if starts is None else starts, seed)
         batch.params.assign(initial)
         batch.optimizer.reset()
         batch.max_gradient.assign(tf.zeros_like(batch.max_gradient))
@@ -216,6 +247,7 @@ def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
     else:
         count, what = find_layer(loaded.model, layer).channels, "channels"
     bad = [f for f in filters if not 0 <= int(f) < count]
+    bad += sorted(f for f in parse(settings.recipe).channels() if not 0 <= f < count) if settings.recipe else []
     if bad:
         raise LayerError(f"Filter {bad[0]} is out of range: {layer} has {count} {what} (0–{count - 1}).")
     return layer, count
@@ -335,3 +367,35 @@ def visualize_filters(loaded: LoadedModel, layer: str, filters: Sequence[int], s
                         "final": np.float64(result.final_activation),
                         "optimized": np.float64(result.optimized_value), "dead": np.bool_(result.dead)})
     return [results[int(f)] for f in filters]
+
+
+def diverse_pictures(loaded: LoadedModel, layer: str, filter_index: int, count: int, settings: Settings = Settings(),
+                     weight: float = 3.0, *, cache: ResultCache | None = None,
+                     progress: StepProgress | None = None) -> list[FilterResult]:
+    """``count`` different pictures of one filter (Lucid's diversity objective): optimized together, each
+    from its own start, the objective plus ``weight`` × :class:`~convvis_core.featureviz.recipe.Diversity`
+    (each picture's layer statistics pushed away from the others'). Cached like any picture."""
+    if not 2 <= count <= 8:
+        raise SettingsError(f"Ask for 2 to 8 different pictures (asked {count}).")
+    term = weight * Diversity()
+    settings = settings.replace(recipe=(parse(settings.recipe) + term if settings.recipe else term).spec())
+    layer, _ = _check_request(loaded, layer, [filter_index], settings)
+    cache = cache if cache is not None else default_cache(CACHE_NAMESPACE)
+    key = cache_key(model_fingerprint(loaded.model), loaded.info.preprocessing, layer, int(filter_index), fast_dtype(),
+                    settings.result_part(), "diversity", count)
+    stored = cache.get(key)
+    if stored is None:
+        renderer = _renderer(loaded, layer, settings, fast_dtype())
+        with renderer.lock:
+            results = renderer.run([int(filter_index)] * count, settings.steps, settings.seed, progress, None, 0,
+                                   settings.steps, settings.steps, starts=[int(filter_index) + 7919 * i for i in range(count)])
+        stored = {"images": np.stack([r.image for r in results]), "start": np.array([r.start_activation for r in results]),
+                  "final": np.array([r.final_activation for r in results]),
+                  "optimized": np.array([r.optimized_value for r in results]),
+                  "dead": np.array([r.dead for r in results])}
+        cache.put(key, stored)
+        cached = False
+    else:
+        cached = True
+    return [FilterResult(int(filter_index), stored["images"][i], float(stored["start"][i]), float(stored["final"][i]),
+                         float(stored["optimized"][i]), bool(stored["dead"][i]), from_cache=cached) for i in range(count)]

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 
 from convvis_core.featureviz.objectives import OBJECTIVES, ObjectiveSpec
 from convvis_core.featureviz.optimizers import OPTIMIZERS
+from convvis_core.featureviz.parameterizations import PARAMETERIZATIONS as _REGISTERED
 
-PARAMETERIZATIONS = {
-    "pixel": "plain pixels (as the keras.io example)",
-    "fourier": "Fourier spectrum with 1/f scaling (Lucid)",
-}
+PARAMETERIZATIONS = {name: kind.description for name, kind in _REGISTERED.items()}  # name -> description
 
 
 @dataclass(frozen=True)
@@ -35,15 +33,20 @@ class Settings:
     size: int = 128  # image side in pixels (class logits use the model's input size)
     seed: int = 0
     batch_size: int = 8  # filters optimized together in one batch
+    recipe: str = ""  # a recipe.Term's spec() added to the objective ("" : the objective alone)
 
     def __post_init__(self) -> None:
         for value, known, what in ((self.objective, OBJECTIVES, "objective"),
-                                   (self.parameterization, PARAMETERIZATIONS, "parameterization"),
+                                   (self.parameterization, _REGISTERED, "parameterization"),
                                    (self.optimizer, OPTIMIZERS, "optimizer")):
             if value not in known:
                 raise ValueError(f"Unknown {what} {value!r}; choose one of {', '.join(known)}")
         if self.steps < 1 or self.size < 8 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be at least 1, and size at least 8 pixels")
+        if self.recipe:
+            from convvis_core.featureviz.recipe import parse  # recipe -> regularizers -> settings
+
+            parse(self.recipe)  # a clear error now rather than in the render loop
 
     @property
     def objective_spec(self) -> type[ObjectiveSpec]:
@@ -54,8 +57,12 @@ class Settings:
 
     def traced_part(self) -> tuple:
         """What the compiled step depends on (steps, seed and batching don't change the trace)."""
-        return tuple((k, v) for k, v in dataclasses.asdict(self).items() if k not in ("steps", "seed", "batch_size"))
+        return tuple((k, v) for k, v in self._fields().items() if k not in ("steps", "seed", "batch_size"))
 
     def result_part(self) -> dict:
         """What a picture depends on: everything but batching."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "batch_size"}
+        return {k: v for k, v in self._fields().items() if k != "batch_size"}
+
+    def _fields(self) -> dict:
+        """Every field; no recipe (the objective alone) leaves it out, so those keys stay as they were."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "recipe" or v}
