@@ -15,6 +15,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
 from convvis_core.atlas.plan import FilterUnit, Shard, pass_placement
 from convvis_core.cache import Arrays, ResultCache
 from convvis_core.datasets.base import Dataset
