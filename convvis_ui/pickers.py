@@ -15,7 +15,9 @@ from convvis_core.layers import SpatialLayer
 from convvis_ui import links
 
 _LAYER_KEYS = {"filters": "layer_{model}", "layer": "layer_browser_{model}", "top_k": "topk_layer_{model}",
-               "circuits": "circuit_layer_{model}", "activations": "activations_layers_{model}"}
+               "circuits": "circuit_layer_{model}", "activations": "activations_layers_{model}",
+               "heatmaps": "heatmaps_layer_{model}", "heatmaps_target": "heatmaps_target_layer_{model}",
+               "live": "live_layer_{model}"}
 _FILTER_KEYS = {"top_k": "topk_filter_{model}_{layer}", "circuits": "circuit_filter_{model}_{layer}",
                 "activations": "channel_{model}_{layer}"}
 
@@ -41,8 +43,8 @@ def remembered_key(page: str, model: str) -> str:
 
 def layer_picker(page: str, model: str, by_path: dict[str, SpatialLayer], default: str | Callable[[], str], *,
                  container=st, linked: str | None = None, remember: bool = False, warn_unknown: str | None = None,
-                 write_url: bool = False, help: str | None = None) -> str:
-    """The page's "Layer" selectbox. It starts at the URL's layer (else ``linked``, what another page
+                 write_url: bool = False, label: str = "Layer", help: str | None = None) -> str:
+    """The page's layer selectbox (``label``: "Layer"). It starts at the URL's layer (else ``linked``, what another page
     last showed), else the remembered one (``remember``: kept across page switches), else ``default``;
     ``warn_unknown`` (the model's name) warns when the URL names a layer the page lacks; ``write_url``
     writes the layer chosen into the URL."""
@@ -55,7 +57,7 @@ def layer_picker(page: str, model: str, by_path: dict[str, SpatialLayer], defaul
     if st.session_state.get(key) not in by_path:
         remembered = st.session_state.get(remembered_key(page, model)) if remember else None
         st.session_state[key] = remembered if remembered in by_path else default() if callable(default) else default
-    layer = container.selectbox("Layer", list(by_path), format_func=lambda p: by_path[p].label, key=key, help=help)
+    layer = container.selectbox(label, list(by_path), format_func=lambda p: by_path[p].label, key=key, help=help)
     if remember:
         st.session_state[remembered_key(page, model)] = layer
     if write_url:

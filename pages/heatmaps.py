@@ -27,6 +27,7 @@ from convvis_ui.cached import image_bytes, image_key, shown_once, top5
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker, reference_picker
 from convvis_ui.page import start_page
+from convvis_ui.pickers import layer_picker
 
 IG = "integrated_gradients"
 COLORMAPS = ("jet", "viridis", "inferno", "gray")  # names both plotly and matplotlib know
@@ -107,8 +108,7 @@ def choose_target(loaded: LoadedModel, seen: Image.Image, digest: str, by_path: 
         return region_target(loaded, seen, digest)
     st.info(f"{info.display_name} has no classes: explain one filter of a layer (its mean activation).")
     pick_layer, pick_filter = st.columns([3, 1])
-    filter_layer = pick_layer.selectbox("Filter of layer", list(by_path), index=list(by_path).index(last),
-                                        format_func=lambda p: by_path[p].label, key=f"heatmaps_tl_{info.key}")
+    filter_layer = layer_picker("heatmaps_target", info.key, by_path, last, container=pick_layer, label="Filter of layer")
     strongest = cached_strongest_filter(loaded.identity, digest, filter_layer, loaded, seen)
     filter_index = pick_filter.number_input(f"Filter (0–{by_path[filter_layer].channels - 1})", 0,
                                             by_path[filter_layer].channels - 1, strongest,
@@ -199,8 +199,8 @@ def main() -> None:
 
     with right:
         target = choose_target(loaded, seen, digest, by_path, last, predictions)
-        layer = st.selectbox("Layer the map is computed at", list(by_path), index=list(by_path).index(last),
-                             format_func=lambda p: by_path[p].label, key=f"heatmaps_layer_{info.key}",
+        layer = layer_picker("heatmaps", info.key, by_path, last, label="Layer the map is computed at",
+                             warn_unknown=info.display_name,
                              help="Default: the last layer with a real map, where class evidence is most concentrated. "
                                   "Earlier layers give sharper, noisier maps. Input-gradient methods ignore it.")
         methods = st.multiselect("Methods", list(METHODS), default=list(DEFAULT_METHODS),

@@ -21,6 +21,7 @@ from convvis_core.errors import ConvVisError
 from convvis_core.images import model_input
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
+from convvis_ui.pickers import layer_key
 
 SIDE, SQUARE = 32, 6
 
@@ -160,6 +161,8 @@ def test_the_page_shows_three_maps_with_their_faithfulness(mobilenet):
     assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric if "AUC" in m.label)
     assert all(-1.0 <= float(m.value) <= 1.0 for m in at.metric if m.label == "ROAD ↑")  # a difference of probabilities
     assert [h.value for h in at.markdown[:3]] == ["#### Grad-CAM", "#### Grad-CAM++", "#### Layer-CAM"]
+    assert at.selectbox(key=layer_key("heatmaps", "mobilenet")).value == "conv_pw_13_relu"  # the shared picker's default
+    assert sum(caption.value.startswith("conv_pw_13_relu · ") for caption in at.caption) == 3
 
 
 def test_cli_writes_the_overlay_and_prints_the_target_and_its_aucs(mobilenet, tmp_path):
