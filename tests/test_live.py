@@ -121,3 +121,64 @@ def test_live_page_falls_back_to_snapshots_and_says_why():
     assert not at.exception, [e.value for e in at.exception]
     assert any("Snapshots instead of live video" in info.value for info in at.info)
     assert at.title[0].value == "Live"
+
+
+def fake_camera_file(path, frames: int = 30) -> np.ndarray:
+    """The cat photo as a .y4m video (YUV4MPEG2, I420) for Chromium's fake camera; the RGB frame it shows."""
+    image = load_sample("chelsea").convert("RGB").resize((640, 480), Image.BILINEAR)
+    ycc = np.asarray(image.convert("YCbCr"))
+    planes = ycc[..., 0].tobytes() + ycc[::2, ::2, 1].tobytes() + ycc[::2, ::2, 2].tobytes()
+    with open(path, "wb") as video:
+        video.write(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n")
+        for _ in range(frames):
+            video.write(b"FRAME\n" + planes)
+    return np.asarray(image)
+
+
+def _threads(pid: int) -> int:
+    import os
+
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_live_video_in_chromium_shows_the_map_and_closing_the_tab_frees_the_worker(tmp_path, cache_folder):
+    import os
+    import time
+
+    browser = pytest.importorskip("convvis_testing.browser")
+    from playwright.sync_api import sync_playwright
+
+    if not os.access(browser.CHROMIUM, os.X_OK):
+        pytest.skip(f"{browser.CHROMIUM} is missing")
+    source = fake_camera_file(tmp_path / "cat.y4m")
+    args = browser.CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                                    f"--use-file-for-fake-video-capture={tmp_path / 'cat.y4m'}"]
+    with browser.serve(tmp_path / "server.log") as served, sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=browser.CHROMIUM, args=args)
+        threads_before = None
+        for cycle in range(3):
+            page = chromium.new_page(viewport={"width": 1400, "height": 1400})
+            app = browser.AppPage(page)
+            app.open(served.url + "/live?model=mobilenet")
+            component = page.frame_locator("iframe[title*='webrtc']")
+            component.get_by_role("button", name="Start").click()
+            main = page.get_by_test_id("stMain")
+            main.get_by_text("frames/s reached").wait_for(timeout=120_000)  # connected, frames processed
+            page.wait_for_timeout(2_000)
+            text = main.inner_text()
+            assert "Egyptian cat" in text.split("frames/s")[0]  # the class Home gives the photo
+            component.locator("video").last.screenshot(path=str(tmp_path / "video.png"))
+            shown = np.asarray(Image.open(tmp_path / "video.png").convert("RGB").resize((640, 480))).astype(int)
+            assert np.abs(shown - source).mean() > 20  # the map is drawn over the returned video
+            page.close()
+            if threads_before is None:  # the first viewer starts what lives on (TF's pools, aiortc's event loop)
+                time.sleep(15)
+                threads_before = _threads(served.pid)
+                continue
+            deadline = time.monotonic() + 60
+            while _threads(served.pid) > threads_before and time.monotonic() < deadline:
+                time.sleep(1)
+            assert _threads(served.pid) <= threads_before, f"cycle {cycle}: the viewer's worker thread is still there"
+        chromium.close()
