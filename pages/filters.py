@@ -13,7 +13,7 @@ from convvis_core.presentation.filter_grids import caption, filter_grid, sort_by
 from convvis_core.featureviz.selection import parse_filters, random_filters
 from convvis_core.featureviz.objectives import OBJECTIVES
 from convvis_core.featureviz.optimizers import OPTIMIZERS
-from convvis_core.featureviz.recipe import difference, with_neuron
+from convvis_core.featureviz.recipe import PENALTIES, difference, penalized, with_neuron
 from convvis_core.featureviz.presets import PRESET_NOTES, default_preset, fitted_preset
 from convvis_core.featureviz.render import prepare_in_background
 from convvis_core.featureviz.settings import PARAMETERIZATIONS
@@ -79,14 +79,14 @@ def advanced_settings(base: Settings, preset_name: str, is_classifier: bool) -> 
         steps = right.slider("Steps", 8, 1024, base.steps, 8, key=f"steps_{preset_name}")
         size = right.slider("Image size (px)", 8, 384, base.size, 4, key=f"size_{preset_name}")
         seed = right.number_input("Seed", 0, 2**31 - 1, base.seed, key=f"seed_{preset_name}")
-        tv = right.number_input("Total variation weight", 0.0, 100.0, base.total_variation, key=f"tv_{preset_name}")
-        l2 = right.number_input("L2 weight", 0.0, 100.0, base.l2, key=f"l2_{preset_name}")
-        blur = right.number_input("Blur weight", 0.0, 100.0, base.blur, key=f"blur_{preset_name}")
+        penalties = {name: right.number_input(f"{name.capitalize()} weight", 0.0, 100.0, 0.0, key=f"{name}_{preset_name}",
+                                              help=PENALTIES[name].__doc__)
+                     for name in PENALTIES}
     return Settings(objective=objective, border=int(border), parameterization=parameterization,
                     decorrelate=decorrelate, pad=pad, jitter=jitter, scale=scale, rotate=rotate,
-                    final_jitter=final_jitter, fused_transforms=fused, total_variation=tv, l2=l2, blur=blur,
+                    final_jitter=final_jitter, fused_transforms=fused,
                     optimizer=optimizer, learning_rate=float(learning_rate), steps=steps, size=size,
-                    seed=int(seed), recipe=recipe)
+                    seed=int(seed), recipe=penalized(recipe, penalties))
 
 
 def main() -> None:

@@ -189,6 +189,7 @@ class L1(Term):
 
 @dataclass(frozen=True)
 class L2(Term):
+    """Mean squared distance from grey (a penalty: keeps pixels from running to extremes)."""
     kind: ClassVar[str] = "l2"
 
     def value(self, maps, filters, images):
@@ -200,6 +201,7 @@ class L2(Term):
 
 @dataclass(frozen=True)
 class TotalVariation(Term):
+    """Mean absolute difference between neighbouring pixels (a penalty: against high-frequency noise)."""
     kind: ClassVar[str] = "total_variation"
 
     def value(self, maps, filters, images):
@@ -211,6 +213,7 @@ class TotalVariation(Term):
 
 @dataclass(frozen=True)
 class Blur(Term):
+    """Mean squared difference from a 3×3 blur of the picture itself (a penalty: favours smooth pictures)."""
     kind: ClassVar[str] = "blur"
 
     def value(self, maps, filters, images):
@@ -244,6 +247,16 @@ class Sum(Term):
     def describe(self) -> str:
         text = " + ".join(t.describe() for t in self.terms)
         return text.replace("+ -", "− ")
+
+
+PENALTIES: dict[str, type[Term]] = {"total variation": TotalVariation, "L2": L2, "L1": L1, "blur": Blur}
+
+
+def penalized(recipe: str, weights: dict[str, float]) -> str:
+    """The spec of ``recipe`` (a spec; "": the objective alone) minus each penalty of :data:`PENALTIES`
+    named in ``weights`` times its weight (zero weights left out, so no penalty keeps the recipe as it was)."""
+    terms = ([parse(recipe)] if recipe else []) + [-weight * PENALTIES[name]() for name, weight in weights.items() if weight]
+    return sum(terms[1:], terms[0]).spec() if terms else ""
 
 
 def difference(weight: float, other: int) -> Term:

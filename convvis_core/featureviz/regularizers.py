@@ -1,10 +1,9 @@
-"""Penalties subtracted from the objective, one value per image (N, H, W, C) of 0..1 pixels."""
+"""Penalties a recipe subtracts from the objective (``recipe.TotalVariation`` …), one value per image
+(N, H, W, C) of 0..1 pixels."""
 
 from __future__ import annotations
 
 import tensorflow as tf
-
-from convvis_core.featureviz.settings import Settings
 
 
 def total_variation(images: tf.Tensor) -> tf.Tensor:
@@ -23,12 +22,3 @@ def blur(images: tf.Tensor) -> tf.Tensor:
     """Mean squared difference from a 3×3 box blur of itself: favours smooth images."""
     blurred = tf.nn.avg_pool2d(tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC"), 3, 1, "VALID")
     return tf.reduce_mean(tf.square(images - tf.stop_gradient(blurred)), axis=[1, 2, 3])
-
-
-def penalty(settings: Settings, images: tf.Tensor) -> tf.Tensor:
-    """The weighted sum of the regularizers that are switched on (a zero tensor if none is)."""
-    total = tf.zeros(tf.shape(images)[:1])
-    for weight, term in ((settings.total_variation, total_variation), (settings.l2, l2), (settings.blur, blur)):
-        if weight:
-            total += weight * term(images)
-    return total

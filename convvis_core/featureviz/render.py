@@ -23,7 +23,6 @@ from convvis_core.errors import ConvVisError, LayerError, SettingsError
 from convvis_core.featureviz.optimizers import make_optimizer
 from convvis_core.featureviz.parameterizations import make_parameterization
 from convvis_core.featureviz.recipe import Diversity, parse
-from convvis_core.featureviz.regularizers import penalty
 from convvis_core.featureviz.settings import Settings
 from convvis_core.featureviz.transforms import apply_transforms, build_transforms
 from convvis_core.graph import LOGITS, PRE_ACTIVATION, activation_name, sub_model
@@ -100,7 +99,7 @@ class _Batch:
             images = renderer.param.to_image(self.params)
             values, _ = renderer.objective_on(renderer.fast_target, images, filters, tf.stack([seed, iteration]),
                                               slices=None, with_recipe=True)
-            total = tf.reduce_sum(values - penalty(renderer.settings, images))
+            total = tf.reduce_sum(values)
         gradients = tape.gradient(total, self.params)
         norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=list(range(1, len(gradients.shape)))))
         self.max_gradient.assign(tf.maximum(self.max_gradient, norms))

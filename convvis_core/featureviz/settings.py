@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from convvis_core.featureviz.objectives import OBJECTIVES, ObjectiveSpec
 from convvis_core.featureviz.optimizers import OPTIMIZERS
 from convvis_core.featureviz.parameterizations import PARAMETERIZATIONS as _REGISTERED
+from convvis_core.featureviz.recipe import parse
 
 PARAMETERIZATIONS = {name: kind.description for name, kind in _REGISTERED.items()}  # name -> description
 
@@ -24,16 +25,13 @@ class Settings:
     rotate: float = 10.0  # random rotation in degrees, ±
     final_jitter: int = 4
     fused_transforms: bool = False  # the transforms as one resampling onto a fixed-size canvas (cheaper)
-    total_variation: float = 0.0  # regularizer weights
-    l2: float = 0.0
-    blur: float = 0.0
     optimizer: str = "adam"
     learning_rate: float = 0.05
     steps: int = 256
     size: int = 128  # image side in pixels (class logits use the model's input size)
     seed: int = 0
     batch_size: int = 8  # filters optimized together in one batch
-    recipe: str = ""  # a recipe.Term's spec() added to the objective ("" : the objective alone)
+    recipe: str = ""  # a recipe.Term's spec() added to the objective, regularizers included ("": the objective alone)
 
     def __post_init__(self) -> None:
         for value, known, what in ((self.objective, OBJECTIVES, "objective"),
@@ -44,8 +42,6 @@ class Settings:
         if self.steps < 1 or self.size < 8 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be at least 1, and size at least 8 pixels")
         if self.recipe:
-            from convvis_core.featureviz.recipe import parse  # recipe -> regularizers -> settings
-
             parse(self.recipe)  # a clear error now rather than in the render loop
 
     @property
