@@ -28,7 +28,7 @@ from convvis_core.topk import _prefetched, model_inputs, pixel_batch, scan_count
 
 CACHE_NAMESPACE = "compare-v1"
 BATCH_SIZE = 64
-_GRAMMERS = PerModelCache(4)
+_PASSES = PerModelCache(4)  # by model A, then B's weights and the layers
 
 
 class CompareError(ConvVisError):
@@ -108,30 +108,34 @@ def choose_layers(a: LoadedModel, b: LoadedModel, layers: Sequence[str] | None,
                        "(--matrix, or 'All pairs' on the page), which compares every layer with every other.")
 
 
-def _grammer(loaded: LoadedModel, paths: tuple[str, ...]) -> Callable:
-    """Traced: uint8 pixels → (Gram matrix per layer, the layers' maps flattened per channel for pairs)."""
+def _pass(a: LoadedModel, b: LoadedModel, layers_a: tuple[str, ...], layers_b: tuple[str, ...],
+          paired: tuple[str, ...]) -> Callable:
+    """Traced: both models' uint8 pixel batches → Gram matrices of A's layers and of B's, and the
+    per-channel moments of every paired layer; one forward pass of each model, only small arrays leave."""
 
     def build() -> Callable:
-        model = sub_model(loaded.model, list(paths))
+        model_a, model_b = sub_model(a.model, list(layers_a)), sub_model(b.model, list(layers_b))
+
+        def grams(outputs) -> tf.Tensor:
+            flats = [tf.reshape(tf.cast(output, tf.float32), [tf.shape(output)[0], -1]) for output in outputs]
+            return tf.stack([tf.matmul(flat, flat, transpose_b=True) for flat in flats])
 
         @tf.function(reduce_retracing=True)
-        def run(pixels: tf.Tensor, preprocessing: str):
-            outputs = model(model_inputs(pixels, preprocessing), training=False)
-            outputs = outputs if len(paths) > 1 else [outputs]
-            grams, maps = [], []
-            for output in outputs:
-                output = tf.cast(output, tf.float32)
-                flat = tf.reshape(output, [tf.shape(output)[0], -1])
-                grams.append(tf.matmul(flat, flat, transpose_b=True))
-                maps.append(output)
-            return tf.stack(grams), maps
+        def run(pixels_a: tf.Tensor, pixels_b: tf.Tensor):
+            outputs_a = model_a(model_inputs(pixels_a, a.info.preprocessing), training=False)
+            outputs_b = model_b(model_inputs(pixels_b, b.info.preprocessing), training=False)
+            outputs_a = outputs_a if len(layers_a) > 1 else [outputs_a]
+            outputs_b = outputs_b if len(layers_b) > 1 else [outputs_b]
+            moments = [_moments(tf.cast(outputs_a[layers_a.index(path)], tf.float32),
+                                tf.cast(outputs_b[layers_b.index(path)], tf.float32)) for path in paired]
+            return grams(outputs_a), grams(outputs_b), moments
 
         return run
 
-    return _GRAMMERS.get(loaded.model, (paths, loaded.info.preprocessing), build)
+    key = (model_fingerprint(b.model), a.info.preprocessing, b.info.preprocessing, layers_a, layers_b, paired)
+    return _PASSES.get(a.model, key, build)
 
 
-@tf.function(reduce_retracing=True)
 def _moments(x: tf.Tensor, y: tf.Tensor):
     """Per channel over images × positions: count, means, centred second moments and co-moment."""
     channels = tf.shape(x)[-1]
@@ -203,18 +207,17 @@ def _compute(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int, layer
     shapes_b = {path: find_layer(b.model, path) for path in layers_b}
     same = lambda x, y: (x.height, x.width, x.channels) == (y.height, y.width, y.channels)  # noqa: E731
     paired = [path for path in layers_a if path in shapes_b and same(shapes_a[path], shapes_b[path])]
-    run_a, run_b = _grammer(a, tuple(layers_a)), _grammer(b, tuple(layers_b))
+    run = _pass(a, b, tuple(layers_a), tuple(layers_b), tuple(paired))
     streamed = StreamedCKA(len(layers_a), len(layers_b))
     correlations = {path: _Correlation() for path in paired}
-    same_pixels = a.info == b.info or (a.info.input_size, a.info.channels) == (b.info.input_size, b.info.channels)
-    prepared = ((indices, pixel_batch(images, a.info), None if same_pixels else pixel_batch(images, b.info))
+    prepared = ((indices, pixel_batch(images, a.info))  # the same pixels for both: check_comparable
                 for indices, images in dataset.batches(batch_size, count))
-    for indices, pixels_a, pixels_b in _prefetched(prepared):
-        grams_a, maps_a = run_a(tf.constant(pixels_a), a.info.preprocessing)
-        grams_b, maps_b = run_b(tf.constant(pixels_a if pixels_b is None else pixels_b), b.info.preprocessing)
+    for indices, pixels in _prefetched(prepared):
+        pixels = tf.constant(pixels)
+        grams_a, grams_b, moments = run(pixels, pixels)
         streamed.add(grams_a.numpy(), grams_b.numpy())
-        for path in paired:
-            correlations[path].add(*_moments(maps_a[layers_a.index(path)], maps_b[layers_b.index(path)]))
+        for path, found in zip(paired, moments):
+            correlations[path].add(*(value.numpy() for value in found))
         if progress:
             progress(int(indices[-1]) + 1, count)
     return Similarity(tuple(layers_a), tuple(layers_b), streamed.matrix(),

@@ -1,0 +1,119 @@
+"""Cost of comparing two models: CKA of 28 MobileNet layers (and every filter's activation change) over
+1,000 gallery-size images, against one plain ``predict`` pass of both models over the same images
+(the floor: the forward passes). Memory: peak RSS of the comparison at 500 and at 2,000 images, each
+in a fresh process, so it shows whether memory grows with the number of images.
+
+The 1,000 images are the packaged photo gallery (12 photos, about 300 × 450) repeated: decoding and
+resizing them is part of both measurements. Model B is MobileNet with every weight perturbed by 1 %,
+so the two passes are different models as in a real comparison.
+
+    .venv/bin/python bench/compare_cost.py [--images 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from convvis_core.cache import ResultCache  # noqa: E402
+from convvis_core.compare.similarity import BATCH_SIZE, compare_models  # noqa: E402
+from convvis_core.datasets.base import Dataset  # noqa: E402
+from convvis_core.datasets.catalog import open_dataset  # noqa: E402
+from convvis_core.layers import spatial_layers  # noqa: E402
+from convvis_core.models import LoadedModel, load_model  # noqa: E402
+from convvis_core.parallel import cores  # noqa: E402
+from convvis_core.precision import SPEED_FLAGS, cpu_flags  # noqa: E402
+from convvis_core.topk import _prefetched, model_inputs, pixel_batch  # noqa: E402
+
+LAYER_COUNT = 28
+
+
+class Repeated(Dataset):
+    """The gallery's photos, repeated to ``count`` images."""
+
+    def __init__(self, count: int):
+        self.gallery = open_dataset("gallery")
+        super().__init__(f"gallery × {count}", f"gallery-repeated-{count}")
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def image(self, index: int) -> np.ndarray:
+        return self.gallery.image(index % len(self.gallery))
+
+
+def models() -> tuple[LoadedModel, LoadedModel, list[str]]:
+    a = load_model("mobilenet")
+    model = keras.models.clone_model(a.model)
+    rng = np.random.default_rng(0)
+    model.set_weights([w * (1 + 0.01 * rng.standard_normal(w.shape)).astype(w.dtype) for w in a.model.get_weights()])
+    b = LoadedModel(model, a.info)
+    spatial = spatial_layers(a.model)
+    relus = [layer.path for layer in spatial if layer.kind in ("ReLU", "Activation")]  # 27: every block's output
+    return a, b, (relus + [layer.path for layer in spatial if layer.path not in relus][-1:])[:LAYER_COUNT]
+
+
+def plain_predict(a: LoadedModel, b: LoadedModel, dataset: Dataset) -> float:
+    """Both models' ``predict`` over the images, read and resized the same way: the floor."""
+    start = time.perf_counter()
+    batches = ((indices, pixel_batch(images, a.info)) for indices, images in dataset.batches(BATCH_SIZE))
+    for _, pixels in _prefetched(batches):
+        inputs = model_inputs(pixels, a.info.preprocessing)
+        a.model.predict(inputs, batch_size=BATCH_SIZE, verbose=0)
+        b.model.predict(inputs, batch_size=BATCH_SIZE, verbose=0)
+    return time.perf_counter() - start
+
+
+def compare(a: LoadedModel, b: LoadedModel, layers: list[str], dataset: Dataset) -> float:
+    start = time.perf_counter()
+    compare_models(a, b, dataset, len(dataset), layers=layers, cache=ResultCache(Path(tempfile.mkdtemp())))
+    return time.perf_counter() - start
+
+
+def memory_child(count: int) -> None:
+    a, b, layers = models()
+    compare(a, b, layers, Repeated(count))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        return memory_child(args.memory_child)
+    shown = " ".join(flag for flag in SPEED_FLAGS if flag in cpu_flags()) or "none of " + " ".join(SPEED_FLAGS)
+    print(f"CPU flags: {shown}; {cores()} CPU cores for this process; load average {os.getloadavg()[0]:.1f} "
+          "(a shared machine: other processes' load makes these numbers noisy)")
+    a, b, layers = models()
+    print(f"MobileNet vs MobileNet with weights perturbed by 1 %, {len(layers)} layers ({layers[0]} … {layers[-1]}), "
+          f"{args.images:,} gallery-size images, batches of {BATCH_SIZE}")
+    warm = Repeated(BATCH_SIZE)
+    plain_predict(a, b, warm), compare(a, b, layers, warm)  # traces and first-call costs, not measured
+    dataset = Repeated(args.images)
+    floor = plain_predict(a, b, dataset)
+    cost = compare(a, b, layers, dataset)
+    print(f"plain predict of both models: {floor:.1f} s; CKA of {len(layers)} layers + activation change: {cost:.1f} s; "
+          f"ratio {cost / floor:.2f} (target ≤ 1.3)")
+    for count in (500, 2000):
+        found = subprocess.run([sys.executable, __file__, "--memory-child", str(count)], capture_output=True, text=True,
+                               check=True).stdout.split()[-1]
+        print(f"peak RSS comparing over {count:,} images: {found} MiB")
+
+
+if __name__ == "__main__":
+    main()
