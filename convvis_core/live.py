@@ -17,6 +17,8 @@ Heatmaps page's map of the same picture.
 
 from __future__ import annotations
 
+import functools
+
 import threading
 import time
 from collections import deque
@@ -27,14 +29,14 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from convvis_core.cam.base import EmptyHeatmapError, Probe, probe_for, resized
+from convvis_core.cam.base import EmptyHeatmapError, Probe, probe_for, unit_map
 from convvis_core.cam.methods import method_named
 from convvis_core.cam.targets import ClassTarget
 from convvis_core.errors import ConvVisError
 from convvis_core.images import model_pixels
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
-from convvis_core.predictions import Prediction, _squashed, _top
+from convvis_core.predictions import Prediction, ranked, squashed_output
 from convvis_core.presentation.channel_grids import channel_grid
 from convvis_core.presentation.overlays import overlay
 
@@ -96,7 +98,7 @@ class LiveProcessor:
             raise ConvVisError(f"{loaded.info.display_name}'s output '{output.name}' {output.holds}, not class "
                                "scores: the live view explains the top class of each frame. Pick a classifier.")
         self.loaded = loaded
-        self._squashed = _squashed(loaded)
+        self._squashed = squashed_output(loaded)
         self._lock = threading.Lock()
         self._settings = self._checked(settings)
         self._latest: LiveFrame | None = None
@@ -133,11 +135,11 @@ class LiveProcessor:
         probe = probe_for(self.loaded, settings.layer, ClassTarget())
         passed = time.perf_counter()
         saliency = settings.method == "saliency"
-        outputs = probe.traced(_saliency_pass if saliency else _cam_pass)(
+        outputs = probe.traced(_SALIENCY_PASS if saliency else _CAM_PASS)(
             tf.convert_to_tensor(pixels), tf.constant(self._squashed))
         probabilities, activations, gradients = (tensor.numpy()[0] for tensor in outputs)
         model_s = time.perf_counter() - passed
-        top = tuple(_top(probabilities, self.loaded.info.class_names, TOP))
+        top = tuple(ranked(probabilities, self.loaded.info.class_names, TOP))
         explained = top[0].class_index
         problem, shown = None, image
         try:
@@ -177,31 +179,25 @@ def _probabilities(logits: tf.Tensor, squashed: tf.Tensor) -> tf.Tensor:
     return tf.cond(sigmoid, lambda: tf.sigmoid(logits), lambda: tf.nn.softmax(logits))
 
 
-def _cam_pass(probe: Probe, pixels: tf.Tensor, squashed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def _frame_pass(probe: Probe, pixels: tf.Tensor, squashed: tf.Tensor, *,
+                to_pixels: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Probabilities, the layer's activations, and the gradients of the top class's logit with respect to
-    them: Grad-CAM's and Layer-CAM's one forward and one backward pass (the backward from the logits down
-    to the layer only)."""
+    the layer's activations (Grad-CAM's and Layer-CAM's: the backward pass from the logits down to the
+    layer only) or, ``to_pixels``, to the pixels (the vanilla gradient, through the whole network):
+    one forward and one backward pass."""
     _traced_once()
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(pixels)
         activations, logits = probe.layer_model(probe.preprocess(pixels), training=False)
         logits = tf.cast(logits, tf.float32)
         value = tf.reduce_sum(ClassTarget.value(logits, tf.argmax(logits[0], output_type=tf.int32), None))
-    gradients = tape.gradient(value, activations)
-    gradients = tf.zeros_like(activations) if gradients is None else gradients
+    gradients = tape.gradient(value, pixels if to_pixels else activations)
+    gradients = tf.zeros_like(pixels if to_pixels else activations) if gradients is None else gradients
     return _probabilities(logits, squashed), tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32)
 
 
-def _saliency_pass(probe: Probe, pixels: tf.Tensor, squashed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Probabilities, the layer's activations (for the grid), and the gradients of the top class's logit
-    with respect to the pixels (the vanilla gradient: a backward pass through the whole network)."""
-    _traced_once()
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(pixels)
-        activations, logits = probe.layer_model(probe.preprocess(pixels), training=False)
-        logits = tf.cast(logits, tf.float32)
-        value = tf.reduce_sum(ClassTarget.value(logits, tf.argmax(logits[0], output_type=tf.int32), None))
-    return _probabilities(logits, squashed), tf.cast(activations, tf.float32), tape.gradient(value, pixels)
+_CAM_PASS = functools.partial(_frame_pass, to_pixels=False)  # each traced once per probe (Probe.traced)
+_SALIENCY_PASS = functools.partial(_frame_pass, to_pixels=True)
 
 
 def frame_map(method: LiveMethod, activations: np.ndarray, gradients: np.ndarray, size: tuple[int, int],
@@ -213,12 +209,11 @@ def frame_map(method: LiveMethod, activations: np.ndarray, gradients: np.ndarray
         raw = np.abs(gradients).max(axis=-1)
     else:
         raw = np.maximum((activations * chosen.weights(_Captured(activations, gradients))).sum(axis=-1), 0.0)
-    values = resized(raw, size)
-    low, high = float(values.min()), float(values.max())
-    if not (np.isfinite(values).all() and high > low):
+    values = unit_map(raw, size)
+    if values is None:
         raise EmptyHeatmapError(f"{chosen.title}: no map for class {explained} on this frame (the map is flat); "
                                 "try another layer, or hold the object closer.")
-    return (values - low) / (high - low)
+    return values
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ import numpy as np
 from PIL import Image
 
 from convvis_core.errors import ConvVisError
+from convvis_core.graph import activation_name
 from convvis_core.images import Fit, model_input
 from convvis_core.models.base import LoadedModel
 from convvis_core.models.heads import OutputInfo
+from convvis_core.segmentation import classes_of, squashed_head
 
 VALUES_SHOWN = 8  # a values output's first values printed; the norm covers the rest
 
@@ -44,9 +46,8 @@ def _one_output(loaded: LoadedModel) -> LoadedModel:
     return loaded
 
 
-def _squashed(loaded: LoadedModel) -> bool:
-    from convvis_core.graph import activation_name
-
+def squashed_output(loaded: LoadedModel) -> bool:
+    """Whether the model's output is a sigmoid: its classes are scored each on its own, not by a softmax."""
     return activation_name(loaded.model.outputs[0]._keras_history[0]) == "sigmoid"
 
 
@@ -54,7 +55,8 @@ def _outputs(loaded: LoadedModel, image: Image.Image, fit: Fit) -> np.ndarray:
     return np.asarray(loaded.model(model_input(image, loaded.info, fit), training=False), np.float32)
 
 
-def _top(probabilities: np.ndarray, names: Sequence[str] | None, k: int) -> list[Prediction]:
+def ranked(probabilities: np.ndarray, names: Sequence[str] | None, k: int) -> list[Prediction]:
+    """The ``k`` most probable classes, highest first, named by ``names`` (indexes where there are none)."""
     order = np.argsort(probabilities)[::-1][:k]
     return [
         Prediction(
@@ -81,7 +83,7 @@ def top_k(loaded: LoadedModel, image: Image.Image, k: int = 5, fit: Fit = "stret
             f"{loaded.info.display_name} outputs a {outputs.ndim}-D tensor of shape {outputs.shape}, "
             "not class scores, so it has no predictions. Its layers can still be visualized."
         )
-    return _top(as_probabilities(outputs, _squashed(loaded))[0], loaded.info.class_names, k)
+    return ranked(as_probabilities(outputs, squashed_output(loaded))[0], loaded.info.class_names, k)
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,6 @@ class OutputPrediction:
 
 
 def _predict_one(loaded: LoadedModel, index: int, image: Image.Image, fit: Fit, k: int) -> OutputPrediction:
-    from convvis_core.segmentation import classes_of, squashed_head
 
     output: OutputInfo = loaded.info.output_info
     if output.kind in ("none", "unsupported") and loaded.info.outputs:
@@ -146,8 +147,8 @@ def _predict_one(loaded: LoadedModel, index: int, image: Image.Image, fit: Fit, 
                 "class map, so it has no predictions; its layers can still be visualized"))
         kind = "values"
     if kind == "classes":
-        probabilities = as_probabilities(outputs, _squashed(loaded))[0]
-        return OutputPrediction(index, output.name, kind, shape, classes=_top(probabilities, output.class_names, k))
+        probabilities = as_probabilities(outputs, squashed_output(loaded))[0]
+        return OutputPrediction(index, output.name, kind, shape, classes=ranked(probabilities, output.class_names, k))
     if kind == "values":
         flat = outputs[0].ravel().astype(np.float64)
         return OutputPrediction(index, output.name, kind, shape, values=tuple(flat.tolist()),

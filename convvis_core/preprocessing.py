@@ -10,6 +10,8 @@ import re
 import keras
 import numpy as np
 
+from convvis_core.graph import flat_graph
+
 # Caffe-style per-channel means, in BGR order (VGG, HED).
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 _TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -64,8 +66,6 @@ def infer_preprocessing(model: keras.Model, default: str = "unit") -> tuple[str,
     a model that is, or nests, a recognized keras.applications base takes that family's pixels;
     anything else gets ``default``.
     """
-    from convvis_core.graph import flat_graph
-
     graph = flat_graph(model)
     first = next(iter(graph.layers.items()), None)
     if first and isinstance(first[1], (keras.layers.Rescaling, keras.layers.Normalization)):

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from convvis_core.datasets.mnist import mnist_split
 from convvis_core.errors import ImageError
 from convvis_core.images import open_image
 
@@ -51,7 +52,6 @@ def _matplotlib(file_name: str) -> Callable[[], Image.Image]:
 
 def _mnist_digit(digit: int) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
-        from convvis_core.datasets.mnist import mnist_split
 
         _, (images, labels) = mnist_split()  # held-out digits: never seen in training
         return images[np.flatnonzero(labels == digit)[0]]

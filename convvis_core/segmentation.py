@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from convvis_core.cam.targets import Region
 from convvis_core.errors import ConvVisError
+from convvis_core.graph import activation_name
 from convvis_core.images import Fit, model_input
 from convvis_core.models.base import LoadedModel
 
@@ -27,7 +29,6 @@ def _segmentation_output(loaded: LoadedModel):
 
 def squashed_head(loaded: LoadedModel) -> bool:
     """Whether the view's output comes out of a softmax or sigmoid (probabilities, not logits)."""
-    from convvis_core.graph import activation_name
 
     head = loaded.model.outputs[0]._keras_history[0]
     return activation_name(head) in ("softmax", "sigmoid")
@@ -64,8 +65,6 @@ def predicted_mask(classes: np.ndarray, class_index: int, units: int) -> np.ndar
 
 def predicted_region(loaded: LoadedModel, image: Image.Image, class_index: int, fit: Fit = "stretch"):
     """The pixels the model predicts as ``class_index`` on this image, as a ``Region`` of its output map."""
-    from convvis_core.cam.targets import Region
-
     output = _segmentation_output(loaded)
     if not 0 <= class_index < output.units:
         raise ConvVisError(f"Class {class_index} is out of range: output '{output.name}' has {output.units} "

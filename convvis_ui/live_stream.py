@@ -25,10 +25,7 @@ import streamlit as st
 
 from convvis_core.live import LiveFrame, LiveProcessor, LiveSettings
 from convvis_core.models import LoadedModel
-from convvis_ui import pickers
 
-# The Live page's layer widget key; TODO(lead): move this line into pickers._LAYER_KEYS (not this file's to edit).
-pickers._LAYER_KEYS.setdefault("live", "live_layer_{model}")
 
 ICE_SERVERS_VARIABLE = "CONVVIS_ICE_SERVERS"
 SECURE_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")

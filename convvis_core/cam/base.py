@@ -192,19 +192,28 @@ class HeatmapMethod(ABC):
         target = pinned(target, probe, pixels)
         scene = Scene(probe, pixels, baseline_pixels(image, loaded.info, fit, baseline), target, layer)
         raw = self.raw_map(scene)
-        values = resized(raw, pixels.shape[1:3])
-        low, high = float(values.min()), float(values.max())
-        if not high > low:
+        values = unit_map(raw, pixels.shape[1:3])
+        if values is None:
             where, advice = ((f" at {layer}", "choose a layer with a larger map") if self.uses_layer else
                              ("", "the target does not depend on where anything is in this image"))
             raise EmptyHeatmapError(
                 f"{self.title}: the map is flat ({raw.shape[0]}×{raw.shape[1]}{where}, the same value "
                 f"everywhere), so it cannot say where the evidence is; {advice}.")
-        return Heatmap(self.name, (values - low) / (high - low), target, layer if self.uses_layer else None)
+        return Heatmap(self.name, values, target, layer if self.uses_layer else None)
 
     @abstractmethod
     def raw_map(self, scene: "Scene") -> np.ndarray:
         """A finite, non-negative 2-D map with a positive maximum, or :class:`EmptyHeatmapError`."""
+
+
+def unit_map(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    """``raw`` resized to ``size`` (height, width) and scaled to 0..1, or None when it is flat or not finite:
+    a map that cannot say where anything is."""
+    values = resized(raw, size)
+    low, high = float(values.min()), float(values.max())
+    if not (np.isfinite(values).all() and high > low):
+        return None
+    return (values - low) / (high - low)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from PIL import Image
 from convvis_core.activations import channel_stats, feature_maps
 from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.graph import LOGITS, OUTPUT
-from convvis_core.images import Fit
+from convvis_core.images import Fit, model_input
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
 
@@ -231,8 +231,6 @@ class RegionTarget:
 
 def similarity_target(loaded: LoadedModel, reference: Image.Image, name: str, fit: Fit = "stretch") -> SimilarityTarget:
     """The similarity target to ``reference``'s output under the same model (and output)."""
-    from convvis_core.images import model_input
-
     output = np.asarray(loaded.model(model_input(reference, loaded.info, fit), training=False), np.float64)
     return SimilarityTarget(tuple(output.ravel().tolist()), name)
 

@@ -8,12 +8,11 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable, Iterator
 
-if TYPE_CHECKING:  # imported where used: `convvis --help` starts without TensorFlow
-    from PIL import Image
+from PIL import Image
 
-    from convvis_core.models import LoadedModel
+from convvis_core.models import LoadedModel
 
 FITS = ("stretch", "crop", "pad")
 

@@ -18,6 +18,8 @@ import keras
 import numpy as np
 
 from convvis_core.errors import ModelError
+from convvis_core.graph import activation_name
+from convvis_core.labels import imagenet_class_names
 
 MAX_HELD_VALUES = 4096  # numbers in an input held at a value you set (a metadata vector, not a second image)
 OutputKind = Literal["classes", "values", "segmentation", "none", "unsupported"]
@@ -102,8 +104,6 @@ def output_kind(model: keras.Model, index: int) -> OutputKind:
     its head squashes (softmax, sigmoid) or has several units, values when it is one linear unit or
     normalizes a vector (an embedding); a 4-D output is a per-pixel class map when its head squashes
     or it has the image's size (else it is a feature extractor's maps: "none")."""
-    from convvis_core.graph import activation_name
-
     tensor = model.outputs[index]
     head = _head_layer(tensor)
     if len(tensor.shape) == 4:
@@ -121,9 +121,6 @@ def output_kind(model: keras.Model, index: int) -> OutputKind:
 
 def describe_outputs(model: keras.Model, class_names: Sequence[str] | None = None) -> tuple[OutputInfo, ...]:
     """Every output of ``model``, named by its head layer; ``class_names`` name a single classifier's classes."""
-    from convvis_core.graph import activation_name
-    from convvis_core.labels import imagenet_class_names
-
     outputs = []
     for index, tensor in enumerate(model.outputs):
         kind = output_kind(model, index)
