@@ -198,6 +198,14 @@ def _reducer(model: keras.Model, paths: tuple[str, ...]) -> Callable:
     return REDUCERS.get(model, paths, build)
 
 
+def prepare_ranking(loaded: LoadedModel, paths: Sequence[str], rows: int) -> None:
+    """Trace the pass that ranks ``paths`` for batches of ``rows`` images now, on a blank batch (a worker's
+    start), so its first real batch runs at full speed; the trace is kept for every scan of those layers."""
+    height, width = loaded.info.input_size
+    _reducer(loaded.model, tuple(paths))(tf.zeros((rows, height, width, loaded.info.channels), tf.uint8),
+                                         loaded.info.preprocessing)
+
+
 def _padded(pixels: np.ndarray, batch_size: int) -> np.ndarray:
     """A short last batch filled up with copies of its last image: every batch then runs the same
     kernels (one input shape, one trace), so equal images give bit-equal values and ties rank in

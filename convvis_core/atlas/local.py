@@ -9,11 +9,15 @@ from convvis_core.atlas.plan import FilterUnit, Plan, Shard, batch_for, pass_pla
 from convvis_core.atlas.work import FilterOutcome, ShardOutcome, rank_shard, render_unit
 from convvis_core.featureviz import render
 from convvis_core.parallel import cores
+from convvis_core.topk import prepare_ranking
 
 
 class LocalEngine:
     def start(self, plan: Plan) -> None:
+        """The model is the plan's, already loaded; the top-k pass is traced now, as a Ray worker's is."""
         self.plan = plan
+        if plan.dataset is not None:
+            prepare_ranking(plan.loaded, plan.layers, plan.pass_rows(1))
 
     def describe(self) -> str:
         return f"local (this process, {cores()} cores)"

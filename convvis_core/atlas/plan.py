@@ -129,6 +129,10 @@ class Plan:
         """The same for every run of the same job: it names the job's manifest."""
         return cache_key("atlas", [unit.keys for unit in self.units], self.index_keys)[:24]
 
+    def pass_rows(self, workers: int) -> int:
+        """Rows of the top-k forward passes when ``workers`` rank the plan's images (see :func:`batch_for`)."""
+        return pass_placement(0, batch_for(self.count, workers, self.batch_size))[1]
+
     @property
     def filter_count(self) -> int:
         return sum(len(unit.filters) for unit in self.units)

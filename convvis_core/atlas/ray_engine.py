@@ -34,7 +34,7 @@ from convvis_core.datasets.base import Dataset
 from convvis_core.featureviz import render
 from convvis_core.featureviz.settings import Settings
 from convvis_core.parallel import cores
-from convvis_core.topk import TopKIndex
+from convvis_core.topk import TopKIndex, prepare_ranking
 
 Unit = TypeVar("Unit")
 
@@ -54,14 +54,16 @@ class _Worker:
     """A Ray actor for one job: the model, loaded once, optimizing batches of filters and ranking batches of images."""
 
     def __init__(self, model: str, preprocessing: str | None, settings: Settings, folder: Path, token: str,
-                 threads: int | None, dataset: Dataset | None, layers: tuple[str, ...], keep: int):
+                 threads: int | None, dataset: Dataset | None, layers: tuple[str, ...], keep: int, rows: int):
         configure_tensorflow(threads)
         self.loaded = open_model(model, preprocessing)
         self.settings, self.folder, self.token = settings, folder, token
         self.dataset, self.layers, self.keep = dataset, layers, keep
+        if dataset is not None:  # traced now, as the local engine's: the phases then only compute
+            prepare_ranking(self.loaded, layers, rows)
 
     def ready(self) -> None:
-        """Answers once the constructor has run: the model is loaded."""
+        """Answers once the constructor has run: the model is loaded, its top-k pass traced."""
 
     def render(self, unit: FilterUnit) -> FilterOutcome:
         return render_unit(self.loaded, self.settings, unit, _visible(self.folder, self.token))
@@ -109,7 +111,8 @@ class RayEngine:
         dataset = ray.put(plan.dataset) if plan.dataset is not None else None  # one copy in the object store
         self.actors = [remote.remote(str(model.resolve()) if model.is_file() else plan.request.model,  # workers' own
                                      plan.request.preprocessing, plan.settings, plan.folder, token,  # folders differ
-                                     self.threads_each, dataset, plan.layers, plan.keep) for _ in range(count)]
+                                     self.threads_each, dataset, plan.layers, plan.keep, plan.pass_rows(count))
+                       for _ in range(count)]
         ray.get([actor.ready.remote() for actor in self.actors])
 
     def describe(self) -> str:
