@@ -18,7 +18,12 @@ from convvis_core.datasets.catalog import builtin_names
 from convvis_core.models import MODELS, LoadedModel
 from convvis_core.topk import scan_count
 from convvis_ui import links
-from convvis_ui.cached import shown_once
+from convvis_core.cam.methods import heatmap
+from convvis_core.cam.targets import ClassTarget
+from convvis_core.images import as_model_sees_it
+from convvis_core.presentation.comparisons import side_by_side
+from convvis_ui.cached import image_bytes, shown_once, top5
+from convvis_ui.image_input import image_picker
 from convvis_ui.feedback import user_errors
 from convvis_ui.other_model import other_model_picker
 from convvis_ui.page import start_page
@@ -45,6 +50,30 @@ def _cka_chart(result: Similarity) -> None:
     figure.update_layout(height=max(300, 22 * len(result.layers_a) + 120), yaxis={"autorange": "reversed"},
                          xaxis_title="model B", yaxis_title="model A", margin={"l": 10, "r": 10, "t": 10, "b": 10})
     st.plotly_chart(figure, width="stretch")
+
+
+def _same_image(a: LoadedModel, b: LoadedModel, matched: list[str]) -> None:
+    """One image through both: the top-5 of each, Grad-CAM of each for A's top class, and the difference."""
+    st.subheader("Same image, both models")
+    chosen = image_picker(a.info, key="compare_image")
+    left, right = st.columns(2)
+    with user_errors():
+        for column, loaded, name in ((left, a, "A"), (right, b, "B")):
+            column.markdown(f"**{name}: {loaded.info.display_name}**")
+            column.dataframe([{"class": p.class_name, "probability": p.probability}
+                              for p in top5(loaded, chosen.image, chosen.fit)], hide_index=True)
+    if not (a.info.is_classifier and b.info.is_classifier):
+        return
+    with user_errors():
+        target = ClassTarget(top5(a, chosen.image, chosen.fit)[0].class_index)
+        seen = as_model_sees_it(chosen.image, a.info, chosen.fit)
+        layer = st.selectbox("Grad-CAM layer (in both models)", matched, index=len(matched) - 1,
+                             key=f"compare_cam_layer_{a.info.key}") if matched else None
+        maps = [heatmap(loaded, chosen.image, "gradcam", target, layer, fit=chosen.fit).values for loaded in (a, b)]
+        pictures = side_by_side(seen, *maps)
+        for column, picture, caption in zip(st.columns(3), pictures,
+                                            ("Grad-CAM, A", "Grad-CAM, B", "difference |B − A|")):
+            column.image(image_bytes(picture), caption=caption, width="stretch")
 
 
 def main() -> None:
@@ -84,8 +113,12 @@ def main() -> None:
         st.dataframe(rows, hide_index=True, width="stretch")
     if matrix:
         shown_once(("compare-matrix", *key), lambda: _cka_chart(result))
-    if not changes:
-        return
+    if changes:
+        _changed_filters(a, b, changes)
+    _same_image(a, b, result.matched)
+
+
+def _changed_filters(a: LoadedModel, b: LoadedModel, changes: dict) -> None:
     st.subheader("Filters that changed most")
     layer = st.selectbox("Layer", list(changes), key=f"compare_layer_{a.info.key}")
     for row in changes[layer][:8]:

@@ -227,11 +227,15 @@ def test_compare_page_with_an_uploaded_fine_tuned_model(inverted_tuned, tmp_path
     at.slider[0].set_value(64)
     at.button(key="compare_run").click().run()
     assert not at.exception, at.exception
+    at.selectbox(key="compare_cam_layer_lenet_mnist").set_value("conv2_relu").run()
     table = at.dataframe[0].value
     assert list(table["layer"])[:2] == ["conv1", "conv1_relu"]
     assert all(0 < value < 1 for value in table["CKA"])
     assert at.query_params.get("model") in ("lenet_mnist", ["lenet_mnist"]) and "other" not in at.query_params
     assert any("#" in markdown.value and "activation change" in markdown.value for markdown in at.markdown)
+    assert len(at.dataframe) == 3  # the CKA table and the top-5 of each model
+    captions = [caption for image in at.image for caption in image.captions]
+    assert captions[-3:] == ["Grad-CAM, A", "Grad-CAM, B", "difference |B − A|"], (captions, [e.value for e in at.error])
 
 
 def test_compare_page_different_inputs_is_a_message() -> None:
