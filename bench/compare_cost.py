@@ -35,7 +35,7 @@ from convvis_core.layers import spatial_layers  # noqa: E402
 from convvis_core.models import LoadedModel, load_model  # noqa: E402
 from convvis_core.parallel import cores  # noqa: E402
 from convvis_core.precision import SPEED_FLAGS, cpu_flags  # noqa: E402
-from convvis_core.topk import _prefetched, model_inputs, pixel_batch  # noqa: E402
+from convvis_core.topk import prefetched, model_inputs, pixel_batch  # noqa: E402
 
 LAYER_COUNT = 28
 
@@ -70,7 +70,7 @@ def plain_predict(a: LoadedModel, b: LoadedModel, dataset: Dataset) -> float:
     """Both models' ``predict`` over the images, read and resized the same way: the floor."""
     start = time.perf_counter()
     batches = ((indices, pixel_batch(images, a.info)) for indices, images in dataset.batches(BATCH_SIZE))
-    for _, pixels in _prefetched(batches):
+    for _, pixels in prefetched(batches):
         inputs = model_inputs(pixels, a.info.preprocessing)
         a.model.predict(inputs, batch_size=BATCH_SIZE, verbose=0)
         b.model.predict(inputs, batch_size=BATCH_SIZE, verbose=0)

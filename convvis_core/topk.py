@@ -156,7 +156,7 @@ def model_inputs(pixels: np.ndarray | tf.Tensor, preprocessing: str) -> tf.Tenso
     return preprocess(tf.cast(pixels, tf.float32), preprocessing)
 
 
-def _prefetched(items: Iterator[T]) -> Iterator[T]:
+def prefetched(items: Iterator[T]) -> Iterator[T]:
     """The items, each next one made in a background thread while the caller works on the current one
     (decoding and resizing the next batch overlaps the model's pass over this one)."""
     with ThreadPoolExecutor(max_workers=1) as worker:
@@ -298,7 +298,7 @@ def scan_layers(loaded: LoadedModel, dataset: Dataset, paths: Sequence[str], fir
     map_sizes = [(0, 0)] * len(paths)
     prepared = ((indices, pixel_batch(images, loaded.info))
                 for indices, images in dataset.batches(batch_size, stop, first))
-    for indices, pixels in _prefetched(prepared):
+    for indices, pixels in prefetched(prepared):
         for layer, piece in enumerate(rank_batch(loaded, dataset.identity, paths, indices, pixels, keep, batch_size)):
             tops[layer] = tops[layer].merged(piece.top, keep, descending=True)
             bottoms[layer] = bottoms[layer].merged(piece.bottom, keep, descending=False)

@@ -20,11 +20,11 @@ from convvis_core.compare.cka import StreamedCKA
 from convvis_core.datasets.base import Dataset
 from convvis_core.errors import ConvVisError
 from convvis_core.graph import sub_model
-from convvis_core.layers import SpatialLayer, find_layer, spatial_layers
+from convvis_core.layers import find_layer, spatial_layers
 from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
 from convvis_core.progress import StepProgress
-from convvis_core.topk import _prefetched, model_inputs, pixel_batch, scan_count
+from convvis_core.topk import prefetched, model_inputs, pixel_batch, scan_count
 
 CACHE_NAMESPACE = "compare-v1"
 BATCH_SIZE = 64
@@ -212,7 +212,7 @@ def _compute(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int, layer
     correlations = {path: _Correlation() for path in paired}
     prepared = ((indices, pixel_batch(images, a.info))  # the same pixels for both: check_comparable
                 for indices, images in dataset.batches(batch_size, count))
-    for indices, pixels in _prefetched(prepared):
+    for indices, pixels in prefetched(prepared):
         pixels = tf.constant(pixels)
         grams_a, grams_b, moments = run(pixels, pixels)
         streamed.add(grams_a.numpy(), grams_b.numpy())
