@@ -6,4 +6,7 @@ with the app (pyproject.toml's packages leave it out): it needs Playwright, a de
 the app never imports it (an import-linter contract in pyproject.toml). It is imported from the
 repository root, which pytest (``pythonpath`` in pytest.ini) and the bench and script files put on
 ``sys.path``.
+
+``models``: LeNet copies fine-tuned in seconds with chosen layers frozen, and one-convolution models, for
+``tests/test_compare.py`` and ``tests/test_atlas_compare.py``.
 """

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
 import numpy as np
 import pytest
 
@@ -16,6 +15,7 @@ from convvis_core.compare.similarity import CompareError, compare_models
 from convvis_core.datasets.base import ArrayDataset
 from convvis_core.datasets.packaged import mnist_dataset
 from convvis_core.models.base import LoadedModel
+from convvis_testing.models import copy_model, fine_tune, one_conv_model
 
 CONVS = ("conv1", "conv2")
 
@@ -62,20 +62,6 @@ def test_streamed_estimator_agrees_with_full_batch() -> None:
 
 # ---- LeNets fine-tuned here ----------------------------------------------------------------------
 
-def _copy(loaded: LoadedModel, note: str) -> LoadedModel:
-    model = keras.models.clone_model(loaded.model)
-    model.set_weights(loaded.model.get_weights())
-    return LoadedModel(model, dataclasses.replace(loaded.info, key=f"{loaded.info.key}-{note}"))
-
-
-def _train(loaded: LoadedModel, images: np.ndarray, labels: np.ndarray, frozen: tuple[str, ...], epochs: int) -> None:
-    for layer in loaded.model.layers:
-        layer.trainable = layer.name not in frozen
-    loaded.model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    keras.utils.set_random_seed(0)
-    loaded.model.fit(images.astype("float32")[..., None] / 255.0, labels, batch_size=64, epochs=epochs, verbose=0)
-
-
 @pytest.fixture(scope="module")
 def digits() -> ArrayDataset:
     return mnist_dataset()
@@ -83,15 +69,15 @@ def digits() -> ArrayDataset:
 
 @pytest.fixture(scope="module")
 def head_tuned(lenet, digits) -> LoadedModel:
-    tuned = _copy(lenet, "head")
-    _train(tuned, digits.images[:1000], (digits.labels[:1000] + 1) % 10, CONVS, epochs=1)  # a new head task
+    tuned = copy_model(lenet, "head")
+    fine_tune(tuned, digits.images[:1000], (digits.labels[:1000] + 1) % 10, CONVS, epochs=1)  # a new head task
     return tuned
 
 
 @pytest.fixture(scope="module")
 def inverted_tuned(lenet, digits) -> LoadedModel:
-    tuned = _copy(lenet, "inverted")
-    _train(tuned, 255 - digits.images[:2000], digits.labels[:2000], (), epochs=2)  # white on black → black on white
+    tuned = copy_model(lenet, "inverted")
+    fine_tune(tuned, 255 - digits.images[:2000], digits.labels[:2000], (), epochs=2)  # white on black → black on white
     return tuned
 
 
@@ -130,8 +116,8 @@ def test_end_to_end_on_inverted_digits_changes_every_conv(lenet, inverted_tuned,
 def test_change_localized_where_training_was(lenet, digits, tmp_path) -> None:
     """Only conv1 trained (on inverted digits): the tool finds every weight change in conv1, none in conv2,
     and conv1's CKA drops while nothing before it exists to change."""
-    tuned = _copy(lenet, "conv1-only")
-    _train(tuned, 255 - digits.images[:1000], digits.labels[:1000], ("conv2", "fc1", "logits"), epochs=1)
+    tuned = copy_model(lenet, "conv1-only")
+    fine_tune(tuned, 255 - digits.images[:1000], digits.labels[:1000], ("conv2", "fc1", "logits"), epochs=1)
     result = compare_models(lenet, tuned, digits, 256, cache=ResultCache(tmp_path))
     assert np.min(weight_change(lenet, tuned, "conv1")) > 0
     assert np.max(weight_change(lenet, tuned, "conv2")) == 0.0
@@ -154,23 +140,14 @@ def test_matrix_of_all_layer_pairs(lenet, digits, tmp_path) -> None:
 
 # ---- models that cannot be compared --------------------------------------------------------------
 
-def _tiny(size: int, name: str) -> LoadedModel:
-    from convvis_core.models.base import ModelInfo  # noqa: F401
-
-    inputs = keras.Input((size, size, 1))
-    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(
-        keras.layers.Conv2D(4, 3, name=name)(inputs)))
-    return keras.Model(inputs, outputs)
-
-
 def test_different_input_sizes_get_a_message(lenet, digits) -> None:
-    other = LoadedModel(_tiny(32, "conv1"), dataclasses.replace(lenet.info, input_size=(32, 32), key="tiny32"))
+    other = LoadedModel(one_conv_model(32, "conv1"), dataclasses.replace(lenet.info, input_size=(32, 32), key="tiny32"))
     with pytest.raises(CompareError, match="different images"):
         compare_models(lenet, other, digits, 64)
 
 
 def test_no_matching_layers_get_a_message_unless_the_matrix_is_asked(lenet, digits, tmp_path) -> None:
-    other = LoadedModel(_tiny(28, "elsewhere"), dataclasses.replace(lenet.info, key="tiny28"))
+    other = LoadedModel(one_conv_model(28, "elsewhere"), dataclasses.replace(lenet.info, key="tiny28"))
     with pytest.raises(CompareError, match="no layer at the same path"):
         compare_models(lenet, other, digits, 64)
     result = compare_models(lenet, other, digits, 64, matrix=True, cache=ResultCache(tmp_path))
@@ -197,7 +174,7 @@ def test_cli_different_input_sizes_is_a_message(tmp_path, capsys) -> None:
     from convvis_core.cli import main
 
     path = tmp_path / "tiny32.keras"
-    _tiny(32, "conv1").save(path)
+    one_conv_model(32, "conv1").save(path)
     assert main(["compare", "lenet_mnist", str(path), "--dataset", "mnist", "--images", "64"]) == 2
     err = capsys.readouterr().err
     assert "different images" in err and "Traceback" not in err

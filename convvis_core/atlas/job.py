@@ -21,6 +21,7 @@ from convvis_core.atlas.work import FilterOutcome, ShardOutcome, Work, cannot_wr
 from convvis_core.cache import Arrays, ResultCache, unwritable
 from convvis_core.config import cache_dir
 from convvis_core.featureviz import render
+from convvis_core.models import LoadedModel
 from convvis_core import topk
 
 AtlasProgress = Callable[[str, int, int], None]  # ("filters" or "images", done, total)
@@ -96,14 +97,15 @@ def _strict_put(cache: ResultCache, key: str, arrays: Arrays) -> None:
 
 
 def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path | None = None,
-              progress: AtlasProgress | None = None) -> Summary:
-    """Compute what ``request`` asks into the cache under ``folder`` (default: the app's), skipping what is there."""
+              progress: AtlasProgress | None = None, loaded: LoadedModel | None = None) -> Summary:
+    """Compute what ``request`` asks into the cache under ``folder`` (default: the app's), skipping what is there.
+    ``loaded``: the request's model, when the caller has opened it already (to check it first), so it is not read twice."""
     started = time.perf_counter()
     folder = folder or cache_dir()
     reason = unwritable(folder)
     if reason:
         raise cannot_write(folder, reason)
-    plan = make_plan(request, open_model(request.model, request.preprocessing), folder)
+    plan = make_plan(request, loaded or open_model(request.model, request.preprocessing), folder)
     filter_cache = ResultCache(folder / render.CACHE_NAMESPACE, memory_entries=0)
     topk_cache = ResultCache(folder / topk.CACHE_NAMESPACE, memory_entries=0)
     manifest = Manifest(folder / "atlas" / f"{plan.job_id}.jsonl")

@@ -1,15 +1,23 @@
-"""`atlas`: precompute a whole model's pictures and top-k indexes, locally or on Ray, and export a static site."""
+"""`atlas`: precompute a whole model's pictures and top-k indexes, locally or on Ray, and export a static site;
+with ``--compare B`` the same for model B on the layers both have, and the two models' comparison."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from convvis_core.cli.common import Parents, progress_bars
+from convvis_core.cli.common import Parents, progress_bar, progress_bars
+
+if TYPE_CHECKING:
+    from convvis_core.atlas.plan import Plan
+    from convvis_core.presentation.site import Comparison
 
 
 def cmd_atlas(args: argparse.Namespace) -> None:
     from convvis_core.atlas import AtlasRequest, run_atlas
+    from convvis_core.atlas.plan import open_model
     from convvis_core.errors import ConvVisError
 
     engine = None
@@ -23,16 +31,50 @@ def cmd_atlas(args: argparse.Namespace) -> None:
         raise ConvVisError("--address, --workers and --threads are for --engine ray.")
     request = AtlasRequest(args.model, tuple(args.layers or ()), args.filters, args.preset, args.steps, args.size,
                            args.dataset, args.images, args.preprocessing)
-    with progress_bars({"filters": "filters", "images": "images"}) as report:
-        summary = run_atlas(request, engine, progress=report)
-    print("\n".join(summary.lines()))
+    first = open_model(request.model, request.preprocessing)
+    jobs = [(request, first)]
+    if args.compare:  # both models checked before either is computed
+        from convvis_core.compare.similarity import shared_layers
+
+        other = open_model(args.compare, args.preprocessing)
+        layers = shared_layers(first, other, request.layers)
+        jobs.append((dataclasses.replace(request, model=args.compare, layers=tuple(layers)), other))
+    summaries = []
+    for job, loaded in jobs:
+        if args.compare:
+            print(f"{loaded.info.display_name}:")
+        with progress_bars({"filters": "filters", "images": "images"}) as report:
+            summaries.append(run_atlas(job, engine, progress=report, loaded=loaded))
+        print("\n".join(summaries[-1].lines()))
+    plan = summaries[0].plan  # the plan the run computed: its model, layers, preset and dataset
+    comparison = _compare(plan, summaries[1].plan) if args.compare else None
     if args.export:
         from convvis_core.presentation.site import export_site
 
-        plan = summary.plan  # the plan the run computed: its model, layers, preset and dataset
-        site = export_site(plan.loaded, plan.layers, args.export, plan.settings, plan.dataset, plan.count or None)
+        site = export_site(plan.loaded, plan.layers, args.export, plan.settings, plan.dataset, plan.count or None,
+                           comparison=comparison)
         print(f"exported {site.units} unit pages of {site.layers} layers ({site.pictures} with pictures, "
-              f"{site.with_examples} with dataset examples) to {site.folder}; open {site.folder / 'index.html'}")
+              f"{site.with_examples} with dataset examples)"
+              + (f", {site.compared} compare pages and B's site in other/" if comparison else "")
+              + f" to {site.folder}; open {site.folder / 'index.html'}")
+
+
+def _compare(plan: "Plan", other: "Plan") -> "Comparison":
+    """Compare the two atlases' models over A's dataset and image count (the gallery without one), on the layers
+    B's atlas computed; stored in the cache (by both models, the dataset, the count), so a rerun finds it."""
+    from convvis_core.compare.changes import change_text
+    from convvis_core.compare.similarity import compare_models
+    from convvis_core.datasets.catalog import open_dataset
+    from convvis_core.presentation.site import Comparison
+
+    dataset = plan.dataset or open_dataset("gallery")
+    with progress_bar("compare", "images") as report:
+        similarity = compare_models(plan.loaded, other.loaded, dataset, plan.count or None, other.layers,
+                                    progress=report)
+    print(f"{plan.loaded.info.display_name} (A) vs {other.loaded.info.display_name} (B), linear CKA over "
+          f"{similarity.count:,} images of {dataset.name}{' (cached)' if similarity.from_cache else ''}: "
+          + ", ".join(f"{path} {change_text(similarity.layer_cka(path))}" for path in similarity.matched))
+    return Comparison(other.loaded, similarity)
 
 
 def add_commands(commands, parents: Parents) -> None:
@@ -53,4 +95,7 @@ def add_commands(commands, parents: Parents) -> None:
     atlas.add_argument("--threads", type=int, help="ray: TensorFlow threads per worker (default: its share of the CPUs)")
     atlas.add_argument("--export", type=Path, help="then write a static site of the atlas into this folder (plain "
                                                    "HTML and PNG: opens from file://, no server needed)")
+    atlas.add_argument("--compare", metavar="B", help="also the atlas of model B (registry name or .keras/.h5 file) on "
+                                                      "the layers both have, and the two compared (CKA per layer, "
+                                                      "most changed filters); with --export, a compare page per layer")
     atlas.set_defaults(run=cmd_atlas)

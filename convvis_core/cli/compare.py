@@ -8,14 +8,10 @@ import sys
 from convvis_core.cli.common import Parents, load_model_argument, progress_bar
 
 
-def _number(value: float, width: int) -> str:
-    return f"{value:>{width}.4f}" if value == value else f"{'—':>{width}}"  # NaN: not measured (no weights, shapes differ)
-
-
 def cmd_compare(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from convvis_core.compare.changes import layer_changes
+    from convvis_core.compare.changes import change_text, layer_changes
     from convvis_core.compare.similarity import compare_models
     from convvis_core.datasets.catalog import open_dataset
     from convvis_core.models import load_model
@@ -38,7 +34,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         changes[path] = rows
         weight = np.nanmean([row.weight_change for row in rows]) if any(np.isfinite(r.weight_change) for r in rows) else np.nan
         activation = np.nanmean([row.activation_change for row in rows]) if any(np.isfinite(r.activation_change) for r in rows) else np.nan
-        print(f"{path:<40} {_number(result.layer_cka(path), 7)} {_number(weight, 9)} {_number(activation, 8)}")
+        print(f"{path:<40} {change_text(result.layer_cka(path), 7)} {change_text(weight, 9)} {change_text(activation, 8)}")
     if args.matrix:
         print("\nCKA matrix (rows: A's layers, columns: B's layers):")
         print("\n".join(f"{path:<40} " + " ".join(f"{value:.2f}" for value in row)
@@ -46,7 +42,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     for path, rows in changes.items():
         print(f"\nmost changed filters of {path} (activation Δ = 1 − correlation, weight Δ = relative norm):")
         for row in rows[:args.top]:
-            print(f"  #{row.filter:<5} act. Δ {_number(row.activation_change, 6)}  weight Δ {_number(row.weight_change, 6)}")
+            print(f"  #{row.filter:<5} act. Δ {change_text(row.activation_change, 6)}  weight Δ {change_text(row.weight_change, 6)}")
 
 
 def add_commands(commands, parents: Parents) -> None:

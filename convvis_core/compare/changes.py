@@ -58,3 +58,8 @@ def layer_changes(a: LoadedModel, b: LoadedModel, similarity: Similarity, path: 
 
 def most_changed(a: LoadedModel, b: LoadedModel, similarity: Similarity, path: str, k: int = 8) -> list[FilterChange]:
     return layer_changes(a, b, similarity, path)[:k]
+
+
+def change_text(value: float, width: int = 0, digits: int = 4) -> str:
+    """A change or a CKA as text; NaN (not measured: no weights, shapes differ, a constant layer) as a dash."""
+    return f"{value:>{width}.{digits}f}" if value == value else f"{'—':>{width}}"

@@ -89,6 +89,20 @@ def matching_layers(a: LoadedModel, b: LoadedModel) -> list[str]:
     return [layer.path for layer in spatial_layers(a.model) if layer.path in theirs]
 
 
+def shared_layers(a: LoadedModel, b: LoadedModel, among: Sequence[str] = ()) -> list[str]:
+    """The layers of ``among`` (none: every spatial layer of A) that B has at the same path, in A's order, so
+    a job on both models (``convvis atlas --compare``) computes for B only what can be compared with A."""
+    check_comparable(a, b)
+    theirs = matching_layers(a, b)
+    shared = [path for path in among if path in theirs] if among else theirs
+    if not shared:
+        asked = f" among {', '.join(among)}" if among else ""
+        raise CompareError(f"'{a.info.display_name}' and '{b.info.display_name}' have no spatial layer at the same "
+                           f"path{asked}, so no layer can be compared with its counterpart. Compare two versions of "
+                           "one architecture (e.g. a model before and after fine-tuning), or choose --layers both have.")
+    return shared
+
+
 def choose_layers(a: LoadedModel, b: LoadedModel, layers: Sequence[str] | None,
                   matrix: bool) -> tuple[list[str], list[str]]:
     """The layers to compare: the given paths (in both), else every matching layer; with ``matrix``

@@ -5,6 +5,10 @@ its numbers, its dataset top-k with receptive-field crops, its circuit in and ou
 relative paths, so the folder opens from ``file://`` on a USB stick or goes on any web server. It
 reads what an atlas (or the pages) computed into the cache and computes nothing expensive itself:
 a filter with no picture yet is shown as "not computed".
+
+With a :class:`Comparison` (``convvis atlas A --compare B``) it also writes B's own site into ``other/``
+and a compare page per layer both models have (``compare/<layer>.html``): the layer's CKA and the
+filters that changed most, each with both models' pictures linking to both models' unit pages.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Sequence
 from PIL import Image
 
 from convvis_core.circuits import Readers, circuit, filter_weights, readers
+from convvis_core.compare.changes import change_text, most_changed
+from convvis_core.compare.similarity import Similarity
 from convvis_core.datasets.base import Dataset
 from convvis_core.presentation.sheets import example_views
 from convvis_core.errors import ConvVisError
@@ -32,7 +38,8 @@ a{color:#2b5d8c}img{image-rendering:pixelated;border-radius:4px}.grid{display:fl
 .cell{width:128px;font-size:13px;text-align:center}.cell img,.missing{width:128px;height:128px}
 .hero img,.hero .missing{width:256px;height:256px}.missing{background:#eee;display:flex;align-items:center;justify-content:center;color:#888}
 .row{display:flex;gap:16px;flex-wrap:wrap}.ex{width:240px;font-size:13px}.ex img{width:240px}
-nav{margin-bottom:1rem}.num{font-size:1.4rem}.excitatory{color:#c0392b}.inhibitory{color:#2b5d8c}"""
+nav{margin-bottom:1rem}.num{font-size:1.4rem}.excitatory{color:#c0392b}.inhibitory{color:#2b5d8c}
+.changes td,.changes th{padding:4px 12px;text-align:center}.changes img{width:128px;height:128px}"""
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,17 @@ class ExportSummary:
     units: int
     pictures: int  # units with a computed picture
     with_examples: int  # units with dataset examples
+    compared: int = 0  # compare pages (layers both models have)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Model B beside the exported model A: B's pictures and top-k come from B's own atlas (same layers,
+    settings and dataset), the CKA and the changed filters from :func:`compare_models`."""
+
+    other: LoadedModel
+    similarity: Similarity
+    top: int = 8  # changed filters shown per layer
 
 
 def slug(path: str) -> str:
@@ -54,6 +72,11 @@ def _page(title: str, body: str, up: str) -> str:
             f"<link rel='stylesheet' href='{up}style.css'></head><body>{body}</body></html>")
 
 
+def _write_page(path: Path, title: str, body: str, up: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_page(title, body, up), encoding="utf-8")
+
+
 def _png(image: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(to_png_bytes(image))
@@ -63,8 +86,12 @@ class _Site:
     """Writes the pages; every link is relative (``up`` leads back to the site's root)."""
 
     def __init__(self, loaded: LoadedModel, folder: Path, layers: Sequence[str], settings: Settings,
-                 dataset: Dataset | None, count: int | None, examples: int, connections: int):
+                 dataset: Dataset | None, count: int | None, examples: int, connections: int,
+                 comparison: Comparison | None = None):
         self.loaded, self.folder, self.layers, self.settings = loaded, Path(folder), list(layers), settings
+        self.comparison = comparison
+        self.compared = [] if comparison is None else [layer for layer in comparison.similarity.matched
+                                                        if layer in self.layers]
         self.dataset, self.count, self.examples, self.connections = dataset, count, examples, connections
         self.channels = {layer: find_layer(loaded.model, layer).channels for layer in self.layers}
         self.pictures = {layer: cached_filters(loaded, layer, range(self.channels[layer]), settings)
@@ -83,17 +110,28 @@ class _Site:
             _png(Image.fromarray(tile_image(result)), self.folder / relative)
         return f"<img src='{up}{relative.as_posix()}' alt='{html.escape(layer)} #{index}'>"
 
+    def compare_link(self, layer: str, up: str) -> str:
+        """A link to the layer's compare page, where it has one (after a separating dot)."""
+        if layer not in self.compared:
+            return ""
+        name = html.escape(self.comparison.other.info.display_name)
+        return f" · <a href='{up}compare/{slug(layer)}.html'>compared with {name}</a>"
+
     def write(self) -> ExportSummary:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "style.css").write_text(STYLE, encoding="utf-8")
         info = self.loaded.info
         rows = "".join(f"<li><a href='layers/{slug(layer)}.html'>{html.escape(layer)}</a>: "
-                       f"{len(self.pictures[layer])} of {self.channels[layer]} filters computed</li>"
+                       f"{len(self.pictures[layer])} of {self.channels[layer]} filters computed"
+                       f"{self.compare_link(layer, '')}</li>"
                        for layer in self.layers)
-        (self.folder / "index.html").write_text(_page(info.display_name, (
+        other = "" if self.comparison is None else (
+            f"<p>Compared with <a href='other/index.html'>{html.escape(self.comparison.other.info.display_name)}</a> "
+            f"over {self.comparison.similarity.count:,} images: a compare page per layer both have.</p>")
+        _write_page(self.folder / "index.html", info.display_name, (
             f"<h1>{html.escape(info.display_name)}</h1><p>{html.escape(info.description)}</p>"
-            f"<p>Feature visualizations: {html.escape(self.settings_text())}. Made by ConvVis.</p><ul>{rows}</ul>"),
-            ""), encoding="utf-8")
+            f"<p>Feature visualizations: {html.escape(self.settings_text())}. Made by ConvVis.</p>{other}<ul>{rows}</ul>"),
+            "")
         units = with_examples = 0
         for layer in self.layers:
             self.write_layer(layer)
@@ -101,8 +139,14 @@ class _Site:
             for f in range(self.channels[layer]):
                 with_examples += self.write_unit(layer, f, index)
                 units += 1
+        if self.comparison is not None:
+            theirs = _Site(self.comparison.other, self.folder / "other", self.compared, self.settings, self.dataset,
+                           self.count, self.examples, self.connections)
+            theirs.write()
+            for layer in self.compared:
+                self.write_comparison(layer, theirs)
         return ExportSummary(self.folder, len(self.layers), units, sum(map(len, self.pictures.values())),
-                             with_examples)
+                             with_examples, len(self.compared))
 
     def settings_text(self) -> str:
         s = self.settings
@@ -114,9 +158,32 @@ class _Site:
             f"{html.escape(state(self.pictures[layer][f])) if f in self.pictures[layer] else ''}</a></div>"
             for f in range(self.channels[layer]))
         body = (f"<nav><a href='../index.html'>{html.escape(self.loaded.info.display_name)}</a></nav>"
-                f"<h1>{html.escape(layer)}</h1><p>{self.channels[layer]} filters</p><div class='grid'>{cells}</div>")
-        (self.folder / "layers" / f"{slug(layer)}.html").parent.mkdir(parents=True, exist_ok=True)
-        (self.folder / "layers" / f"{slug(layer)}.html").write_text(_page(layer, body, "../"), encoding="utf-8")
+                f"<h1>{html.escape(layer)}</h1><p>{self.channels[layer]} filters{self.compare_link(layer, '../')}</p>"
+                f"<div class='grid'>{cells}</div>")
+        _write_page(self.folder / "layers" / f"{slug(layer)}.html", layer, body, "../")
+
+    def write_comparison(self, layer: str, theirs: "_Site") -> None:
+        """The layer's compare page: its CKA and its most changed filters, A's picture beside B's."""
+        up, there = "../", "../other/"
+        comparison = self.comparison
+        names = [html.escape(self.loaded.info.display_name), html.escape(comparison.other.info.display_name)]
+        rows = "".join(
+            f"<tr><td>#{change.filter}</td><td>{change_text(change.activation_change)}</td>"
+            f"<td>{change_text(change.weight_change)}</td>"
+            f"<td><a href='{self.unit_href(layer, change.filter, up)}'>{self.picture(layer, change.filter, up)}</a></td>"
+            f"<td><a href='{theirs.unit_href(layer, change.filter, there)}'>"
+            f"{theirs.picture(layer, change.filter, there)}</a></td></tr>"
+            for change in most_changed(self.loaded, comparison.other, comparison.similarity, layer, comparison.top))
+        body = (f"<nav><a href='{up}index.html'>{names[0]}</a> · <a href='{up}layers/{slug(layer)}.html'>"
+                f"{html.escape(layer)}</a> · <a href='{there}layers/{slug(layer)}.html'>{names[1]}: "
+                f"{html.escape(layer)}</a></nav><h1>{html.escape(layer)}: {names[0]} (A) vs {names[1]} (B)</h1>"
+                f"<p class='num'>linear CKA {change_text(comparison.similarity.layer_cka(layer), digits=6)}</p>"
+                f"<p>over {comparison.similarity.count:,} images (1: the layer represents the images alike). The "
+                f"filters that changed most: activation change = 1 − correlation of the filter's activations over "
+                f"the same images, weight change = ‖W_B − W_A‖ / ‖W_A‖ (— where not measured).</p>"
+                f"<table class='changes'><tr><th>filter</th><th>activation change</th><th>weight change</th>"
+                f"<th>{names[0]} (A)</th><th>{names[1]} (B)</th></tr>{rows}</table>")
+        _write_page(self.folder / "compare" / f"{slug(layer)}.html", f"{layer}: A vs B", body, up)
 
     def connection_cells(self, layer: str | None, connections, up: str) -> str:
         """Pictures (where exported) and numbers of connected filters, each linking to its unit page."""
@@ -168,14 +235,13 @@ class _Site:
                         f"<div class='row'>{''.join(shown)}</div>")
         body = (f"<nav>{' · '.join(nav)}</nav><h1>{html.escape(layer)} · filter {f}</h1>"
                 f"<div class='row'><div class='hero'>{self.picture(layer, f, up)}</div><div>{numbers}</div></div>{examples}")
-        path = self.folder / "units" / slug(layer) / f"{f}.html"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_page(f"{layer} #{f}", body, up), encoding="utf-8")
+        _write_page(self.folder / "units" / slug(layer) / f"{f}.html", f"{layer} #{f}", body, up)
         return index is not None
 
 
 def export_site(loaded: LoadedModel, layers: Sequence[str], folder: str | Path, settings: Settings,
                 dataset: Dataset | None = None, count: int | None = None, examples: int = 6,
-                connections: int = 6) -> ExportSummary:
-    """Write the static site for ``layers`` into ``folder`` from what the cache holds (see the module)."""
-    return _Site(loaded, Path(folder), layers, settings, dataset, count, examples, connections).write()
+                connections: int = 6, comparison: Comparison | None = None) -> ExportSummary:
+    """Write the static site for ``layers`` into ``folder`` from what the cache holds (see the module); with a
+    ``comparison``, B's site into ``other/`` and a compare page per layer both models have."""
+    return _Site(loaded, Path(folder), layers, settings, dataset, count, examples, connections, comparison).write()
