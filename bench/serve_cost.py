@@ -36,10 +36,9 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import Browser, BrowserContext, sync_playwright  # noqa: E402
 
 from convvis_core.precision import SPEED_FLAGS, cpu_flags  # noqa: E402
-from convvis_testing.browser import VIEWPORT, AppPage, launch, serve  # noqa: E402
+from convvis_testing.browser import CLOCK_TICK_S, VIEWPORT, AppPage, cpu_seconds, launch, serve  # noqa: E402
 
 FRESH_GOAL_S, RERUN_GOAL_S = 0.3, 0.1
-CLOCK_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 QUIET_S = 0.6  # the server is idle when its CPU time has not moved for this long
 
 
@@ -101,12 +100,6 @@ VIEWS = (
     View("Heatmaps", "/heatmaps", show_heatmaps, choose_in("Colours", ("viridis", "jet"))),
     View("Top k", "/top_k", show_top_k, flip_top_k),
 )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * CLOCK_TICK_S  # utime, stime (fields 14 and 15)
 
 
 def quiet_cpu_seconds(pid: int, timeout_s: float = 30) -> float:

@@ -1,7 +1,8 @@
 """Driving ConvVis in a real browser: Debian's chromium through Playwright, no browser download.
 
 Shared by ``tests/test_browser.py`` (the end-to-end test), ``bench/serve_cost.py`` (what a visit
-costs the server) and ``scripts/screenshots.py`` (the README's pictures). :func:`serve` starts
+costs the server), ``bench/live_fps.py`` (frames per second per Live viewer) and
+``scripts/screenshots.py`` (the README's pictures). :func:`serve` starts
 ``streamlit run app.py`` on a free port; :class:`AppPage` wraps a Playwright page on it and knows
 when a script run has finished, from Streamlit's own websocket messages, so callers wait for the
 app rather than for fixed times.
@@ -32,6 +33,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 VIEWPORT = {"width": 1400, "height": 3000}  # Streamlit scrolls inside its main container: a tall window shows it all
 RUN_TIMEOUT_MS = 300_000  # a script run on 2 busy CPU cores (model conversion, gradient ascent, a dataset scan)
 _EARLY_FOR_RERUN = ForwardMsg.ScriptFinishedStatus.FINISHED_EARLY_FOR_RERUN
+CLOCK_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -43,7 +45,13 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class Served:
     url: str
-    pid: int  # the server's process, whose CPU time bench/serve_cost.py reads
+    pid: int  # the server's process, whose CPU time bench/serve_cost.py and bench/live_fps.py read
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * CLOCK_TICK_S  # utime, stime (fields 14 and 15)
 
 
 @contextmanager

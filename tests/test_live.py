@@ -17,6 +17,7 @@ from convvis_core.live import LiveProcessor, LiveSettings
 from convvis_core.predictions import top_k
 from convvis_core.presentation.overlays import overlay
 from convvis_core.samples import load_sample
+from convvis_testing.camera import fake_camera_file
 
 
 def camera_frame(size: tuple[int, int] = (640, 480)) -> np.ndarray:
@@ -121,18 +122,6 @@ def test_live_page_falls_back_to_snapshots_and_says_why():
     assert not at.exception, [e.value for e in at.exception]
     assert any("Snapshots instead of live video" in info.value for info in at.info)
     assert at.title[0].value == "Live"
-
-
-def fake_camera_file(path, frames: int = 30) -> np.ndarray:
-    """The cat photo as a .y4m video (YUV4MPEG2, I420) for Chromium's fake camera; the RGB frame it shows."""
-    image = load_sample("chelsea").convert("RGB").resize((640, 480), Image.BILINEAR)
-    ycc = np.asarray(image.convert("YCbCr"))
-    planes = ycc[..., 0].tobytes() + ycc[::2, ::2, 1].tobytes() + ycc[::2, ::2, 2].tobytes()
-    with open(path, "wb") as video:
-        video.write(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n")
-        for _ in range(frames):
-            video.write(b"FRAME\n" + planes)
-    return np.asarray(image)
 
 
 def _threads(pid: int) -> int:
