@@ -5,7 +5,9 @@ what it held; and the page's snapshot fallback in Streamlit's test harness."""
 from __future__ import annotations
 
 import gc
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from convvis_core.live import LiveProcessor, LiveSettings
 from convvis_core.predictions import top_k
 from convvis_core.presentation.overlays import overlay
 from convvis_core.samples import load_sample
-from convvis_testing.camera import fake_camera_file
+from convvis_testing.camera import fake_camera_args, fake_camera_file
 
 
 def camera_frame(size: tuple[int, int] = (640, 480)) -> np.ndarray:
@@ -35,7 +37,10 @@ def test_frame_overlay_equals_the_heatmaps_page_map_and_top5_equals_predict(mobi
     assert expected.target.index == result.explained == result.top[0].class_index
     drawn = np.asarray(overlay(image, expected.values, 0.5, "jet")).astype(int)
     assert result.overlay.shape == frame.shape
-    assert np.abs(drawn - result.overlay).max() <= 1  # float round-off only
+    difference = np.abs(drawn - result.overlay)
+    # float round-off only: the traced pass runs fused kernels, the page's eager pass does not, and the
+    # saliency gradient crosses the whole network; a different map would differ by tens on average
+    assert difference.max() <= 3 and difference.mean() < 0.05, (difference.max(), difference.mean())
     predicted = top_k(mobilenet, image)
     assert [p.class_index for p in result.top] == [p.class_index for p in predicted]
     np.testing.assert_allclose([p.probability for p in result.top], [p.probability for p in predicted], atol=1e-5)
@@ -125,29 +130,40 @@ def test_live_page_falls_back_to_snapshots_and_says_why():
 
 
 def _threads(pid: int) -> int:
-    import os
-
     return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+# The one pool of threads that may outlive a viewer: aiortc encodes in asyncio's default executor, which
+# starts threads as encodes overlap, up to min(32, CPUs + 4), and keeps them for later viewers. A leak
+# of one thread per viewer exceeds it over the viewers after the warm-up (ten in all on 2 cores).
+ASYNCIO_EXECUTOR_THREADS = min(32, (os.cpu_count() or 1) + 4)
+WARM_UP = 3
+CYCLES = WARM_UP + ASYNCIO_EXECUTOR_THREADS + 1
+# Measured on 2 cores with README's MALLOC_ARENA_MAX=2: +23 MB from the 3rd to the 10th viewer; without
+# the variable, +150 MB (each viewer's threads leave freed frames in malloc arenas of their own).
+RSS_GROWTH_MIB = 64
 
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_live_video_in_chromium_shows_the_map_and_closing_the_tab_frees_the_worker(tmp_path, cache_folder):
-    import os
-    import time
-
+def test_live_video_in_chromium_shows_the_map_and_ten_closed_tabs_leave_threads_and_memory_flat(
+        tmp_path, cache_folder, monkeypatch):
     browser = pytest.importorskip("convvis_testing.browser")
     from playwright.sync_api import sync_playwright
 
     if not os.access(browser.CHROMIUM, os.X_OK):
         pytest.skip(f"{browser.CHROMIUM} is missing")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # served as README says a lecture server should be
     source = fake_camera_file(tmp_path / "cat.y4m")
-    args = browser.CHROMIUM_ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                                    f"--use-file-for-fake-video-capture={tmp_path / 'cat.y4m'}"]
+    args = browser.CHROMIUM_ARGS + fake_camera_args(tmp_path / "cat.y4m")
     with browser.serve(tmp_path / "server.log") as served, sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=browser.CHROMIUM, args=args)
-        threads_before = None
-        for cycle in range(3):
+        for cycle in range(CYCLES):
             page = chromium.new_page(viewport={"width": 1400, "height": 1400})
             app = browser.AppPage(page)
             app.open(served.url + "/live?model=mobilenet")
@@ -155,19 +171,23 @@ def test_live_video_in_chromium_shows_the_map_and_closing_the_tab_frees_the_work
             component.get_by_role("button", name="Start").click()
             main = page.get_by_test_id("stMain")
             main.get_by_text("frames/s reached").wait_for(timeout=120_000)  # connected, frames processed
-            page.wait_for_timeout(2_000)
-            text = main.inner_text()
-            assert "Egyptian cat" in text.split("frames/s")[0]  # the class Home gives the photo
-            component.locator("video").last.screenshot(path=str(tmp_path / "video.png"))
-            shown = np.asarray(Image.open(tmp_path / "video.png").convert("RGB").resize((640, 480))).astype(int)
-            assert np.abs(shown - source).mean() > 20  # the map is drawn over the returned video
+            if cycle == 0:
+                page.wait_for_timeout(2_000)
+                text = main.inner_text()
+                assert "Egyptian cat" in text.split("frames/s")[0]  # the class Home gives the photo
+                component.locator("video").last.screenshot(path=str(tmp_path / "video.png"))
+                shown = np.asarray(Image.open(tmp_path / "video.png").convert("RGB").resize((640, 480)))
+                assert np.abs(shown.astype(int) - source).mean() > 20  # the map is drawn over the returned video
             page.close()
-            if threads_before is None:  # the first viewer starts what lives on (TF's pools, aiortc's event loop)
+            if cycle == WARM_UP - 1:  # the first viewers start what lives on (TF's pools, aiortc's loop, arenas)
                 time.sleep(15)
-                threads_before = _threads(served.pid)
-                continue
-            deadline = time.monotonic() + 60
-            while _threads(served.pid) > threads_before and time.monotonic() < deadline:
-                time.sleep(1)
-            assert _threads(served.pid) <= threads_before, f"cycle {cycle}: the viewer's worker thread is still there"
+                threads_before, rss_before = _threads(served.pid), _rss_mib(served.pid)
+        deadline = time.monotonic() + 60
+        while _threads(served.pid) > threads_before and time.monotonic() < deadline:
+            time.sleep(1)
+        threads_after, rss_after = _threads(served.pid), _rss_mib(served.pid)
         chromium.close()
+    assert threads_after - threads_before <= ASYNCIO_EXECUTOR_THREADS, (threads_before, threads_after)
+    assert rss_after - rss_before < RSS_GROWTH_MIB, (rss_before, rss_after)
+    print(f"threads {threads_before} -> {threads_after}, RSS {rss_before:.0f} -> {rss_after:.0f} MiB "
+          f"from viewer {WARM_UP} to viewer {CYCLES}")
