@@ -144,7 +144,7 @@ def _rss_mib(pid: int) -> float:
 ASYNCIO_EXECUTOR_THREADS = min(32, (os.cpu_count() or 1) + 4)
 WARM_UP = 3
 CYCLES = WARM_UP + ASYNCIO_EXECUTOR_THREADS + 1
-# Measured on 2 cores with README's MALLOC_ARENA_MAX=2: +23 MB from the 3rd to the 10th viewer; without
+# Measured on 2 cores with README's MALLOC_ARENA_MAX=2: +23 and +59 MB from the 3rd to the 10th viewer; without
 # the variable, +150 MB (each viewer's threads leave freed frames in malloc arenas of their own).
 RSS_GROWTH_MIB = 64
 
