@@ -135,6 +135,21 @@ def test_overlay_has_the_image_size_and_blends():
     assert blended.shape == (30, 40, 3) and (blended == [255, 0, 0]).all()
 
 
+@pytest.mark.parametrize("alpha", [0.3, 0.5, 1.0])
+def test_overlay_is_the_colormapped_min_max_map_blended_over_the_image(alpha):
+    from matplotlib import colormaps
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    channel_map = rng.normal(size=(6, 8)).astype(np.float32)
+    upsampled = np.asarray(Image.fromarray(channel_map).resize(image.size, Image.BILINEAR), np.float64)
+    scaled = (upsampled - upsampled.min()) / (upsampled.max() - upsampled.min())
+    heat = colormaps["jet"](np.round(scaled * 255) / 255)[..., :3] * 255  # 256 levels, as a lookup table has
+    expected = np.asarray(image, np.float64) * (1 - alpha) + heat * alpha
+    drawn = np.asarray(overlay(image, channel_map, alpha, "jet")).astype(np.float64)
+    assert np.abs(drawn - expected).max() <= 1.5  # rounding of the table and of the blend
+
+
 def page() -> AppTest:
     return app_on("activations")
 
