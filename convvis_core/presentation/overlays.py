@@ -8,9 +8,7 @@ import functools
 import numpy as np
 from PIL import Image, ImageFilter
 
-from convvis_core.activations import normalize
 from convvis_core.errors import ConvVisError
-from convvis_core.images import to_uint8
 
 @functools.lru_cache(maxsize=16)
 def colormap_lut(name: str) -> np.ndarray:
