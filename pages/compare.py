@@ -12,24 +12,27 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from convvis_core.compare.changes import layer_changes
-from convvis_core.compare.similarity import Similarity, choose_layers, compare_models
-from convvis_core.datasets.catalog import builtin_names
-from convvis_core.models import MODELS, LoadedModel
-from convvis_core.topk import scan_count
-from convvis_ui import links
 from convvis_core.cam.methods import heatmap
 from convvis_core.cam.targets import ClassTarget
+from convvis_core.compare.changes import change_text, layer_changes
+from convvis_core.compare.similarity import Similarity, choose_layers, compare_models
+from convvis_core.featureviz.presets import by_preference
 from convvis_core.images import as_model_sees_it
+from convvis_core.models import MODELS, LoadedModel
 from convvis_core.presentation.comparisons import side_by_side
+from convvis_core.presentation.filter_grids import tile_image
+from convvis_core.topk import scan_count
+from convvis_ui import links
 from convvis_ui.cached import image_bytes, shown_once, top5
-from convvis_ui.image_input import image_picker
+from convvis_ui.dataset_picker import pick_dataset, report_skipped
 from convvis_ui.feedback import user_errors
+from convvis_ui.image_input import image_picker
 from convvis_ui.other_model import other_model_picker
 from convvis_ui.page import start_page
-from convvis_ui.shared_views import builtin_dataset
+from convvis_ui.shared_views import pictures
 
 DEFAULT_IMAGES = 500
+SHOWN_FILTERS = 8
 RUN = "compare_run"
 
 
@@ -81,14 +84,13 @@ def main() -> None:
                        "and the filters whose weights and activations changed most.", lacking=None)
     a = start.loaded
     b = other_model_picker(a.info.key)
-    datasets = builtin_names()
-    dataset_name = st.selectbox("Images", datasets, index=datasets.index("mnist" if a.info.reads_digits else "gallery"),
-                                key=f"compare_dataset_{a.info.key}")
+    dataset = pick_dataset("compare", a.info.key, a.info.reads_digits, label="Images")
+    report_skipped(dataset)
     with user_errors(stop=True):
-        dataset = builtin_dataset(dataset_name)
         choose_layers(a, b, None, matrix=True)  # different inputs: a message now, not after the pass
     top = scan_count(dataset, None)
-    count = st.slider("Images to compare on", 8, top, min(DEFAULT_IMAGES, top), key=f"compare_count_{dataset_name}")
+    count = top if top <= 8 else st.slider("Images to compare on", 8, top, min(DEFAULT_IMAGES, top),
+                                           key=f"compare_count_{dataset.identity}")
     matrix = st.toggle("All pairs (layer × layer matrix)", key="compare_matrix")
     if not st.button("Compare", type="primary", key=RUN) and not st.session_state.get(f"_{RUN}_done"):
         st.info(f"**A:** {a.info.display_name} · **B:** {b.info.display_name}. Press Compare to run both over "
@@ -119,16 +121,28 @@ def main() -> None:
 
 
 def _changed_filters(a: LoadedModel, b: LoadedModel, changes: dict) -> None:
+    """The most changed filters of one layer, each with both models' feature visualizations (the same
+    preset and seed, from the shared picture cache) and a link to each model's unit page."""
     st.subheader("Filters that changed most")
     layer = st.selectbox("Layer", list(changes), key=f"compare_layer_{a.info.key}")
-    for row in changes[layer][:8]:
-        left, middle, right = st.columns([2, 1, 1])
-        left.markdown(f"**#{row.filter}** · activation change {row.activation_change:.4f} · "
-                      f"weight change {'—' if np.isnan(row.weight_change) else f'{row.weight_change:.4f}'}")
-        links.unit_link(middle, layer, row.filter, label=f"A: {layer} #{row.filter}")
-        if b.info.key in MODELS:  # an upload has no URL: its unit page is reached by picking it in the sidebar
-            right.page_link(str(links.UNIT.file), label=f"B: {layer} #{row.filter}", icon=links.UNIT.icon,
-                            query_params={"model": b.info.key, "layer": layer, "filter": str(row.filter)})
-
+    rows = changes[layer][:SHOWN_FILTERS]
+    name, settings = next(iter(by_preference(a.info.input_size).items()))
+    drawn = {}
+    if st.toggle(f"Feature visualizations of A and B ({name} preset)", value=True, key="compare_pictures"):
+        with user_errors():
+            filters = [row.filter for row in rows]
+            drawn = {model: pictures(model, [(layer, filters)], {name: settings})[0] for model in (a, b)}
+    for number, row in enumerate(rows):
+        text, left, right = st.columns([2, 1, 1])
+        text.markdown(f"**#{row.filter}** · activation change {change_text(row.activation_change)} · "
+                      f"weight change {change_text(row.weight_change)}")
+        for column, model, tag in ((left, a, "A"), (right, b, "B")):
+            if drawn:
+                column.image(tile_image(drawn[model][number]), width="stretch")
+            if model is a:
+                links.unit_link(column, layer, row.filter, label=f"A: {layer} #{row.filter}")
+            elif b.info.key in MODELS:  # an upload has no URL: its unit page is reached by picking it in the sidebar
+                column.page_link(str(links.UNIT.file), label=f"B: {layer} #{row.filter}", icon=links.UNIT.icon,
+                                 query_params={"model": b.info.key, "layer": layer, "filter": str(row.filter)})
 
 main()

@@ -230,3 +230,39 @@ def test_compare_page_different_inputs_is_a_message() -> None:
     at.run()
     assert not at.exception, at.exception
     assert any("different images" in error.value for error in at.error)
+
+
+def test_compare_page_on_an_uploaded_zip_gives_cka_one_for_a_model_with_itself_and_both_pictures(tmp_path) -> None:
+    import io
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from app_session import app_on
+
+    from convvis_ui.dataset_picker import dataset_key
+
+    archive = io.BytesIO()
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(archive, "w") as written:
+        for number in range(24):
+            picture = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(picture, format="PNG")
+            written.writestr(f"noise/{number}.png", picture.getvalue())
+    at = app_on("compare", timeout=300)
+    at.session_state["convvis_model"] = "lenet_mnist"
+    at.session_state["convvis_other_model"] = "lenet_mnist"
+    at.run()
+    at.selectbox(key=dataset_key("compare", "lenet_mnist")).select("upload").run()
+    at.file_uploader(key="compare_zip_file").set_value(("noise.zip", archive.getvalue(), "application/zip")).run()
+    assert not at.exception, at.exception
+    assert at.slider[0].value == 24  # every image of the archive
+    at.button(key="compare_run").click().run()
+    assert not at.exception, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    np.testing.assert_allclose(table["CKA"], 1.0, atol=1e-5)  # a model with itself, on the archive's images
+    pictures = [image for image in at.image if not image.captions or not image.captions[0].startswith(("Grad", "diff"))]
+    assert len(pictures) == 2 * 8  # each of the 8 rows: A's and B's feature visualization

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
-from convvis_core.compare.cka import StreamedCKA
+from convvis_core.compare.cka import MIN_BATCH, StreamedCKA
 from convvis_core.datasets.base import Dataset
 from convvis_core.errors import ConvVisError
 from convvis_core.graph import sub_model
@@ -201,6 +201,9 @@ def compare_models(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int 
     if matrix and layers_a == layers_b and not layers:
         pass  # the matched layers against each other: a square matrix
     count = scan_count(dataset, count)
+    if count < MIN_BATCH:
+        raise CompareError(f"CKA needs at least {MIN_BATCH} images (its unbiased estimate divides by n − 3); "
+                           f"'{dataset.name}' gives {count}.")
     cache = cache or default_cache(CACHE_NAMESPACE)
     key = similarity_key(a, b, dataset, count, layers_a, layers_b)
     stored = cache.get(key)

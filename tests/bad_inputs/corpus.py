@@ -650,10 +650,10 @@ class TopKArchives(_Session):
         self.at.selectbox(key=f"topk_dataset_{MODEL}").select("upload").run()
 
     def submit(self, case: Case) -> PageOutcome:
-        before = self.state("convvis_topk_zip", 1)
+        before = self.state("convvis_uploaded_zip", 1)
         self.upload("topk_zip_file", case)
         errors, exceptions = self.problems()
-        after = self.state("convvis_topk_zip", 1)
+        after = self.state("convvis_uploaded_zip", 1)
         count = next((int(n.max) for n in self.at.number_input if n.label == "Images to scan"), 0)
         notes = [e.label for e in self.at.expander if "skipped" in e.label]
         shown = f"'{after}' in use, {count:,} image(s) to scan" if after else "asks for a .zip"
