@@ -394,8 +394,8 @@ def test_a_registered_parameterization_round_trips():
 
 
 def test_filters_page_difference_recipe_runs_on_lenet(lenet, tmp_path, monkeypatch):
-    # pages.filters's RECIPE, OTHER_FILTER, RECIPE_WEIGHT (importing a page runs it)
-    RECIPE, OTHER_FILTER, RECIPE_WEIGHT = "filters_recipe", "filters_recipe_other", "filters_recipe_weight"
+    from convvis_ui.recipe_settings import OTHER_FILTER, RECIPE, RECIPE_WEIGHT
+
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
     at = app_on("filters")
     at.session_state["convvis_model"] = "lenet_mnist"

@@ -54,3 +54,13 @@ def filter_grid(results: Sequence[FilterResult], columns: int | None = None, sor
         if labels:
             draw.text((x, y), caption(result), fill="black")
     return grid
+
+
+def progress_strip(frames: dict[int, np.ndarray], tile: int = 96, gap: int = 4) -> Image.Image:
+    """Pictures still being optimized (filter → image), in a row of ``tile``-pixel squares on white:
+    the live preview of a run."""
+    tiles = [Image.fromarray(image).convert("RGB").resize((tile, tile)) for image in frames.values()]
+    strip = Image.new("RGB", ((tile + gap) * len(tiles), tile), "white")
+    for index, picture in enumerate(tiles):
+        strip.paste(picture, (index * (tile + gap), 0))
+    return strip
