@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import tensorflow as tf
 
@@ -176,51 +176,50 @@ class Diversity(Term):
 
 
 @dataclass(frozen=True)
-class L1(Term):
-    """Mean absolute distance from grey (a penalty: subtract it)."""
+class ImagePenalty(Term):
+    """A number the picture alone gives, one per image (a penalty: subtract it with a weight); each
+    penalty is a kind, a label and one of :mod:`regularizers`' measures."""
+
+    label: ClassVar[str]
+    measure: ClassVar[Callable[[tf.Tensor], tf.Tensor]]
+
+    def value(self, maps, filters, images):
+        return type(self).measure(images)
+
+    def describe(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True)
+class L1(ImagePenalty):
+    """Mean absolute distance from grey (keeps most pixels grey)."""
     kind: ClassVar[str] = "l1"
-
-    def value(self, maps, filters, images):
-        return tf.reduce_mean(tf.abs(images - 0.5), axis=[1, 2, 3])
-
-    def describe(self) -> str:
-        return "L1"
+    label: ClassVar[str] = "L1"
+    measure = staticmethod(regularizers.l1)
 
 
 @dataclass(frozen=True)
-class L2(Term):
-    """Mean squared distance from grey (a penalty: keeps pixels from running to extremes)."""
+class L2(ImagePenalty):
+    """Mean squared distance from grey (keeps pixels from running to extremes)."""
     kind: ClassVar[str] = "l2"
-
-    def value(self, maps, filters, images):
-        return regularizers.l2(images)
-
-    def describe(self) -> str:
-        return "L2"
+    label: ClassVar[str] = "L2"
+    measure = staticmethod(regularizers.l2)
 
 
 @dataclass(frozen=True)
-class TotalVariation(Term):
-    """Mean absolute difference between neighbouring pixels (a penalty: against high-frequency noise)."""
+class TotalVariation(ImagePenalty):
+    """Mean absolute difference between neighbouring pixels (against high-frequency noise)."""
     kind: ClassVar[str] = "total_variation"
-
-    def value(self, maps, filters, images):
-        return regularizers.total_variation(images)
-
-    def describe(self) -> str:
-        return "total variation"
+    label: ClassVar[str] = "total variation"
+    measure = staticmethod(regularizers.total_variation)
 
 
 @dataclass(frozen=True)
-class Blur(Term):
-    """Mean squared difference from a 3×3 blur of the picture itself (a penalty: favours smooth pictures)."""
+class Blur(ImagePenalty):
+    """Mean squared difference from a 3×3 blur of the picture itself (favours smooth pictures)."""
     kind: ClassVar[str] = "blur"
-
-    def value(self, maps, filters, images):
-        return regularizers.blur(images)
-
-    def describe(self) -> str:
-        return "blur"
+    label: ClassVar[str] = "blur"
+    measure = staticmethod(regularizers.blur)
 
 
 @dataclass(frozen=True)

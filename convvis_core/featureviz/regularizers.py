@@ -13,6 +13,11 @@ def total_variation(images: tf.Tensor) -> tf.Tensor:
     return dx + dy
 
 
+def l1(images: tf.Tensor) -> tf.Tensor:
+    """Mean absolute distance from grey: favours pictures that leave most pixels grey."""
+    return tf.reduce_mean(tf.abs(images - 0.5), axis=[1, 2, 3])
+
+
 def l2(images: tf.Tensor) -> tf.Tensor:
     """Mean squared distance from grey: keeps pixels from running to extremes."""
     return tf.reduce_mean(tf.square(images - 0.5), axis=[1, 2, 3])
