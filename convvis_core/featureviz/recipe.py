@@ -183,6 +183,10 @@ class ImagePenalty(Term):
     label: ClassVar[str]
     measure: ClassVar[Callable[[tf.Tensor], tf.Tensor]]
 
+    def __init_subclass__(cls) -> None:
+        cls.kind = cls.measure.__name__  # "l1", "total_variation", ...: the spec's kind is the measure's name
+        super().__init_subclass__()
+
     def value(self, maps, filters, images):
         return type(self).measure(images)
 
@@ -190,36 +194,17 @@ class ImagePenalty(Term):
         return self.label
 
 
-@dataclass(frozen=True)
-class L1(ImagePenalty):
-    """Mean absolute distance from grey (keeps most pixels grey)."""
-    kind: ClassVar[str] = "l1"
-    label: ClassVar[str] = "L1"
-    measure = staticmethod(regularizers.l1)
+def _image_penalty(name: str, label: str, measure: Callable[[tf.Tensor], tf.Tensor]) -> type[ImagePenalty]:
+    """The penalty term of one of :mod:`regularizers`' measures (its docstring says what it favours)."""
+    namespace = {"__doc__": measure.__doc__, "__module__": __name__, "__qualname__": name, "label": label,
+                 "measure": staticmethod(measure)}
+    return dataclass(frozen=True)(type(name, (ImagePenalty,), namespace))
 
 
-@dataclass(frozen=True)
-class L2(ImagePenalty):
-    """Mean squared distance from grey (keeps pixels from running to extremes)."""
-    kind: ClassVar[str] = "l2"
-    label: ClassVar[str] = "L2"
-    measure = staticmethod(regularizers.l2)
-
-
-@dataclass(frozen=True)
-class TotalVariation(ImagePenalty):
-    """Mean absolute difference between neighbouring pixels (against high-frequency noise)."""
-    kind: ClassVar[str] = "total_variation"
-    label: ClassVar[str] = "total variation"
-    measure = staticmethod(regularizers.total_variation)
-
-
-@dataclass(frozen=True)
-class Blur(ImagePenalty):
-    """Mean squared difference from a 3×3 blur of the picture itself (favours smooth pictures)."""
-    kind: ClassVar[str] = "blur"
-    label: ClassVar[str] = "blur"
-    measure = staticmethod(regularizers.blur)
+L1 = _image_penalty("L1", "L1", regularizers.l1)
+L2 = _image_penalty("L2", "L2", regularizers.l2)
+TotalVariation = _image_penalty("TotalVariation", "total variation", regularizers.total_variation)
+Blur = _image_penalty("Blur", "blur", regularizers.blur)
 
 
 @dataclass(frozen=True)
