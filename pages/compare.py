@@ -139,7 +139,7 @@ def _changed_filters(a: LoadedModel, b: LoadedModel, changes: dict) -> None:
         for column, model, tag in ((left, a, "A"), (right, b, "B")):
             if drawn:
                 column.image(tile_image(drawn[model][number]), width="stretch")
-            if model is a:
+            if tag == "A":  # A and B may be the same model object
                 links.unit_link(column, layer, row.filter, label=f"A: {layer} #{row.filter}")
             elif b.info.key in MODELS:  # an upload has no URL: its unit page is reached by picking it in the sidebar
                 column.page_link(str(links.UNIT.file), label=f"B: {layer} #{row.filter}", icon=links.UNIT.icon,

@@ -67,9 +67,8 @@ def live_numbers(chosen: LiveProcessor, playing: bool, connecting: bool) -> None
 
 def freeze_buttons(latest: Callable[[], LiveFrame | None], layer: str) -> None:
     """Open the newest frame (``latest()`` when clicked) on Heatmaps or Activations, as if it had been uploaded."""
-    heatmaps, activations = st.columns(2)
-    to_heatmaps = heatmaps.button("Freeze: open on Heatmaps", icon=":material/local_fire_department:")
-    to_activations = activations.button("Freeze: open on Activations", icon=":material/grid_on:")
+    to_heatmaps = st.button("Freeze: open on Heatmaps", icon=":material/local_fire_department:", width="stretch")
+    to_activations = st.button("Freeze: open on Activations", icon=":material/grid_on:", width="stretch")
     if to_heatmaps or to_activations:
         result = latest()
         if result is None:

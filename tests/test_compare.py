@@ -296,3 +296,6 @@ def test_compare_page_on_an_uploaded_zip_gives_cka_one_for_a_model_with_itself_a
     np.testing.assert_allclose(table["CKA"], 1.0, atol=1e-5)  # a model with itself, on the archive's images
     pictures = [image for image in at.image if not image.captions or not image.captions[0].startswith(("Grad", "diff"))]
     assert len(pictures) == 2 * 8  # each of the 8 rows: A's and B's feature visualization
+    labels = [link.proto.label for link in at.get("page_link")]
+    assert sum(label.startswith("A: conv1 #") for label in labels) == 8, labels  # each row links to both unit pages
+    assert sum(label.startswith("B: conv1 #") for label in labels) == 8, labels
