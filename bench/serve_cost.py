@@ -76,7 +76,7 @@ def show_activations(app: AppPage) -> None:
 
 
 def show_heatmaps(app: AppPage) -> None:
-    app.main.get_by_text("Which map to trust").wait_for()
+    app.main.get_by_text("Which map to trust", exact=True).wait_for()
 
 
 def show_top_k(app: AppPage) -> None:

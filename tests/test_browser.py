@@ -220,7 +220,7 @@ def test_heatmaps_page_shows_heatmaps_and_their_scores(app):
     with step(app, "06_heatmaps"):
         use_model(app, LENET)
         app.go_to("Heatmaps")
-        app.main.get_by_text("Which map to trust").wait_for()
+        app.main.get_by_text("Which map to trust", exact=True).wait_for()
         explained = app.main.get_by_role("combobox", name=re.compile("^Explain class"))
         expect(explained).to_have_value(re.compile(r"^\d \(\d\)$"))  # starts at the top prediction
         for title in ("Grad-CAM", "Grad-CAM++", "Layer-CAM"):
@@ -320,7 +320,7 @@ def test_an_uploaded_segmentation_model_is_explained_for_a_class_over_a_region(a
             expect(app.main.get_by_role("heading", name=title, exact=True)).to_be_visible()
         expect(app.main.get_by_text("Deletion AUC ↓", exact=True)).to_have_count(3)
         expect(app.main.get_by_test_id("stMetricLabel").filter(has_text="ROAD ↑")).to_have_count(3)
-        app.main.get_by_text("Which map to trust").wait_for()
+        app.main.get_by_text("Which map to trust", exact=True).wait_for()
         charts_shown(app, 6)
 
 

@@ -197,7 +197,7 @@ def test_live_video_in_chromium_shows_the_map_ten_closed_tabs_leave_threads_and_
         page, app, _ = viewer()  # freeze: the newest frame opens on Heatmaps as if it had been uploaded
         app.click(app.main.get_by_role("button", name="Freeze: open on Heatmaps"))
         app.main.get_by_role("heading", name="Heatmaps", exact=True).wait_for()
-        app.main.get_by_text("Which map to trust").wait_for(timeout=300_000)
+        app.main.get_by_text("Which map to trust", exact=True).wait_for(timeout=300_000)
         explained = app.main.get_by_role("combobox", name=re.compile("^Explain class")).input_value()
         assert "cat" in explained and "camera-" in app.main.inner_text() and not app.problems(), explained
         chromium.close()
