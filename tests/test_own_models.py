@@ -20,14 +20,19 @@ from convvis_core.activations import feature_maps
 from convvis_core.cam import ClassTarget, heatmap
 from convvis_core.datasets.catalog import open_dataset
 from convvis_core.cache import ResultCache
+from convvis_core.compare.changes import weight_change
+from convvis_core.compare.similarity import CompareError, compare_models
 from convvis_core.errors import ModelError
 from convvis_core.featureviz import PRESETS, visualize_filters
 from convvis_core.images import as_model_sees_it, model_input
 from convvis_core.layers import default_layer, spatial_layers
+from convvis_core.live import LiveProcessor
 from convvis_core.models import LoadedModel, load_uploaded_model
 from convvis_core.predictions import top_k
+from convvis_core.presentation.overlays import overlay
 from convvis_core.samples import PHOTOS, load_sample
 from convvis_core.topk import scan
+from convvis_testing.models import copy_model
 
 pytestmark = pytest.mark.slow
 CAMS = ("gradcam", "gradcam++", "layercam", "scorecam")
@@ -287,3 +292,46 @@ def test_a_cam_inside_the_base_is_not_empty_where_two_graphs_gave_zero(mobilenet
     for layer in ("conv_pw_11_relu", "conv_pw_13_relu"):
         result = heatmap(mobilenet_transfer, load_sample("flower"), "gradcam", None, f"mobilenet_1.00_224/{layer}")
         assert result.values.max() == 1.0 and result.values.std() > 0.05
+
+
+@pytest.mark.parametrize("fixture,prefix", [("mobilenet_transfer", "mobilenet_1.00_224/"),
+                                            ("two_levels", "preprocessing_base/mobilenet_1.00_224/")])
+def test_live_frames_inside_a_base_and_behind_a_rescaling_layer_equal_the_heatmaps_page(fixture, prefix, request):
+    loaded = request.getfixturevalue(fixture)
+    frame = np.asarray(load_sample("flower").convert("RGB").resize((640, 480)))
+    processor = LiveProcessor.for_model(loaded, layer=prefix + "conv_pw_11_relu", method="gradcam")
+    result = processor.process(frame)
+    image = load_sample("flower").convert("RGB").resize((640, 480))
+    expected = heatmap(loaded, image, "gradcam", layer=prefix + "conv_pw_11_relu")  # equals the formula (above)
+    assert result.problem is None and expected.target.index == result.explained
+    difference = np.abs(np.asarray(overlay(image, expected.values, 0.5, "jet")).astype(int) - result.overlay)
+    assert difference.max() <= 3 and difference.mean() < 0.05, (difference.max(), difference.mean())
+    predicted = top_k(loaded, image)
+    assert [p.class_index for p in result.top] == [p.class_index for p in predicted]
+    np.testing.assert_allclose([p.probability for p in result.top], [p.probability for p in predicted], atol=1e-5)
+
+
+def test_compare_inside_a_base_finds_a_head_only_change_and_one_base_behind_two_preprocessings(
+        mobilenet_transfer, two_levels, tmp_path):
+    """A nested model against a copy with a new head: the base's layers match by their nested paths, with CKA 1
+    and no weight change. The same base behind a Rescaling layer instead of preprocessing outside: no path
+    matches, so the full matrix is asked for, where each layer equals its counterpart (CKA 1)."""
+    dataset = open_dataset("gallery")
+    retrained = copy_model(mobilenet_transfer, "new-head")
+    kernel, bias = retrained.model.get_layer("flowers").get_weights()
+    retrained.model.get_layer("flowers").set_weights([np.roll(kernel, 1, axis=1), bias])
+    result = compare_models(mobilenet_transfer, retrained, dataset, cache=ResultCache(tmp_path))
+    assert "mobilenet_1.00_224/conv_pw_13_relu" in result.matched and "mobilenet_1.00_224/conv1" in result.matched
+    for path in result.matched:
+        assert result.layer_cka(path) == pytest.approx(1.0, abs=1e-5), path
+    assert np.max(weight_change(mobilenet_transfer, retrained, "mobilenet_1.00_224/conv_pw_5")) == 0.0
+
+    with pytest.raises(CompareError, match="no layer at the same path"):
+        compare_models(mobilenet_transfer, two_levels, dataset, cache=ResultCache(tmp_path))
+    matrix = compare_models(mobilenet_transfer, two_levels, dataset, matrix=True, cache=ResultCache(tmp_path))
+    assert not matrix.matched
+    for name in ("conv1", "conv_pw_5_relu", "conv_pw_13_relu"):
+        row = matrix.layers_a.index("mobilenet_1.00_224/" + name)
+        column = matrix.layers_b.index("preprocessing_base/mobilenet_1.00_224/" + name)
+        assert matrix.cka[row, column] == pytest.approx(1.0, abs=1e-4), name
+        assert matrix.cka[row].argmax() == column or matrix.cka[row].max() - matrix.cka[row, column] < 1e-4

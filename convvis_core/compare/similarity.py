@@ -198,8 +198,6 @@ def compare_models(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int 
     layers, or with ``matrix`` every chosen layer of A against every one of B), and the activation
     correlation of every channel of each matched pair of equal shape."""
     layers_a, layers_b = choose_layers(a, b, layers, matrix)
-    if matrix and layers_a == layers_b and not layers:
-        pass  # the matched layers against each other: a square matrix
     count = scan_count(dataset, count)
     if count < MIN_BATCH:
         raise CompareError(f"CKA needs at least {MIN_BATCH} images (its unbiased estimate divides by n − 3); "
