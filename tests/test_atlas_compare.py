@@ -37,16 +37,14 @@ def tuned_file(lenet, tmp_path_factory) -> Path:
 def test_compare_pages_show_compare_models_and_a_rerun_finds_the_comparison(lenet, tuned_file, tmp_path, monkeypatch,
                                                                             capsys):
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path / "cache"))
-    computed = []
-    compute = similarity._compute
-    monkeypatch.setattr(similarity, "_compute", lambda *args: computed.append(args) or compute(*args))
+    computed = similarity.COMPARISONS[lenet.info.display_name]
     site = tmp_path / "site"
     assert main([*ATLAS, "--compare", str(tuned_file), "--export", str(site)]) == 0
     assert "2 compare pages and B's site in other/" in capsys.readouterr().out
-    assert len(computed) == 1
+    assert similarity.COMPARISONS[lenet.info.display_name] == computed + 1
     default_cache(similarity.CACHE_NAMESPACE).forget_memory()  # as a new process: only the disk
     assert main([*ATLAS, "--compare", str(tuned_file)]) == 0
-    assert len(computed) == 1 and "(cached)" in capsys.readouterr().out
+    assert similarity.COMPARISONS[lenet.info.display_name] == computed + 1 and "(cached)" in capsys.readouterr().out
 
     other = load_model(str(tuned_file))
     expected = similarity.compare_models(lenet, other, mnist_dataset(), 64, LAYERS,
@@ -84,3 +82,18 @@ def test_a_model_b_that_cannot_be_compared_is_a_message_before_any_work(size, la
     captured = capsys.readouterr()
     assert message in captured.err and "Traceback" not in captured.err
     assert "engine:" not in captured.out and not (tmp_path / "site").exists()
+
+
+@pytest.mark.slow  # a local Ray started by the command, two atlases on each engine
+def test_the_ray_engine_exports_the_same_comparison_and_pictures_as_the_local_one(tuned_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path / "cache"))
+    assert main([*ATLAS, "--compare", str(tuned_file), "--export", str(tmp_path / "local")]) == 0
+    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path / "ray-cache"))  # nothing computed locally is reused
+    assert main([*ATLAS, "--compare", str(tuned_file), "--engine", "ray", "--workers", "2", "--threads", "2",
+                 "--export", str(tmp_path / "ray")]) == 0
+    local = {path.relative_to(tmp_path / "local") for path in (tmp_path / "local").rglob("*") if path.is_file()}
+    ray = {path.relative_to(tmp_path / "ray") for path in (tmp_path / "ray").rglob("*") if path.is_file()}
+    assert local == ray and Path("other/img/conv1/3.png") in ray and Path("compare/conv1.html") in ray
+    differing = [str(path) for path in sorted(local)
+                 if (tmp_path / "local" / path).read_bytes() != (tmp_path / "ray" / path).read_bytes()]
+    assert not differing

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.compare.cka import MIN_BATCH, StreamedCKA
+from convvis_core.counters import WorkCounter
 from convvis_core.datasets.base import Dataset
 from convvis_core.errors import ConvVisError
 from convvis_core.graph import sub_model
@@ -29,6 +30,7 @@ from convvis_core.topk import prefetched, model_inputs, pixel_batch, scan_count
 CACHE_NAMESPACE = "compare-v1"
 BATCH_SIZE = 64
 _PASSES = PerModelCache(4)  # by model A, then B's weights and the layers
+COMPARISONS = WorkCounter()  # passes run by :func:`compare_models`, by A's display name (not those from the cache)
 
 
 class CompareError(ConvVisError):
@@ -212,6 +214,7 @@ def compare_models(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int 
         if stored is not None:
             return Similarity.from_arrays(stored)
         result = _compute(a, b, dataset, count, layers_a, layers_b, batch_size, progress)
+        COMPARISONS.add(a.info.display_name)
         cache.put(key, result.to_arrays())
     return result
 
