@@ -141,19 +141,24 @@ def _rss_mib(pid: int) -> float:
 
 # The one pool of threads that may outlive a viewer: aiortc encodes in asyncio's default executor, which
 # starts threads as encodes overlap, up to min(32, CPUs + 4), and keeps them for later viewers. A leak
-# of one thread per viewer exceeds it over the ten viewers after the warm-up.
+# of one thread per viewer exceeds it over the viewers after the warm-up.
 ASYNCIO_EXECUTOR_THREADS = min(32, (os.cpu_count() or 1) + 4)
-WARM_UP, MEASURED = 3, max(10, ASYNCIO_EXECUTOR_THREADS + 1)
+WARM_UP, MEASURED = 3, max(15, ASYNCIO_EXECUTOR_THREADS + 1)
 CYCLES = WARM_UP + MEASURED
-# Over the ten viewers after the warm-up, with README's MALLOC_ARENA_MAX=2 and closed sessions dropped:
-# +13 to +81 MB in seven runs (the heap settling); ~20 MB a viewer (+200 MB) without the variable, where
-# each viewer's threads leave freed frames in malloc arenas of their own, or where sessions are kept.
-RSS_GROWTH_MIB = 120
+# Memory: RSS sampled a second after each measured viewer closes. With README's MALLOC_ARENA_MAX=2 and closed
+# sessions dropped after 5 s, it rises by up to ~140 MB over the first ~15 viewers, then stays there or falls,
+# ±30 MB from one viewer to the next (27 viewers: 940 MB, 1081 MB at viewer 17, 1025-1050 MB at 20-29), so one
+# reading against another says little. The median of the last five samples against the first five (ten viewers
+# apart) measured +44 and -17 MB. It catches what grows with every viewer by 10 MB or more (a frame queue, a
+# kept stream); smaller retentions hide in the noise: every session kept 120 s measured +84, arenas uncapped +66.
+# That a viewer's processor and frames are freed is tested directly above.
+SAMPLED = 5
+RSS_GROWTH_MIB = 100
 
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_live_video_in_chromium_shows_the_map_ten_closed_tabs_leave_threads_and_memory_flat_and_freezes(
+def test_live_video_in_chromium_shows_the_map_closed_tabs_leave_threads_and_memory_flat_and_freezes(
         tmp_path, cache_folder, monkeypatch):
     browser = pytest.importorskip("convvis_testing.browser")
     from playwright.sync_api import sync_playwright
@@ -177,6 +182,7 @@ def test_live_video_in_chromium_shows_the_map_ten_closed_tabs_leave_threads_and_
             app.main.get_by_text("frames/s reached").wait_for(timeout=120_000)
             return page, app, component
 
+        rss: list[float] = []  # MiB after each measured viewer
         for cycle in range(CYCLES):
             page, app, component = viewer()
             if cycle == 0:
@@ -188,11 +194,14 @@ def test_live_video_in_chromium_shows_the_map_ten_closed_tabs_leave_threads_and_
             page.close()
             if cycle == WARM_UP - 1:  # the first viewers start what lives on (TF's pools, aiortc's loop, arenas)
                 time.sleep(15)
-                threads_before, rss_before = _threads(served.pid), _rss_mib(served.pid)
+                threads_before = _threads(served.pid)
+            elif cycle >= WARM_UP:
+                time.sleep(1)
+                rss.append(_rss_mib(served.pid))
         deadline = time.monotonic() + 60
         while _threads(served.pid) > threads_before and time.monotonic() < deadline:
             time.sleep(1)
-        threads_after, rss_after = _threads(served.pid), _rss_mib(served.pid)
+        threads_after = _threads(served.pid)
 
         page, app, _ = viewer()  # freeze: the newest frame opens on Heatmaps as if it had been uploaded
         app.click(app.main.get_by_role("button", name="Freeze: open on Heatmaps"))
@@ -202,6 +211,7 @@ def test_live_video_in_chromium_shows_the_map_ten_closed_tabs_leave_threads_and_
         assert "cat" in explained and "camera-" in app.main.inner_text() and not app.problems(), explained
         chromium.close()
     assert threads_after - threads_before <= ASYNCIO_EXECUTOR_THREADS < MEASURED, (threads_before, threads_after)
-    assert rss_after - rss_before < RSS_GROWTH_MIB, (rss_before, rss_after)
-    print(f"threads {threads_before} -> {threads_after}, RSS {rss_before:.0f} -> {rss_after:.0f} MiB "
-          f"from viewer {WARM_UP} to viewer {CYCLES}")
+    growth = float(np.median(rss[-SAMPLED:]) - np.median(rss[:SAMPLED]))
+    assert growth < RSS_GROWTH_MIB, [round(value) for value in rss]
+    print(f"threads {threads_before} -> {threads_after}; RSS after viewers {WARM_UP + 1}..{CYCLES}: "
+          f"{' '.join(f'{value:.0f}' for value in rss)} MiB, last {SAMPLED} vs first {SAMPLED} {growth:+.0f} MiB")
