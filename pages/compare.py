@@ -55,7 +55,7 @@ def _cka_chart(result: Similarity) -> None:
     st.plotly_chart(figure, width="stretch")
 
 
-def _same_image(a: LoadedModel, b: LoadedModel, matched: list[str]) -> None:
+def _same_image(a: LoadedModel, b: LoadedModel, result: Similarity) -> None:
     """One image through both: the top-5 of each, Grad-CAM of each for A's top class, and the difference."""
     st.subheader("Same image, both models")
     chosen = image_picker(a.info, key="compare_image")
@@ -70,9 +70,12 @@ def _same_image(a: LoadedModel, b: LoadedModel, matched: list[str]) -> None:
     with user_errors():
         target = ClassTarget(top5(a, chosen.image, chosen.fit)[0].class_index)
         seen = as_model_sees_it(chosen.image, a.info, chosen.fit)
+        matched = result.matched
         layer = st.selectbox("Grad-CAM layer (in both models)", matched, index=len(matched) - 1,
                              key=f"compare_cam_layer_{a.info.key}") if matched else None
-        maps = [heatmap(loaded, chosen.image, "gradcam", target, layer, fit=chosen.fit).values for loaded in (a, b)]
+        layers = (layer, result.counterpart(layer)) if layer else (None, None)
+        maps = [heatmap(loaded, chosen.image, "gradcam", target, path, fit=chosen.fit).values
+                for loaded, path in zip((a, b), layers)]
         pictures = side_by_side(seen, *maps)
         for column, picture, caption in zip(st.columns(3), pictures,
                                             ("Grad-CAM, A", "Grad-CAM, B", "difference |B − A|")):
@@ -101,6 +104,8 @@ def main() -> None:
     with user_errors(stop=True):
         result = _cached_similarity(key, a, b, dataset, count, matrix)
     st.subheader("Layer similarity (linear CKA)")
+    for line in result.matching.lines():
+        st.caption(line)
     rows = []
     changes = {}
     for path in result.matched:
@@ -108,7 +113,8 @@ def main() -> None:
         changes[path] = found
         weights = [row.weight_change for row in found if np.isfinite(row.weight_change)]
         activations = [row.activation_change for row in found if np.isfinite(row.activation_change)]
-        rows.append({"layer": path, "CKA": result.layer_cka(path),
+        rows.append({"layer": path, **({"B's layer": result.counterpart(path)} if result.matching.lines() else {}),
+                     "CKA": result.layer_cka(path),
                      "mean weight change": float(np.mean(weights)) if weights else None,
                      "mean activation change": float(np.mean(activations)) if activations else None})
     if rows:
@@ -116,11 +122,11 @@ def main() -> None:
     if matrix:
         shown_once(("compare-matrix", *key), lambda: _cka_chart(result))
     if changes:
-        _changed_filters(a, b, changes)
-    _same_image(a, b, result.matched)
+        _changed_filters(a, b, changes, result)
+    _same_image(a, b, result)
 
 
-def _changed_filters(a: LoadedModel, b: LoadedModel, changes: dict) -> None:
+def _changed_filters(a: LoadedModel, b: LoadedModel, changes: dict, result: Similarity) -> None:
     """The most changed filters of one layer, each with both models' feature visualizations (the same
     preset and seed, from the shared picture cache) and a link to each model's unit page."""
     st.subheader("Filters that changed most")
@@ -131,7 +137,8 @@ def _changed_filters(a: LoadedModel, b: LoadedModel, changes: dict) -> None:
     if st.toggle(f"Feature visualizations of A and B ({name} preset)", value=True, key="compare_pictures"):
         with user_errors():
             filters = [row.filter for row in rows]
-            drawn = {model: pictures(model, [(layer, filters)], {name: settings})[0] for model in (a, b)}
+            drawn = {model: pictures(model, [(path, filters)], {name: settings})[0]
+                     for model, path in ((a, layer), (b, result.counterpart(layer)))}
     for number, row in enumerate(rows):
         text, left, right = st.columns([2, 1, 1])
         text.markdown(f"**#{row.filter}** · activation change {change_text(row.activation_change)} · "
@@ -142,7 +149,8 @@ def _changed_filters(a: LoadedModel, b: LoadedModel, changes: dict) -> None:
             if tag == "A":  # A and B may be the same model object
                 links.unit_link(column, layer, row.filter, label=f"A: {layer} #{row.filter}")
             elif b.info.key in MODELS:  # an upload has no URL: its unit page is reached by picking it in the sidebar
-                column.page_link(str(links.UNIT.file), label=f"B: {layer} #{row.filter}", icon=links.UNIT.icon,
-                                 query_params={"model": b.info.key, "layer": layer, "filter": str(row.filter)})
+                theirs = result.counterpart(layer)
+                column.page_link(str(links.UNIT.file), label=f"B: {theirs} #{row.filter}", icon=links.UNIT.icon,
+                                 query_params={"model": b.info.key, "layer": theirs, "filter": str(row.filter)})
 
 main()

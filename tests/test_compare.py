@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 
 from convvis_core.cache import ResultCache
 from convvis_core.compare.changes import layer_changes, weight_change
 from convvis_core.compare.cka import linear_cka, streamed_cka
-from convvis_core.compare.similarity import CompareError, compare_models
+from convvis_core.compare.similarity import CompareError, compare_models, match_layers
 from convvis_core.datasets.base import ArrayDataset
 from convvis_core.datasets.packaged import mnist_dataset
 from convvis_core.models.base import LoadedModel
@@ -166,6 +167,68 @@ def test_matrix_of_all_layer_pairs(lenet, digits, tmp_path) -> None:
     assert result.cka.shape == (6, 6)
     assert np.allclose(np.diag(result.cka), 1.0, atol=1e-6)
     assert np.allclose(result.cka, result.cka.T, atol=1e-6)
+
+
+# ---- a model against the model it was built from --------------------------------------------------
+
+def test_layers_match_by_whole_path_components_at_the_end() -> None:
+    flat = ["conv1", "conv1_relu", "conv2"]
+    nested = ["base/conv1", "base/conv1_relu", "base/conv2", "head"]
+    assert match_layers(flat, nested).pairs == tuple(zip(flat, nested[:3]))
+    assert match_layers(nested, flat).pairs == tuple(zip(nested[:3], flat))
+    assert match_layers(nested, nested).pairs == tuple(zip(nested, nested))  # both nested: the same paths
+    assert not match_layers(["conv1"], ["myconv1", "base/myconv1"]).pairs  # a name's end is not a path's
+    exact = match_layers(["conv1", "base/conv1"], ["base/conv1", "other/base/conv1"])
+    assert exact.pairs == (("conv1", "other/base/conv1"), ("base/conv1", "base/conv1")) and not exact.ambiguous
+    two_bases = match_layers(["conv1"], ["left/conv1", "right/conv1"])
+    assert two_bases.pairs == (("conv1", "left/conv1"),)
+    assert two_bases.ambiguous == {"conv1": ("left/conv1", "right/conv1")}
+    assert "matched with 'left/conv1'" in two_bases.lines()[-1]
+    assert not match_layers(flat, flat).lines()  # nothing to say where every path is the same
+
+
+def _nested(lenet: LoadedModel, name: str) -> LoadedModel:
+    """LeNet's convolutional part (the same layers and weights) nested as a base under a new head."""
+    base = keras.Model(lenet.model.inputs, lenet.model.get_layer("pool2").output, name="lenet_base")
+    inputs = keras.Input(lenet.model.inputs[0].shape[1:])
+    outputs = keras.layers.Dense(3, activation="softmax", name="new_head")(keras.layers.Flatten()(base(inputs)))
+    return LoadedModel(keras.Model(inputs, outputs, name=name), dataclasses.replace(lenet.info, key=name,
+                                                                                       class_names=None))
+
+
+def test_a_flat_model_against_a_head_on_its_own_base(lenet, digits, tmp_path, capsys) -> None:
+    """The commonest comparison: a base before and after it went under a new head. The base's layers match
+    their nested twins, with CKA 1 and no weight change; two heads on the one base match by the same paths."""
+    nested = _nested(lenet, "nested_lenet")
+    result = compare_models(lenet, nested, digits, 64, cache=ResultCache(tmp_path))
+    base = ["conv1", "conv1_relu", "pool1", "conv2", "conv2_relu", "pool2"]
+    assert result.matching.pairs == tuple((path, f"lenet_base/{path}") for path in base)
+    for path in base:
+        assert result.layer_cka(path) == pytest.approx(1.0, abs=1e-6)
+        assert np.allclose(result.activation_change(path), 0.0, atol=1e-6)
+    for path in CONVS:
+        assert np.max(weight_change(lenet, nested, path, f"lenet_base/{path}")) == 0.0
+        assert {row.weight_change for row in layer_changes(lenet, nested, result, path)} == {0.0}
+    assert result.matching.lines() == ["6 of 6 layers matched by the end of their path: A's '<layer>' with B's "
+                                       "'lenet_base/<layer>'"]
+    reversed_ = compare_models(nested, lenet, digits, 64, cache=ResultCache(tmp_path))
+    assert reversed_.matched == [f"lenet_base/{path}" for path in base]
+
+    other_head = _nested(lenet, "other_head")
+    both = compare_models(nested, other_head, digits, 64, cache=ResultCache(tmp_path))
+    assert both.matching.pairs == tuple((f"lenet_base/{path}",) * 2 for path in base) and not both.matching.lines()
+    assert all(both.layer_cka(path) == pytest.approx(1.0, abs=1e-6) for path in both.matched)
+
+    from convvis_core.cli import main
+
+    path = tmp_path / "nested.keras"
+    nested.model.save(path)
+    assert main(["compare", "lenet_mnist", str(path), "--dataset", "mnist", "--images", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "6 of 6 layers matched by the end of their path: A's '<layer>' with B's 'lenet_base/<layer>'" in out
+    table = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("conv1 ", "conv2 "))}
+    assert {path: float(row[0]) for path, row in table.items()} == {"conv1": 1.0, "conv2": 1.0}
+    assert {float(row[1]) for row in table.values()} == {0.0}  # the mean weight change
 
 
 # ---- models that cannot be compared --------------------------------------------------------------

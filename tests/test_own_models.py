@@ -21,7 +21,7 @@ from convvis_core.cam import ClassTarget, heatmap
 from convvis_core.datasets.catalog import open_dataset
 from convvis_core.cache import ResultCache
 from convvis_core.compare.changes import weight_change
-from convvis_core.compare.similarity import CompareError, compare_models
+from convvis_core.compare.similarity import compare_models
 from convvis_core.errors import ModelError
 from convvis_core.featureviz import PRESETS, visualize_filters
 from convvis_core.images import as_model_sees_it, model_input
@@ -311,11 +311,12 @@ def test_live_frames_inside_a_base_and_behind_a_rescaling_layer_equal_the_heatma
     np.testing.assert_allclose([p.probability for p in result.top], [p.probability for p in predicted], atol=1e-5)
 
 
-def test_compare_inside_a_base_finds_a_head_only_change_and_one_base_behind_two_preprocessings(
-        mobilenet_transfer, two_levels, tmp_path):
+def test_compare_inside_a_base_finds_a_head_only_change_and_the_base_flat_or_behind_a_rescaling_layer(
+        mobilenet, mobilenet_transfer, two_levels, tmp_path):
     """A nested model against a copy with a new head: the base's layers match by their nested paths, with CKA 1
-    and no weight change. The same base behind a Rescaling layer instead of preprocessing outside: no path
-    matches, so the full matrix is asked for, where each layer equals its counterpart (CKA 1)."""
+    and no weight change. The flat ImageNet MobileNet against the transfer model built on it, and the same base
+    behind a Rescaling layer instead of preprocessing outside: each base layer matches its nested twin (the
+    path one ends with the other's), with CKA 1 and, against the flat model, no weight change."""
     dataset = open_dataset("gallery")
     retrained = copy_model(mobilenet_transfer, "new-head")
     kernel, bias = retrained.model.get_layer("flowers").get_weights()
@@ -326,12 +327,17 @@ def test_compare_inside_a_base_finds_a_head_only_change_and_one_base_behind_two_
         assert result.layer_cka(path) == pytest.approx(1.0, abs=1e-5), path
     assert np.max(weight_change(mobilenet_transfer, retrained, "mobilenet_1.00_224/conv_pw_5")) == 0.0
 
-    with pytest.raises(CompareError, match="no layer at the same path"):
-        compare_models(mobilenet_transfer, two_levels, dataset, cache=ResultCache(tmp_path))
-    matrix = compare_models(mobilenet_transfer, two_levels, dataset, matrix=True, cache=ResultCache(tmp_path))
-    assert not matrix.matched
+    flat = compare_models(mobilenet, mobilenet_transfer, dataset, 12, cache=ResultCache(tmp_path))
+    nested = [layer.path for layer in spatial_layers(mobilenet_transfer.model)]
+    base = [path.removeprefix("mobilenet_1.00_224/") for path in nested]  # the flat model's head lies beyond them
+    assert flat.matching.pairs == tuple(zip(base, nested)) and len(base) > 80
+    for path in base:
+        assert flat.layer_cka(path) == pytest.approx(1.0, abs=1e-4), path
+        weights = weight_change(mobilenet, mobilenet_transfer, path, flat.counterpart(path))
+        assert weights is None or np.max(weights) == 0.0, path
+    assert weight_change(mobilenet, mobilenet_transfer, "conv_pw_5", "mobilenet_1.00_224/conv_pw_5") is not None
+
+    behind = compare_models(mobilenet_transfer, two_levels, dataset, 12, cache=ResultCache(tmp_path))
+    assert behind.counterpart("mobilenet_1.00_224/conv1") == "preprocessing_base/mobilenet_1.00_224/conv1"
     for name in ("conv1", "conv_pw_5_relu", "conv_pw_13_relu"):
-        row = matrix.layers_a.index("mobilenet_1.00_224/" + name)
-        column = matrix.layers_b.index("preprocessing_base/mobilenet_1.00_224/" + name)
-        assert matrix.cka[row, column] == pytest.approx(1.0, abs=1e-4), name
-        assert matrix.cka[row].argmax() == column or matrix.cka[row].max() - matrix.cka[row, column] < 1e-4
+        assert behind.layer_cka("mobilenet_1.00_224/" + name) == pytest.approx(1.0, abs=1e-4), name

@@ -37,8 +37,9 @@ def cmd_atlas(args: argparse.Namespace) -> None:
         from convvis_core.compare.similarity import shared_layers
 
         other = open_model(args.compare, args.preprocessing)
-        layers = shared_layers(first, other, request.layers)
-        jobs.append((dataclasses.replace(request, model=args.compare, layers=tuple(layers)), other))
+        matching = shared_layers(first, other, request.layers)
+        print("\n".join(matching.lines()))
+        jobs.append((dataclasses.replace(request, model=args.compare, layers=tuple(b for _, b in matching.pairs)), other))
     summaries = []
     for job, loaded in jobs:
         if args.compare:
@@ -47,7 +48,7 @@ def cmd_atlas(args: argparse.Namespace) -> None:
             summaries.append(run_atlas(job, engine, progress=report, loaded=loaded))
         print("\n".join(summaries[-1].lines()))
     plan = summaries[0].plan  # the plan the run computed: its model, layers, preset and dataset
-    comparison = _compare(plan, summaries[1].plan) if args.compare else None
+    comparison = _compare(plan, summaries[1].plan, [a for a, _ in matching.pairs]) if args.compare else None
     if args.export:
         from convvis_core.presentation.site import export_site
 
@@ -59,9 +60,9 @@ def cmd_atlas(args: argparse.Namespace) -> None:
               + f" to {site.folder}; open {site.folder / 'index.html'}")
 
 
-def _compare(plan: "Plan", other: "Plan") -> "Comparison":
-    """Compare the two atlases' models over A's dataset and image count (the gallery without one), on the layers
-    B's atlas computed; stored in the cache (by both models, the dataset, the count), so a rerun finds it."""
+def _compare(plan: "Plan", other: "Plan", layers: list[str]) -> "Comparison":
+    """Compare the two atlases' models over A's dataset and image count (the gallery without one), on A's
+    ``layers`` whose counterparts B's atlas computed; stored in the cache (by both models, the dataset, the count), so a rerun finds it."""
     from convvis_core.compare.changes import change_text
     from convvis_core.compare.similarity import compare_models
     from convvis_core.datasets.catalog import open_dataset
@@ -69,8 +70,7 @@ def _compare(plan: "Plan", other: "Plan") -> "Comparison":
 
     dataset = plan.dataset or open_dataset("gallery")
     with progress_bar("compare", "images") as report:
-        similarity = compare_models(plan.loaded, other.loaded, dataset, plan.count or None, other.layers,
-                                    progress=report)
+        similarity = compare_models(plan.loaded, other.loaded, dataset, plan.count or None, layers, progress=report)
     print(f"{plan.loaded.info.display_name} (A) vs {other.loaded.info.display_name} (B), linear CKA over "
           f"{similarity.count:,} images of {dataset.name}{' (cached)' if similarity.from_cache else ''}: "
           + ", ".join(f"{path} {change_text(similarity.layer_cka(path))}" for path in similarity.matched))

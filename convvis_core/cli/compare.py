@@ -25,6 +25,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
         result = compare_models(first, other, dataset, args.images, args.layers, args.matrix, progress=report)
     print(f"{first.info.display_name} (A) vs {other.info.display_name} (B), linear CKA over {result.count:,} images "
           f"of {dataset.name}{' (cached)' if result.from_cache else ''}:")
+    for line in result.matching.lines():
+        print(line)
     matched = result.matched
     if matched:
         print(f"{'layer':<40} {'CKA':>7} {'weight Δ':>9} {'act. Δ':>8}")

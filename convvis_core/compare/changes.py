@@ -34,10 +34,11 @@ def _per_filter(values: list[np.ndarray], channels: int) -> np.ndarray | None:
     return np.concatenate(columns).astype(np.float64) if columns else None
 
 
-def weight_change(a: LoadedModel, b: LoadedModel, path: str) -> np.ndarray | None:
-    """Relative weight change per filter of the layer at ``path`` (same path, same shapes), or None."""
+def weight_change(a: LoadedModel, b: LoadedModel, path: str, counterpart: str | None = None) -> np.ndarray | None:
+    """Relative weight change per filter of A's layer at ``path`` and B's at ``counterpart`` (default: the same
+    path), or None where either has no weights or their shapes differ."""
     channels = find_layer(a.model, path).channels
-    layer_a, layer_b = flat_graph(a.model).layers[path], flat_graph(b.model).layers[path]
+    layer_a, layer_b = flat_graph(a.model).layers[path], flat_graph(b.model).layers[counterpart or path]
     weights_a = _per_filter([np.asarray(w) for w in layer_a.get_weights()], channels)
     weights_b = _per_filter([np.asarray(w) for w in layer_b.get_weights()], channels)
     if weights_a is None or weights_b is None or weights_a.shape != weights_b.shape:
@@ -46,9 +47,9 @@ def weight_change(a: LoadedModel, b: LoadedModel, path: str) -> np.ndarray | Non
 
 
 def layer_changes(a: LoadedModel, b: LoadedModel, similarity: Similarity, path: str) -> list[FilterChange]:
-    """Every filter of a matched layer, the most changed first (activation change, then weight change)."""
+    """Every filter of A's matched layer at ``path``, the most changed first (activation change, then weight change)."""
     channels = find_layer(a.model, path).channels
-    weights = weight_change(a, b, path)
+    weights = weight_change(a, b, path, similarity.counterpart(path))
     activations = similarity.activation_change(path)
     weights = np.full(channels, np.nan) if weights is None else weights
     activations = np.full(channels, np.nan) if activations is None else activations

@@ -9,7 +9,7 @@ dataset, the count and the layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,7 +27,7 @@ from convvis_core.per_model import PerModelCache
 from convvis_core.progress import StepProgress
 from convvis_core.topk import prefetched, model_inputs, pixel_batch, scan_count
 
-CACHE_NAMESPACE = "compare-v1"
+CACHE_NAMESPACE = "compare-v2"  # v2: layers matched in pairs (A's path, B's path); v1 entries are recomputed
 BATCH_SIZE = 64
 _PASSES = PerModelCache(4)  # by model A, then B's weights and the layers
 COMPARISONS = WorkCounter()  # passes run by :func:`compare_models`, by A's display name (not those from the cache)
@@ -38,24 +38,93 @@ class CompareError(ConvVisError):
 
 
 @dataclass(frozen=True)
+class LayerMatching:
+    """Which of B's layers is each A layer's counterpart: the same path, else the path one ends with the
+    other's (a base nested in a head, or two heads on one base), whole path components only."""
+
+    pairs: tuple[tuple[str, str], ...]  # (A's path, B's path), in A's graph order
+    ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict)  # A's path -> B's equally good candidates
+
+    def lines(self) -> list[str]:
+        """How the layers were matched, for the CLI and the page: nothing where every path is the same."""
+        renamed = [(path_a, path_b) for path_a, path_b in self.pairs if path_a != path_b]
+        if not renamed:
+            return []
+        grouped: dict[tuple[str, str], int] = {}
+        for path_a, path_b in renamed:
+            grouped[_prefixes(path_a, path_b)] = grouped.get(_prefixes(path_a, path_b), 0) + 1
+        lines = [f"{count} of {len(self.pairs)} layers matched by the end of their path: A's "
+                 f"'{prefix_a or ''}<layer>' with B's '{prefix_b or ''}<layer>'"
+                 for (prefix_a, prefix_b), count in grouped.items()]
+        counterpart = dict(self.pairs)
+        lines += [f"ambiguous: A's '{path}' ends like B's {', '.join(repr(c) for c in candidates)}; "
+                  f"matched with '{counterpart[path]}'" for path, candidates in self.ambiguous.items()]
+        return lines
+
+
+def _prefixes(path_a: str, path_b: str) -> tuple[str, str]:
+    """What each path has before their common end: ('', 'mobilenet_1.00_224/') for conv1 and its nested twin."""
+    shorter = min(path_a.count("/"), path_b.count("/")) + 1
+    tail = "/".join(path_a.split("/")[-shorter:])
+    return path_a[:len(path_a) - len(tail)], path_b[:len(path_b) - len(tail)]
+
+
+def _ends_alike(path_a: str, path_b: str) -> bool:
+    """One path is the other's last components (``conv1`` and ``base/conv1``; not ``conv1`` and ``myconv1``)."""
+    parts_a, parts_b = path_a.split("/"), path_b.split("/")
+    shorter = min(len(parts_a), len(parts_b))
+    return parts_a[-shorter:] == parts_b[-shorter:]
+
+
+def match_layers(paths_a: Sequence[str], paths_b: Sequence[str]) -> LayerMatching:
+    """Each of A's paths with its counterpart among B's: the same path first; else a path that ends with the
+    other (the nearest in nesting depth; equally near ones are ambiguous: the first in B's order is taken
+    and the others reported). Every B layer is matched at most once."""
+    exact = set(paths_a) & set(paths_b)
+    free = [path for path in paths_b if path not in exact]
+    pairs, ambiguous = [], {}
+    for path in paths_a:
+        if path in exact:
+            pairs.append((path, path))
+            continue
+        candidates = [other for other in free if _ends_alike(path, other)]
+        if not candidates:
+            continue
+        depth = lambda other: abs(other.count("/") - path.count("/"))  # noqa: E731
+        nearest = [other for other in candidates if depth(other) == min(map(depth, candidates))]
+        if len(nearest) > 1:
+            ambiguous[path] = tuple(nearest)
+        pairs.append((path, nearest[0]))
+        free.remove(nearest[0])
+    return LayerMatching(tuple(pairs), ambiguous)
+
+
+@dataclass(frozen=True)
 class Similarity:
-    """CKA between A's layers (rows) and B's (columns), and for each matched pair (same path, same shape)
-    every channel's activation correlation over the images (and positions)."""
+    """CKA between A's layers (rows) and B's (columns), and for each matched pair (A's layer and its
+    counterpart in B, of the same shape) every channel's activation correlation over the images (and positions)."""
 
     layers_a: tuple[str, ...]
     layers_b: tuple[str, ...]
     cka: np.ndarray  # (len(layers_a), len(layers_b))
-    correlation: dict[str, np.ndarray]  # matched path -> (channels,) Pearson correlation
+    correlation: dict[str, np.ndarray]  # A's path of a matched pair -> (channels,) Pearson correlation
     count: int
     dataset: str
+    matching: LayerMatching = LayerMatching(())
     from_cache: bool = False
 
     @property
     def matched(self) -> list[str]:
-        return [path for path in self.layers_a if path in self.layers_b]
+        """A's paths that have a counterpart in B."""
+        return [path_a for path_a, _ in self.matching.pairs]
+
+    def counterpart(self, path: str) -> str:
+        """B's layer matched with A's ``path``."""
+        return dict(self.matching.pairs)[path]
 
     def layer_cka(self, path: str) -> float:
-        return float(self.cka[self.layers_a.index(path), self.layers_b.index(path)])
+        """CKA of A's layer at ``path`` with its counterpart in B."""
+        return float(self.cka[self.layers_a.index(path), self.layers_b.index(self.counterpart(path))])
 
     def activation_change(self, path: str) -> np.ndarray | None:
         """1 − correlation per channel; None where the two layers differ in shape."""
@@ -63,17 +132,22 @@ class Similarity:
         return None if found is None else 1.0 - found
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        pairs = np.array(self.matching.pairs, dtype=str).reshape(-1, 2)
+        ambiguous = np.array([[path, "|".join(found)] for path, found in self.matching.ambiguous.items()],
+                             dtype=str).reshape(-1, 2)
         arrays = {"layers_a": np.array(self.layers_a), "layers_b": np.array(self.layers_b), "cka": self.cka,
-                  "count": np.array(self.count), "dataset": np.array(self.dataset),
-                  "correlated": np.array(list(self.correlation), dtype=str)}
+                  "count": np.array(self.count), "dataset": np.array(self.dataset), "pairs": pairs,
+                  "ambiguous": ambiguous, "correlated": np.array(list(self.correlation), dtype=str)}
         return arrays | {f"corr_{i}": value for i, value in enumerate(self.correlation.values())}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Similarity":
         correlated = [str(path) for path in arrays["correlated"]]
+        matching = LayerMatching(tuple((str(a), str(b)) for a, b in arrays["pairs"]),
+                                 {str(path): tuple(str(found).split("|")) for path, found in arrays["ambiguous"]})
         return cls(tuple(str(p) for p in arrays["layers_a"]), tuple(str(p) for p in arrays["layers_b"]),
                    np.asarray(arrays["cka"]), {path: np.asarray(arrays[f"corr_{i}"]) for i, path in enumerate(correlated)},
-                   int(arrays["count"]), str(arrays["dataset"]), from_cache=True)
+                   int(arrays["count"]), str(arrays["dataset"]), matching, from_cache=True)
 
 
 def check_comparable(a: LoadedModel, b: LoadedModel) -> None:
@@ -85,47 +159,54 @@ def check_comparable(a: LoadedModel, b: LoadedModel) -> None:
                            "and channels (e.g. a model before and after fine-tuning).")
 
 
-def matching_layers(a: LoadedModel, b: LoadedModel) -> list[str]:
-    """The spatial layers both models have at the same path, in A's graph order."""
-    theirs = {layer.path for layer in spatial_layers(b.model)}
-    return [layer.path for layer in spatial_layers(a.model) if layer.path in theirs]
+def matching_layers(a: LoadedModel, b: LoadedModel) -> LayerMatching:
+    """A's spatial layers matched with their counterparts among B's (:func:`match_layers`)."""
+    return match_layers([layer.path for layer in spatial_layers(a.model)], [layer.path for layer in spatial_layers(b.model)])
 
 
-def shared_layers(a: LoadedModel, b: LoadedModel, among: Sequence[str] = ()) -> list[str]:
-    """The layers of ``among`` (none: every spatial layer of A) that B has at the same path, in A's order, so
-    a job on both models (``convvis atlas --compare``) computes for B only what can be compared with A."""
+def shared_layers(a: LoadedModel, b: LoadedModel, among: Sequence[str] = ()) -> LayerMatching:
+    """The layers of ``among`` (A's paths; none: every spatial layer of A) matched with B's counterparts, so a
+    job on both models (``convvis atlas --compare``) computes for B only what can be compared with A."""
     check_comparable(a, b)
-    theirs = matching_layers(a, b)
-    shared = [path for path in among if path in theirs] if among else theirs
-    if not shared:
+    matching = matching_layers(a, b)
+    shared = LayerMatching(tuple(pair for pair in matching.pairs if not among or pair[0] in among),
+                           {path: found for path, found in matching.ambiguous.items() if not among or path in among})
+    if not shared.pairs:
         asked = f" among {', '.join(among)}" if among else ""
         raise CompareError(f"'{a.info.display_name}' and '{b.info.display_name}' have no spatial layer at the same "
-                           f"path{asked}, so no layer can be compared with its counterpart. Compare two versions of "
-                           "one architecture (e.g. a model before and after fine-tuning), or choose --layers both have.")
+                           f"path, or at a path ending with the other's{asked}, so no layer can be compared with its "
+                           "counterpart. Compare two versions of one architecture (e.g. a model before and after "
+                           "fine-tuning), or choose --layers both have.")
     return shared
 
 
 def choose_layers(a: LoadedModel, b: LoadedModel, layers: Sequence[str] | None,
-                  matrix: bool) -> tuple[list[str], list[str]]:
-    """The layers to compare: the given paths (in both), else every matching layer; with ``matrix``
-    and no match, every spatial layer of each."""
+                  matrix: bool) -> tuple[list[str], list[str], LayerMatching]:
+    """The layers to compare and how they pair: the given paths of A with their counterparts in B, else every
+    matched layer; with ``matrix``, every spatial layer of each (matched pairs still paired)."""
     check_comparable(a, b)
+    matching = matching_layers(a, b)
     if layers:
+        counterparts = dict(matching.pairs)
         for path in layers:
-            find_layer(a.model, path), find_layer(b.model, path)
-        return list(layers), list(layers)
-    matched = matching_layers(a, b)
-    if matched:
-        return matched, matched
+            find_layer(a.model, path)
+            find_layer(b.model, counterparts.get(path, path))  # no counterpart: B's error names its close paths
+        pairs = tuple((path, counterparts.get(path, path)) for path in layers)
+        return list(layers), [path_b for _, path_b in pairs], LayerMatching(
+            pairs, {path: found for path, found in matching.ambiguous.items() if path in layers})
     if matrix:
-        return [layer.path for layer in spatial_layers(a.model)], [layer.path for layer in spatial_layers(b.model)]
-    raise CompareError(f"'{a.info.display_name}' and '{b.info.display_name}' have no layer at the same path, so no "
-                       "layer can be compared with its counterpart. Ask for the full layer × layer matrix instead "
-                       "(--matrix, or 'All pairs' on the page), which compares every layer with every other.")
+        return ([layer.path for layer in spatial_layers(a.model)], [layer.path for layer in spatial_layers(b.model)],
+                matching)
+    if matching.pairs:
+        return [path_a for path_a, _ in matching.pairs], [path_b for _, path_b in matching.pairs], matching
+    raise CompareError(f"'{a.info.display_name}' and '{b.info.display_name}' have no layer at the same path (or at "
+                       "a path ending with the other's), so no layer can be compared with its counterpart. Ask for "
+                       "the full layer × layer matrix instead (--matrix, or 'All pairs' on the page), which compares "
+                       "every layer with every other.")
 
 
 def _pass(a: LoadedModel, b: LoadedModel, layers_a: tuple[str, ...], layers_b: tuple[str, ...],
-          paired: tuple[str, ...]) -> Callable:
+          paired: tuple[tuple[str, str], ...]) -> Callable:
     """Traced: both models' uint8 pixel batches → Gram matrices of A's layers and of B's, and the
     per-channel moments of every paired layer; one forward pass of each model, only small arrays leave."""
 
@@ -142,8 +223,8 @@ def _pass(a: LoadedModel, b: LoadedModel, layers_a: tuple[str, ...], layers_b: t
             outputs_b = model_b(model_inputs(pixels_b, b.info.preprocessing), training=False)
             outputs_a = outputs_a if len(layers_a) > 1 else [outputs_a]
             outputs_b = outputs_b if len(layers_b) > 1 else [outputs_b]
-            moments = [_moments(tf.cast(outputs_a[layers_a.index(path)], tf.float32),
-                                tf.cast(outputs_b[layers_b.index(path)], tf.float32)) for path in paired]
+            moments = [_moments(tf.cast(outputs_a[layers_a.index(path_a)], tf.float32),
+                                tf.cast(outputs_b[layers_b.index(path_b)], tf.float32)) for path_a, path_b in paired]
             return grams(outputs_a), grams(outputs_b), moments
 
         return run
@@ -188,9 +269,10 @@ class _Correlation:
         return np.where(both_constant, 1.0, np.nan_to_num(found, nan=0.0))  # two dead filters did not change
 
 
-def similarity_key(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int, layers_a, layers_b) -> str:
+def similarity_key(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int, layers_a, layers_b,
+                   matching: LayerMatching) -> str:
     return cache_key("compare", a.identity, model_fingerprint(a.model), b.identity, model_fingerprint(b.model),
-                     dataset.identity, count, list(layers_a), list(layers_b))
+                     dataset.identity, count, list(layers_a), list(layers_b), [list(pair) for pair in matching.pairs])
 
 
 def compare_models(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int | None = None,
@@ -199,13 +281,13 @@ def compare_models(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int 
     """CKA between the two models' layers over the first ``count`` images of ``dataset`` (matching
     layers, or with ``matrix`` every chosen layer of A against every one of B), and the activation
     correlation of every channel of each matched pair of equal shape."""
-    layers_a, layers_b = choose_layers(a, b, layers, matrix)
+    layers_a, layers_b, matching = choose_layers(a, b, layers, matrix)
     count = scan_count(dataset, count)
     if count < MIN_BATCH:
         raise CompareError(f"CKA needs at least {MIN_BATCH} images (its unbiased estimate divides by n − 3); "
                            f"'{dataset.name}' gives {count}.")
     cache = cache or default_cache(CACHE_NAMESPACE)
-    key = similarity_key(a, b, dataset, count, layers_a, layers_b)
+    key = similarity_key(a, b, dataset, count, layers_a, layers_b, matching)
     stored = cache.get(key)
     if stored is not None:
         return Similarity.from_arrays(stored)
@@ -213,30 +295,30 @@ def compare_models(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int 
         stored = cache.get(key)
         if stored is not None:
             return Similarity.from_arrays(stored)
-        result = _compute(a, b, dataset, count, layers_a, layers_b, batch_size, progress)
+        result = _compute(a, b, dataset, count, layers_a, layers_b, matching, batch_size, progress)
         COMPARISONS.add(a.info.display_name)
         cache.put(key, result.to_arrays())
     return result
 
 
 def _compute(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int, layers_a: list[str], layers_b: list[str],
-             batch_size: int, progress: StepProgress | None) -> Similarity:
+             matching: LayerMatching, batch_size: int, progress: StepProgress | None) -> Similarity:
     shapes_a = {path: find_layer(a.model, path) for path in layers_a}
     shapes_b = {path: find_layer(b.model, path) for path in layers_b}
     same = lambda x, y: (x.height, x.width, x.channels) == (y.height, y.width, y.channels)  # noqa: E731
-    paired = [path for path in layers_a if path in shapes_b and same(shapes_a[path], shapes_b[path])]
+    paired = [(path_a, path_b) for path_a, path_b in matching.pairs if same(shapes_a[path_a], shapes_b[path_b])]
     run = _pass(a, b, tuple(layers_a), tuple(layers_b), tuple(paired))
     streamed = StreamedCKA(len(layers_a), len(layers_b))
-    correlations = {path: _Correlation() for path in paired}
+    correlations = {path_a: _Correlation() for path_a, _ in paired}
     prepared = ((indices, pixel_batch(images, a.info))  # the same pixels for both: check_comparable
                 for indices, images in dataset.batches(batch_size, count))
     for indices, pixels in prefetched(prepared):
         pixels = tf.constant(pixels)
         grams_a, grams_b, moments = run(pixels, pixels)
         streamed.add(grams_a.numpy(), grams_b.numpy())
-        for path, found in zip(paired, moments):
+        for (path, _), found in zip(paired, moments):
             correlations[path].add(*(value.numpy() for value in found))
         if progress:
             progress(int(indices[-1]) + 1, count)
     return Similarity(tuple(layers_a), tuple(layers_b), streamed.matrix(),
-                      {path: found.value() for path, found in correlations.items()}, count, dataset.identity)
+                      {path: found.value() for path, found in correlations.items()}, count, dataset.identity, matching)

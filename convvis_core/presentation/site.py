@@ -140,7 +140,8 @@ class _Site:
                 with_examples += self.write_unit(layer, f, index)
                 units += 1
         if self.comparison is not None:
-            theirs = _Site(self.comparison.other, self.folder / "other", self.compared, self.settings, self.dataset,
+            counterparts = [self.comparison.similarity.counterpart(layer) for layer in self.compared]
+            theirs = _Site(self.comparison.other, self.folder / "other", counterparts, self.settings, self.dataset,
                            self.count, self.examples, self.connections)
             theirs.write()
             for layer in self.compared:
@@ -166,17 +167,18 @@ class _Site:
         """The layer's compare page: its CKA and its most changed filters, A's picture beside B's."""
         up, there = "../", "../other/"
         comparison = self.comparison
+        counterpart = comparison.similarity.counterpart(layer)  # B's path: the same, or B's nesting of it
         names = [html.escape(self.loaded.info.display_name), html.escape(comparison.other.info.display_name)]
         rows = "".join(
             f"<tr><td>#{change.filter}</td><td>{change_text(change.activation_change)}</td>"
             f"<td>{change_text(change.weight_change)}</td>"
             f"<td><a href='{self.unit_href(layer, change.filter, up)}'>{self.picture(layer, change.filter, up)}</a></td>"
-            f"<td><a href='{theirs.unit_href(layer, change.filter, there)}'>"
-            f"{theirs.picture(layer, change.filter, there)}</a></td></tr>"
+            f"<td><a href='{theirs.unit_href(counterpart, change.filter, there)}'>"
+            f"{theirs.picture(counterpart, change.filter, there)}</a></td></tr>"
             for change in most_changed(self.loaded, comparison.other, comparison.similarity, layer, comparison.top))
         body = (f"<nav><a href='{up}index.html'>{names[0]}</a> · <a href='{up}layers/{slug(layer)}.html'>"
-                f"{html.escape(layer)}</a> · <a href='{there}layers/{slug(layer)}.html'>{names[1]}: "
-                f"{html.escape(layer)}</a></nav><h1>{html.escape(layer)}: {names[0]} (A) vs {names[1]} (B)</h1>"
+                f"{html.escape(layer)}</a> · <a href='{there}layers/{slug(counterpart)}.html'>{names[1]}: "
+                f"{html.escape(counterpart)}</a></nav><h1>{html.escape(layer)}: {names[0]} (A) vs {names[1]} (B)</h1>"
                 f"<p class='num'>linear CKA {change_text(comparison.similarity.layer_cka(layer), digits=6)}</p>"
                 f"<p>over {comparison.similarity.count:,} images (1: the layer represents the images alike). The "
                 f"filters that changed most: activation change = 1 − correlation of the filter's activations over "
