@@ -47,6 +47,32 @@ def activation_name(layer: keras.layers.Layer) -> str | None:
     return None if name in (None, "linear") else name
 
 
+SQUASHES = ("softmax", "sigmoid")  # the heads whose output is probabilities: LOGITS is what they squash
+
+
+def squash_of(layer: keras.layers.Layer) -> str | None:
+    """How a head turns its class logits into scores: "softmax" (the units compete for one class),
+    "sigmoid" (each unit on its own: one label, or several that may all be on), None (linear or any
+    other activation: what it outputs is its score as it is)."""
+    name = activation_name(layer)
+    return name if name in SQUASHES else None
+
+
+def output_squash(model: keras.Model) -> str | None:
+    """:func:`squash_of` the head of the model's one output (a view of a several-output model has one)."""
+    return squash_of(model.outputs[0]._keras_history[0])
+
+
+def squashed(logits: Any, squash: str | None) -> Any:
+    """Class logits (tensors or arrays) as the head that ``squash`` names makes them: a softmax across
+    the units, each unit's own sigmoid, or (None) the logits themselves."""
+    if squash == "softmax":
+        return keras.ops.softmax(logits, axis=-1)
+    if squash == "sigmoid":
+        return keras.ops.sigmoid(logits)
+    return logits
+
+
 class FlatGraph:
     """A model rebuilt as one functional graph; layers by path, in graph order."""
 
@@ -139,8 +165,7 @@ class FlatGraph:
         if len(self.outputs) != 1 or len(self.outputs[0].shape) not in (2, 4):
             raise ConvVisError(f"Model '{self.name}' has no single vector or map of class scores, so it has no class logits.")
         head = self._owner[id(self.outputs[0])]
-        squashed = activation_name(self.layers[head]) in ("softmax", "sigmoid")
-        return self._before_activation(head) if squashed else self.outputs[0]
+        return self._before_activation(head) if squash_of(self.layers[head]) else self.outputs[0]
 
     def _before_activation(self, path: str) -> Any:
         """For an activation layer its input; for a fused one (``Conv2D(activation="relu")``) the

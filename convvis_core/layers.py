@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import keras
 
 from convvis_core.errors import LayerError
-from convvis_core.graph import activation_name, flat_graph
+from convvis_core.graph import flat_graph, squash_of
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,7 @@ def default_layer(model: keras.Model) -> SpatialLayer:
     # leads to no logit, so the layer before it is the default.
     graph = flat_graph(model)
     heads = {graph.owner(output) for output in graph.outputs}
-    squashing = [layer for layer in with_area or layers
-                 if layer.path in heads and activation_name(graph.layers[layer.path]) in ("softmax", "sigmoid")]
+    squashing = [layer for layer in with_area or layers if layer.path in heads and squash_of(graph.layers[layer.path])]
     return ([layer for layer in with_area or layers if layer not in squashing] or with_area or layers)[-1]
 
 

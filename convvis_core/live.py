@@ -33,10 +33,11 @@ from convvis_core.cam.base import EmptyHeatmapError, Probe, probe_for, unit_map
 from convvis_core.cam.methods import method_named
 from convvis_core.cam.targets import ClassTarget
 from convvis_core.errors import ConvVisError
+from convvis_core.graph import squashed
 from convvis_core.images import model_pixels
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
-from convvis_core.predictions import Prediction, ranked, squashed_output
+from convvis_core.predictions import Prediction, ranked, shown_squash
 from convvis_core.presentation.channel_grids import channel_grid
 from convvis_core.presentation.overlays import overlay
 
@@ -98,7 +99,6 @@ class LiveProcessor:
             raise ConvVisError(f"{loaded.info.display_name}'s output '{output.name}' {output.holds}, not class "
                                "scores: the live view explains the top class of each frame. Pick a classifier.")
         self.loaded = loaded
-        self._squashed = squashed_output(loaded)
         self._lock = threading.Lock()
         self._settings = self._checked(settings)
         self._latest: LiveFrame | None = None
@@ -135,8 +135,7 @@ class LiveProcessor:
         probe = probe_for(self.loaded, settings.layer, ClassTarget())
         passed = time.perf_counter()
         saliency = settings.method == "saliency"
-        outputs = probe.traced(_SALIENCY_PASS if saliency else _CAM_PASS)(
-            tf.convert_to_tensor(pixels), tf.constant(self._squashed))
+        outputs = probe.traced(_SALIENCY_PASS if saliency else _CAM_PASS)(tf.convert_to_tensor(pixels))
         probabilities, activations, gradients = (tensor.numpy()[0] for tensor in outputs)
         model_s = time.perf_counter() - passed
         top = tuple(ranked(probabilities, self.loaded.info.class_names, TOP))
@@ -173,18 +172,11 @@ class LiveProcessor:
         return (len(done) - 1) / max(done[-1] - done[0], 1e-6)
 
 
-def _probabilities(logits: tf.Tensor, squashed: tf.Tensor) -> tf.Tensor:
-    """What the model's own head gives: a sigmoid for a sigmoid head or a single unit, else a softmax."""
-    sigmoid = tf.logical_or(squashed, tf.constant(logits.shape[-1] == 1))
-    return tf.cond(sigmoid, lambda: tf.sigmoid(logits), lambda: tf.nn.softmax(logits))
-
-
-def _frame_pass(probe: Probe, pixels: tf.Tensor, squashed: tf.Tensor, *,
-                to_pixels: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Probabilities, the layer's activations, and the gradients of the top class's logit with respect to
-    the layer's activations (Grad-CAM's and Layer-CAM's: the backward pass from the logits down to the
-    layer only) or, ``to_pixels``, to the pixels (the vanilla gradient, through the whole network):
-    one forward and one backward pass."""
+def _frame_pass(probe: Probe, pixels: tf.Tensor, *, to_pixels: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Probabilities (read as top-k reads them, ``predictions.shown_squash``), the layer's activations,
+    and the gradients of the top class's logit with respect to the layer's activations (Grad-CAM's and
+    Layer-CAM's: the backward pass from the logits down to the layer only) or, ``to_pixels``, to the
+    pixels (the vanilla gradient, through the whole network): one forward and one backward pass."""
     _traced_once()
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(pixels)
@@ -193,7 +185,8 @@ def _frame_pass(probe: Probe, pixels: tf.Tensor, squashed: tf.Tensor, *,
         value = tf.reduce_sum(ClassTarget.value(logits, tf.argmax(logits[0], output_type=tf.int32), None))
     gradients = tape.gradient(value, pixels if to_pixels else activations)
     gradients = tf.zeros_like(pixels if to_pixels else activations) if gradients is None else gradients
-    return _probabilities(logits, squashed), tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32)
+    probabilities = squashed(logits, shown_squash(probe.squash, logits.shape[-1]))
+    return probabilities, tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32)
 
 
 _CAM_PASS = functools.partial(_frame_pass, to_pixels=False)  # each traced once per probe (Probe.traced)

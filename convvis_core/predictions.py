@@ -10,11 +10,11 @@ import numpy as np
 from PIL import Image
 
 from convvis_core.errors import ConvVisError
-from convvis_core.graph import activation_name
+from convvis_core.graph import output_squash, squashed
 from convvis_core.images import Fit, model_input
 from convvis_core.models.base import LoadedModel
 from convvis_core.models.heads import OutputInfo
-from convvis_core.segmentation import classes_of, squashed_head
+from convvis_core.segmentation import classes_of
 
 VALUES_SHOWN = 8  # a values output's first values printed; the norm covers the rest
 
@@ -27,16 +27,22 @@ class Prediction:
     probability: float
 
 
-def as_probabilities(outputs: np.ndarray, squashed: bool = False) -> np.ndarray:
-    """Model outputs as probabilities: kept if they already are (they sum to 1, or come from a sigmoid
-    head, ``squashed``), softmaxed if they are logits."""
+def shown_squash(squash: str | None, units: int) -> str:
+    """How top-k reads a classifier's logits as probabilities: as its head does (``squash``); a linear
+    head's as a softmax's (a sigmoid's for one unit), the way such heads are usually trained. A
+    heatmap's score takes no such guess: under a linear head it is the logit (``cam.targets``)."""
+    return squash or ("sigmoid" if units == 1 else "softmax")
+
+
+def as_probabilities(outputs: np.ndarray, squash: str | None) -> np.ndarray:
+    """A classifier's outputs, out of a head that ``squash`` names, as probabilities: a softmax or
+    sigmoid head's as they are (a multi-label head's each on its own: several may be near 1); a linear
+    head's kept if they already are (they sum to 1: a softmax ConvVis cannot see), else read through
+    :func:`shown_squash`."""
     outputs = np.asarray(outputs, dtype=np.float64)
-    if outputs.min() >= 0 and (abs(outputs.sum(axis=-1) - 1).max() < 1e-3 or (squashed and outputs.max() <= 1)):
+    if squash or (outputs.min() >= 0 and abs(outputs.sum(axis=-1) - 1).max() < 1e-3):
         return outputs
-    if outputs.shape[-1] == 1:  # one logit: its sigmoid
-        return 1 / (1 + np.exp(-outputs))
-    shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    return np.asarray(squashed(outputs, shown_squash(squash, outputs.shape[-1])), np.float64)
 
 
 def _one_output(loaded: LoadedModel) -> LoadedModel:
@@ -44,11 +50,6 @@ def _one_output(loaded: LoadedModel) -> LoadedModel:
     if len(loaded.model.outputs) > 1 or len(loaded.model.inputs) > 1:
         return loaded.with_output(loaded.info.output)
     return loaded
-
-
-def squashed_output(loaded: LoadedModel) -> bool:
-    """Whether the model's output is a sigmoid: its classes are scored each on its own, not by a softmax."""
-    return activation_name(loaded.model.outputs[0]._keras_history[0]) == "sigmoid"
 
 
 def _outputs(loaded: LoadedModel, image: Image.Image, fit: Fit) -> np.ndarray:
@@ -83,7 +84,7 @@ def top_k(loaded: LoadedModel, image: Image.Image, k: int = 5, fit: Fit = "stret
             f"{loaded.info.display_name} outputs a {outputs.ndim}-D tensor of shape {outputs.shape}, "
             "not class scores, so it has no predictions. Its layers can still be visualized."
         )
-    return ranked(as_probabilities(outputs, squashed_output(loaded))[0], loaded.info.class_names, k)
+    return ranked(as_probabilities(outputs, output_squash(loaded.model))[0], loaded.info.class_names, k)
 
 
 @dataclass(frozen=True)
@@ -147,13 +148,13 @@ def _predict_one(loaded: LoadedModel, index: int, image: Image.Image, fit: Fit, 
                 "class map, so it has no predictions; its layers can still be visualized"))
         kind = "values"
     if kind == "classes":
-        probabilities = as_probabilities(outputs, squashed_output(loaded))[0]
+        probabilities = as_probabilities(outputs, output_squash(loaded.model))[0]
         return OutputPrediction(index, output.name, kind, shape, classes=ranked(probabilities, output.class_names, k))
     if kind == "values":
         flat = outputs[0].ravel().astype(np.float64)
         return OutputPrediction(index, output.name, kind, shape, values=tuple(flat.tolist()),
                                 norm=float(np.linalg.norm(flat)))
-    classes = classes_of(outputs[0], squashed_head(loaded))
+    classes = classes_of(outputs[0], output_squash(loaded.model) is not None)
     counts = np.bincount(classes.ravel(), minlength=max(output.units, 2))
     names = output.class_names or ()
     if output.units == 1:  # one channel: 1 is its class, 0 the rest

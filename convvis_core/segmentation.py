@@ -13,7 +13,7 @@ from PIL import Image
 
 from convvis_core.cam.targets import Region
 from convvis_core.errors import ConvVisError
-from convvis_core.graph import activation_name
+from convvis_core.graph import output_squash
 from convvis_core.images import Fit, model_input
 from convvis_core.models.base import LoadedModel
 
@@ -25,13 +25,6 @@ def _segmentation_output(loaded: LoadedModel):
         raise ConvVisError(f"{loaded.info.display_name}'s output '{output.name}' {output.holds}, not a per-pixel "
                            "class map, so it has no predicted classes per pixel. Choose a segmentation output.")
     return output
-
-
-def squashed_head(loaded: LoadedModel) -> bool:
-    """Whether the view's output comes out of a softmax or sigmoid (probabilities, not logits)."""
-
-    head = loaded.model.outputs[0]._keras_history[0]
-    return activation_name(head) in ("softmax", "sigmoid")
 
 
 def classes_of(scores: np.ndarray, squashed: bool = True) -> np.ndarray:
@@ -49,7 +42,7 @@ def class_map(loaded: LoadedModel, image: Image.Image, fit: Fit = "stretch") -> 
     scores = np.asarray(loaded.model(model_input(image, loaded.info, fit), training=False), np.float32)
     if scores.ndim != 4:
         raise ConvVisError(f"Output '{output.name}' gave shape {scores.shape[1:]}, not a per-pixel map.")
-    return classes_of(scores[0], squashed_head(loaded))
+    return classes_of(scores[0], output_squash(loaded.model) is not None)
 
 
 def class_name(loaded: LoadedModel, class_index: int) -> str:

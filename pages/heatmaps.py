@@ -17,7 +17,7 @@ from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, 
                               OutputNormTarget, OutputUnitTarget, Region, RegionTarget, Target)
 from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
 from convvis_core.cam.baselines import BLUR_SIGMA
-from convvis_core.cam.targets import check_target, similarity_target, strongest_filter
+from convvis_core.cam.targets import check_target, score_name, similarity_target, strongest_filter
 from convvis_core.images import as_model_sees_it, png_zip, to_png_bytes
 from convvis_core.layers import default_layer
 from convvis_core.presentation.overlays import legend, mask_overlay, overlay
@@ -232,7 +232,8 @@ def main() -> None:
         with left:
             segmentation_view(loaded, seen, digest, target)
     with right:
-        st.caption(f"**Score** in the curves below: {target.score_name}, for {target.describe(info.output_info.class_names)}.")
+        st.caption(f"**Score** in the curves below: {score_name(loaded, target)}, for "
+                   f"{target.describe(info.output_info.class_names)}.")
 
     if not methods:
         st.info("Pick at least one method.")

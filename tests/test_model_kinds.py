@@ -16,10 +16,13 @@ import keras
 
 from convvis_core.cam import (ClassTarget, FilterTarget, OutputNormTarget, OutputUnitTarget, Region, RegionTarget,
                               SimilarityTarget, heatmap)
-from convvis_core.cam.base import probe_for
+from convvis_core.cam.base import Heatmap, probe_for
+from convvis_core.cam.faithfulness import faithfulness
+from convvis_core.cam.road import road
 from convvis_core.cam.targets import check_target
 from convvis_core.errors import ConvVisError, ModelError
 from convvis_core.images import model_pixels
+from convvis_core.live import LiveProcessor
 from convvis_core.models.uploaded import describe_uploaded, load_model_file
 from convvis_core.predictions import predict_outputs, top_k
 from convvis_core.presentation.overlays import legend, mask_overlay
@@ -355,6 +358,85 @@ def test_a_one_unit_sigmoid_classifier_scores_its_probability():
     assert probe_for(loaded, None, target).scores(model_pixels(picture_, loaded.info), target)[0] == pytest.approx(
         probability, rel=1e-5)  # its sigmoid, not a softmax over one logit (always 1)
     assert top_k(loaded, picture_)[0].probability == pytest.approx(probability, rel=1e-5)
+
+
+LABEL_LOGITS = np.array([3.0, 5.0])  # the two-label model's logits on square_at(5, 5): both on under a sigmoid
+
+
+def two_label_model(activation: str | None) -> keras.Model:
+    """Two labels over a small conv trunk, the head's kernel set so that on ``square_at(5, 5)`` its logits are
+    ``LABEL_LOGITS`` (sigmoids 0.95 and 0.99; a softmax would give them 0.12 and 0.88)."""
+    keras.utils.set_random_seed(6)
+    image = keras.Input((SIZE, SIZE, 1), name="image")
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(
+        keras.layers.Conv2D(4, 3, activation="relu", name="conv")(image))
+    head = keras.layers.Dense(2, activation=activation, name="labels")
+    model = keras.Model(image, head(pooled), name="two_labels")
+    features = keras.Model(image, pooled)(seen(square_at(5, 5))).numpy()[0].astype(np.float64)
+    assert features @ features > 0
+    bias = np.array([-1.0, 0.5])
+    head.kernel.assign(np.outer(features, LABEL_LOGITS - bias) / (features @ features))
+    head.bias.assign(bias)
+    return model
+
+
+@pytest.mark.parametrize("activation, score_name", [("sigmoid", "probability"), (None, "logit")])
+def test_each_unit_of_a_multi_unit_head_is_scored_by_the_heads_own_activation(activation, score_name):
+    """A sigmoid head's labels each by their own sigmoid (both on, not a softmax's share of 1); a linear head's
+    units by their value. The deletion and insertion curves follow that score, point by point."""
+    model = two_label_model(activation)
+    loaded = describe_uploaded(model, "labels.keras", "labels")
+    assert loaded.info.output_info.kind == "classes"
+    picture_ = square_at(5, 5)
+    x = seen(picture_)
+    own = model.predict(x, verbose=0)[0].astype(np.float64)  # what the head itself outputs
+    expected = 1 / (1 + np.exp(-LABEL_LOGITS)) if activation == "sigmoid" else LABEL_LOGITS
+    np.testing.assert_allclose(own, expected, rtol=1e-5)
+    pixels = model_pixels(picture_, loaded.info)
+    for label in (0, 1):
+        target = ClassTarget(label)
+        assert probe_for(loaded, None, target).scores(pixels, target)[0] == pytest.approx(expected[label], rel=1e-5)
+    if activation == "sigmoid":
+        assert expected.min() > 0.9  # both labels on
+        shown = expected[::-1]  # top-k, highest first
+        assert [p.probability for p in top_k(loaded, picture_)] == pytest.approx(shown, rel=1e-5)
+        live_top = LiveProcessor.for_model(loaded).process(np.asarray(picture_.convert("RGB"))).top
+        assert [p.probability for p in live_top] == pytest.approx(shown, rel=1e-5)
+
+    values = (np.arange(SIZE * SIZE, dtype=np.float32) / (SIZE * SIZE)).reshape(SIZE, SIZE)[::-1]  # no ties
+    steps, label = 4, 0
+    explained = Heatmap("gradcam", values, ClassTarget(label), "conv")
+    curves = faithfulness(loaded, picture_, explained, steps=steps, baseline="black")
+    order = np.argsort(-values.ravel())  # most important first
+    kept = np.zeros((steps + 1, SIZE * SIZE), bool)
+    for k in range(steps + 1):
+        kept[k, order[:round(k / steps * SIZE * SIZE)]] = True
+    kept = kept.reshape(steps + 1, SIZE, SIZE, 1)
+    deleted, inserted = (model.predict(np.where(kept, a, b), verbose=0)[:, label] for a, b in ((0.0, x), (x, 0.0)))
+    assert curves.score_name == score_name
+    np.testing.assert_allclose(curves.deletion, deleted, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(curves.insertion, inserted, rtol=1e-5, atol=1e-6)
+    assert curves.deletion[0] == pytest.approx(expected[label], rel=1e-5)
+    road_scores = road(loaded, picture_, explained)
+    assert road_scores.intact == pytest.approx(expected[label], rel=1e-5) and road_scores.score_name == score_name
+
+
+def test_a_multi_label_segmentations_region_score_is_each_channels_own_sigmoid():
+    """Two sigmoid channels (a pixel may be both): a region's score is the channel's own mean output there,
+    not its share of a softmax across the channels."""
+    keras.utils.set_random_seed(7)
+    image = keras.Input((SIZE, SIZE, 1), name="image")
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(image)
+    model = keras.Model(image, keras.layers.Conv2D(2, 1, activation="sigmoid", name="maps")(features))
+    loaded = describe_uploaded(model, "maps.keras", "maps")
+    assert loaded.info.output_info.kind == "segmentation"
+    picture_ = square_at(6, 6)
+    own = model.predict(seen(picture_), verbose=0)[0]
+    region = Region.box((SIZE, SIZE), 4, 4, 14, 14)
+    for channel in (0, 1):
+        target = RegionTarget(channel, region)
+        score = probe_for(loaded, None, target).scores(model_pixels(picture_, loaded.info), target)[0]
+        assert score == pytest.approx(own[4:14, 4:14, channel].mean(), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- values, embeddings

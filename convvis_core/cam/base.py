@@ -27,7 +27,7 @@ from convvis_core.cam.targets import ClassTarget, Target, check_target, default_
 from convvis_core.config import MAX_PROBES_PER_MODEL
 from convvis_core.errors import ConvVisError
 from convvis_core.images import Fit, model_pixels
-from convvis_core.graph import sub_model
+from convvis_core.graph import LOGITS, output_squash, squashed, sub_model
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
@@ -59,6 +59,7 @@ class Probe:
         self.target_model = sub_model(model, [source])
         self.layer_model = None if layer is None else sub_model(model, [layer, source])
         self.kind = kind
+        self.squash = output_squash(model) if source == LOGITS else None  # what the head makes of the logits
         self.preprocessing = preprocessing
         self._traced: dict[Callable, Callable] = {}
         self._lock = threading.Lock()
@@ -80,6 +81,11 @@ class Probe:
         index, extra = target.arguments()
         return self.traced(function)(tf.convert_to_tensor(pixels, tf.float32), tf.constant(index),
                                      tf.constant(extra), *more)
+
+    def score(self, outputs: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
+        """The target's score of its source's outputs, class logits first squashed as the model's own
+        head squashes them (a softmax, each unit's sigmoid, or not at all), in traced passes."""
+        return self.kind.score(squashed(_float32(outputs), self.squash), index, extra)
 
     def outputs(self, pixels: np.ndarray) -> np.ndarray:
         """The target's source output (logits, values, or the layer's maps), from a traced pass (an
@@ -115,7 +121,7 @@ def _activations(probe: Probe, pixels: tf.Tensor) -> tf.Tensor:
 
 
 def _scores(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
-    return probe.kind.score(_float32(probe.target_model(probe.preprocess(pixels), training=False)), index, extra)
+    return probe.score(probe.target_model(probe.preprocess(pixels), training=False), index, extra)
 
 
 def _values(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from convvis_core.cam.base import Heatmap, probe_for
 from convvis_core.cam.baselines import Baseline, baseline_pixels
-from convvis_core.cam.targets import Target
+from convvis_core.cam.targets import Target, score_name
 from convvis_core.images import Fit, model_pixels
 from convvis_core.models.base import LoadedModel
 
@@ -29,7 +29,7 @@ class Faithfulness:
     fractions: np.ndarray  # (steps + 1,), 0 .. 1
     deletion: np.ndarray  # the target's score as the most important pixels are removed
     insertion: np.ndarray  # the target's score as they are revealed on the baseline
-    score_name: str  # what the score is ("probability", "mean activation")
+    score_name: str  # what the score is ("probability", "logit", "mean activation")
 
     @property
     def deletion_auc(self) -> float:
@@ -69,4 +69,4 @@ def faithfulness(loaded: LoadedModel, image: Image.Image, heatmap: Heatmap, fit:
     batch = np.concatenate([np.where(masks, removed, pixels), np.where(masks, pixels, removed)]).astype(np.float32)
     scores = target_scores(loaded, heatmap.target, batch)
     return Faithfulness(np.linspace(0.0, 1.0, steps + 1), scores[:steps + 1], scores[steps + 1:],
-                        heatmap.target.score_name)
+                        score_name(loaded, heatmap.target))

@@ -28,6 +28,7 @@ from PIL import Image
 
 from convvis_core.cam.base import Heatmap
 from convvis_core.cam.faithfulness import importance_masks, target_scores
+from convvis_core.cam.targets import score_name
 from convvis_core.errors import ConvVisError
 from convvis_core.images import Fit, model_pixels
 from convvis_core.models.base import LoadedModel
@@ -143,7 +144,7 @@ class Road:
     morf: np.ndarray  # (P,), the target's score with the most relevant share removed: low is good
     lerf: np.ndarray  # (P,), the target's score with the least relevant share removed: high is good
     intact: float  # the target's score on the image as it is
-    score_name: str  # what the score is ("probability", "mean activation")
+    score_name: str  # what the score is ("probability", "logit", "mean activation")
 
     @property
     def combined(self) -> float:
@@ -184,4 +185,4 @@ def road(loaded: LoadedModel, image: Image.Image, heatmap: Heatmap, fit: Fit = "
     scores = target_scores(loaded, heatmap.target, batch).astype(np.float64)  # float16 under mixed precision
     count = len(at)
     return Road(np.asarray(at, np.float64) / steps, scores[1:count + 1], scores[count + 1:], float(scores[0]),
-                heatmap.target.score_name)
+                score_name(loaded, heatmap.target))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from convvis_core.cam.base import CamMethod, Capture, Probe, _float32
+from convvis_core.cam.base import CamMethod, Capture, Probe
 from convvis_core.parallel import in_slices
 
 
@@ -26,7 +26,7 @@ def _masked_scores(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.
     high = tf.reduce_max(masks, axis=[1, 2, 3], keepdims=True)
     masks = tf.math.divide_no_nan(masks - low, high - low)
     blended = probe.preprocess(baseline + (pixels - baseline) * masks)
-    return probe.kind.score(_float32(in_slices(probe.target_model, blended)[0]), index, extra)
+    return probe.score(in_slices(probe.target_model, blended)[0], index, extra)
 
 
 class ScoreCAM(CamMethod):

@@ -3,7 +3,10 @@
 A target names the model output it reads (``source``: the output's logits or a layer path) and
 reduces that output to one number per image. Gradients follow ``value`` (for a class, the logit:
 it does not saturate as the softmax does); Score-CAM weights and the faithfulness curves follow
-``score`` (for a class, its probability, which is what users read; ``score_name`` says what it is).
+``score``, which reads the source as the model's head gives it: for a class, its probability under
+a softmax head, its own sigmoid under a sigmoid head (one label, or several that may all be on), its
+logit under a linear head (the probe squashes logits so, see ``Probe.score``; :func:`score_name`
+says what the score is).
 Traced code gets what varies between targets of one kind (the class index, a region mask, a
 reference embedding) as tensors, from :meth:`arguments`, so asking about another class, region or
 reference does not re-trace.
@@ -24,7 +27,7 @@ from PIL import Image
 
 from convvis_core.activations import channel_stats, feature_maps
 from convvis_core.errors import ConvVisError, LayerError
-from convvis_core.graph import LOGITS, OUTPUT
+from convvis_core.graph import LOGITS, OUTPUT, output_squash
 from convvis_core.images import Fit, model_input
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
@@ -45,7 +48,7 @@ class Target(Protocol):
     def value(outputs: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor: ...
 
     @staticmethod
-    def score(outputs: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor: ...
+    def score(scores: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor: ...
 
     def describe(self, class_names: Sequence[str] | None = None) -> str: ...
 
@@ -61,7 +64,8 @@ def _named(index: int, class_names: Sequence[str] | None, what: str = "class") -
 
 @dataclass(frozen=True)
 class ClassTarget:
-    """A class's pre-softmax score; ``index=None`` means the image's top prediction."""
+    """A class: its logit (the score before the head's softmax or sigmoid) for gradients, what the head
+    makes of it for the score; ``index=None`` means the image's top prediction."""
 
     index: int | None = None
     source: ClassVar[str] = LOGITS
@@ -72,10 +76,7 @@ class ClassTarget:
     def value(logits: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
         return tf.gather(logits, index, axis=-1)
 
-    @staticmethod
-    def score(logits: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
-        squashed = tf.nn.softmax(logits) if logits.shape[-1] != 1 else tf.sigmoid(logits)  # one unit: a sigmoid's
-        return tf.gather(squashed, index, axis=-1)
+    score = value  # of the head's scores: the same unit, after the head's own activation
 
     def describe(self, class_names: Sequence[str] | None = None) -> str:
         return "the top prediction" if self.index is None else _named(self.index, class_names)
@@ -203,7 +204,8 @@ class Region:
 class RegionTarget:
     """Class c of a segmentation output over a region (pytorch-grad-cam's SemanticSegmentationTarget):
     the sum of c's logits over the region's pixels; ``region=None`` is the whole image. Its score is
-    the mean probability of c over the region."""
+    the mean of c's score over the region: its probability as the head gives it (a softmax across the
+    classes, or c's own sigmoid), its logit under a linear head."""
 
     index: int
     region: Region | None = None
@@ -219,14 +221,24 @@ class RegionTarget:
         return tf.reduce_sum(tf.gather(logits, index, axis=-1) * mask, axis=[1, 2])
 
     @staticmethod
-    def score(logits: tf.Tensor, index: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-        squashed = tf.nn.softmax(logits) if logits.shape[-1] > 1 else tf.sigmoid(logits)
-        mask = tf.broadcast_to(mask, tf.shape(logits)[1:3])
-        return tf.reduce_sum(tf.gather(squashed, index, axis=-1) * mask, axis=[1, 2]) / tf.reduce_sum(mask)
+    def score(scores: tf.Tensor, index: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        mask = tf.broadcast_to(mask, tf.shape(scores)[1:3])
+        return tf.reduce_sum(tf.gather(scores, index, axis=-1) * mask, axis=[1, 2]) / tf.reduce_sum(mask)
 
     def describe(self, class_names: Sequence[str] | None = None) -> str:
         where = "the whole image" if self.region is None else self.region.name
         return f"{_named(self.index, class_names)} over {where}"
+
+
+LINEAR_HEAD_SCORE_NAMES: dict[type, str] = {ClassTarget: "logit", RegionTarget: "region's mean logit"}
+
+
+def score_name(loaded: LoadedModel, target: Target) -> str:
+    """What ``target``'s score is on this model: a class's probability where the head squashes its
+    logits (softmax, sigmoid), the logit itself where the head is linear."""
+    if output_squash(loaded.model) is None:
+        return LINEAR_HEAD_SCORE_NAMES.get(type(target), target.score_name)
+    return target.score_name
 
 
 def similarity_target(loaded: LoadedModel, reference: Image.Image, name: str, fit: Fit = "stretch") -> SimilarityTarget:

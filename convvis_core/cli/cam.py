@@ -80,7 +80,7 @@ def cmd_cam(args: argparse.Namespace) -> None:
     overlay(as_model_sees_it(image, loaded.info, args.fit), result.values, args.alpha, "jet").save(args.out)
     names = loaded.info.output_info.class_names
     print(f"wrote {args.out}\ntarget: {result.target.describe(names)}\n"
-          f"score: {result.target.score_name} (what the deletion and insertion curves follow; "
+          f"score: {scores.score_name} (what the deletion and insertion curves follow; "
           f"baseline: {args.baseline})\n"
           f"layer: {result.layer or 'none (input gradients)'}\n"
           f"deletion AUC:  {scores.deletion_auc:.4f} (lower is more faithful)\n"

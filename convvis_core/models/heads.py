@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from convvis_core.errors import ModelError
-from convvis_core.graph import activation_name
+from convvis_core.graph import squash_of
 from convvis_core.labels import imagenet_class_names
 
 MAX_HELD_VALUES = 4096  # numbers in an input held at a value you set (a metadata vector, not a second image)
@@ -108,11 +108,11 @@ def output_kind(model: keras.Model, index: int) -> OutputKind:
     head = _head_layer(tensor)
     if len(tensor.shape) == 4:
         image_sizes = {tuple(source.shape[1:3]) for source in model.inputs if len(source.shape) == 4}
-        per_pixel = activation_name(head) in ("softmax", "sigmoid") or tuple(tensor.shape[1:3]) in image_sizes
+        per_pixel = squash_of(head) is not None or tuple(tensor.shape[1:3]) in image_sizes
         return "segmentation" if per_pixel and all(tensor.shape[1:]) else "none"
     if len(tensor.shape) != 2 or not tensor.shape[-1]:
         return "unsupported"
-    if activation_name(head) in ("softmax", "sigmoid"):
+    if squash_of(head):
         return "classes"
     if isinstance(head, keras.layers.UnitNormalization) or tensor.shape[-1] == 1:
         return "values"
@@ -131,8 +131,8 @@ def describe_outputs(model: keras.Model, class_names: Sequence[str] | None = Non
             names = (tuple(class_names) if class_names and len(class_names) == count and len(model.outputs) == 1
                      else imagenet_class_names() if count == 1000 and kind == "classes"
                      else tuple(f"class {i}" for i in range(count)))
-        squashed = activation_name(_head_layer(tensor)) in ("softmax", "sigmoid")
-        outputs.append(OutputInfo(_head_layer(tensor).name, shape, kind, names, squashed))
+        head = _head_layer(tensor)
+        outputs.append(OutputInfo(head.name, shape, kind, names, squash_of(head) is not None))
     return tuple(outputs)
 
 
