@@ -1,8 +1,8 @@
 """ConvVis core: what a CNN has learned, as a library (no UI code here; pages and CLI call it)."""
 
-import os
+from convvis_core.quiet import import_tensorflow_quietly
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter hides real output
+import_tensorflow_quietly()  # before any module here imports it: its C++ start-up log lines hide real output
 
 from convvis_core.errors import ConvVisError, ImageError, LayerError, ModelError, ModelUnavailableError, UnsafeModelError
 from convvis_core.images import as_model_sees_it, model_input, open_image

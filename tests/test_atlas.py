@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import keras
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -30,9 +31,11 @@ from convvis_core.atlas import AtlasRequest, LocalEngine, run_atlas
 from convvis_core.atlas import plan as atlas_plan
 from convvis_core.atlas.manifest import Manifest
 from convvis_core.cache import ResultCache, not_saving, unwritable
+from convvis_core.cli import main
 from convvis_core.datasets.base import ArrayDataset
 from convvis_core.datasets.packaged import mnist_dataset
-from convvis_core.featureviz import PRESETS, visualize_filters
+from convvis_core.featureviz import PRESETS, cached_filters, visualize_filters
+from convvis_core.models import load_model
 from convvis_core.parallel import cores
 from convvis_core.topk import cached_index, scan
 
@@ -287,6 +290,63 @@ def test_two_workers_both_rank_three_images_and_the_index_equals_the_local_one(l
         page = scan(lenet, mnist_dataset(), layer, 3, cache=ResultCache(None)).to_arrays()
         for name, array in index.to_arrays().items():
             np.testing.assert_array_equal(array, page[name], err_msg=name)
+
+
+# --- a model with several heads -----------------------------------------------------------------
+
+def two_branch_model() -> keras.Model:
+    """A shared conv 'trunk', then each head on a conv of its own: 'first_head' (2 classes) reads 'first_conv',
+    'second_head' (3 classes) reads 'second_conv'. Untrained: only which layers and keys serve which head matters."""
+    keras.utils.set_random_seed(0)
+    image = keras.Input((28, 28, 1), name="image")
+    trunk = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="trunk")(image)
+    heads = []
+    for name, classes in (("first", 2), ("second", 3)):
+        branch = keras.layers.Conv2D(classes + 2, 3, activation="relu", name=f"{name}_conv")(trunk)
+        pooled = keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(branch)
+        heads.append(keras.layers.Dense(classes, activation="softmax", name=f"{name}_head")(pooled))
+    return keras.Model(image, heads, name="two_branches")
+
+
+def test_the_atlas_explains_the_head_chosen_with_output_and_refuses_an_unknown_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "two_branches.keras"
+    two_branch_model().save(path)
+    site = tmp_path / "site"
+    atlas = ["atlas", str(path), "--filters", "0-1", "--preset", "keras.io example", "--steps", "2", "--size", "28"]
+    assert main([*atlas, "--output", "second_head", "--export", str(site)]) == 0
+    out, err = capsys.readouterr()
+    assert "output: second_head (classes); the model's outputs are 0: first_head (classes), 1: second_head" in err
+    assert "exported 9 unit pages of 2 layers for output 'second_head' (4 with pictures" in out
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert ("Explains output <b>second_head</b> (index 1 of its 2 outputs); it holds class scores (a classifier), "
+            "shape (3,): class 0, class 1, class 2.") in index
+    assert "layers/trunk.html" in index and "layers/second_conv.html" in index and "first_conv" not in index
+    trunk = (site / "units" / "trunk" / "0.html").read_text(encoding="utf-8")
+    assert "<h2>Circuit out: what it drives</h2><p>filters of second_conv</p>" in trunk  # towards the second head
+
+    # Stored under the keys the pages look up with the second head chosen, which are not the first head's.
+    settings = PRESETS["keras.io example"].replace(steps=2, size=28)
+    second = load_model(str(path)).with_output("second_head")
+    assert sorted(cached_filters(second, "second_conv", range(4), settings)) == [0, 1]
+    assert not cached_filters(load_model(str(path)), "trunk", range(4), settings)
+
+    assert main([*atlas, "--output", "third_head"]) == 2
+    err = capsys.readouterr().err
+    assert "error: two_branches.keras has no output 'third_head'; its outputs are: first_head, second_head." in err
+    assert "Traceback" not in err
+
+
+def test_ray_workers_reopen_the_requested_head(local_ray, tmp_path):
+    from convvis_core.atlas.ray_engine import RayEngine
+
+    path = tmp_path / "two_branches.keras"
+    two_branch_model().save(path)
+    request = AtlasRequest(str(path), ("second_conv",), "0-1", "keras.io example", steps=2, size=28,
+                           output="second_head")  # a layer only the second head's view has
+    run_atlas(request, LocalEngine(), folder=tmp_path / "local")
+    assert run_atlas(request, RayEngine(workers=1, threads=cores()), folder=tmp_path / "ray").filters_computed == 2
+    assert_same_entries(tmp_path / "ray", tmp_path / "local")
 
 
 # --- the issue's command on MobileNet, then the pages ---------------------------------------------

@@ -105,7 +105,7 @@ def run_atlas(request: AtlasRequest, engine: Engine | None = None, folder: Path 
     reason = unwritable(folder)
     if reason:
         raise cannot_write(folder, reason)
-    plan = make_plan(request, loaded or open_model(request.model, request.preprocessing), folder)
+    plan = make_plan(request, loaded or open_model(request), folder)
     filter_cache = ResultCache(folder / render.CACHE_NAMESPACE, memory_entries=0)
     topk_cache = ResultCache(folder / topk.CACHE_NAMESPACE, memory_entries=0)
     manifest = Manifest(folder / "atlas" / f"{plan.job_id}.jsonl")

@@ -65,12 +65,15 @@ class AtlasRequest:
     dataset: str | None = None  # top-k over this dataset too (gallery, mnist, a folder or .zip)
     images: int | None = None  # its first N images (None: all, up to the scan limit)
     preprocessing: str | None = None  # None: the model's own (inferred for files)
+    output: int | str | None = None  # the head explained, by index or name, of a model with several (None: the first)
+    output_kind: str | None = None  # read that head as "classes" or "values" (None: inferred from it)
 
 
-def open_model(name: str, preprocessing: str | None) -> LoadedModel:
-    """The model as the driver and every worker read it."""
-    loaded = load_model(name)
-    return loaded.with_preprocessing(preprocessing, "--preprocessing") if preprocessing else loaded
+def open_model(request: AtlasRequest) -> LoadedModel:
+    """The request's model as the driver and every worker read it: the chosen head (its view: the layers that
+    compute it, the keys its results are cached under) read with the chosen pixels."""
+    loaded = load_model(request.model).with_output(request.output, request.output_kind)
+    return loaded.with_preprocessing(request.preprocessing, "--preprocessing") if request.preprocessing else loaded
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ they share, checked with a token the driver writes there), else back to the driv
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.util import ActorPool
 
-from convvis_core.atlas.plan import FilterUnit, Plan, Shard, batch_for, open_model
+from convvis_core.atlas.plan import AtlasRequest, FilterUnit, Plan, Shard, batch_for, open_model
 from convvis_core.atlas.work import FilterOutcome, ShardOutcome, configure_tensorflow, rank_placed, render_unit
 from convvis_core.cache import unwritable
 from convvis_core.datasets.base import Dataset
@@ -53,10 +54,10 @@ def _visible(folder: Path, token: str) -> Path | None:
 class _Worker:
     """A Ray actor for one job: the model, loaded once, optimizing batches of filters and ranking batches of images."""
 
-    def __init__(self, model: str, preprocessing: str | None, settings: Settings, folder: Path, token: str,
-                 threads: int | None, dataset: Dataset | None, layers: tuple[str, ...], keep: int, rows: int):
+    def __init__(self, request: AtlasRequest, settings: Settings, folder: Path, token: str, threads: int | None,
+                 dataset: Dataset | None, layers: tuple[str, ...], keep: int, rows: int):
         configure_tensorflow(threads)
-        self.loaded = open_model(model, preprocessing)
+        self.loaded = open_model(request)
         self.settings, self.folder, self.token = settings, folder, token
         self.dataset, self.layers, self.keep = dataset, layers, keep
         if dataset is not None:  # traced now, as the local engine's: the phases then only compute
@@ -101,7 +102,8 @@ class RayEngine:
         self.gpus_each = min(1.0, gpus / count) if gpus else 0.0
         self.threads_each = self.threads or max(1, int(self.cpus // count))
         share = self.cpus / count
-        model = Path(plan.request.model)
+        model = Path(plan.request.model)  # a file by its absolute path: workers' own folders differ
+        request = dataclasses.replace(plan.request, model=str(model.resolve())) if model.is_file() else plan.request
         token = secrets.token_hex(8)
         self.probe = plan.folder / "atlas" / f".probe-{token}"
         self.probe.parent.mkdir(parents=True, exist_ok=True)
@@ -109,9 +111,8 @@ class RayEngine:
         remote = ray.remote(_Worker).options(num_cpus=min(1.0, share) if gpus else share, num_gpus=self.gpus_each,
                                              runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}})
         dataset = ray.put(plan.dataset) if plan.dataset is not None else None  # one copy in the object store
-        self.actors = [remote.remote(str(model.resolve()) if model.is_file() else plan.request.model,  # workers' own
-                                     plan.request.preprocessing, plan.settings, plan.folder, token,  # folders differ
-                                     self.threads_each, dataset, plan.layers, plan.keep, plan.pass_rows(count))
+        self.actors = [remote.remote(request, plan.settings, plan.folder, token, self.threads_each, dataset,
+                                     plan.layers, plan.keep, plan.pass_rows(count))
                        for _ in range(count)]
         ray.get([actor.ready.remote() for actor in self.actors])
 

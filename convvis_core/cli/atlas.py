@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convvis_core.cli.common import Parents, progress_bar, progress_bars
+from convvis_core.cli.common import Parents, progress_bar, progress_bars, say_what_is_explained
 
 if TYPE_CHECKING:
     from convvis_core.atlas.plan import Plan
@@ -30,20 +30,22 @@ def cmd_atlas(args: argparse.Namespace) -> None:
     elif args.address or args.workers or args.threads:
         raise ConvVisError("--address, --workers and --threads are for --engine ray.")
     request = AtlasRequest(args.model, tuple(args.layers or ()), args.filters, args.preset, args.steps, args.size,
-                           args.dataset, args.images, args.preprocessing)
-    first = open_model(request.model, request.preprocessing)
+                           args.dataset, args.images, args.preprocessing, args.output, args.output_kind)
+    first = open_model(request)
     jobs = [(request, first)]
     if args.compare:  # both models checked before either is computed
         from convvis_core.compare.similarity import shared_layers
 
-        other = open_model(args.compare, args.preprocessing)
+        theirs = dataclasses.replace(request, model=args.compare)  # B read with A's pixels and head
+        other = open_model(theirs)
         matching = shared_layers(first, other, request.layers)
         print("\n".join(matching.lines()))
-        jobs.append((dataclasses.replace(request, model=args.compare, layers=tuple(b for _, b in matching.pairs)), other))
+        jobs.append((dataclasses.replace(theirs, layers=tuple(b for _, b in matching.pairs)), other))
     summaries = []
     for job, loaded in jobs:
         if args.compare:
             print(f"{loaded.info.display_name}:")
+        say_what_is_explained(loaded)
         with progress_bars({"filters": "filters", "images": "images"}) as report:
             summaries.append(run_atlas(job, engine, progress=report, loaded=loaded))
         print("\n".join(summaries[-1].lines()))
@@ -54,7 +56,8 @@ def cmd_atlas(args: argparse.Namespace) -> None:
 
         site = export_site(plan.loaded, plan.layers, args.export, plan.settings, plan.dataset, plan.count or None,
                            comparison=comparison)
-        print(f"exported {site.units} unit pages of {site.layers} layers ({site.pictures} with pictures, "
+        print(f"exported {site.units} unit pages of {site.layers} layers"
+              + (f" for output '{site.output}'" if site.output else "") + f" ({site.pictures} with pictures, "
               f"{site.with_examples} with dataset examples)"
               + (f", {site.compared} compare pages and B's site in other/" if comparison else "")
               + f" to {site.folder}; open {site.folder / 'index.html'}")
@@ -80,7 +83,7 @@ def _compare(plan: "Plan", other: "Plan", layers: list[str]) -> "Comparison":
 def add_commands(commands, parents: Parents) -> None:
     from convvis_core.featureviz.presets import PRESETS
 
-    atlas = commands.add_parser("atlas", parents=[parents.pixels, parents.recipe], help="precompute filters' pictures and top-k indexes into "
+    atlas = commands.add_parser("atlas", parents=[parents.pixels, parents.head, parents.recipe], help="precompute filters' pictures and top-k indexes into "
                                 "the cache the pages read (resumable; locally or on a Ray cluster)")
     atlas.add_argument("--layers", nargs="+", help="layer paths (default: every spatial layer; see `layers`)")
     atlas.add_argument("--filters", help="indices and ranges for each layer, e.g. 0-31 (default: all)")

@@ -76,18 +76,12 @@ def held_values(items: list[str] | None) -> dict[str, tuple[float, ...]]:
 def load_model_argument(args: argparse.Namespace) -> LoadedModel:
     """The model named on the command line: the output ``--output`` (read as ``--output-kind``), other
     inputs held at ``--held``, read with ``--preprocessing`` and named by ``--labels``."""
-    from convvis_core.errors import ConvVisError
     from convvis_core.labels import read_labels
     from convvis_core.models import load_model
     from convvis_core.preprocessing import MODES
 
     loaded = load_model(args.model, progress=lambda message: print(message, file=sys.stderr))
-    output, kind = getattr(args, "output", None), getattr(args, "output_kind", None)
-    if output is not None or kind is not None:
-        loaded = loaded.with_output(loaded.info.output if output is None else output, kind)
-        if kind is not None and loaded.info.output_info.kind != kind:  # a registry model: its one output as it is
-            raise ConvVisError(f"{loaded.info.display_name}'s output '{loaded.info.output_info.name}' "
-                               f"{loaded.info.output_info.holds}; it cannot be read as {kind}.")
+    loaded = loaded.with_output(getattr(args, "output", None), getattr(args, "output_kind", None))
     held = held_values(getattr(args, "held", None))
     if held:
         loaded = loaded.with_held_inputs(held, "--held")
@@ -126,7 +120,8 @@ class Parents:
     """Argument groups shared by commands (argparse parents)."""
 
     pixels: argparse.ArgumentParser  # the model and how its pixels are scaled
-    model: argparse.ArgumentParser  # … and its class names, output and held inputs
+    head: argparse.ArgumentParser  # which output of a model with several, and how it is read
+    model: argparse.ArgumentParser  # the model, its pixels, its head, its class names and held inputs
     recipe: argparse.ArgumentParser  # changes to a feature-visualization preset
 
 
@@ -138,18 +133,19 @@ def parents() -> Parents:
     pixels.add_argument("--preprocessing", choices=list(MODES),
                         help="how the model's pixels are scaled (default: inferred from the model; see `layers`): "
                              + "; ".join(f"{mode}: {text}" for mode, text in MODES.items()))
-    model = argparse.ArgumentParser(add_help=False, parents=[pixels])  # and class names, where they are shown
+    head = argparse.ArgumentParser(add_help=False)
+    head.add_argument("--output", type=output_choice, metavar="NAME_OR_INDEX",
+                      help="which output (head) of a model with several to use, by its layer name or index "
+                           "(default: the first; `predict` lists them all, and an unknown one is refused with the list)")
+    head.add_argument("--output-kind", choices=("classes", "values"),
+                      help="read a linear vector output as class scores or as values (a regression, an embedding); "
+                           "default: inferred from its head")
+    model = argparse.ArgumentParser(add_help=False, parents=[pixels, head])  # and class names, where they are shown
     model.add_argument("--labels", type=Path, help="class names, one per line (.txt) or a .json list or "
                                                    "class_indices dict, for a model file's outputs")
-    model.add_argument("--output", type=output_choice, metavar="NAME_OR_INDEX",
-                       help="which output (head) of a model with several to use, by its layer name or index "
-                            "(default: the first; `predict` lists them all, and an unknown one is refused with the list)")
-    model.add_argument("--output-kind", choices=("classes", "values"),
-                       help="read a linear vector output as class scores or as values (a regression, an embedding); "
-                            "default: inferred from its head")
     model.add_argument("--held", action="append", metavar="NAME=v1,v2,...",
                        help="the value of an input besides the image (repeatable; default: zeros)")
     recipe = argparse.ArgumentParser(add_help=False)  # changes to a feature-visualization preset
     recipe.add_argument("--steps", type=int, help="optimization steps (default: the preset's)")
     recipe.add_argument("--size", type=int, help="image side in pixels (default: the preset's)")
-    return Parents(pixels, model, recipe)
+    return Parents(pixels, head, model, recipe)

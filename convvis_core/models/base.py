@@ -77,16 +77,22 @@ class LoadedModel:
         kinds = ",".join(output.kind for output in info.outputs) if info.outputs else info.output_info.kind
         return f"{info.key}|{info.preprocessing}|{kinds}"
 
-    def with_output(self, output: int | str, kind: str | None = None) -> "LoadedModel":
-        """The same model explaining another of its outputs (by index or head name), optionally read as
-        another kind ("classes" or "values": a linear vector may be logits or an embedding)."""
+    def with_output(self, output: int | str | None = None, kind: str | None = None) -> "LoadedModel":
+        """The same model explaining another of its outputs (by index or head name; None: the one it explains),
+        optionally read as another kind ("classes" or "values": a linear vector may be logits or an embedding).
+        Takes a user's choice as given (``--output`` and ``--output-kind``, an atlas request): neither is this model."""
+        if output is None and kind is None:
+            return self
         outputs = self.info.outputs
         names = [info.name for info in outputs]
-        index = names.index(output) if isinstance(output, str) and output in names else output
+        index = self.info.output if output is None else names.index(output) if output in names else output
         if not isinstance(index, int) or not 0 <= index < max(len(outputs), 1):
             raise ModelError(f"{self.info.display_name} has no output {output!r}; its outputs are: "
                              f"{', '.join(names) or 'one'}.")
-        if not outputs:
+        if not outputs:  # a registry model: its one output as it is
+            if kind is not None and kind != self.info.output_info.kind:
+                raise ModelError(f"{self.info.display_name}'s output '{self.info.output_info.name}' "
+                                 f"{self.info.output_info.holds}; it cannot be read as {kind}.")
             return self
         chosen = outputs[index]
         if kind is not None and kind != chosen.kind:

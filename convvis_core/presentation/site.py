@@ -50,6 +50,7 @@ class ExportSummary:
     pictures: int  # units with a computed picture
     with_examples: int  # units with dataset examples
     compared: int = 0  # compare pages (layers both models have)
+    output: str = ""  # the head explained, of a model with several outputs ("" for a model with one)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class _Site:
             f"<p>Compared with <a href='other/index.html'>{html.escape(self.comparison.other.info.display_name)}</a> "
             f"over {self.comparison.similarity.count:,} images: a compare page per layer both have.</p>")
         _write_page(self.folder / "index.html", info.display_name, (
-            f"<h1>{html.escape(info.display_name)}</h1><p>{html.escape(info.description)}</p>"
+            f"<h1>{html.escape(info.display_name)}</h1><p>{html.escape(info.description)}</p>{self.head_text()}"
             f"<p>Feature visualizations: {html.escape(self.settings_text())}. Made by ConvVis.</p>{other}<ul>{rows}</ul>"),
             "")
         units = with_examples = 0
@@ -147,7 +148,19 @@ class _Site:
             for layer in self.compared:
                 self.write_comparison(layer, theirs)
         return ExportSummary(self.folder, len(self.layers), units, sum(map(len, self.pictures.values())),
-                             with_examples, len(self.compared))
+                             with_examples, len(self.compared), info.output_info.name if len(info.outputs) > 1 else "")
+
+    def head_text(self) -> str:
+        """For a model with several outputs, which one the site explains (its layers are those that compute it, its
+        circuits lead towards it): its name, what it holds, its first classes."""
+        info = self.loaded.info
+        if len(info.outputs) <= 1:
+            return ""
+        head = info.output_info
+        classes = head.class_names or ()
+        named = f": {', '.join(classes[:10])}{', …' if len(classes) > 10 else ''}" if classes else ""
+        return (f"<p>Explains output <b>{html.escape(head.name)}</b> (index {info.output} of its {len(info.outputs)} "
+                f"outputs); it {html.escape(head.holds)}{html.escape(named)}.</p>")
 
     def settings_text(self) -> str:
         s = self.settings
