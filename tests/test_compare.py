@@ -155,6 +155,24 @@ def test_streamed_estimator_on_real_activations_agrees_with_the_whole_set_unbias
         assert linear_cka(a, b) == pytest.approx(whole, abs=2e-3), path
 
 
+def test_activation_change_is_one_minus_the_correlation_over_images_and_positions(lenet, inverted_tuned, digits,
+                                                                                   tmp_path) -> None:
+    """Every filter's activation change against Pearson's correlation written out here in float64 over all
+    200 digits × positions at once (the pass merges per-image moments of batches of 64, the last one of 8)."""
+    import keras
+
+    result = compare_models(lenet, inverted_tuned, digits, 200, cache=ResultCache(tmp_path))
+    images = digits.images[:200].astype(np.float32) / 255  # LeNet's preprocessing ("unit")
+    assert lenet.info.preprocessing == "unit"
+    for path in ("conv1", "conv2_relu"):
+        x, y = (np.asarray(keras.Model(m.model.inputs, m.model.get_layer(path).output).predict(images, verbose=0),
+                           np.float64) for m in (lenet, inverted_tuned))
+        x, y = (values.reshape(-1, values.shape[-1]) - values.reshape(-1, values.shape[-1]).mean(0) for values in (x, y))
+        correlation = (x * y).sum(0) / np.sqrt((x * x).sum(0) * (y * y).sum(0))
+        assert 0.01 < np.max(1 - correlation)  # the fine-tune changed some filter: not a trivial 0
+        np.testing.assert_allclose(result.activation_change(path), 1 - correlation, atol=1e-5, err_msg=path)
+
+
 def test_cached_result_is_the_same(lenet, inverted_tuned, digits, tmp_path) -> None:
     cache = ResultCache(tmp_path)
     first = compare_models(lenet, inverted_tuned, digits, 128, cache=cache)

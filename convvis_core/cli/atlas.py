@@ -39,7 +39,8 @@ def cmd_atlas(args: argparse.Namespace) -> None:
         theirs = dataclasses.replace(request, model=args.compare)  # B read with A's pixels and head
         other = open_model(theirs)
         matching = shared_layers(first, other, request.layers)
-        print("\n".join(matching.lines()))
+        for line in matching.lines():
+            print(line)
         jobs.append((dataclasses.replace(theirs, layers=tuple(b for _, b in matching.pairs)), other))
     summaries = []
     for job, loaded in jobs:
