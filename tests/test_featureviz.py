@@ -392,7 +392,8 @@ def test_a_registered_parameterization_round_trips():
 
 
 def test_filters_page_difference_recipe_runs_on_lenet(lenet, tmp_path, monkeypatch):
-    from convvis_ui.recipe_settings import OTHER_FILTER, RECIPE, RECIPE_WEIGHT
+    from convvis_ui.links import FILTER_RUN
+    from convvis_ui.recipe_settings import OBJECTIVE_TEXT, OTHER_FILTER, RECIPE, RECIPE_WEIGHT, WRITTEN
 
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
     at = app_on("filters")
@@ -410,6 +411,15 @@ def test_filters_page_difference_recipe_runs_on_lenet(lenet, tmp_path, monkeypat
     at.number_input(key=OTHER_FILTER).set_value(60).run()  # conv2 has 50 filters
     at.button(key=RUN_FILTERS).click().run()
     assert not at.exception and "Filter 60 is out of range" in at.error[0].value
+    assert "`Filter() - 1.0 * Channel(None, 60)`" in " ".join(c.value for c in at.caption)  # what was built, as text
+    at.selectbox(key=f"objective_{SMALL_INPUTS}").select(WRITTEN).run()  # the same terms, written out
+    written = 'Filter() - 0.5 * Channel("conv1", 2)'
+    at.text_input(key=OBJECTIVE_TEXT).set_value(written).run()
+    at.button(key=RUN_FILTERS).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state[FILTER_RUN].settings.objective == objectives.parse(written)
+    at.text_input(key=OBJECTIVE_TEXT).set_value("Filter() -").run()
+    assert not at.exception and "is not an objective" in at.error[0].value
 
 
 def test_unit_page_shows_different_pictures_of_its_filter(lenet, tmp_path, monkeypatch):
