@@ -28,6 +28,7 @@ from convvis_core.featureviz.selection import parse_filters
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.precision import fast_dtype
 from convvis_core.preprocessing import preprocess
+from convvis_ui.links import FILTER_RUN
 from convvis_ui.pickers import RUN_FILTERS, layer_key
 
 QUICK = PRESETS["quick preview"].replace(steps=24, size=224, batch_size=8)
@@ -240,6 +241,8 @@ def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value == "conv2_relu: 6 filter(s), strongest first"
     assert not at.info  # no filter is weak under the default
+    shown = at.session_state[FILTER_RUN].settings  # the widgets at the preset's values key as the preset (and the atlas)
+    assert shown.result_part() == fitted_preset(SMALL_INPUTS, lenet.info.input_size).result_part()
     next(box for box in at.sidebar.selectbox if box.label == "Preset").select("quick preview").run()
     at.slider(key="steps_quick preview").set_value(16).run()
     at.button(key=RUN_FILTERS).click().run()
@@ -392,7 +395,6 @@ def test_a_registered_parameterization_round_trips():
 
 
 def test_filters_page_difference_recipe_runs_on_lenet(lenet, tmp_path, monkeypatch):
-    from convvis_ui.links import FILTER_RUN
     from convvis_ui.recipe_settings import OBJECTIVE_TEXT, OTHER_FILTER, RECIPE, RECIPE_WEIGHT, WRITTEN
 
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
