@@ -129,7 +129,7 @@ def main() -> None:
                                                                 else Image.BICUBIC)),
               caption=f"{shown_layer} #{chosen.filter_index}")
     facts.metric("Activation reached", f"{chosen.final_activation:.4g}", f"{chosen.final_activation - chosen.start_activation:+.3g} from start")
-    facts.write(f"Preset settings: {shown_settings.parameterization} image, {shown_settings.optimizer}, "
+    facts.write(f"Objective `{shown_settings.objective}`; {shown_settings.parameterization} image, {shown_settings.optimizer}, "
                 f"{shown_settings.steps} steps, {shown_settings.size} px, seed {shown_settings.seed}.")
     if shown_layer != LOGITS:
         links.unit_link(facts, shown_layer, chosen.filter_index, f"{shown_layer} #{chosen.filter_index}: its unit page")
