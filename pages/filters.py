@@ -11,6 +11,7 @@ from PIL import Image
 from convvis_core.featureviz import PRESETS, visualize_filters
 from convvis_core.presentation.filter_grids import caption, filter_grid, progress_strip, sort_by_activation, tile_image
 from convvis_core.featureviz.selection import parse_filters, random_filters
+from convvis_core.featureviz.objectives import per_class
 from convvis_core.featureviz.presets import PRESET_NOTES, default_preset, fitted_preset
 from convvis_core.featureviz.render import prepare_in_background
 from convvis_core.graph import LOGITS
@@ -37,7 +38,7 @@ def main() -> None:
     base = fitted_preset(preset_name, info.input_size)
     settings = base if presenting() else advanced_settings(base, preset_name, info.is_classifier)  # a projector shows the preset as it is
 
-    if settings.objective_spec.reads_logits:
+    if per_class(settings.objective):
         layer_path, count, unit = LOGITS, len(info.class_names), "class"
         st.info("Class logit: each 'filter' is a class; the image maximizes its pre-softmax score.")
     else:
@@ -64,7 +65,7 @@ def main() -> None:
             filters = list(range(count))
             if count > 64:
                 st.warning(f"All {count} filters take a while on a CPU; results are cached as they finish.")
-        if settings.objective_spec.reads_logits and info.class_names:
+        if per_class(settings.objective) and info.class_names:
             st.caption("Classes: " + ", ".join(f"{i} {info.class_names[i]}" for i in filters[:12])
                        + ("…" if len(filters) > 12 else ""))
 
@@ -128,7 +129,7 @@ def main() -> None:
                                                                 else Image.BICUBIC)),
               caption=f"{shown_layer} #{chosen.filter_index}")
     facts.metric("Activation reached", f"{chosen.final_activation:.4g}", f"{chosen.final_activation - chosen.start_activation:+.3g} from start")
-    facts.write(f"Preset settings: {shown_settings.parameterization} image, {shown_settings.optimizer}, "
+    facts.write(f"Objective `{shown_settings.objective}`; {shown_settings.parameterization} image, {shown_settings.optimizer}, "
                 f"{shown_settings.steps} steps, {shown_settings.size} px, seed {shown_settings.seed}.")
     if shown_layer != LOGITS:
         links.unit_link(facts, shown_layer, chosen.filter_index, f"{shown_layer} #{chosen.filter_index}: its unit page")

@@ -17,7 +17,7 @@ from convvis_core.cache import ResultCache
 from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.featureviz import PRESETS, Settings, visualize_filters
 from convvis_core.presentation.filter_grids import caption, filter_grid
-from convvis_core.featureviz import recipe
+from convvis_core.featureviz import objectives
 from convvis_core.featureviz.parameterizations import PARAMETERIZATIONS as REGISTERED
 from convvis_core.featureviz.parameterizations import FourierImage, Parameterization, make_parameterization
 from convvis_core.featureviz.settings import PARAMETERIZATIONS
@@ -28,6 +28,7 @@ from convvis_core.featureviz.selection import parse_filters
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.precision import fast_dtype
 from convvis_core.preprocessing import preprocess
+from convvis_ui.links import FILTER_RUN
 from convvis_ui.pickers import RUN_FILTERS, layer_key
 
 QUICK = PRESETS["quick preview"].replace(steps=24, size=224, batch_size=8)
@@ -187,7 +188,7 @@ def test_a_filter_the_recipe_does_not_reach_is_weak_not_dead(lenet):
 
 
 def test_class_logit_images_are_classified_as_their_class(lenet):
-    settings = PRESETS["Lucid"].replace(objective="class_logit", steps=48, pad=2, jitter=2, final_jitter=1, rotate=5.0)
+    settings = PRESETS["Lucid"].replace(objective=objectives.ClassLogit(), steps=48, pad=2, jitter=2, final_jitter=1, rotate=5.0)
     results = visualize_filters(lenet, "", [3, 8], settings, cache=ResultCache(None))
     for result in results:
         probabilities = lenet.model.predict(result.image[None, ..., None].astype(np.float32) / 255, verbose=0)[0]
@@ -240,6 +241,8 @@ def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
     assert not at.error, [e.value for e in at.error]
     assert at.subheader[0].value == "conv2_relu: 6 filter(s), strongest first"
     assert not at.info  # no filter is weak under the default
+    shown = at.session_state[FILTER_RUN].settings  # the widgets at the preset's values key as the preset (and the atlas)
+    assert shown.result_part() == fitted_preset(SMALL_INPUTS, lenet.info.input_size).result_part()
     next(box for box in at.sidebar.selectbox if box.label == "Preset").select("quick preview").run()
     at.slider(key="steps_quick preview").set_value(16).run()
     at.button(key=RUN_FILTERS).click().run()
@@ -267,55 +270,52 @@ def test_pages_find_a_picture_under_any_preset_the_preferred_first_and_compute_n
     assert list(order)[0] == SMALL_INPUTS and set(order) == set(PRESETS) and order[SMALL_INPUTS].size == 28
 
 
-def _maps_and_images(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _reading(seed: int = 0) -> objectives.Reading:
+    """Random maps of a layer (optimized and reported alike), three images' filters, and the images."""
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(3, 5, 6, 10)).astype(np.float32), rng.uniform(size=(3, 12, 12, 3)).astype(np.float32)
+    maps = tf.constant(rng.normal(size=(3, 5, 6, 10)).astype(np.float32))
+    images = tf.constant(rng.uniform(size=(3, 12, 12, 3)).astype(np.float32))
+    return objectives.Reading("layer", {"layer": maps}, {"layer": maps}, tf.constant([3, 0, 9]), images)
 
 
 def test_recipe_arithmetic_builds_the_tree_and_the_loss_numpy_computes():
-    r = recipe.Filter() - 0.5 * recipe.Channel(7) + 0.1 * recipe.TotalVariation()
-    assert r == recipe.Sum((recipe.Filter(), recipe.Scaled(-0.5, recipe.Channel(7)),
-                            recipe.Scaled(0.1, recipe.TotalVariation())))
-    assert 2 * (3 * recipe.Channel(1)) == recipe.Scaled(6.0, recipe.Channel(1))
-    assert r.describe() == "the filter − 0.5 × filter 7 + 0.1 × total variation"
-    maps, images = _maps_and_images()
-    filters = np.array([3, 0, 9])
-    got = r.value(tf.constant(maps), tf.constant(filters), tf.constant(images)).numpy()
+    r = objectives.Filter() - 0.5 * objectives.Channel(None, 7) + 0.1 * objectives.TotalVariation()
+    assert r == objectives.Sum((objectives.Filter(), objectives.Scaled(-0.5, objectives.Channel(None, 7)),
+                                objectives.Scaled(0.1, objectives.TotalVariation())))
+    assert str(r) == "Filter() - 0.5 * Channel(None, 7) + 0.1 * TotalVariation()"
+    reading = _reading()
+    maps, images, filters = reading.maps(None).numpy(), reading.images.numpy(), reading.filters.numpy()
+    got = r.value(reading).numpy()
     tv = (np.abs(np.diff(images, axis=1)).mean(axis=(1, 2, 3)) + np.abs(np.diff(images, axis=2)).mean(axis=(1, 2, 3)))
     expected = maps[np.arange(3), :, :, filters].mean(axis=(1, 2)) - 0.5 * maps[..., 7].mean(axis=(1, 2)) + 0.1 * tv
     np.testing.assert_allclose(got, expected, rtol=1e-5)
-    neuron = recipe.Neuron(4).value(tf.constant(maps), tf.constant(filters), tf.constant(images)).numpy()
+    neuron = objectives.Neuron(None, 4).value(reading).numpy()
     np.testing.assert_allclose(neuron, maps[:, 2, 3, 4])
-    assert r.channels() == {7} and recipe.with_neuron(1.0, 4).channels() == {4}
+    assert objectives.with_neuron(1.0, 4) == objectives.Scaled(1.0, objectives.Neuron(None, 4))
 
 
 def test_the_diversity_term_is_minus_the_mean_gram_similarity_with_the_others():
-    maps, images = _maps_and_images(1)
+    reading = _reading(1)
+    maps = reading.maps(None).numpy()
     gram = np.einsum("nhwc,nhwd->ncd", maps, maps).reshape(3, -1)
     gram /= np.linalg.norm(gram, axis=1, keepdims=True)
     similarity = gram @ gram.T
     expected = -(similarity.sum(axis=1) - np.diag(similarity)) / 2
-    got = recipe.Diversity().value(tf.constant(maps), tf.constant([0, 0, 0]), tf.constant(images)).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
-    copies = np.repeat(maps[:1], 3, axis=0)  # identical pictures: the most similar there can be
-    assert recipe.Diversity().value(tf.constant(copies), tf.constant([0] * 3), tf.constant(images)).numpy() == \
-        pytest.approx([-1.0] * 3)
+    np.testing.assert_allclose(objectives.Diversity().value(reading).numpy(), expected, rtol=1e-5)
+    copies = tf.constant(np.repeat(maps[:1], 3, axis=0))  # identical pictures: the most similar there can be
+    same = objectives.Reading("layer", {"layer": copies}, {"layer": copies}, reading.filters, reading.images)
+    assert objectives.Diversity().value(same).numpy() == pytest.approx([-1.0] * 3)
 
 
 def test_a_recipe_serializes_to_the_same_key_in_a_fresh_process_and_weights_change_it():
-    r = recipe.Filter() - 0.5 * recipe.Channel(7) + 0.1 * recipe.TotalVariation()
-    assert recipe.parse(r.spec()) == r
-    script = ("from convvis_core.featureviz import recipe as r; "
-              "print((r.Filter() - 0.5 * r.Channel(7) + 0.1 * r.TotalVariation()).spec())")
+    r = objectives.Filter() - 0.5 * objectives.Channel(None, 7) + 0.1 * objectives.TotalVariation()
+    assert objectives.parse(r.spec()) == r
+    script = ("from convvis_core.featureviz import objectives as r; "
+              "print((r.Filter() - 0.5 * r.Channel(None, 7) + 0.1 * r.TotalVariation()).spec())")
     fresh = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "123"}).stdout.strip()
     assert fresh == r.spec()
-    assert (recipe.Filter() - 0.6 * recipe.Channel(7)).spec() != (recipe.Filter() - 0.5 * recipe.Channel(7)).spec()
-    plain = Settings()
-    assert plain.result_part() == {k: v for k, v in plain.result_part().items() if k != "recipe"}  # old keys kept
-    assert "recipe" in plain.replace(recipe=r.spec()).result_part()
-    with pytest.raises(ValueError, match="Unknown objective term"):
-        Settings(recipe='{"kind": "nonsense"}')
+    assert Settings(objective=r).result_part()["objective"] == r.spec()  # the key holds the spec
 
 
 def test_the_difference_recipe_raises_a_and_lowers_b_against_a_alone_and_weights_matter(lenet):
@@ -328,12 +328,13 @@ def test_the_difference_recipe_raises_a_and_lowers_b_against_a_alone_and_weights
         return np.asarray(sub(pixels))[0].mean(axis=(0, 1))
 
     alone = visualize_filters(lenet, layer, [a], settings, cache=ResultCache(None))[0]
-    apart = visualize_filters(lenet, layer, [a], settings.replace(recipe=recipe.difference(1.0, b).spec()),
-                              cache=ResultCache(None))[0]
-    assert apart.final_activation > apart.start_activation  # a still rises
+    difference = objectives.Filter() + objectives.difference(1.0, b)
+    apart = visualize_filters(lenet, layer, [a], settings.replace(objective=difference), cache=ResultCache(None))[0]
+    assert apart.final_activation > apart.start_activation  # the difference rises
     assert means(apart.image)[b] < means(alone.image)[b]  # and b falls against a alone
     assert not np.array_equal(alone.image, apart.image)
-    smooth = visualize_filters(lenet, layer, [a], settings.replace(recipe=recipe.penalized("", {"total variation": 5.0})),
+    smooth = visualize_filters(lenet, layer, [a],
+                               settings.replace(objective=objectives.penalized(objectives.Filter(), {"total variation": 5.0})),
                                cache=ResultCache(None))[0]
 
     def variation(image: np.ndarray) -> float:  # total variation as regularizers.total_variation, in numpy
@@ -342,7 +343,7 @@ def test_the_difference_recipe_raises_a_and_lowers_b_against_a_alone_and_weights
 
     assert variation(smooth.image) < variation(alone.image)  # a regularizer is a term of the recipe, and it works
     with pytest.raises(LayerError, match="Filter 99 is out of range"):
-        visualize_filters(lenet, layer, [a], settings.replace(recipe=recipe.difference(1.0, 99).spec()),
+        visualize_filters(lenet, layer, [a], settings.replace(objective=difference - objectives.Channel(None, 99)),
                           cache=ResultCache(None))
 
 
@@ -394,7 +395,7 @@ def test_a_registered_parameterization_round_trips():
 
 
 def test_filters_page_difference_recipe_runs_on_lenet(lenet, tmp_path, monkeypatch):
-    from convvis_ui.recipe_settings import OTHER_FILTER, RECIPE, RECIPE_WEIGHT
+    from convvis_ui.recipe_settings import OBJECTIVE_TEXT, OTHER_FILTER, RECIPE, RECIPE_WEIGHT, WRITTEN
 
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
     at = app_on("filters")
@@ -412,6 +413,15 @@ def test_filters_page_difference_recipe_runs_on_lenet(lenet, tmp_path, monkeypat
     at.number_input(key=OTHER_FILTER).set_value(60).run()  # conv2 has 50 filters
     at.button(key=RUN_FILTERS).click().run()
     assert not at.exception and "Filter 60 is out of range" in at.error[0].value
+    assert "`Filter() - 1.0 * Channel(None, 60)`" in " ".join(c.value for c in at.caption)  # what was built, as text
+    at.selectbox(key=f"objective_{SMALL_INPUTS}").select(WRITTEN).run()  # the same terms, written out
+    written = 'Filter() - 0.5 * Channel("conv1", 2)'
+    at.text_input(key=OBJECTIVE_TEXT).set_value(written).run()
+    at.button(key=RUN_FILTERS).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state[FILTER_RUN].settings.objective == objectives.parse(written)
+    at.text_input(key=OBJECTIVE_TEXT).set_value("Filter() -").run()
+    assert not at.exception and "is not an objective" in at.error[0].value
 
 
 def test_unit_page_shows_different_pictures_of_its_filter(lenet, tmp_path, monkeypatch):

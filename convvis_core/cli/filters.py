@@ -9,23 +9,30 @@ from convvis_core.cli.common import Parents, add_fit, image_argument, load_model
 
 
 def cmd_filters(args: argparse.Namespace) -> None:
-    from convvis_core.featureviz import visualize_filters
+    from convvis_core.errors import LayerError
+    from convvis_core.featureviz import parse, visualize_filters
+    from convvis_core.featureviz.objectives import per_class
     from convvis_core.featureviz.presets import default_preset, fitted_preset
+    from convvis_core.featureviz.render import grid_units
     from convvis_core.featureviz.selection import parse_filters
-    from convvis_core.layers import find_layer
     from convvis_core.presentation.filter_grids import filter_grid
 
     loaded = load_model_argument(args)
     name = args.preset or default_preset(loaded.info.input_size)
-    print(f"preset: {name}", file=sys.stderr)
     settings = fitted_preset(name, loaded.info.input_size)
     changes = {name: value for name, value in (("steps", args.steps), ("size", args.size), ("seed", args.seed))
                if value is not None}
+    if args.objective:
+        changes["objective"] = parse(args.objective)
     settings = settings.replace(**changes)
-    filters = parse_filters(args.filters, find_layer(loaded.model, args.layer).channels)
+    print(f"preset: {name}; objective: {settings.objective}", file=sys.stderr)
+    if args.layer is None and not per_class(settings.objective):
+        raise LayerError("Name the layer whose filters to visualize (see `layers`); only ClassLogit() needs none.")
+    layer, count = grid_units(loaded, args.layer, settings.objective)
+    filters = parse_filters(args.filters, count)
 
     with progress_bar("filters", "steps") as report:
-        results = visualize_filters(loaded, args.layer, filters, settings, progress=report)
+        results = visualize_filters(loaded, layer, filters, settings, progress=report)
     filter_grid(results).save(args.out)
     print(f"wrote {args.out}")
     for result in results:
@@ -60,11 +67,18 @@ def add_commands(commands, parents: Parents) -> None:
     from convvis_core.featureviz.presets import PRESETS
 
     filters = commands.add_parser("filters", parents=[parents.model, parents.recipe], help="feature visualization of filters as a PNG grid")
-    filters.add_argument("layer", help="layer path (see `layers`)")
+    filters.add_argument("layer", nargs="?", help="layer path (see `layers`): whose filters make the grid, and what a "
+                                                 "term of the objective reads when its layer is None (none for ClassLogit())")
     filters.add_argument("--filters", default="0-15", help="indices and ranges, e.g. 0-15,32 (default 0-15)")
     filters.add_argument("--preset", choices=list(PRESETS),
                          help="feature-visualization recipe (default: the one that fits the model's input size)")
     filters.add_argument("--seed", type=int, help="random seed (default 0)")
+    filters.add_argument("--objective", help="what to maximize, as in Python (a notebook's visualize() takes the same "
+                                             "terms) or as its JSON spec: terms joined by +, - and numbers times them, e.g. "
+                                             "'Filter() - 0.5 * Channel(None, 7) + 0.1 * TotalVariation()'; Filter() is "
+                                             "each picture's own filter; Channel(\"conv1\", 3), Neuron(index=3), "
+                                             "Direction(\"conv1\", [...]), DeepDream(), ClassLogit() (each picture's class), "
+                                             "Diversity(), L1(), L2(), Blur() (default: the preset's, Filter())")
     filters.add_argument("--out", required=True, help="PNG file to write")
     filters.set_defaults(run=cmd_filters)
     circuit = commands.add_parser("circuit", parents=[parents.model], help="a filter's strongest input channels and kernel slices as a PNG")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from convvis_core.featureviz.objectives import Filter
 from convvis_core.featureviz.settings import Settings
 
 FAST = "fast Lucid"
@@ -11,7 +12,7 @@ PRESETS: dict[str, Settings] = {
     # The keras.io "Visualizing what convnets learn" example: plain pixels, the channel
     # mean inside a 2-pixel border, 30 steps of L2-normalized ascent of 10 in [-1, 1] input units
     # (5 in our 0..1 pixel units), 180 px, no transforms.
-    "keras.io example": Settings(objective="channel", border=2, parameterization="pixel", decorrelate=False,
+    "keras.io example": Settings(objective=Filter(border=2), parameterization="pixel", decorrelate=False,
                                  pad=0, jitter=0, scale=0.0, rotate=0.0, final_jitter=0,
                                  optimizer="l2_normalized", learning_rate=5.0, steps=30, size=180),
     # Lucid's render_vis defaults: Fourier + decorrelated colour, pad 12 → jitter 8 → scale ±10 % →

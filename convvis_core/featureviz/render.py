@@ -22,7 +22,8 @@ from convvis_core.config import MAX_FILTERS_PER_REQUEST, MAX_IMAGE_SIDE, MAX_REN
 from convvis_core.errors import ConvVisError, LayerError, SettingsError
 from convvis_core.featureviz.optimizers import make_optimizer
 from convvis_core.featureviz.parameterizations import make_parameterization
-from convvis_core.featureviz.recipe import Diversity, parse
+from convvis_core.featureviz.objectives import Diversity, Filter, LayerTerm, Reading, Term, per_class
+from convvis_core.featureviz.presets import default_preset, fitted_preset
 from convvis_core.featureviz.settings import Settings
 from convvis_core.featureviz.transforms import apply_transforms, build_transforms
 from convvis_core.graph import LOGITS, PRE_ACTIVATION, activation_name, sub_model
@@ -98,7 +99,7 @@ class _Batch:
             tape.watch(self.params)
             images = renderer.param.to_image(self.params)
             values, _ = renderer.objective_on(renderer.fast_target, images, filters, tf.stack([seed, iteration]),
-                                              slices=None, with_recipe=True)
+                                              slices=None)
             total = tf.reduce_sum(values)
         gradients = tape.gradient(total, self.params)
         norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=list(range(1, len(gradients.shape)))))
@@ -113,20 +114,20 @@ class _Renderer:
     def __init__(self, loaded: LoadedModel, layer: str, settings: Settings, compute_dtype: str):
         self.settings = settings
         self.layer = layer
-        self.extra = parse(settings.recipe) if settings.recipe else None  # added to the objective
+        self.objective = settings.objective
         self.preprocessing = loaded.info.preprocessing
         self.fixed_size: tuple[int, int] | None = None
-        # A rectified layer (ReLU, or a conv with a fused activation) is optimized before its
-        # activation, where gradients do not vanish; its real (rectified) output is reported.
-        spec = settings.objective_spec
-        self.rectified = not spec.reads_logits and activation_name(get_layer(loaded.model, layer)) is not None
-        if spec.reads_logits:
-            self.target = sub_model(loaded.model, [LOGITS])
+        # Every layer the objective reads, in one sub-model. A rectified layer (ReLU, or a conv with a fused
+        # activation) is also read before its activation, where gradients do not vanish, and that is what most
+        # terms maximize; the objective is reported on the real (rectified) outputs.
+        self.paths = sorted({layer if read is None else read for read in self.objective.layers()}) or [layer]
+        self.outputs = [output for path in self.paths for output in
+                        ([path + PRE_ACTIVATION, path] if activation_name(get_layer(loaded.model, path)) else [path])]
+        self.target = sub_model(loaded.model, self.outputs)
+        if LOGITS in self.paths:
             self.fixed_size = loaded.info.input_size
             side = max(self.fixed_size)
         else:
-            paths = [layer + PRE_ACTIVATION, layer] if self.rectified and spec.per_filter else [layer]
-            self.target = sub_model(loaded.model, paths)
             side = settings.size
             if tuple(self.target.inputs[0].shape[1:3]) not in ((None, None), (side, side)):
                 try:
@@ -136,26 +137,22 @@ class _Renderer:
         self.fast_target = with_compute_dtype(self.target, compute_dtype)
         self.param = make_parameterization(settings.parameterization, side, loaded.info.channels, settings.decorrelate)
         self.transforms = build_transforms(settings)
-        self.objective = spec(settings.border)
         self._batches: dict[int, _Batch] = {}
         self.lock = threading.Lock()  # the variables are shared: one request at a time
 
     def objective_on(self, target: keras.Model, images: tf.Tensor, filters: tf.Tensor,
-                     seed: tf.Tensor | None = None, slices: int | None = 1,
-                     with_recipe: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+                     seed: tf.Tensor | None = None, slices: int | None = 1) -> tuple[tf.Tensor, tf.Tensor]:
         """(value to optimize, value to report) per image; transformed when a seed is given; the
-        model runs as ``slices`` parallel parts of the batch (None: one per core). ``with_recipe``:
-        the settings' recipe is added to the value to optimize (the step); reports are the filter's own."""
+        model runs as ``slices`` parallel parts of the batch (None: one per core)."""
         if seed is not None:
             images = apply_transforms(self.transforms, images, seed)
         if self.fixed_size is not None:
             images = tf.image.resize(images, self.fixed_size)
-        outputs = [tf.cast(output, tf.float32)
-                   for output in in_slices(target, preprocess(images * 255.0, self.preprocessing), slices)]
-        optimized, reported = self.objective(outputs[0], filters), self.objective(outputs[-1], filters)
-        if with_recipe and self.extra is not None:
-            optimized += self.extra.value(outputs[0], filters, images)
-        return optimized, reported
+        outputs = dict(zip(self.outputs, (tf.cast(output, tf.float32) for output in
+                                          in_slices(target, preprocess(images * 255.0, self.preprocessing), slices))))
+        reading = Reading(self.layer, {path: outputs.get(path + PRE_ACTIVATION, outputs[path]) for path in self.paths},
+                          {path: outputs[path] for path in self.paths}, filters, images)
+        return self.objective.value(reading), self.objective.value(reading.as_is())
 
     def run(self, filters: list[int], steps: int, seed: int, progress: StepProgress | None,
             on_frame: FrameCallback | None, done_before: int, total: int, preview_every: int,
@@ -238,25 +235,38 @@ def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], sett
             f"Request too large: at most {MAX_FILTERS_PER_REQUEST} filters, {MAX_STEPS} steps and "
             f"{MAX_IMAGE_SIDE} px per run (asked {len(filters)} filters, {settings.steps} steps, {settings.size} px)."
         )
-    if settings.objective_spec.reads_logits:
+    layer, count = grid_units(loaded, layer, settings.objective)
+    filters = [int(f) for f in filters]
+    reads = [(leaf.layer or layer, leaf) for leaf in settings.objective.leaves() if isinstance(leaf, LayerTerm)]
+    for path, term in [(layer, Filter())] + reads:  # Filter(): every filter asked is one of the grid layer's
+        count_there, what = _units(loaded, path)
+        problem = term.problem(count_there, filters)
+        if problem:
+            raise LayerError(f"{problem}: {path} has {count_there} {what} (0–{count_there - 1}).")
+    return layer, count
+
+
+def _units(loaded: LoadedModel, layer: str) -> tuple[int, str]:
+    """How many units a layer has and what they are: a spatial layer's channels, or the classes (LOGITS)."""
+    if layer == LOGITS:
         if not loaded.info.is_classifier:
             raise ConvVisError(f"{loaded.info.display_name} has no classes, so there is no class logit to maximize.")
-        count, what = len(loaded.info.class_names), "classes"
-        layer = LOGITS
-    else:
-        count, what = find_layer(loaded.model, layer).channels, "channels"
-    bad = [f for f in filters if not 0 <= int(f) < count]
-    bad += sorted(f for f in parse(settings.recipe).channels() if not 0 <= f < count) if settings.recipe else []
-    if bad:
-        raise LayerError(f"Filter {bad[0]} is out of range: {layer} has {count} {what} (0–{count - 1}).")
-    return layer, count
+        return len(loaded.info.class_names), "classes"
+    return find_layer(loaded.model, layer).channels, "channels"
+
+
+def grid_units(loaded: LoadedModel, layer: str, objective: Term) -> tuple[str, int]:
+    """The layer whose units a grid of ``objective``'s pictures shows, and how many it has: the classes when
+    the objective maximizes each image's own class logit, else ``layer``'s channels."""
+    layer = LOGITS if per_class(objective) else layer
+    return layer, _units(loaded, layer)[0]
 
 
 def _result_keys(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings) -> dict[int, str]:
     """Where each filter's picture is cached: model weights, pixels, layer, filter, compute precision and
     every setting but batching, so a batch job and a page find each other's results."""
-    model, dtype, recipe = model_fingerprint(loaded.model), fast_dtype(), settings.result_part()  # once per request
-    return {f: cache_key(model, loaded.info.preprocessing, layer, f, dtype, recipe)
+    model, dtype, part = model_fingerprint(loaded.model), fast_dtype(), settings.result_part()  # once per request
+    return {f: cache_key(model, loaded.info.preprocessing, layer, f, dtype, part)
             for f in dict.fromkeys(int(f) for f in filters)}
 
 
@@ -372,22 +382,47 @@ def diverse_pictures(loaded: LoadedModel, layer: str, filter_index: int, count: 
                      weight: float = 3.0, *, cache: ResultCache | None = None,
                      progress: StepProgress | None = None) -> list[FilterResult]:
     """``count`` different pictures of one filter (Lucid's diversity objective): optimized together, each
-    from its own start, the objective plus ``weight`` × :class:`~convvis_core.featureviz.recipe.Diversity`
+    from its own start, the objective plus ``weight`` × :class:`~convvis_core.featureviz.objectives.Diversity`
     (each picture's layer statistics pushed away from the others'). Cached like any picture."""
     if not 2 <= count <= 8:
         raise SettingsError(f"Ask for 2 to 8 different pictures (asked {count}).")
-    term = weight * Diversity()
-    settings = settings.replace(recipe=(parse(settings.recipe) + term if settings.recipe else term).spec())
+    return _together(loaded, layer, int(filter_index), count,
+                     settings.replace(objective=settings.objective + weight * Diversity()), cache, progress)
+
+
+def visualize(loaded: LoadedModel, objective: Term, preset: str | None = None, *, count: int = 1,
+              cache: ResultCache | None = None, progress: StepProgress | None = None, **changes) -> list[FilterResult]:
+    """Pictures that maximize ``objective``, for a notebook or a script:
+    ``visualize(loaded, Channel("conv_pw_8_relu", 3) - 0.5 * Channel("conv_pw_8_relu", 7), preset="fast Lucid")``.
+
+    Each term names its layer (there is no grid, so no filter "being visualized"). ``count`` pictures from as
+    many starts are optimized together (add ``Diversity(layer)`` to push them apart); ``preset`` (default: the
+    one that fits the model) with any :class:`Settings` field changed by ``changes``. Cached as the pages' are."""
+    if None in objective.layers() or objective.own_filter or not objective.layers():
+        raise SettingsError(f"{objective} must name the layer of every term and no filter of a grid: write e.g. "
+                            'Channel("conv2_relu", 3), Neuron("conv2_relu", 3), ClassLogit(7), DeepDream("conv2_relu").')
+    if not 1 <= count <= 8:
+        raise SettingsError(f"Ask for 1 to 8 pictures (asked {count}).")
+    name = preset or default_preset(loaded.info.input_size)
+    settings = fitted_preset(name, loaded.info.input_size).replace(objective=objective, **changes)
+    return [replace(result, preset=name) for result in
+            _together(loaded, min(objective.layers()), 0, count, settings, cache, progress)]
+
+
+def _together(loaded: LoadedModel, layer: str, filter_index: int, count: int, settings: Settings,
+              cache: ResultCache | None, progress: StepProgress | None) -> list[FilterResult]:
+    """``count`` pictures of ``layer``'s filter optimized in one batch, each from its own start (the filter's,
+    then 7919 apart), cached as one entry: a term such as diversity makes each depend on the others."""
     layer, _ = _check_request(loaded, layer, [filter_index], settings)
     cache = cache if cache is not None else default_cache(CACHE_NAMESPACE)
-    key = cache_key(model_fingerprint(loaded.model), loaded.info.preprocessing, layer, int(filter_index), fast_dtype(),
-                    settings.result_part(), "diversity", count)
+    key = cache_key(model_fingerprint(loaded.model), loaded.info.preprocessing, layer, filter_index, fast_dtype(),
+                    settings.result_part(), "together", count)
     stored = cache.get(key)
     if stored is None:
         renderer = _renderer(loaded, layer, settings, fast_dtype())
         with renderer.lock:
-            results = renderer.run([int(filter_index)] * count, settings.steps, settings.seed, progress, None, 0,
-                                   settings.steps, settings.steps, starts=[int(filter_index) + 7919 * i for i in range(count)])
+            results = renderer.run([filter_index] * count, settings.steps, settings.seed, progress, None, 0,
+                                   settings.steps, settings.steps, starts=[filter_index + 7919 * i for i in range(count)])
         stored = {"images": np.stack([r.image for r in results]), "start": np.array([r.start_activation for r in results]),
                   "final": np.array([r.final_activation for r in results]),
                   "optimized": np.array([r.optimized_value for r in results]),
@@ -396,5 +431,5 @@ def diverse_pictures(loaded: LoadedModel, layer: str, filter_index: int, count: 
         cached = False
     else:
         cached = True
-    return [FilterResult(int(filter_index), stored["images"][i], float(stored["start"][i]), float(stored["final"][i]),
+    return [FilterResult(filter_index, stored["images"][i], float(stored["start"][i]), float(stored["final"][i]),
                          float(stored["optimized"][i]), bool(stored["dead"][i]), from_cache=cached) for i in range(count)]

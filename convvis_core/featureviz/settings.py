@@ -5,18 +5,21 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from convvis_core.featureviz.objectives import OBJECTIVES, ObjectiveSpec
+from convvis_core.errors import SettingsError
+from convvis_core.featureviz.objectives import ClassLogit, DeepDream, Filter, Neuron, Term
 from convvis_core.featureviz.optimizers import OPTIMIZERS
 from convvis_core.featureviz.parameterizations import PARAMETERIZATIONS as _REGISTERED
-from convvis_core.featureviz.recipe import parse
 
 PARAMETERIZATIONS = {name: kind.description for name, kind in _REGISTERED.items()}  # name -> description
+
+# The objectives Settings named before they were terms, under their old names: the keys of their pictures
+# (and so the pictures already cached) stay as they were. ``Filter(border=...)`` was "channel" with its border.
+_NAMED_BEFORE = {Neuron(): "neuron", ClassLogit(): "class_logit", DeepDream(): "deepdream"}
 
 
 @dataclass(frozen=True)
 class Settings:
-    objective: str = "channel"
-    border: int = 0  # channel objective: map pixels excluded on each side
+    objective: Term = Filter()  # what to maximize (objectives.py); its canonical spec keys the pictures
     parameterization: str = "fourier"
     decorrelate: bool = True  # Fourier: Lucid's decorrelated colour space
     pad: int = 12  # transforms, in image pixels; 0 turns one off
@@ -31,22 +34,17 @@ class Settings:
     size: int = 128  # image side in pixels (class logits use the model's input size)
     seed: int = 0
     batch_size: int = 8  # filters optimized together in one batch
-    recipe: str = ""  # a recipe.Term's spec() added to the objective, regularizers included ("": the objective alone)
 
     def __post_init__(self) -> None:
-        for value, known, what in ((self.objective, OBJECTIVES, "objective"),
-                                   (self.parameterization, _REGISTERED, "parameterization"),
+        if not isinstance(self.objective, Term):
+            raise SettingsError(f"The objective must be a term such as Filter() or Channel(\"conv2_relu\", 3), "
+                                f"not {self.objective!r} (objectives.parse reads one from its text or spec)")
+        for value, known, what in ((self.parameterization, _REGISTERED, "parameterization"),
                                    (self.optimizer, OPTIMIZERS, "optimizer")):
             if value not in known:
                 raise ValueError(f"Unknown {what} {value!r}; choose one of {', '.join(known)}")
         if self.steps < 1 or self.size < 8 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be at least 1, and size at least 8 pixels")
-        if self.recipe:
-            parse(self.recipe)  # a clear error now rather than in the render loop
-
-    @property
-    def objective_spec(self) -> type[ObjectiveSpec]:
-        return OBJECTIVES[self.objective]
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -60,5 +58,12 @@ class Settings:
         return {k: v for k, v in self._fields().items() if k != "batch_size"}
 
     def _fields(self) -> dict:
-        """Every field; no recipe (the objective alone) leaves it out, so those keys stay as they were."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "recipe" or v}
+        """Every field, the objective as its canonical spec, or as the name and border it had before
+        objectives were terms (see ``_NAMED_BEFORE``), so those keys stay as they were."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        objective = values.pop("objective")
+        if isinstance(objective, Filter):
+            return {"objective": "channel", "border": objective.border, **values}
+        if objective in _NAMED_BEFORE:
+            return {"objective": _NAMED_BEFORE[objective], "border": 0, **values}
+        return {"objective": objective.spec(), **values}
