@@ -1,7 +1,10 @@
 """Cost of comparing two models: CKA of 28 MobileNet layers (and every filter's activation change) over
 1,000 gallery-size images, against one plain ``predict`` pass of both models over the same images
-(the floor: the forward passes). Memory: peak RSS of the comparison at 500 and at 2,000 images, each
-in a fresh process, so it shows whether memory grows with the number of images.
+(the floor: the forward passes). Then where the time goes: the traced pass over the same decoded batches
+run part by part (the forward passes alone, + the Gram matrices, + the per-image moments), and what
+``compare_models`` adds to the whole pass (reading and resizing the images where the prefetch does not
+hide it, the host transfers, the float64 sums). Memory: peak RSS of the comparison at 500 and at 2,000
+images, each in a fresh process, so it shows whether memory grows with the number of images.
 
 The 1,000 images are the packaged photo gallery (12 photos, about 300 × 450) repeated: decoding and
 resizing them is part of both measurements. Model B is MobileNet with every weight perturbed by 1 %,
@@ -26,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from convvis_core.cache import ResultCache  # noqa: E402
-from convvis_core.compare.similarity import BATCH_SIZE, compare_models  # noqa: E402
+from convvis_core.compare.similarity import BATCH_SIZE, PARTS, compare_models, comparison_pass  # noqa: E402
 from convvis_core.datasets.base import Dataset  # noqa: E402
 from convvis_core.datasets.catalog import open_dataset  # noqa: E402
 from convvis_core.layers import spatial_layers  # noqa: E402
@@ -77,6 +81,24 @@ def plain_predict(a: LoadedModel, b: LoadedModel, dataset: Dataset) -> float:
     return time.perf_counter() - start
 
 
+def parts(a: LoadedModel, b: LoadedModel, layers: list[str], dataset: Dataset) -> dict[str, float]:
+    """The traced pass over decoded batches (decoded before timing), with each part added in turn; the
+    variants take turns batch by batch, so a neighbour's load falls on all of them alike."""
+    batches = [tf.constant(pixel_batch(images, a.info)) for _, images in dataset.batches(BATCH_SIZE)]
+    paired = tuple((path, path) for path in layers)
+    names = [" + ".join(("forward passes",) + PARTS[:count]) for count in range(len(PARTS) + 1)]
+    runs = [comparison_pass(a, b, tuple(layers), tuple(layers), paired, PARTS[:count]) for count in range(len(PARTS) + 1)]
+    times = dict.fromkeys(names, 0.0)
+    for run in runs:
+        run(batches[0], batches[0])  # traced before timing
+    for pixels in batches:
+        for name, run in zip(names, runs):
+            start = time.perf_counter()
+            run(pixels, pixels)
+            times[name] += time.perf_counter() - start
+    return times
+
+
 def compare(a: LoadedModel, b: LoadedModel, layers: list[str], dataset: Dataset) -> float:
     start = time.perf_counter()
     compare_models(a, b, dataset, len(dataset), layers=layers, cache=ResultCache(Path(tempfile.mkdtemp())))
@@ -109,6 +131,12 @@ def main() -> None:
     cost = compare(a, b, layers, dataset)
     print(f"plain predict of both models: {floor:.1f} s; CKA of {len(layers)} layers + activation change: {cost:.1f} s; "
           f"ratio {cost / floor:.2f} (target ≤ 1.3)")
+    print("where the time goes (the traced pass over the same images, decoded beforehand):")
+    previous = 0.0
+    for name, seconds in parts(a, b, layers, dataset).items():
+        print(f"  {name:<44} {seconds:6.1f} s  (+{seconds - previous:.1f} s, {seconds / floor:.2f} of the floor)")
+        previous = seconds
+    print(f"  {'compare_models (+ decoding, transfers, sums)':<44} {cost:6.1f} s  (+{cost - previous:.1f} s)")
     for count in (500, 2000):
         found = subprocess.run([sys.executable, __file__, "--memory-child", str(count)], capture_output=True, text=True,
                                check=True).stdout.split()[-1]
