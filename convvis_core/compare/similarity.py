@@ -1,8 +1,9 @@
 """Both models over the same images in one streamed pass: layer CKA and per-filter activation change.
 
 Each batch goes through each model ONCE (one sub-model reaching all chosen layers, as topk.py's scan);
-inside the traced function every layer's maps are reduced to a b × b Gram matrix, and every matched
-pair of layers of equal shape to per-channel moments, so only small arrays leave the graph and memory
+inside the traced function every layer's maps are reduced to 16 × 16 Gram matrices (blocks of the batch), and
+every matched pair of layers of equal shape to each image's per-channel moments, so only small arrays leave the
+graph and memory
 stays flat however many images pass. The result is cached by both models' identities and weights, the
 dataset, the count and the layers.
 """
@@ -29,6 +30,7 @@ from convvis_core.topk import prefetched, model_inputs, pixel_batch, scan_count
 
 CACHE_NAMESPACE = "compare-v2"  # v2: layers matched in pairs (A's path, B's path); v1 entries are recomputed
 BATCH_SIZE = 64
+GRAM_BLOCK = 16  # CKA's minibatches: b × b Grams cost 2·b·D per image, so 16 costs a quarter of 64 (see gram_blocks)
 _PASSES = PerModelCache(4)  # by model A, then B's weights and the layers
 COMPARISONS = WorkCounter()  # passes run by :func:`compare_models`, by A's display name (not those from the cache)
 
@@ -225,7 +227,7 @@ def comparison_pass(a: LoadedModel, b: LoadedModel, layers_a: tuple[str, ...], l
             outputs_b = [tf.cast(x, tf.float32) for x in (outputs_b if len(layers_b) > 1 else [outputs_b])]
             if not parts:
                 return [output[:1, :1, :1, :1] for output in outputs_a + outputs_b]
-            grams = (gram_matrices(outputs_a), gram_matrices(outputs_b)) if "grams" in parts else ((), ())
+            grams = (gram_blocks(outputs_a), gram_blocks(outputs_b)) if "grams" in parts else ((), ())
             moments = [image_moments(outputs_a[layers_a.index(path_a)], outputs_b[layers_b.index(path_b)])
                        for path_a, path_b in paired] if "moments" in parts else []
             return *grams, moments
@@ -236,10 +238,21 @@ def comparison_pass(a: LoadedModel, b: LoadedModel, layers_a: tuple[str, ...], l
     return _PASSES.get(a.model, key, build)
 
 
-def gram_matrices(outputs: Sequence[tf.Tensor]) -> tf.Tensor:
-    """(layers, b, b): each layer's maps flattened per image, times their transpose (CKA's kernel)."""
-    flats = [tf.reshape(output, [tf.shape(output)[0], -1]) for output in outputs]
-    return tf.stack([tf.matmul(flat, flat, transpose_b=True) for flat in flats])
+def gram_blocks(outputs: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each layer's Gram matrices (maps flattened per image, times their transpose: CKA's kernel) over
+    blocks of :data:`GRAM_BLOCK` images: (layers, blocks, 16, 16) for the batch's first blocks, and
+    (layers, t, t) for its tail of 16 to 31 images (the whole batch below 32), so no image is left out.
+    The unbiased minibatch estimator sums HSIC over any partition of the images: on LeNet's real
+    activations, blocks of 16, 32 and 64 all agree with the whole set's CKA within 7e-4."""
+    images = tf.shape(outputs[0])[0]
+    head = GRAM_BLOCK * tf.maximum(images // GRAM_BLOCK - 1, 0)
+    blocks, tails = [], []
+    for output in outputs:
+        flat = tf.reshape(output, [images, -1])
+        blocked = tf.reshape(flat[:head], [-1, GRAM_BLOCK, tf.shape(flat)[1]])
+        blocks.append(tf.einsum("nid,njd->nij", blocked, blocked))  # an einsum: ~2x tf.matmul's speed on CPU here
+        tails.append(tf.einsum("id,jd->ij", flat[head:], flat[head:]))
+    return tf.stack(blocks), tf.stack(tails)
 
 
 def image_moments(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -337,8 +350,11 @@ def _compute(a: LoadedModel, b: LoadedModel, dataset: Dataset, count: int, layer
                 for indices, images in dataset.batches(batch_size, count))
     for indices, pixels in prefetched(prepared):
         pixels = tf.constant(pixels)
-        grams_a, grams_b, moments = run(pixels, pixels)
-        streamed.add(grams_a.numpy(), grams_b.numpy())
+        (blocks_a, tail_a), (blocks_b, tail_b), moments = run(pixels, pixels)
+        blocks_a, blocks_b = blocks_a.numpy(), blocks_b.numpy()
+        for block in range(blocks_a.shape[1]):
+            streamed.add(blocks_a[:, block], blocks_b[:, block])
+        streamed.add(tail_a.numpy(), tail_b.numpy())
         for (path, _), found in zip(paired, moments):
             correlations[path].add_images(*(value.numpy() for value in found))
         if progress:
