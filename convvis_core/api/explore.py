@@ -30,8 +30,8 @@ from convvis_core.images import Fit, Images, ImageSource, as_images, one_image
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.presentation.channel_grids import channel_grid
-from convvis_core.presentation.filter_grids import filter_grid, tile_image
-from convvis_core.presentation.grids import captioned_column, captioned_grid
+from convvis_core.presentation.filter_grids import caption, filter_grid, sort_by_activation, tile_image
+from convvis_core.presentation.grids import captioned_column, captioned_grid, enlarged
 from convvis_core.presentation.sheets import ExampleView, circuit_sheet, example_sheet, example_views
 from convvis_core.topk import Example, TopKIndex, scan
 
@@ -58,6 +58,10 @@ class FilterPictures(Pictured):
 
     def draw(self) -> Image.Image:
         return filter_grid(self.results, min_side=DISPLAY_SIDE // 2)
+
+    def _repr_html_(self) -> str:
+        return figures_html([(enlarged(Image.fromarray(tile_image(result)), DISPLAY_SIDE // 2), caption(result))
+                             for result in sort_by_activation(self.results)], self.caption())
 
     def caption(self) -> str:
         dead, weak = sum(result.dead for result in self.results), sum(result.weak for result in self.results)
