@@ -16,7 +16,7 @@ from PIL import Image
 import convvis_core
 import convvis_core.api as api
 from convvis_core import (ATTRIBUTIONS, ClassTarget, ConvVisError, FilterTarget, GradCAM, ImageError, LayerError,
-                          Model, ModelError, Saliency, TargetError)
+                          Model, ModelError, TargetError)
 from convvis_core.activations import feature_maps
 from convvis_core.cam import faithfulness as core_faithfulness
 from convvis_core.cam import heatmap
@@ -71,8 +71,8 @@ def sequential_rescaling() -> keras.Model:
 
 
 def nested_base() -> keras.Model:
-    base = keras.applications.MobileNet(alpha=0.25, weights=None, input_shape=(96, 96, 3), include_top=False)
-    inputs = keras.Input((96, 96, 3))
+    base = keras.applications.MobileNet(alpha=0.25, weights=None, input_shape=(32, 32, 3), include_top=False)
+    inputs = keras.Input((32, 32, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(base(inputs))
     return keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(pooled), name="transfer_net")
 
@@ -87,7 +87,7 @@ class FunctionalSubclass(keras.Model):
 
 
 @pytest.mark.parametrize("build, size, expected", [
-    (functional, 32, "unit"), (sequential_rescaling, 28, "raw"), (nested_base, 96, "tf")],
+    (functional, 32, "unit"), (sequential_rescaling, 28, "raw"), (nested_base, 32, "tf")],
     ids=["functional", "sequential-with-rescaling", "nested-keras-applications-base"])
 def test_a_model_built_in_the_notebook_gives_the_maps_of_the_same_model_uploaded(build, size, expected, tmp_path):
     keras.utils.set_random_seed(0)
@@ -99,11 +99,10 @@ def test_a_model_built_in_the_notebook_gives_the_maps_of_the_same_model_uploaded
     assert (held.info.input_size, held.info.channels, held.info.output_info) == \
            (saved.info.input_size, saved.info.channels, saved.info.output_info)
     images = colour_batch(size)
-    for method in (GradCAM, Saliency):
-        ours, theirs = method(held)(images), method(saved)(images)
-        assert ours.targets == theirs.targets
-        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))  # bit-equal: the same computation
-        assert np.isfinite(np.asarray(ours)).any()
+    ours, theirs = GradCAM(held)(images), GradCAM(saved)(images)
+    assert ours.targets == theirs.targets
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))  # bit-equal: the same computation
+    assert np.isfinite(np.asarray(ours)).any()
 
 
 def test_subclassing_works_where_keras_keeps_a_graph_and_is_refused_with_a_reason_where_not(tmp_path):

@@ -18,7 +18,7 @@ from PIL import Image
 
 from convvis_core import cam
 from convvis_core.api.display import DISPLAY_SIDE, Pictured, Tabled, figures_html
-from convvis_core.cam.base import BATCH_SIZE, EmptyHeatmapError, Heatmap, HeatmapMethod
+from convvis_core.cam.base import EmptyHeatmapError, Heatmap, HeatmapMethod
 from convvis_core.cam.baselines import Baseline
 from convvis_core.cam.faithfulness import Faithfulness, faithfulness_batch
 from convvis_core.cam.road import Road, road_batch
@@ -53,7 +53,7 @@ def indexed_target(model: LoadedModel, index: int, layer: str | None) -> Target:
     return FilterTarget(layer or default_layer(model.model).path, int(index))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Heatmaps(Pictured):
     """One method's heatmaps of a batch. ``np.asarray(heatmaps)`` (or ``.maps``) is (N, H, W) in 0..1 at
     the model's input size, 1 marking the most important pixels; an image without a map is NaN there,
@@ -121,20 +121,21 @@ class Attribution:
     batch: ``method(images, targets=None)`` → :class:`Heatmaps`. Images are a numpy batch (N, H, W, C)
     or (N, H, W), uint8 or float pixels, Pillow images or paths, brought to the model's input by ``fit``;
     targets are class indices or target objects (default: each image's top class). ``options`` go to
-    the method (``IntegratedGradients(model, steps=32)``, ``SmoothGrad(model, samples=48)``)."""
+    the method (``IntegratedGradients(model, steps=32)``, ``SmoothGrad(model, samples=48)``, ``ScoreCAM(model,
+    batch_size=64)``: masks per pass); images go through the model 32 at a time."""
 
     method: ClassVar[type[HeatmapMethod]]
 
     def __init__(self, model: LoadedModel, layer: str | None = None, *, fit: Fit = "stretch",
-                 baseline: Baseline = "blur", batch_size: int = BATCH_SIZE, **options: Any):
-        self.model, self.fit, self.baseline, self.batch_size = model, fit, baseline, batch_size
+                 baseline: Baseline = "blur", **options: Any):
+        self.model, self.fit, self.baseline = model, fit, baseline
         self.layer = None if layer is None else find_layer(model.model, layer).path
         self.engine = self.method(**options)
 
     def __call__(self, images: Images, targets: Targets = None) -> Heatmaps:
         pictures = as_images(images)
         found = self.engine.explain_batch(self.model, pictures, as_targets(self.model, targets, len(pictures), self.layer),
-                                          self.layer, self.fit, self.baseline, self.batch_size)
+                                          self.layer, self.fit, self.baseline)
         return Heatmaps(self.model, self.engine.title, tuple(pictures), tuple(found), self.fit, self.baseline)
 
     def __repr__(self) -> str:
@@ -199,7 +200,7 @@ class IntegratedGradients(Attribution):
 ATTRIBUTIONS: dict[str, type[Attribution]] = {kind.method.name: kind for kind in Attribution.__subclasses__()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FaithfulnessScores(Tabled):
     """How far to trust each map of a batch: deletion and insertion areas (lower, higher is better) and
     ROAD (higher is better, about 0 for a random map), NaN where an image has no map."""

@@ -1,7 +1,7 @@
 """How API results show themselves: in Jupyter (``_repr_png_``, ``_repr_html_``) and as files (``save``).
 
 A picture result draws itself once (the notebook asks for every format it knows); tables are HTML in a
-notebook and CSV on disk.
+notebook and CSV on disk. Results hold arrays and models, so they compare by identity (``eq=False``).
 """
 
 from __future__ import annotations

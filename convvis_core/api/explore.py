@@ -38,7 +38,7 @@ from convvis_core.topk import Example, TopKIndex, scan
 GRID_SIDE = 512  # a channel grid is subsampled to stay within this many pixels a side
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FilterPictures(Pictured):
     """The image each filter of a layer responds to most, with the activation it reached; ``images`` is
     (N, H, W, 3) uint8 (or (N, H, W) for grayscale models), in the order asked."""
@@ -83,7 +83,7 @@ def filters(model: LoadedModel, layer: str, indices: int | Sequence[int], preset
                           tuple(dataclasses.replace(result, preset=name) for result in results))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Activations(Pictured):
     """A layer's feature maps for a batch: ``np.asarray(activations)`` (or ``.maps``) is (N, h, w, C)."""
 
@@ -119,7 +119,7 @@ def as_dataset(source: Dataset | str | Images) -> Dataset:
     return pictures_dataset(as_images(source))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TopImages(Pictured):
     """The images of a dataset that excite one filter most, with where (the filter's map over each, the
     maximum's receptive field outlined and cropped). ``index`` ranks every filter of the layer: any other
@@ -160,7 +160,7 @@ def top_k_images(model: LoadedModel, dataset: Dataset | str | Images, layer: str
                      tuple(example_views(model, data, index.layer, filter_index, examples)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CircuitView(Pictured):
     """A filter's strongest input channels with their kernel slices (BatchNorm folded, MobileNet's
     depthwise and pointwise composed) and signs; the feature visualizations too where they were asked for."""
@@ -200,7 +200,7 @@ def circuit(model: LoadedModel, layer: str, filter_index: int, image: ImageSourc
     return CircuitView(found, count, own, inputs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Unit(Pictured):
     """Everything about one filter (OpenAI Microscope's unit page): its picture, its weights, the input
     channels that drive it and the later filters it drives, its top images in a dataset and its map on an
@@ -268,7 +268,7 @@ def unit(model: LoadedModel, layer: str, filter_index: int, dataset: Dataset | s
     return Unit(path, filter_index, own, weights, inputs, outputs, examples, heatmap, count)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Comparison(Tabled):
     """Two models over the same images, layer by layer: linear CKA (1: the same representation up to a
     rotation and scale) and the mean change of each matched layer's filters. ``similarity`` holds every
