@@ -222,7 +222,8 @@ class HeatmapMethod(ABC):
         if len(targets) != len(images):
             raise TargetError(f"{len(images)} images but {len(targets)} targets: give one target per image, or none.")
         model = loaded.model
-        if self.uses_layer or layer or (loaded.info.output_info.kind == "none" and any(target is None for target in targets)):
+        defaults_to_a_filter = loaded.info.output_info.kind == "none" and any(target is None for target in targets)
+        if self.uses_layer or layer or defaults_to_a_filter:
             layer = (find_layer(model, layer) if layer else default_layer(model)).path  # a filter target needs one
         targets = [default_target(loaded, image, layer, fit) if target is None else target
                    for image, target in zip(images, targets)]
