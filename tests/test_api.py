@@ -129,6 +129,14 @@ def test_subclassing_works_where_keras_keeps_a_graph_and_is_refused_with_a_reaso
         Model.from_keras(keras.Sequential([keras.layers.Conv2D(4, 3)]))
 
 
+def test_a_keras_model_or_a_registry_name_can_stand_for_the_model(lenet, digits):
+    np.testing.assert_array_equal(np.asarray(GradCAM("lenet_mnist")(digits)), np.asarray(GradCAM(lenet)(digits)))
+    keras.utils.set_random_seed(0)
+    model = functional()
+    np.testing.assert_array_equal(np.asarray(GradCAM(model)(colour_batch(32))),
+                                  np.asarray(GradCAM(Model.from_keras(model))(colour_batch(32))))
+
+
 def test_given_preprocessing_and_class_names_are_used_and_said():
     model = Model.from_keras(functional(), preprocessing="tf", class_names=["cat", "dog", "car", "cup"])
     assert model.info.preprocessing == "tf" and model.info.class_names == ("cat", "dog", "car", "cup")

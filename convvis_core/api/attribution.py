@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Sequence
 
+import keras
 import numpy as np
 from PIL import Image
 
@@ -26,11 +27,23 @@ from convvis_core.cam.targets import ClassTarget, FilterTarget, OutputUnitTarget
 from convvis_core.images import Fit, Images, as_images, as_model_sees_it
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
+from convvis_core.models.registry import load_model
 from convvis_core.presentation.grids import captioned_grid, enlarged
 from convvis_core.presentation.overlays import overlay
 
+Models = LoadedModel | keras.Model | str  # what every call takes as its model
 Targets = int | Target | Sequence[int | Target | None] | np.ndarray | None
 _INDEXED = {"classes": ClassTarget, "values": OutputUnitTarget, "segmentation": RegionTarget}  # what an int names
+
+
+def as_model(model: Models) -> LoadedModel:
+    """A model as the caller holds it: ready, a ``keras.Model`` (wrapped by :meth:`LoadedModel.from_keras`,
+    its preprocessing inferred), or a registry name or model file path (:func:`load_model`)."""
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, str):
+        return load_model(model)
+    return LoadedModel.from_keras(model)
 
 
 def as_targets(model: LoadedModel, targets: Targets, count: int, layer: str | None) -> list[Target | None] | None:
@@ -117,8 +130,8 @@ class Heatmaps(Pictured):
 
 
 class Attribution:
-    """A heatmap method bound to a model and a layer (default: the last with a real map), called on a
-    batch: ``method(images, targets=None)`` → :class:`Heatmaps`. Images are a numpy batch (N, H, W, C)
+    """A heatmap method bound to a model (see :func:`as_model`) and a layer (default: the last with a real
+    map), called on a batch: ``method(images, targets=None)`` → :class:`Heatmaps`. Images are a numpy batch (N, H, W, C)
     or (N, H, W), uint8 or float pixels, Pillow images or paths, brought to the model's input by ``fit``;
     targets are class indices or target objects (default: each image's top class). ``options`` go to
     the method (``IntegratedGradients(model, steps=32)``, ``SmoothGrad(model, samples=48)``, ``ScoreCAM(model,
@@ -126,10 +139,10 @@ class Attribution:
 
     method: ClassVar[type[HeatmapMethod]]
 
-    def __init__(self, model: LoadedModel, layer: str | None = None, *, fit: Fit = "stretch",
+    def __init__(self, model: Models, layer: str | None = None, *, fit: Fit = "stretch",
                  baseline: Baseline = "blur", **options: Any):
-        self.model, self.fit, self.baseline = model, fit, baseline
-        self.layer = None if layer is None else find_layer(model.model, layer).path
+        self.model, self.fit, self.baseline = as_model(model), fit, baseline
+        self.layer = None if layer is None else find_layer(self.model.model, layer).path
         self.engine = self.method(**options)
 
     def __call__(self, images: Images, targets: Targets = None) -> Heatmaps:

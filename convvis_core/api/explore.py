@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from convvis_core.activations import batch_feature_maps
-from convvis_core.api.attribution import GradCAM, Heatmaps
+from convvis_core.api.attribution import GradCAM, Heatmaps, Models, as_model
 from convvis_core.api.display import DISPLAY_SIDE, Pictured, Tabled, figures_html, table_html
 from convvis_core.cam.targets import FilterTarget
 from convvis_core.circuits import Circuit, FilterWeights, Readers, filter_weights, readers
@@ -28,7 +28,6 @@ from convvis_core.featureviz.presets import default_preset, fitted_preset
 from convvis_core.featureviz.render import FilterResult, visualize_filters
 from convvis_core.images import Fit, Images, ImageSource, as_images, one_image
 from convvis_core.layers import default_layer, find_layer
-from convvis_core.models.base import LoadedModel
 from convvis_core.presentation.channel_grids import channel_grid
 from convvis_core.presentation.filter_grids import caption, filter_grid, sort_by_activation, tile_image
 from convvis_core.presentation.grids import captioned_column, captioned_grid, enlarged
@@ -70,11 +69,12 @@ class FilterPictures(Pictured):
                 + (f"; {weak} weak (barely fired)" if weak else ""))
 
 
-def filters(model: LoadedModel, layer: str, indices: int | Sequence[int], preset: str | None = None,
+def filters(model: Models, layer: str, indices: int | Sequence[int], preset: str | None = None,
             **changes: Any) -> FilterPictures:
     """Feature visualization: the picture each filter of ``layer`` responds to most, under a named preset
     (default: the one the app picks for this model's input size), with any of its settings changed
     (``steps=32``); cached on disk as the app caches it."""
+    model = as_model(model)
     indices = [int(indices)] if isinstance(indices, (int, np.integer)) else [int(index) for index in indices]
     name = preset or default_preset(model.info.input_size)
     settings = fitted_preset(name, model.info.input_size)
@@ -103,8 +103,9 @@ class Activations(Pictured):
                 "standardized")
 
 
-def activations(model: LoadedModel, images: Images, layer: str | None = None, fit: Fit = "stretch") -> Activations:
+def activations(model: Models, images: Images, layer: str | None = None, fit: Fit = "stretch") -> Activations:
     """The feature maps of ``layer`` (default: the last with a real map) for a batch, from one forward pass."""
+    model = as_model(model)
     path = (find_layer(model.model, layer) if layer else default_layer(model.model)).path
     return Activations(path, batch_feature_maps(model, as_images(images), [path], fit)[path])
 
@@ -147,13 +148,13 @@ class TopImages(Pictured):
                             self.caption())
 
 
-def top_k_images(model: LoadedModel, dataset: Dataset | str | Images, layer: str, filter_index: int, k: int = 9,
+def top_k_images(model: Models, dataset: Dataset | str | Images, layer: str, filter_index: int, k: int = 9,
                  count: int | None = None) -> TopImages:
     """The ``k`` images of ``dataset`` (its first ``count``; default: all, up to the limit) that excite
     ``filter_index`` of ``layer`` most; the scan ranks every filter of the layer and is cached on disk."""
     if not 1 <= k <= TOPK_KEPT:
         raise ConvVisError(f"k must be 1 to {TOPK_KEPT} (the examples kept per filter).")
-    data = as_dataset(dataset)
+    model, data = as_model(model), as_dataset(dataset)
     index = scan(model, data, layer, count)
     examples = index.top.examples(filter_index, k)
     return TopImages(index.layer, filter_index, data.name, index,
@@ -186,10 +187,11 @@ class CircuitView(Pictured):
         return figures_html([(self.picture, self.caption())]) + table_html(self.rows())
 
 
-def circuit(model: LoadedModel, layer: str, filter_index: int, image: ImageSource | np.ndarray | None = None,
+def circuit(model: Models, layer: str, filter_index: int, image: ImageSource | np.ndarray | None = None,
             count: int = 6, pictures: bool = False, preset: str | None = None) -> CircuitView:
     """The input channels that drive a filter, ranked by kernel-slice norm, or by contribution on
     ``image``; with ``pictures``, the filter's and its inputs' feature visualizations (``preset``)."""
+    model = as_model(model)
     found = input_circuit(model, layer, filter_index, None if image is None else one_image(image))
     if not pictures:
         return CircuitView(found, count)
@@ -251,11 +253,12 @@ class Unit(Pictured):
         return figures_html(self.sections(), self.caption()) + table_html(self.facts())
 
 
-def unit(model: LoadedModel, layer: str, filter_index: int, dataset: Dataset | str | Images | None = None,
+def unit(model: Models, layer: str, filter_index: int, dataset: Dataset | str | Images | None = None,
          image: ImageSource | np.ndarray | None = None, preset: str | None = None, count: int = 6, k: int = 5) -> Unit:
     """Everything about one filter in one call: its feature visualization (``preset``), weights, circuit in
     and out (``count`` connections), its top ``k`` images in ``dataset`` and its Grad-CAM on ``image``,
     where given."""
+    model = as_model(model)
     own = filters(model, layer, filter_index, preset)
     path = own.layer
     try:
@@ -293,11 +296,11 @@ class Comparison(Tabled):
                 f"{self.dataset}; changes are means over each layer's filters")
 
 
-def compare(model_a: LoadedModel, model_b: LoadedModel, dataset: Dataset | str | Images, count: int | None = None,
+def compare(model_a: Models, model_b: Models, dataset: Dataset | str | Images, count: int | None = None,
             layers: Sequence[str] | None = None) -> Comparison:
     """What changed between two models (fine-tuning, another run, pruning) over the first ``count``
     images of ``dataset``: matched layers (or ``layers``), their CKA and their filters' changes."""
-    data = as_dataset(dataset)
+    model_a, model_b, data = as_model(model_a), as_model(model_b), as_dataset(dataset)
     similarity = compare_models(model_a, model_b, data, count, layers)
     changes = {path: layer_changes(model_a, model_b, similarity, path) for path in similarity.matched}
     return Comparison(model_a.info.display_name, model_b.info.display_name, data.name, similarity, changes)
