@@ -114,7 +114,7 @@ def main() -> None:
     our_coarse = gradcam.raw_map(scene)
     their_coarse = their_gradcam(score, inputs, penultimate_layer=LAYER, seek_penultimate_conv_layer=False,
                                  expand_cam=False)[0]
-    activations, _ = probe.capture(pixels, target, gradients=False)
+    activations = probe.capture(pixels, target, gradients=False)[0][0]
     flat = int((activations.max(axis=(0, 1)) == activations.min(axis=(0, 1))).sum())
     zero = int((~activations.reshape(-1, activations.shape[-1]).any(axis=0)).sum())
 

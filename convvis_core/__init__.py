@@ -1,22 +1,44 @@
-"""ConvVis core: what a CNN has learned, as a library (no UI code here; pages and CLI call it)."""
+"""ConvVis core: what a CNN has learned, as a library (no UI code here; pages and CLI call it).
+
+The names below are the public API (docs/api.md): wrap a model (``Model.from_keras``, ``load_model``),
+explain a batch with any of eleven heatmap methods (``GradCAM(model)(images)``), and see filters,
+activations, dataset examples, circuits, a unit or two models compared in one call each.
+"""
 
 from convvis_core.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before any module here imports it: its C++ start-up log lines hide real output
 
-from convvis_core.errors import ConvVisError, ImageError, LayerError, ModelError, ModelUnavailableError, UnsafeModelError
-from convvis_core.images import as_model_sees_it, model_input, open_image
+from convvis_core.errors import (ConvVisError, ImageError, LayerError, ModelError, ModelUnavailableError,
+                                 SettingsError, TargetError, UnsafeModelError)
+from convvis_core.images import as_images, as_model_sees_it, model_input, open_image
 from convvis_core.graph import LOGITS, sub_model
 from convvis_core.layers import SpatialLayer, default_layer, find_layer, spatial_layers
 from convvis_core.models import DEFAULT_MODEL, MODELS, LoadedModel, ModelInfo, load_model, load_uploaded_model, needs_conversion
 from convvis_core.predictions import Prediction, top_k
 from convvis_core.samples import load_sample, sample_names
+from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarget, OutputUnitTarget, Region,
+                                      RegionTarget, SimilarityTarget)
+from convvis_core.featureviz.presets import PRESETS
+from convvis_core.api import (ATTRIBUTIONS, AblationCAM, Activations, Attribution, CircuitView, Comparison, EigenCAM,
+                              FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM,
+                              IntegratedGradients, LayerCAM, Model, Saliency, ScoreCAM, SmoothGrad, TopImages, Unit,
+                              XGradCAM, activations, circuit, compare, faithfulness, filters, top_k_images, unit)
 
 __all__ = [
-    "ConvVisError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "UnsafeModelError",
-    "as_model_sees_it", "model_input", "open_image",
+    "ConvVisError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "SettingsError", "TargetError",
+    "UnsafeModelError",
+    "as_images", "as_model_sees_it", "model_input", "open_image",
     "LOGITS", "sub_model", "SpatialLayer", "default_layer", "find_layer", "spatial_layers",
     "DEFAULT_MODEL", "MODELS", "LoadedModel", "ModelInfo", "load_model", "load_uploaded_model", "needs_conversion",
     "Prediction", "top_k",
     "load_sample", "sample_names",
+    # the notebook API (convvis_core.api)
+    "Model",
+    "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "XGradCAM", "LayerCAM", "EigenCAM",
+    "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "Heatmaps",
+    "ClassTarget", "FilterTarget", "OutputUnitTarget", "OutputNormTarget", "SimilarityTarget", "RegionTarget", "Region",
+    "faithfulness", "FaithfulnessScores",
+    "filters", "FilterPictures", "PRESETS", "activations", "Activations", "top_k_images", "TopImages",
+    "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison",
 ]

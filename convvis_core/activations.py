@@ -32,14 +32,21 @@ Summary = Literal["mean", "strongest"]
 def feature_maps(loaded: LoadedModel, image: Image.Image, paths: Sequence[str],
                  fit: Fit = "stretch") -> dict[str, np.ndarray]:
     """The maps of ``paths`` for one image, each (H, W, C) float32, from a single forward pass."""
+    return {path: maps[0] for path, maps in batch_feature_maps(loaded, [image], paths, fit).items()}
+
+
+def batch_feature_maps(loaded: LoadedModel, images: Sequence[Image.Image], paths: Sequence[str],
+                       fit: Fit = "stretch") -> dict[str, np.ndarray]:
+    """The maps of ``paths`` for a batch of images, each (N, H, W, C) float32, from one forward pass."""
     paths = list(dict.fromkeys(paths))
     if not paths:
         return {}
     for path in paths:  # a path may end in ":pre", for the values before the layer's activation
         find_layer(loaded.model, path.removesuffix(PRE_ACTIVATION))
-    outputs = sub_model(loaded.model, paths)(model_input(image, loaded.info, fit), training=False)
+    inputs = np.concatenate([model_input(image, loaded.info, fit) for image in images])
+    outputs = sub_model(loaded.model, paths)(inputs, training=False)
     outputs = outputs if len(paths) > 1 else [outputs]
-    return {path: np.asarray(output, dtype=np.float32)[0] for path, output in zip(paths, outputs)}
+    return {path: np.asarray(output, dtype=np.float32) for path, output in zip(paths, outputs)}
 
 
 @dataclass(frozen=True)

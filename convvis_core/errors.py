@@ -32,5 +32,9 @@ class LayerError(ConvVisError):
     """A layer that does not exist, has no spatial (4-D) output, or has no such filter."""
 
 
+class TargetError(ConvVisError):
+    """A heatmap target the model cannot explain: a class or unit out of range, the wrong kind for its output."""
+
+
 class CacheError(ConvVisError):
     """A cache folder a batch job cannot write (read-only, full): the job stops rather than compute for nothing."""

@@ -73,6 +73,16 @@ def squashed(logits: Any, squash: str | None) -> Any:
     return logits
 
 
+def unreadable(model: keras.Model, name: str) -> ModelError:
+    """Why a model has no graph to read: it is subclassed (its ``call`` is Python code), or a Sequential
+    model that was never given an input shape."""
+    if isinstance(model, keras.Sequential):
+        return ModelError(f"The Sequential model '{name}' has no input shape yet, so it has no graph to read. "
+                          "Start it with keras.Input(shape=(height, width, channels)), or call it on a batch once.")
+    return ModelError(f"'{name}' is a subclassed model: its graph cannot be read, so its layers cannot be reached. "
+                      "Build it with the functional or Sequential API.")
+
+
 class FlatGraph:
     """A model rebuilt as one functional graph; layers by path, in graph order."""
 
@@ -98,8 +108,7 @@ class FlatGraph:
                 inputs = self._call(layer, prefix, (inputs,), {})
             return inputs
         if not hasattr(model, "_run_through_graph"):
-            raise ModelError(f"'{prefix + model.name}' is a subclassed model: its graph cannot be read, so its "
-                             "layers cannot be reached. Build it with the functional or Sequential API.")
+            raise unreadable(model, prefix + model.name)
         return model._run_through_graph(
             inputs, operation_fn=lambda layer: lambda *args, **kwargs: self._call(layer, prefix, args, kwargs))
 

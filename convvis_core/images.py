@@ -10,7 +10,7 @@ import io
 import os
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Literal, Mapping
+from typing import BinaryIO, Literal, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -27,6 +27,8 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 Fit = Literal["stretch", "crop", "pad"]
 FITS: tuple[Fit, ...] = ("stretch", "crop", "pad")
 ImageSource = bytes | str | os.PathLike | BinaryIO | Image.Image
+# Images as a notebook holds them: a numpy batch, one image, or a sequence of images or single arrays.
+Images = np.ndarray | ImageSource | Sequence[ImageSource | np.ndarray]
 
 
 def open_image(source: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS, name: str | None = None) -> Image.Image:
@@ -75,6 +77,54 @@ def open_image(source: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS, name: st
             f"{name} could not be decoded ({error}). The file is probably truncated or corrupt: "
             "save or export it again and upload the new file."
         ) from error
+
+
+def as_images(images: Images) -> list[Image.Image]:
+    """Images as a caller holds them, as 8-bit pictures (what an upload becomes): a numpy batch
+    (N, H, W, C) with 1, 3 or 4 channels or (N, H, W) grayscale; one image (Pillow, a path, bytes); or a
+    sequence of those or of single arrays (H, W) / (H, W, C). Arrays are pixels before any preprocessing,
+    see :func:`array_image`. Raises :class:`ImageError` saying what is wrong."""
+    if isinstance(images, np.ndarray):
+        if images.ndim == 3 and images.shape[-1] in (3, 4):
+            raise ImageError(f"An array of shape {images.shape} looks like one colour image; a batch has a first "
+                             "axis of images: pass image[None] or [image].")
+        if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
+            raise ImageError(f"A batch of images is an array (N, H, W, C) with 1, 3 or 4 channels, or (N, H, W) "
+                             f"for grayscale; got shape {images.shape}.")
+        if not len(images):
+            raise ImageError("No images were given: pass at least one.")
+        return [array_image(image) for image in images]
+    if isinstance(images, (Image.Image, str, os.PathLike, bytes)) or hasattr(images, "read"):
+        return [open_image(images)]
+    pictures = [one_image(image) for image in images]
+    if not pictures:
+        raise ImageError("No images were given: pass at least one.")
+    return pictures
+
+
+def one_image(image: ImageSource | np.ndarray) -> Image.Image:
+    """One image as a caller holds it (Pillow, a path, bytes, or an array: :func:`array_image`), 8-bit."""
+    return array_image(image) if isinstance(image, np.ndarray) else open_image(image)
+
+
+def array_image(pixels: np.ndarray) -> Image.Image:
+    """One image's pixels, (H, W) or (H, W, C) with 1, 3 or 4 channels, as an 8-bit picture: integers as
+    0..255; floats as 0..1 when none is above 1, else as 0..255 (rounded). Values outside those ranges
+    are refused: they are preprocessed model inputs, and ConvVis preprocesses pixels itself."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[-1] not in (3, 4)):
+        raise ImageError(f"An image is an array (H, W) or (H, W, C) with 1, 3 or 4 channels; got shape {pixels.shape}.")
+    if not (np.issubdtype(pixels.dtype, np.integer) or np.issubdtype(pixels.dtype, np.floating)):
+        raise ImageError(f"Image pixels are integers (0..255) or floats (0..1 or 0..255); got {pixels.dtype}.")
+    low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+    if not (np.isfinite([low, high]).all() and low >= 0 and high <= 255):
+        raise ImageError(f"Pixel values run from {low:g} to {high:g}: pass pixels (0..255, or 0..1 as floats) before "
+                         "any preprocessing; ConvVis preprocesses them as the model needs.")
+    if np.issubdtype(pixels.dtype, np.floating):
+        pixels = np.clip(np.round(pixels * (255.0 if high <= 1.0 else 1.0)), 0, 255)
+    return open_image(Image.fromarray(pixels.astype(np.uint8)))
 
 
 def _source_name(source: ImageSource) -> str:

@@ -7,6 +7,10 @@ dS/dA of the target's scalar S. A class activation map method only says how to w
 (:meth:`CamMethod.weights`: per channel, or per element); the base sums the weighted maps over
 channels, applies ReLU, resizes to the input, normalizes to 0..1, and refuses to return a map that
 is empty, flat or not finite, saying why.
+
+Images are explained in batches (:meth:`HeatmapMethod.explain_batch`; one image is a batch of one):
+one pass captures every image's activations and gradients, each image for its own target, and only
+the cheap per-image arithmetic (weights, ReLU, resizing) runs image by image.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import functools
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import keras
 import numpy as np
@@ -23,15 +27,18 @@ import tensorflow as tf
 from PIL import Image
 
 from convvis_core.cam.baselines import Baseline, baseline_pixels
-from convvis_core.cam.targets import ClassTarget, Target, check_target, default_target
+from convvis_core.cam.targets import ClassTarget, Target, batch_arguments, check_target, default_target
 from convvis_core.config import MAX_PROBES_PER_MODEL
-from convvis_core.errors import ConvVisError
+from convvis_core.errors import ConvVisError, TargetError
 from convvis_core.images import Fit, model_pixels
 from convvis_core.graph import LOGITS, output_squash, squashed, sub_model
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
 from convvis_core.preprocessing import preprocess
+
+BATCH_SIZE = 32  # images per pass of a batched explanation
+Targets = Target | Sequence[Target]  # one target for every image of a pass, or one per image
 
 
 class EmptyHeatmapError(ConvVisError):
@@ -76,9 +83,10 @@ class Probe:
                 self._traced[function] = tf.function(functools.partial(function, self), reduce_retracing=True)
             return self._traced[function]
 
-    def call(self, function: Callable, pixels: tf.Tensor | np.ndarray, target: Target, *more) -> Any:
-        """The traced ``function`` on pixels, the target's arguments, then ``more`` tensors."""
-        index, extra = target.arguments()
+    def call(self, function: Callable, pixels: tf.Tensor | np.ndarray, targets: Targets, *more) -> Any:
+        """The traced ``function`` on pixels, the targets' arguments (one target for all images, or one
+        per image), then ``more`` tensors."""
+        index, extra = batch_arguments(targets if isinstance(targets, (list, tuple)) else [targets])
         return self.traced(function)(tf.convert_to_tensor(pixels, tf.float32), tf.constant(index),
                                      tf.constant(extra), *more)
 
@@ -92,24 +100,24 @@ class Probe:
         eager call of a model costs several times as much)."""
         return self.traced(_outputs)(tf.convert_to_tensor(pixels, tf.float32)).numpy()
 
-    def scores(self, pixels: tf.Tensor | np.ndarray, target: Target) -> np.ndarray:
+    def scores(self, pixels: tf.Tensor | np.ndarray, targets: Targets) -> np.ndarray:
         """The target's score (class probability, mean filter activation, ...) for each image."""
-        return self.call(_scores, pixels, target).numpy()
+        return self.call(_scores, pixels, targets).numpy()
 
-    def values(self, pixels: tf.Tensor | np.ndarray, target: Target) -> np.ndarray:
+    def values(self, pixels: tf.Tensor | np.ndarray, targets: Targets) -> np.ndarray:
         """The target's value (what gradients follow: a logit, ...) for each image."""
-        return self.call(_values, pixels, target).numpy()
+        return self.call(_values, pixels, targets).numpy()
 
-    def capture(self, pixels: np.ndarray, target: Target, gradients: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """The layer's activations and the gradients of the target's value, each (h, w, C), for one image."""
+    def capture(self, pixels: np.ndarray, targets: Targets, gradients: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """The layer's activations and the gradients of each image's target value, each (N, h, w, C)."""
         if not gradients:
-            return self.traced(_activations)(tf.convert_to_tensor(pixels, tf.float32)).numpy()[0], None
-        activations, grads = self.call(_capture, pixels, target)
-        return activations.numpy()[0], grads.numpy()[0]
+            return self.traced(_activations)(tf.convert_to_tensor(pixels, tf.float32)).numpy(), None
+        activations, grads = self.call(_capture, pixels, targets)
+        return activations.numpy(), grads.numpy()
 
-    def input_gradients(self, pixels: np.ndarray, target: Target) -> np.ndarray:
+    def input_gradients(self, pixels: np.ndarray, targets: Targets) -> np.ndarray:
         """Gradients of the target's value with respect to each image's pixels, (N, H, W, C)."""
-        return self.call(_input_gradients, pixels, target).numpy()
+        return self.call(_input_gradients, pixels, targets).numpy()
 
 
 def _outputs(probe: Probe, pixels: tf.Tensor) -> tf.Tensor:
@@ -162,11 +170,21 @@ def probe_for(loaded: LoadedModel, layer: str | None, target: Target) -> Probe:
                        lambda: Probe(loaded.model, layer, target.source, type(target), mode))
 
 
-def pinned(target: Target, probe: Probe, pixels: np.ndarray) -> Target:
-    """A class target for "the top prediction" replaced by the class the model actually predicts."""
-    if isinstance(target, ClassTarget) and target.index is None:
-        return ClassTarget(int(np.argmax(probe.outputs(pixels)[0])))
-    return target
+def pinned(targets: Sequence[Target], probe: Probe, pixels: np.ndarray) -> list[Target]:
+    """Each image's class target for "the top prediction" replaced by the class the model actually
+    predicts for it (one pass for all of them)."""
+    open_ = [i for i, target in enumerate(targets) if isinstance(target, ClassTarget) and target.index is None]
+    top = np.argmax(probe.outputs(pixels[open_]), axis=-1) if open_ else []
+    found = dict(zip(open_, top))
+    return [ClassTarget(int(found[i])) if i in found else target for i, target in enumerate(targets)]
+
+
+def or_reason(compute: Callable[[], np.ndarray]) -> np.ndarray | EmptyHeatmapError:
+    """A map, or the :class:`EmptyHeatmapError` saying why there is none (an answer, kept in its place)."""
+    try:
+        return compute()
+    except EmptyHeatmapError as error:
+        return error
 
 
 def resized(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -188,28 +206,68 @@ class HeatmapMethod(ABC):
         """The heatmap of ``target`` (default: the top class, or the most active filter) at ``layer``
         (default: the last layer with a real map); methods that remove pixels replace them with
         ``baseline``. Raises :class:`EmptyHeatmapError` with the reason when the map would be empty."""
+        found = self.explain_batch(loaded, [image], [target], layer, fit, baseline)[0]
+        if isinstance(found, EmptyHeatmapError):
+            raise found
+        return found
+
+    def explain_batch(self, loaded: LoadedModel, images: Sequence[Image.Image],
+                      targets: Sequence[Target | None] | None = None, layer: str | None = None,
+                      fit: Fit = "stretch", baseline: Baseline = "blur",
+                      batch_size: int = BATCH_SIZE) -> list[Heatmap | EmptyHeatmapError]:
+        """:meth:`explain` for many images, each for its own target (None: its default), from passes of
+        ``batch_size`` images; an image whose map would be empty gets the :class:`EmptyHeatmapError`
+        saying why, in its place. The targets must be of one kind (classes, or filters of one layer, ...)."""
+        targets = [None] * len(images) if targets is None else list(targets)
+        if len(targets) != len(images):
+            raise TargetError(f"{len(images)} images but {len(targets)} targets: give one target per image, or none.")
         model = loaded.model
-        if self.uses_layer or layer or (target is None and loaded.info.output_info.kind == "none"):
+        defaults_to_a_filter = loaded.info.output_info.kind == "none" and any(target is None for target in targets)
+        if self.uses_layer or layer or defaults_to_a_filter:
             layer = (find_layer(model, layer) if layer else default_layer(model)).path  # a filter target needs one
-        target = default_target(loaded, image, layer, fit) if target is None else target
-        check_target(loaded, target)
-        pixels = model_pixels(image, loaded.info, fit)
-        probe = probe_for(loaded, layer if self.uses_layer else None, target)
-        target = pinned(target, probe, pixels)
-        scene = Scene(probe, pixels, baseline_pixels(image, loaded.info, fit, baseline), target, layer)
-        raw = self.raw_map(scene)
-        values = unit_map(raw, pixels.shape[1:3])
+        targets = [default_target(loaded, image, layer, fit) if target is None else target
+                   for image, target in zip(images, targets)]
+        for target in targets:
+            check_target(loaded, target)
+        kinds = sorted({f"{type(target).__name__} of {target.source}" for target in targets})
+        if len(kinds) > 1:
+            raise TargetError(f"One call explains targets of one kind on one output; these are {' and '.join(kinds)}. "
+                              "Explain each kind in its own call.")
+        probe = probe_for(loaded, layer if self.uses_layer else None, targets[0]) if targets else None
+        found: list[Heatmap | EmptyHeatmapError] = []
+        for start in range(0, len(images), batch_size):
+            part = images[start:start + batch_size]
+            pixels = np.concatenate([model_pixels(image, loaded.info, fit) for image in part])
+            removed = np.concatenate([baseline_pixels(image, loaded.info, fit, baseline) for image in part])
+            scenes = [Scene(probe, pixels[i:i + 1], removed[i:i + 1], target, layer)
+                      for i, target in enumerate(pinned(targets[start:start + batch_size], probe, pixels))]
+            found += [self.finished(scene, raw) for scene, raw in zip(scenes, self.raw_maps(scenes))]
+        return found
+
+    def finished(self, scene: "Scene", raw: np.ndarray | EmptyHeatmapError) -> Heatmap | EmptyHeatmapError:
+        """A raw map resized to the image and scaled to 0..1, or why there is none."""
+        if isinstance(raw, EmptyHeatmapError):
+            return raw
+        values = unit_map(raw, scene.pixels.shape[1:3])
         if values is None:
-            where, advice = ((f" at {layer}", "choose a layer with a larger map") if self.uses_layer else
+            where, advice = ((f" at {scene.layer}", "choose a layer with a larger map") if self.uses_layer else
                              ("", "the target does not depend on where anything is in this image"))
-            raise EmptyHeatmapError(
+            return EmptyHeatmapError(
                 f"{self.title}: the map is flat ({raw.shape[0]}×{raw.shape[1]}{where}, the same value "
                 f"everywhere), so it cannot say where the evidence is; {advice}.")
-        return Heatmap(self.name, values, target, layer if self.uses_layer else None)
+        return Heatmap(self.name, values, scene.target, scene.layer if self.uses_layer else None)
 
     @abstractmethod
+    def raw_maps(self, scenes: Sequence["Scene"]) -> list[np.ndarray | EmptyHeatmapError]:
+        """For each scene (images of one pass, sharing a probe and layer), a finite, non-negative 2-D map
+        with a positive maximum, or the :class:`EmptyHeatmapError` saying why there is none."""
+
     def raw_map(self, scene: "Scene") -> np.ndarray:
-        """A finite, non-negative 2-D map with a positive maximum, or :class:`EmptyHeatmapError`."""
+        """One scene's raw map; raises :class:`EmptyHeatmapError` when there is none."""
+        found = self.raw_maps([scene])[0]
+        if isinstance(found, EmptyHeatmapError):
+            raise found
+        return found
 
 
 def unit_map(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
@@ -241,10 +299,13 @@ class Capture(Scene):
     gradients: np.ndarray | None  # dS/dA, (h, w, C); None for gradient-free methods
 
 
-def captured(scene: Scene, gradients: bool = True) -> Capture:
-    """What one pass sees at the scene's layer: activations, and the target's gradients if asked."""
-    activations, grads = scene.probe.capture(scene.pixels, scene.target, gradients)
-    return Capture(**vars(scene), activations=activations, gradients=grads)
+def captured(scenes: Sequence[Scene], gradients: bool = True) -> list[Capture]:
+    """What one pass sees at the scenes' layer, image by image: activations, and each image's target
+    gradients if asked."""
+    activations, grads = scenes[0].probe.capture(np.concatenate([scene.pixels for scene in scenes]),
+                                                 [scene.target for scene in scenes], gradients)
+    return [Capture(**vars(scene), activations=activations[i], gradients=None if grads is None else grads[i])
+            for i, scene in enumerate(scenes)]
 
 
 class CamMethod(HeatmapMethod):
@@ -256,8 +317,12 @@ class CamMethod(HeatmapMethod):
     def weights(self, capture: Capture) -> np.ndarray:
         """One weight per channel, (C,), or one per element of A, (h, w, C)."""
 
-    def raw_map(self, scene: Scene) -> np.ndarray:
-        capture = captured(scene, self.needs_gradients)
+    def raw_maps(self, scenes: Sequence[Scene]) -> list[np.ndarray | EmptyHeatmapError]:
+        return [or_reason(functools.partial(self.map_of, capture))
+                for capture in captured(scenes, self.needs_gradients)]
+
+    def map_of(self, capture: Capture) -> np.ndarray:
+        """One image's map from what the pass saw; :class:`EmptyHeatmapError` when it is empty."""
         weights = self.weights(capture)
         return checked_map(self, capture, weights, (capture.activations * weights).sum(axis=-1))
 

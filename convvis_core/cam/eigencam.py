@@ -11,7 +11,7 @@ with the channel-summed activations, so the map is high where the layer is most 
 from __future__ import annotations
 
 import numpy as np
-from convvis_core.cam.base import CamMethod, Capture, Scene, captured, checked_map
+from convvis_core.cam.base import CamMethod, Capture, checked_map
 
 
 def first_component_projection(activations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +44,7 @@ class EigenCAM(CamMethod):
     def weights(self, capture: Capture) -> np.ndarray:
         return first_component_projection(capture.activations)[1]
 
-    def raw_map(self, scene: Scene) -> np.ndarray:
-        capture = captured(scene, gradients=False)
+    def map_of(self, capture: Capture) -> np.ndarray:
         projection, component = first_component_projection(capture.activations)
         return checked_map(self, capture, component, projection)
 

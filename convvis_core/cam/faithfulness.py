@@ -4,16 +4,18 @@ Deletion removes the pixels the map ranks most important first (replacing them w
 the image blurred, its mean colour, or black; see ``baselines``) and tracks the target's score: a faithful map makes it fall
 fast, so a LOW area under the curve is good. Insertion starts from the baseline and reveals the
 most important pixels first: a faithful map makes the score rise fast, so a HIGH area is good.
-Every step of both curves is one image of a single batch.
+Every step of both curves is one image of a single batch; a batch of maps shares batches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
+
 import numpy as np
 from PIL import Image
 
-from convvis_core.cam.base import Heatmap, probe_for
+from convvis_core.cam.base import Heatmap, Targets, probe_for
 from convvis_core.cam.baselines import Baseline, baseline_pixels
 from convvis_core.cam.targets import Target, score_name
 from convvis_core.images import Fit, model_pixels
@@ -42,10 +44,13 @@ class Faithfulness:
         return float(np.trapezoid(self.insertion, self.fractions))
 
 
-def target_scores(loaded: LoadedModel, target: Target, pixels: np.ndarray) -> np.ndarray:
-    """The target's score for each image of a pixel batch, in batches of ``BATCH_SIZE``."""
-    probe = probe_for(loaded, None, target)
-    return np.concatenate([probe.scores(pixels[start:start + BATCH_SIZE], target)
+def target_scores(loaded: LoadedModel, targets: Targets, pixels: np.ndarray) -> np.ndarray:
+    """The target's score for each image of a pixel batch (one target for all, or one per image, of one
+    kind), in batches of ``BATCH_SIZE``."""
+    per_row = isinstance(targets, (list, tuple))
+    probe = probe_for(loaded, None, targets[0] if per_row else targets)
+    return np.concatenate([probe.scores(pixels[start:start + BATCH_SIZE],
+                                        targets[start:start + BATCH_SIZE] if per_row else targets)
                            for start in range(0, len(pixels), BATCH_SIZE)])
 
 
@@ -63,10 +68,22 @@ def importance_masks(values: np.ndarray, steps: int, seed: int = 0) -> np.ndarra
 def faithfulness(loaded: LoadedModel, image: Image.Image, heatmap: Heatmap, fit: Fit = "stretch",
                  steps: int = 16, baseline: Baseline = "blur") -> Faithfulness:
     """Deletion and insertion curves of ``heatmap`` for its own target, in ``steps`` steps each."""
-    pixels = model_pixels(image, loaded.info, fit)
-    removed = baseline_pixels(image, loaded.info, fit, baseline)
-    masks = importance_masks(heatmap.values, steps)
-    batch = np.concatenate([np.where(masks, removed, pixels), np.where(masks, pixels, removed)]).astype(np.float32)
-    scores = target_scores(loaded, heatmap.target, batch)
-    return Faithfulness(np.linspace(0.0, 1.0, steps + 1), scores[:steps + 1], scores[steps + 1:],
-                        score_name(loaded, heatmap.target))
+    return faithfulness_batch(loaded, [image], [heatmap], fit, steps, baseline)[0]
+
+
+def faithfulness_batch(loaded: LoadedModel, images: Sequence[Image.Image], heatmaps: Sequence[Heatmap],
+                       fit: Fit = "stretch", steps: int = 16, baseline: Baseline = "blur") -> list[Faithfulness]:
+    """:func:`faithfulness` of each image's heatmap (targets of one kind), every curve of every image
+    scored in shared batches."""
+    rows, targets = [], []
+    for image, heatmap in zip(images, heatmaps, strict=True):
+        pixels = model_pixels(image, loaded.info, fit)
+        removed = baseline_pixels(image, loaded.info, fit, baseline)
+        masks = importance_masks(heatmap.values, steps)
+        rows += [np.where(masks, removed, pixels), np.where(masks, pixels, removed)]
+        targets += [heatmap.target] * (2 * (steps + 1))
+    if not rows:
+        return []
+    scores = target_scores(loaded, targets, np.concatenate(rows).astype(np.float32)).reshape(len(images), 2, steps + 1)
+    return [Faithfulness(np.linspace(0.0, 1.0, steps + 1), deletion, insertion, score_name(loaded, heatmap.target))
+            for (deletion, insertion), heatmap in zip(scores, heatmaps)]

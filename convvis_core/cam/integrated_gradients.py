@@ -16,12 +16,13 @@ for the target. No layer is involved.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from functools import partial
+from typing import ClassVar, Sequence
 
 import numpy as np
 from PIL import Image
 
-from convvis_core.cam.base import EmptyHeatmapError, HeatmapMethod, Scene, pinned, probe_for
+from convvis_core.cam.base import EmptyHeatmapError, HeatmapMethod, Scene, or_reason, pinned, probe_for
 from convvis_core.cam.baselines import Baseline, baseline_pixels
 from convvis_core.cam.targets import Target, check_target, default_target
 from convvis_core.errors import ConvVisError
@@ -61,7 +62,12 @@ class IntegratedGradients(HeatmapMethod):
             total += np.tensordot(trapezoid[start:start + self.batch_size], gradients, axes=1)
         return ((pixels - baseline)[0] * total).astype(np.float32)
 
-    def raw_map(self, scene: Scene) -> np.ndarray:
+    def raw_maps(self, scenes: Sequence[Scene]) -> list[np.ndarray | EmptyHeatmapError]:
+        """Image by image: each image's path already fills passes of ``batch_size`` points."""
+        return [or_reason(partial(self.evidence, scene)) for scene in scenes]
+
+    def evidence(self, scene: Scene) -> np.ndarray:
+        """The attributions summed over colour channels, positive part; or why there is none."""
         attributions = self.attributions(scene)
         evidence = np.maximum(attributions.sum(axis=-1), 0.0)
         what = f"{self.title}: no map for {scene.target.describe()}"
@@ -87,6 +93,6 @@ def integrated_gradients(loaded: LoadedModel, image: Image.Image, target: Target
     check_target(loaded, target)
     pixels = model_pixels(image, loaded.info, fit)
     probe = probe_for(loaded, None, target)
-    target = pinned(target, probe, pixels)
+    target = pinned([target], probe, pixels)[0]
     scene = Scene(probe, pixels, baseline_pixels(image, loaded.info, fit, baseline), target, None)
     return method.attributions(scene), scene

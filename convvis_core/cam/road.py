@@ -176,13 +176,26 @@ def road(loaded: LoadedModel, image: Image.Image, heatmap: Heatmap, fit: Fit = "
     The order of pixels is :func:`importance_masks`' (ties broken at random, seeded); removed pixels
     are filled by :func:`impute`; the intact image and all 2 × P imputed ones are scored in one batch.
     """
+    return road_batch(loaded, [image], [heatmap], fit, percentiles, noise, seed)[0]
+
+
+def road_batch(loaded: LoadedModel, images: Sequence[Image.Image], heatmaps: Sequence[Heatmap], fit: Fit = "stretch",
+               percentiles: Sequence[float] = PERCENTILES, noise: float = NOISE, seed: int = 0) -> list[Road]:
+    """:func:`road` of each image's heatmap (targets of one kind): imputed image by image, every image's
+    intact and imputed pictures scored in shared batches."""
     steps, at = _steps(percentiles)
-    pixels = model_pixels(image, loaded.info, fit)[0]
-    most = importance_masks(heatmap.values, steps, seed)[at, ..., 0]
-    least = importance_masks(-heatmap.values, steps, seed)[at, ..., 0]
-    imputed = [impute(pixels, removed, noise, seed + k) for k, removed in enumerate(np.concatenate([most, least]))]
-    batch = np.clip(np.stack([pixels] + imputed), 0, 255).astype(np.float32)
-    scores = target_scores(loaded, heatmap.target, batch).astype(np.float64)  # float16 under mixed precision
+    rows, targets = [], []
+    for image, heatmap in zip(images, heatmaps, strict=True):
+        pixels = model_pixels(image, loaded.info, fit)[0]
+        most = importance_masks(heatmap.values, steps, seed)[at, ..., 0]
+        least = importance_masks(-heatmap.values, steps, seed)[at, ..., 0]
+        imputed = [impute(pixels, removed, noise, seed + k) for k, removed in enumerate(np.concatenate([most, least]))]
+        rows.append(np.clip(np.stack([pixels] + imputed), 0, 255).astype(np.float32))
+        targets += [heatmap.target] * (1 + 2 * len(at))
+    if not rows:
+        return []
+    scores = target_scores(loaded, targets, np.concatenate(rows)).astype(np.float64)  # float16 under mixed precision
     count = len(at)
-    return Road(np.asarray(at, np.float64) / steps, scores[1:count + 1], scores[count + 1:], float(scores[0]),
-                score_name(loaded, heatmap.target))
+    return [Road(np.asarray(at, np.float64) / steps, row[1:count + 1], row[count + 1:], float(row[0]),
+                 score_name(loaded, heatmap.target))
+            for row, heatmap in zip(scores.reshape(len(rows), 1 + 2 * count), heatmaps)]

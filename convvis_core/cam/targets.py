@@ -9,7 +9,9 @@ logit under a linear head (the probe squashes logits so, see ``Probe.score``; :f
 says what the score is).
 Traced code gets what varies between targets of one kind (the class index, a region mask, a
 reference embedding) as tensors, from :meth:`arguments`, so asking about another class, region or
-reference does not re-trace.
+reference does not re-trace. Those tensors hold one row per image (:func:`batch_arguments`), or one
+row for a whole batch (the masked, noisy or path copies of one image): one traced pass explains a
+batch of images, each for its own target (:func:`per_image`).
 
 Kinds, by what the chosen output holds: class scores (``ClassTarget``), a feature map of any layer
 (``FilterTarget``), values such as a regression or an embedding (``OutputUnitTarget``,
@@ -26,13 +28,14 @@ import tensorflow as tf
 from PIL import Image
 
 from convvis_core.activations import channel_stats, feature_maps
-from convvis_core.errors import ConvVisError, LayerError
+from convvis_core.errors import LayerError, TargetError
 from convvis_core.graph import LOGITS, OUTPUT, output_squash
 from convvis_core.images import Fit, model_input
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
 
 NO_ARGUMENT = np.zeros((), np.float32)  # the second argument of targets that need only an index
+WHOLE_MAP = np.ones((1, 1), np.float32)  # a region target's mask for every pixel (broadcast to the map)
 
 
 class Target(Protocol):
@@ -51,6 +54,24 @@ class Target(Protocol):
     def score(scores: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor: ...
 
     def describe(self, class_names: Sequence[str] | None = None) -> str: ...
+
+
+def per_image(argument: tf.Tensor, outputs: tf.Tensor) -> tf.Tensor:
+    """A target argument with one row per image, or one row (or a scalar) for the whole batch, as one
+    row for each image of ``outputs``."""
+    argument = tf.convert_to_tensor(argument)
+    return tf.broadcast_to(argument, tf.concat([tf.shape(outputs)[:1], tf.shape(argument)[1:]], axis=0))
+
+
+def _gathered(outputs: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """Each image's unit ``index`` of the last axis of ``outputs`` (its class, filter or output unit)."""
+    return tf.gather(outputs, per_image(index, outputs), axis=-1, batch_dims=1)
+
+
+def batch_arguments(targets: Sequence[Target]) -> tuple[np.ndarray, np.ndarray]:
+    """The arguments of targets of one kind, one row per target (a region and the whole map broadcast alike)."""
+    indices, extras = zip(*(target.arguments() for target in targets))
+    return np.stack(indices), np.stack(np.broadcast_arrays(*extras))
 
 
 def _indexed(self) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +95,7 @@ class ClassTarget:
 
     @staticmethod
     def value(logits: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
-        return tf.gather(logits, index, axis=-1)
+        return _gathered(logits, index)
 
     score = value  # of the head's scores: the same unit, after the head's own activation
 
@@ -97,7 +118,7 @@ class FilterTarget:
 
     @staticmethod
     def value(maps: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_mean(tf.gather(maps, index, axis=-1), axis=[1, 2])
+        return tf.reduce_mean(_gathered(maps, index), axis=[1, 2])
 
     score = value
 
@@ -116,7 +137,7 @@ class OutputUnitTarget:
 
     @staticmethod
     def value(outputs: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
-        return tf.gather(outputs, index, axis=-1)
+        return _gathered(outputs, index)
 
     score = value
 
@@ -160,7 +181,8 @@ class SimilarityTarget:
     @staticmethod
     def value(outputs: tf.Tensor, index: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
         flat = tf.reshape(outputs, [tf.shape(outputs)[0], -1])
-        return tf.reduce_sum(tf.math.l2_normalize(flat, axis=-1) * tf.math.l2_normalize(reference), axis=-1)
+        reference = tf.math.l2_normalize(per_image(reference, flat), axis=-1)
+        return tf.reduce_sum(tf.math.l2_normalize(flat, axis=-1) * reference, axis=-1)
 
     score = value
 
@@ -180,7 +202,7 @@ class Region:
     def of(cls, mask: np.ndarray, name: str = "the drawn region") -> "Region":
         mask = np.asarray(mask, bool)
         if mask.ndim != 2:
-            raise ConvVisError(f"A region is a 2-D mask of the output map; got shape {mask.shape}.")
+            raise TargetError(f"A region is a 2-D mask of the output map; got shape {mask.shape}.")
         return cls(tuple(int(side) for side in mask.shape), np.packbits(mask).tobytes(), name)
 
     @classmethod
@@ -213,17 +235,17 @@ class RegionTarget:
     score_name: ClassVar[str] = "region's mean probability"
 
     def arguments(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.index, np.int32), (NO_ARGUMENT + 1 if self.region is None
+        return np.asarray(self.index, np.int32), (WHOLE_MAP if self.region is None
                                                   else self.region.mask().astype(np.float32))
 
     @staticmethod
     def value(logits: tf.Tensor, index: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(tf.gather(logits, index, axis=-1) * mask, axis=[1, 2])
+        return tf.reduce_sum(_gathered(logits, index) * per_image(mask, logits), axis=[1, 2])
 
     @staticmethod
     def score(scores: tf.Tensor, index: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-        mask = tf.broadcast_to(mask, tf.shape(scores)[1:3])
-        return tf.reduce_sum(tf.gather(scores, index, axis=-1) * mask, axis=[1, 2]) / tf.reduce_sum(mask)
+        mask = tf.broadcast_to(per_image(mask, scores), tf.shape(scores)[:3])
+        return tf.reduce_sum(_gathered(scores, index) * mask, axis=[1, 2]) / tf.reduce_sum(mask, axis=[1, 2])
 
     def describe(self, class_names: Sequence[str] | None = None) -> str:
         where = "the whole image" if self.region is None else self.region.name
@@ -248,7 +270,8 @@ def similarity_target(loaded: LoadedModel, reference: Image.Image, name: str, fi
 
 
 def check_target(loaded: LoadedModel, target: Target) -> None:
-    """Raise a :class:`ConvVisError` saying what is wrong with a target for this model."""
+    """Raise a :class:`TargetError` (for a filter out of range, a :class:`LayerError`) saying what is
+    wrong with a target for this model."""
     info, output = loaded.info, loaded.info.output_info
     if isinstance(target, FilterTarget):
         channels = find_layer(loaded.model, target.layer).channels
@@ -259,25 +282,25 @@ def check_target(loaded: LoadedModel, target: Target) -> None:
     wanted = {ClassTarget: "classes", RegionTarget: "segmentation", OutputUnitTarget: "values",
               OutputNormTarget: "values", SimilarityTarget: "values"}.get(type(target))
     if wanted is None:
-        raise ConvVisError(f"{type(target).__name__} is not a target ConvVis knows: explain a class, a filter, an "
+        raise TargetError(f"{type(target).__name__} is not a target ConvVis knows: explain a class, a filter, an "
                            "output unit, the output's norm, a similarity or a region.")
     if output.kind != wanted:
-        raise ConvVisError(f"{info.display_name}'s output '{output.name}' {output.holds}, so it cannot be "
+        raise TargetError(f"{info.display_name}'s output '{output.name}' {output.holds}, so it cannot be "
                            f"explained as {target.describe()}. " + output.what_to_explain)
     units = output.units
     if target.index is not None and not 0 <= target.index < units:
         what = "Output unit" if wanted == "values" else "Class"
-        raise ConvVisError(f"{what} {target.index} is out of range: output '{output.name}' has {units} "
+        raise TargetError(f"{what} {target.index} is out of range: output '{output.name}' has {units} "
                            f"{'units' if wanted == 'values' else 'classes'} (0–{units - 1}).")
     if isinstance(target, SimilarityTarget) and len(target.reference) != int(np.prod(output.shape)):
-        raise ConvVisError(f"The reference has {len(target.reference)} values but output '{output.name}' has "
+        raise TargetError(f"The reference has {len(target.reference)} values but output '{output.name}' has "
                            f"{int(np.prod(output.shape))}: take the reference from the same model and output.")
     if isinstance(target, RegionTarget) and target.region is not None:
         if target.region.shape != tuple(output.shape[:2]):
-            raise ConvVisError(f"The region is {target.region.shape[0]}×{target.region.shape[1]} but output "
+            raise TargetError(f"The region is {target.region.shape[0]}×{target.region.shape[1]} but output "
                                f"'{output.name}' maps {output.shape[0]}×{output.shape[1]} pixels.")
         if target.region.pixels == 0:
-            raise ConvVisError("The region holds no pixels: draw or pick a region that covers part of the image.")
+            raise TargetError("The region holds no pixels: draw or pick a region that covers part of the image.")
 
 
 def strongest_filter(loaded: LoadedModel, image: Image.Image, layer: str, fit: Fit = "stretch") -> int:

@@ -9,9 +9,7 @@ from convvis_core.cli.common import Parents, load_model_argument, progress_bar
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from convvis_core.compare.changes import change_text, layer_changes
+    from convvis_core.compare.changes import change_text, layer_changes, mean_change
     from convvis_core.compare.similarity import compare_models
     from convvis_core.datasets.catalog import open_dataset
     from convvis_core.models import load_model
@@ -34,8 +32,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     for path in matched:
         rows = layer_changes(first, other, result, path)
         changes[path] = rows
-        weight = np.nanmean([row.weight_change for row in rows]) if any(np.isfinite(r.weight_change) for r in rows) else np.nan
-        activation = np.nanmean([row.activation_change for row in rows]) if any(np.isfinite(r.activation_change) for r in rows) else np.nan
+        weight = mean_change([row.weight_change for row in rows])
+        activation = mean_change([row.activation_change for row in rows])
         print(f"{path:<40} {change_text(result.layer_cka(path), 7)} {change_text(weight, 9)} {change_text(activation, 8)}")
     if args.matrix:
         print("\nCKA matrix (rows: A's layers, columns: B's layers):")

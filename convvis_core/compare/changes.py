@@ -5,6 +5,7 @@ over the same images, from :mod:`similarity`), ranked."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -59,6 +60,12 @@ def layer_changes(a: LoadedModel, b: LoadedModel, similarity: Similarity, path: 
 
 def most_changed(a: LoadedModel, b: LoadedModel, similarity: Similarity, path: str, k: int = 8) -> list[FilterChange]:
     return layer_changes(a, b, similarity, path)[:k]
+
+
+def mean_change(values: Sequence[float]) -> float:
+    """The mean of the measured changes (NaN ones left out); NaN when none was measured."""
+    measured = [value for value in values if np.isfinite(value)]
+    return float(np.mean(measured)) if measured else float("nan")
 
 
 def change_text(value: float, width: int = 0, digits: int = 4) -> str:

@@ -7,10 +7,12 @@ at whatever size they come in; the scan brings them to the model's input.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+from PIL import Image
 
 from convvis_core.errors import ConvVisError
 from convvis_core.images import ImageSource, open_image
@@ -105,3 +107,13 @@ class EncodedDataset(Dataset):
 
     def caption(self, index: int) -> str:
         return self._captions[index]
+
+
+def pictures_dataset(pictures: Sequence[Image.Image], name: str = "your images") -> EncodedDataset:
+    """Pictures held in memory (a notebook's) as a dataset, its identity their pixels' digest."""
+    digest = hashlib.sha256()
+    for picture in pictures:
+        digest.update(f"{picture.mode}{picture.size}".encode())
+        digest.update(picture.tobytes())
+    return EncodedDataset(f"{name} ({len(pictures)})", f"pictures:{digest.hexdigest()[:32]}",
+                          [f"#{index}" for index in range(len(pictures))], lambda index: pictures[index])

@@ -77,6 +77,33 @@ class LoadedModel:
         kinds = ",".join(output.kind for output in info.outputs) if info.outputs else info.output_info.kind
         return f"{info.key}|{info.preprocessing}|{kinds}"
 
+    @classmethod
+    def from_keras(cls, model: keras.Model, preprocessing: str | None = None,
+                   class_names: Sequence[str] | None = None, name: str | None = None) -> "LoadedModel":
+        """A model built or trained in this process (a notebook's), described as the same model saved and
+        uploaded would be: the same checks and the same inference of its pixels' preprocessing, unless
+        ``preprocessing`` names it (:meth:`describe` says which, and why); ``class_names`` name its classes.
+        No code check: the code is the caller's own."""
+        from convvis_core.cache import model_fingerprint
+        from convvis_core.models.uploaded import describe_uploaded  # uploaded.py builds on this module
+
+        if not isinstance(model, keras.Model):
+            raise ModelError(f"from_keras takes a keras.Model; got {type(model).__name__}.")
+        name = name or model.name
+        loaded = describe_uploaded(model, name, f"keras:{name}#{model_fingerprint(model)[:16]}", "Keras model")
+        if preprocessing is not None:
+            loaded = loaded.with_preprocessing(preprocessing, "given to from_keras")
+        return loaded if class_names is None else loaded.with_labels(list(class_names), "class_names")
+
+    def describe(self) -> str:
+        """What ConvVis makes of the model, in a few lines: its input, how its pixels are preprocessed and
+        why, and what its output holds."""
+        info, output = self.info, self.info.output_info
+        return (f"{info.display_name}: {info.description}\n"
+                f"input: {info.input_size[0]}×{info.input_size[1]}×{info.channels} pixels, 0..255\n"
+                f"preprocessing: {info.preprocessing} ({MODES[info.preprocessing]}), {info.preprocessing_why}\n"
+                f"output '{output.name}': {output.holds}")
+
     def with_output(self, output: int | str | None = None, kind: str | None = None) -> "LoadedModel":
         """The same model explaining another of its outputs (by index or head name; None: the one it explains),
         optionally read as another kind ("classes" or "values": a linear vector may be logits or an embedding).

@@ -19,6 +19,7 @@ import keras
 
 from convvis_core.config import MAX_MODEL_BYTES
 from convvis_core.errors import ModelError, UnsafeModelError
+from convvis_core.graph import unreadable
 from convvis_core.models.base import LoadedModel, ModelInfo, cached_view
 from convvis_core.models.heads import KINDS, describe_inputs, describe_outputs
 from convvis_core.preprocessing import infer_preprocessing
@@ -128,9 +129,11 @@ def load_model_file(path: str | Path, file_name: str | None = None, key: str | N
     return describe_uploaded(model, file_name, key or f"file:{path}")
 
 
-def describe_uploaded(model: keras.Model, file_name: str, key: str) -> LoadedModel:
+def describe_uploaded(model: keras.Model, file_name: str, key: str, origin: str = "Uploaded model") -> LoadedModel:
     """Read what the pages need off the model itself; refuse shapes no page can use. A model with
     several inputs or outputs is viewed through its image input and first output (see ``heads``)."""
+    if getattr(model, "inputs", None) is None:  # subclassed, or Sequential without an input shape
+        raise unreadable(model, file_name)
     inputs = describe_inputs(model, file_name)
     image = next(info for info in inputs if info.is_image)
     if len(image.shape) != 3 or image.shape[-1] not in (1, 3):
@@ -148,7 +151,7 @@ def describe_uploaded(model: keras.Model, file_name: str, key: str) -> LoadedMod
     info = ModelInfo(
         key=key,
         display_name=file_name,
-        description=f"Uploaded model, {model.count_params():,} parameters"
+        description=f"{origin}, {model.count_params():,} parameters"
         + (f", outputs: {heads}" if len(outputs) > 1 else f", {classes} classes" if classes
            else f", {KINDS.get(outputs[0].kind, 'no classifier output')}")
         + (f"; inputs held fixed: {', '.join(held)}" if held else ""),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from convvis_core.featureviz.render import FilterResult
+from convvis_core.presentation.grids import captioned_grid
 
 _DEAD_GREY = 128
 
@@ -35,25 +35,12 @@ def caption(result: FilterResult) -> str:
 
 
 def filter_grid(results: Sequence[FilterResult], columns: int | None = None, sort: bool = True,
-                labels: bool = True, margin: int = 4) -> Image.Image:
-    """Tile the pictures under their captions (grey in place of noise for dead filters)."""
+                labels: bool = True, margin: int = 4, min_side: int = 0) -> Image.Image:
+    """Tile the pictures under their captions (grey in place of noise for dead filters); pictures smaller
+    than ``min_side`` are enlarged by a whole factor."""
     ordered = sort_by_activation(results) if sort else list(results)
-    columns = columns or math.ceil(math.sqrt(len(ordered)))
-    rows = math.ceil(len(ordered) / columns)
-    first = ordered[0].image
-    height, width = first.shape[:2]
-    label_height = 14 if labels else 0
-    grid = Image.new("RGB", (columns * (width + margin) + margin, rows * (height + margin + label_height) + margin),
-                     "white")
-    draw = ImageDraw.Draw(grid)
-    for index, result in enumerate(ordered):
-        row, column = divmod(index, columns)
-        x = margin + column * (width + margin)
-        y = margin + row * (height + margin + label_height)
-        grid.paste(Image.fromarray(tile_image(result)).convert("RGB"), (x, y + label_height))
-        if labels:
-            draw.text((x, y), caption(result), fill="black")
-    return grid
+    return captioned_grid([(tile_image(result), caption(result)) for result in ordered], columns, labels, margin,
+                          min_side)
 
 
 def progress_strip(frames: dict[int, np.ndarray], tile: int = 96, gap: int = 4) -> Image.Image:

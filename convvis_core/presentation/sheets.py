@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from convvis_core.presentation.grids import enlarged
 from convvis_core.presentation.overlays import overlay
 from convvis_core.circuits import Circuit, LinearConv, rgb_to_model_channels
 from convvis_core.datasets.base import Dataset
@@ -34,12 +35,6 @@ class ExampleView:
     field_fraction: float  # the share of the input inside that field (deep layers: nearly all of it)
 
 
-def _enlarged(image: Image.Image, side: int) -> Image.Image:
-    """Enlarged by a whole factor (sharp pixels) until its longer side reaches about ``side``."""
-    factor = max(1, side // max(image.size))
-    return image.resize((image.width * factor, image.height * factor), Image.NEAREST) if factor > 1 else image
-
-
 def example_views(loaded: LoadedModel, dataset: Dataset, path: str, channel: int, examples: Sequence[Example],
                   alpha: float = 0.5, colormap: str = "viridis") -> list[ExampleView]:
     """Each example's image with the channel's map overlaid and its maximum's receptive field outlined,
@@ -51,13 +46,13 @@ def example_views(loaded: LoadedModel, dataset: Dataset, path: str, channel: int
     views = []
     for example, image, channel_map in zip(examples, seen, maps):
         box = field.box(example.row, example.col)
-        shown = _enlarged(image, DISPLAY_SIDE)
+        shown = enlarged(image, DISPLAY_SIDE)
         scale = shown.width // image.width
         outlined = overlay(shown, channel_map, alpha, colormap)
         left, top, right, bottom = (edge * scale for edge in box)
         ImageDraw.Draw(outlined).rectangle((left, top, right - 1, bottom - 1), outline=(255, 64, 64),
                                            width=max(1, scale // 2, shown.width // 112))
-        crop = _enlarged(image.crop(box), CROP_SIDE)
+        crop = enlarged(image.crop(box), CROP_SIDE)
         fraction = (right - left) * (bottom - top) / (shown.width * shown.height)
         views.append(ExampleView(example, dataset.caption(example.index), outlined, crop, box, fraction))
     return views
@@ -110,10 +105,11 @@ def kernel_tile(kernel: np.ndarray, limit: float, side: int = 96) -> Image.Image
     return tile
 
 
-def circuit_sheet(found: Circuit, count: int, filter_image: np.ndarray,
+def circuit_sheet(found: Circuit, count: int, filter_image: np.ndarray | None,
                   input_images: Sequence[np.ndarray] | None, side: int = 96) -> Image.Image:
-    """One picture of a circuit: the filter on top, then its ``count`` strongest inputs, each with
-    its feature visualization (when given), kernel heatmap and sign."""
+    """One picture of a circuit: the filter on top (its feature visualization, when given; else its place
+    left blank), then its ``count`` strongest inputs, each with its feature visualization (when given),
+    kernel heatmap and sign."""
     top = found.top(count)
     limit = max((float(np.abs(channel.kernel).max()) for channel in top), default=1.0)
     margin, text = 6, 14
@@ -123,7 +119,8 @@ def circuit_sheet(found: Circuit, count: int, filter_image: np.ndarray,
     sheet = Image.new("RGB", (max(width, 2 * side + 2 * margin), 2 * margin + side + text + input_rows + margin), "white")
     draw = ImageDraw.Draw(sheet)
     draw.text((margin, margin), f"{found.layer} #{found.filter_index}   bias {found.bias:+.3g}", fill="black")
-    sheet.paste(Image.fromarray(filter_image).convert("RGB").resize((side, side)), (margin, margin + text))
+    if filter_image is not None:
+        sheet.paste(Image.fromarray(filter_image).convert("RGB").resize((side, side)), (margin, margin + text))
     y = 2 * margin + text + side
     for index, channel in enumerate(top):
         x = margin + index * (side + margin)
