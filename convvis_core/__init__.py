@@ -20,10 +20,13 @@ from convvis_core.samples import load_sample, sample_names
 from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarget, OutputUnitTarget, Region,
                                       RegionTarget, SimilarityTarget)
 from convvis_core.featureviz.presets import PRESETS
+from convvis_core.featureviz.objectives import (L1, L2, Blur, Channel, ClassLogit, DeepDream, Direction, Diversity,
+                                                Neuron, Term, TotalVariation, parse)
 from convvis_core.api import (ATTRIBUTIONS, AblationCAM, Activations, Attribution, CircuitView, Comparison, EigenCAM,
                               FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM,
-                              IntegratedGradients, LayerCAM, Model, Saliency, ScoreCAM, SmoothGrad, TopImages, Unit,
-                              XGradCAM, activations, circuit, compare, faithfulness, filters, top_k_images, unit)
+                              IntegratedGradients, LayerCAM, Model, ObjectivePictures, Saliency, ScoreCAM, SmoothGrad,
+                              TopImages, Unit, XGradCAM, activations, circuit, compare, faithfulness, filters,
+                              top_k_images, unit, visualize)
 
 __all__ = [
     "ConvVisError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "SettingsError", "TargetError",
@@ -39,6 +42,9 @@ __all__ = [
     "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "Heatmaps",
     "ClassTarget", "FilterTarget", "OutputUnitTarget", "OutputNormTarget", "SimilarityTarget", "RegionTarget", "Region",
     "faithfulness", "FaithfulnessScores",
-    "filters", "FilterPictures", "PRESETS", "activations", "Activations", "top_k_images", "TopImages",
+    "filters", "FilterPictures", "PRESETS", "visualize", "ObjectivePictures",
+    "Term", "Channel", "Neuron", "Direction", "DeepDream", "ClassLogit", "Diversity", "L1", "L2", "TotalVariation",
+    "Blur", "parse",
+    "activations", "Activations", "top_k_images", "TopImages",
     "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison",
 ]

@@ -227,6 +227,25 @@ def test_filters_show_a_grid_of_pictures_with_their_activations(lenet, tmp_path)
     assert grid.size == pictures.picture.size == (2 * (56 + 4) + 4, 2 * (56 + 4 + 14) + 4)  # 2×2, 28 px tiles doubled
 
 
+def test_visualize_takes_any_objective_of_the_algebra_and_shows_its_pictures(lenet, tmp_path):
+    """The issue's one line, on LeNet: a difference of two channels; along one channel's unit vector a
+    Direction is that channel; the pictures are the core's (the same cache) and show their objective."""
+    from convvis_core.featureviz.render import visualize as core_visualize
+
+    difference = convvis_core.Channel("conv2_relu", 3) - 0.5 * convvis_core.Channel("conv2_relu", 7)
+    pictures = convvis_core.visualize(lenet, difference, steps=8, count=2)
+    core = core_visualize(lenet, difference, steps=8, count=2)
+    np.testing.assert_array_equal(pictures.images, np.stack([result.image for result in core]))
+    assert pictures.images.shape == (2, 28, 28) and np.all(pictures.activations > 0)
+    assert "Channel(&quot;conv2_relu&quot;, 3) - 0.5 * Channel(&quot;conv2_relu&quot;, 7): 2 pictures" in pictures._repr_html_()
+    assert Image.open(pictures.save(tmp_path / "objective.png")).size == pictures.picture.size
+    along = convvis_core.visualize(lenet, convvis_core.Direction("conv2_relu", tuple(np.eye(50)[3])), steps=8)
+    channel = convvis_core.visualize(lenet, convvis_core.Channel("conv2_relu", 3), steps=8)
+    np.testing.assert_allclose(along.images.astype(int), channel.images.astype(int), atol=1)
+    with pytest.raises(convvis_core.SettingsError, match="must name the layer"):
+        convvis_core.visualize(lenet, convvis_core.parse("Filter()"))
+
+
 def test_the_other_views_are_one_call_each_and_equal_the_core(lenet, digits):
     maps = api.activations(lenet, digits[:2], "conv1_relu")
     for i in range(2):

@@ -25,7 +25,8 @@ from convvis_core.datasets.base import Dataset, pictures_dataset
 from convvis_core.datasets.catalog import open_dataset
 from convvis_core.errors import ConvVisError
 from convvis_core.featureviz.presets import default_preset, fitted_preset
-from convvis_core.featureviz.render import FilterResult, visualize_filters
+from convvis_core.featureviz.objectives import Term
+from convvis_core.featureviz.render import FilterResult, visualize as render_objective, visualize_filters
 from convvis_core.images import Fit, Images, ImageSource, as_images, one_image
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.presentation.channel_grids import channel_grid
@@ -81,6 +82,36 @@ def filters(model: Models, layer: str, indices: int | Sequence[int], preset: str
     results = visualize_filters(model, layer, indices, settings.replace(**changes) if changes else settings)
     return FilterPictures(find_layer(model.model, layer).path, name,
                           tuple(dataclasses.replace(result, preset=name) for result in results))
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectivePictures(FilterPictures):
+    """Pictures that maximize one objective of the algebra (``layer`` holds its text), optimized together."""
+
+    def figures(self) -> list[tuple[Image.Image, str]]:
+        return [(enlarged(Image.fromarray(tile_image(result)), DISPLAY_SIDE // 2), f"{result.final_activation:.3g}")
+                for result in self.results]
+
+    def draw(self) -> Image.Image:
+        return captioned_grid(self.figures(), columns=min(len(self.results), 4))
+
+    def _repr_html_(self) -> str:
+        return figures_html(self.figures(), self.caption())
+
+    def caption(self) -> str:
+        return (f"{self.layer}: {len(self.results)} picture{'s' * (len(self.results) > 1)} under the {self.preset} "
+                "preset, each with the objective's value on it")
+
+
+def visualize(model: Models, objective: Term, preset: str | None = None, count: int = 1,
+              **changes: Any) -> ObjectivePictures:
+    """Feature visualization of any objective of the algebra, each term naming its layer:
+    ``visualize(model, Channel("conv_pw_8_relu", 3) - 0.5 * Channel("conv_pw_8_relu", 7))``, or a
+    ``Direction`` over a layer's channels, a ``Neuron``, a ``ClassLogit``, ``DeepDream``; ``count`` pictures
+    from as many starts (add ``Diversity(layer)`` to push them apart); cached on disk as the app's are."""
+    model = as_model(model)
+    results = render_objective(model, objective, preset, count=count, **changes)
+    return ObjectivePictures(str(objective), results[0].preset, tuple(results))
 
 
 @dataclass(frozen=True, eq=False)
