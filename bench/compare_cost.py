@@ -90,7 +90,8 @@ def parts(a: LoadedModel, b: LoadedModel, layers: list[str], dataset: Dataset) -
     runs = [comparison_pass(a, b, tuple(layers), tuple(layers), paired, PARTS[:count]) for count in range(len(PARTS) + 1)]
     times = dict.fromkeys(names, 0.0)
     for run in runs:
-        run(batches[0], batches[0])  # traced before timing
+        for pixels in (batches[0], batches[-1]):  # traced before timing, for the last (smaller) batch too
+            run(pixels, pixels)
     for pixels in batches:
         for name, run in zip(names, runs):
             start = time.perf_counter()
