@@ -2,7 +2,7 @@
 
 Shared by ``tests/test_browser.py`` (the end-to-end test), ``bench/serve_cost.py`` (what a visit
 costs the server), ``bench/live_fps.py`` (frames per second per Live viewer) and
-``scripts/screenshots.py`` (the README's pictures). :func:`serve` starts
+``scripts/screenshots.py`` (the pictures of README.md and docs/). :func:`serve` starts
 ``streamlit run app.py`` on a free port; :class:`AppPage` wraps a Playwright page on it and knows
 when a script run has finished, from Streamlit's own websocket messages, so callers wait for the
 app rather than for fixed times.

@@ -78,7 +78,7 @@ def camera_blocked() -> str | None:
     if url.scheme == "https" or (url.hostname or "localhost") in SECURE_HOSTS:
         return None
     return (f"this page is served over plain HTTP from {url.hostname}, and browsers give the camera only to "
-            "localhost or HTTPS pages (see README, *Live*, for serving HTTPS in a classroom)")
+            "localhost or HTTPS pages (see docs/serving.md for serving HTTPS in a classroom)")
 
 
 def processor(loaded: LoadedModel, settings: LiveSettings) -> LiveProcessor:

@@ -52,7 +52,7 @@ def live_numbers(chosen: LiveProcessor, playing: bool, connecting: bool) -> None
         if waited > CONNECT_PATIENCE_S:
             st.warning(f"Live video has not connected after {waited:.0f} s. Browser and server reach each other "
                        "directly (no STUN server is configured): across networks or firewalls set "
-                       "`$CONVVIS_ICE_SERVERS` (README, *Live*), or choose **snapshots** above.",
+                       "`$CONVVIS_ICE_SERVERS` (docs/serving.md), or choose **snapshots** above.",
                        icon=":material/link_off:")
         else:
             st.caption("Connecting…")
@@ -153,7 +153,7 @@ def main() -> None:
         live_numbers(chosen, playing, connecting)
         freeze_buttons(lambda: chosen.latest, layer)
     st.caption("Frames that arrive while one is processed are dropped: the video shows the newest frame's map. "
-               "No live video? Choose **snapshots** (README, *Live*, says why it may not connect).")
+               "No live video? Choose **snapshots** (docs/serving.md says why it may not connect).")
 
 
 main()

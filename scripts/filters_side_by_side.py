@@ -1,4 +1,4 @@
-"""The README's side-by-side pictures: the same filters rendered by two presets, one JPEG per comparison.
+"""Side-by-side pictures for docs/feature-visualization.md: the same filters under two presets, one JPEG each.
 
 - ``filters_lucid_vs_fast.jpg``: MobileNet conv_pw_3/8/13_relu, filters 0-7, the Lucid preset (upper row
   of each pair) against "fast Lucid" (lower row); their times are in bench/filters_time_to_quality.py.

@@ -1,4 +1,4 @@
-"""The import rules of README's "Architecture": import-linter's contracts in pyproject.toml, run here
+"""The import rules of docs/architecture.md: import-linter's contracts in pyproject.toml, run here
 so CI checks them, and, with ``ast``, what import-linter cannot see: app.py (a module, not a
 package) and imports by bare file name through a ``sys.path`` entry (``import home`` beside
 pages/home.py; tests/ put on ``sys.path`` by a bench or a script, as bench/serve_cost.py once did).

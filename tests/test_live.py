@@ -145,7 +145,7 @@ def _rss_mib(pid: int) -> float:
 ASYNCIO_EXECUTOR_THREADS = min(32, (os.cpu_count() or 1) + 4)
 WARM_UP, MEASURED = 3, max(15, ASYNCIO_EXECUTOR_THREADS + 1)
 CYCLES = WARM_UP + MEASURED
-# Memory: RSS sampled a second after each measured viewer closes. With README's MALLOC_ARENA_MAX=2 and closed
+# Memory: RSS sampled a second after each measured viewer closes. With docs/serving.md's MALLOC_ARENA_MAX=2 and closed
 # sessions dropped after 5 s, it rises by up to ~140 MB over the first ~15 viewers, then stays there or falls,
 # ±30 MB from one viewer to the next (27 viewers: 940 MB, 1081 MB at viewer 17, 1025-1050 MB at 20-29), so one
 # reading against another says little. The median of the last five samples against the first five (ten viewers
@@ -165,7 +165,7 @@ def test_live_video_in_chromium_shows_the_map_closed_tabs_leave_threads_and_memo
 
     if not os.access(browser.CHROMIUM, os.X_OK):
         pytest.skip(f"{browser.CHROMIUM} is missing")
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # served as README says a lecture server should be
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # served as docs/serving.md says a lecture server should be
     # Streamlit keeps a closed tab's session (its processor, its stream's objects) for reconnects, 120 s by
     # default, and drops expired ones when a session disconnects: 5 s here, so each viewer's is gone by the next
     monkeypatch.setenv("STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL", "5")
