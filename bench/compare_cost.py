@@ -11,6 +11,7 @@ resizing them is part of both measurements. Model B is MobileNet with every weig
 so the two passes are different models as in a real comparison.
 
     .venv/bin/python bench/compare_cost.py [--images 1000]
+    ONEDNN_MAX_CPU_ISA=AVX2 .venv/bin/python bench/compare_cost.py   # oneDNN's kernels as on an AVX2-only CPU
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ def main() -> None:
     if args.memory_child:
         return memory_child(args.memory_child)
     shown = " ".join(flag for flag in SPEED_FLAGS if flag in cpu_flags()) or "none of " + " ".join(SPEED_FLAGS)
+    limited = os.environ.get("ONEDNN_MAX_CPU_ISA")  # e.g. AVX2: oneDNN's kernels as on a CPU without AVX-512
+    shown += f" (oneDNN limited to {limited} by ONEDNN_MAX_CPU_ISA)" if limited else ""
     print(f"CPU flags: {shown}; {cores()} CPU cores for this process; load average {os.getloadavg()[0]:.1f} "
           "(a shared machine: other processes' load makes these numbers noisy)")
     a, b, layers = models()

@@ -17,6 +17,7 @@ from convvis_core.layers import SpatialLayer, default_layer, find_layer, spatial
 from convvis_core.models import DEFAULT_MODEL, MODELS, LoadedModel, ModelInfo, load_model, load_uploaded_model, needs_conversion
 from convvis_core.predictions import Prediction, top_k
 from convvis_core.samples import load_sample, sample_names
+from convvis_core.datasets.catalog import open_dataset
 from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarget, OutputUnitTarget, Region,
                                       RegionTarget, SimilarityTarget)
 from convvis_core.featureviz.presets import PRESETS
@@ -35,7 +36,7 @@ __all__ = [
     "LOGITS", "sub_model", "SpatialLayer", "default_layer", "find_layer", "spatial_layers",
     "DEFAULT_MODEL", "MODELS", "LoadedModel", "ModelInfo", "load_model", "load_uploaded_model", "needs_conversion",
     "Prediction", "top_k",
-    "load_sample", "sample_names",
+    "load_sample", "sample_names", "open_dataset",
     # the notebook API (convvis_core.api)
     "Model",
     "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "XGradCAM", "LayerCAM", "EigenCAM",
