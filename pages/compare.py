@@ -19,7 +19,9 @@ from convvis_core.compare.similarity import Similarity, choose_layers, compare_m
 from convvis_core.featureviz.presets import by_preference
 from convvis_core.images import as_model_sees_it
 from convvis_core.models import MODELS, LoadedModel
-from convvis_core.presentation.comparisons import side_by_side
+from convvis_core.layers import default_layer
+from convvis_core.presentation.comparisons import difference_overlay
+from convvis_core.presentation.overlays import overlay
 from convvis_core.presentation.filter_grids import tile_image
 from convvis_core.topk import scan_count
 from convvis_ui import links
@@ -36,14 +38,15 @@ SHOWN_FILTERS = 8
 RUN = "compare_run"
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _cached_similarity(key: tuple, _a: LoadedModel, _b: LoadedModel, _dataset, count: int, matrix: bool) -> Similarity:
-    """One comparison per (A, B, dataset, count, matrix); the dataset pass shows its progress."""
+def _similarity(a: LoadedModel, b: LoadedModel, dataset, count: int, matrix: bool) -> Similarity:
+    """The comparison, its pass's progress shown while it runs. The core keeps it on disk (a rerun reads it back
+    at once), so no st.cache_data here: that would replay the status box as first drawn, spinning for ever."""
     with st.status(f"Running both models over {count:,} images…", expanded=True) as status:
         bar = st.progress(0.0)
-        result = compare_models(_a, _b, _dataset, count, matrix=matrix,
+        result = compare_models(a, b, dataset, count, matrix=matrix,
                                 progress=lambda done, total: bar.progress(done / total, f"{done:,} / {total:,} images"))
-        status.update(label=f"Compared over {count:,} images", state="complete", expanded=False)
+        status.update(label=f"Compared over {count:,} images{' (cached)' if result.from_cache else ''}",
+                      state="complete", expanded=False)
     return result
 
 
@@ -67,19 +70,28 @@ def _same_image(a: LoadedModel, b: LoadedModel, result: Similarity) -> None:
                               for p in top5(loaded, chosen.image, chosen.fit)], hide_index=True)
     if not (a.info.is_classifier and b.info.is_classifier):
         return
+    target = None
     with user_errors():
         target = ClassTarget(top5(a, chosen.image, chosen.fit)[0].class_index)
-        seen = as_model_sees_it(chosen.image, a.info, chosen.fit)
-        matched = result.matched
-        layer = st.selectbox("Grad-CAM layer (in both models)", matched, index=len(matched) - 1,
-                             key=f"compare_cam_layer_{a.info.key}") if matched else None
-        layers = (layer, result.counterpart(layer)) if layer else (None, None)
-        maps = [heatmap(loaded, chosen.image, "gradcam", target, path, fit=chosen.fit).values
-                for loaded, path in zip((a, b), layers)]
-        pictures = side_by_side(seen, *maps)
-        for column, picture, caption in zip(st.columns(3), pictures,
-                                            ("Grad-CAM, A", "Grad-CAM, B", "difference |B − A|")):
-            column.image(image_bytes(picture), caption=caption, width="stretch")
+    if target is None:  # the image could not be read: said above
+        return
+    seen = as_model_sees_it(chosen.image, a.info, chosen.fit)
+    matched = result.matched
+    if not matched:
+        return
+    preferred = default_layer(a.model).path
+    layer = st.selectbox("Grad-CAM layer (in both models)", matched,
+                         index=matched.index(preferred) if preferred in matched else len(matched) - 1,
+                         key=f"compare_cam_layer_{a.info.key}")
+    maps = []
+    columns = st.columns(3)
+    for column, loaded, path, name in zip(columns, (a, b), (layer, result.counterpart(layer)), "AB"):
+        with column, user_errors():  # one model without a map here leaves the other's shown
+            found = heatmap(loaded, chosen.image, "gradcam", target, path, fit=chosen.fit).values
+            column.image(image_bytes(overlay(seen, found)), caption=f"Grad-CAM, {name}", width="stretch")
+            maps.append(found)
+    if len(maps) == 2:
+        columns[2].image(image_bytes(difference_overlay(seen, *maps)), caption="difference |B − A|", width="stretch")
 
 
 def main() -> None:
@@ -102,7 +114,7 @@ def main() -> None:
     st.session_state[f"_{RUN}_done"] = True
     key = (a.identity, b.identity, dataset.identity, count, matrix)
     with user_errors(stop=True):
-        result = _cached_similarity(key, a, b, dataset, count, matrix)
+        result = _similarity(a, b, dataset, count, matrix)
     st.subheader("Layer similarity (linear CKA)")
     for line in result.matching.lines():
         st.caption(line)

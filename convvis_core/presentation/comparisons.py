@@ -1,4 +1,4 @@
-"""Two models' maps of the same image side by side, and where they differ."""
+"""Where two models' maps of the same image differ."""
 
 from __future__ import annotations
 
@@ -12,8 +12,3 @@ def difference_overlay(image: Image.Image, map_a: np.ndarray, map_b: np.ndarray)
     """|B − A| of two maps at the same size (each 0..1, as Grad-CAM returns them) over the image:
     bright where the two models look at different places."""
     return overlay(image, np.abs(np.asarray(map_b, np.float32) - np.asarray(map_a, np.float32)), colormap="magma")
-
-
-def side_by_side(image: Image.Image, map_a: np.ndarray, map_b: np.ndarray) -> list[Image.Image]:
-    """A's map, B's map and their difference, each over the image."""
-    return [overlay(image, map_a), overlay(image, map_b), difference_overlay(image, map_a, map_b)]
