@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convvis_core import preprocessing
 from convvis_core.config import MAX_IMAGE_PIXELS
+from convvis_core.counters import WorkCounter
 from convvis_core.errors import ImageError
 from convvis_core.models.base import ModelInfo
 
@@ -198,8 +199,12 @@ def to_uint8(array: np.ndarray, normalize: bool = False) -> np.ndarray:
     return np.clip(values + 0.5, 0, 255).astype(np.uint8)
 
 
+PNG_ENCODINGS = WorkCounter()  # images encoded by :func:`to_png_bytes`, under "png"
+
+
 def to_png_bytes(image: Image.Image) -> bytes:
     """PNG-encode an image for downloads."""
+    PNG_ENCODINGS.add("png")
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from convvis_core.counters import WorkCounter
 from convvis_core.errors import ConvVisError
 from convvis_core.graph import output_squash, squashed
 from convvis_core.images import Fit, model_input
@@ -52,7 +53,11 @@ def _one_output(loaded: LoadedModel) -> LoadedModel:
     return loaded
 
 
+MODEL_RUNS = WorkCounter()  # the model run on an image for its predictions, by the model's key
+
+
 def _outputs(loaded: LoadedModel, image: Image.Image, fit: Fit) -> np.ndarray:
+    MODEL_RUNS.add(loaded.info.key)
     return np.asarray(loaded.model(model_input(image, loaded.info, fit), training=False), np.float32)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Callable, Hashable
+from typing import Callable
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
+from convvis_core.counters import WorkCounter
 from convvis_core.images import Fit
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model, needs_conversion
 from convvis_core.predictions import Prediction, top_k
@@ -97,8 +98,12 @@ def uploaded_model(digest: str, file_name: str, data: bytes) -> LoadedModel:
         return _uploaded_model(digest, file_name, data)
 
 
+SHOWN = WorkCounter()  # drawings shown_once ran (not replayed), by the first part of their key ("grid", ...)
+
+
 @st.cache_resource(show_spinner=False, max_entries=MAX_SHOWN_ONCE)
-def _shown(key: Hashable, _show: Callable[[], None]) -> None:
+def _shown(key: tuple, _show: Callable[[], None]) -> None:
+    SHOWN.add(str(key[0]))
     _show()
 
 

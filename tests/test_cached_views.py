@@ -10,7 +10,6 @@ import io
 import zipfile
 
 import numpy as np
-import plotly.io
 import pytest
 import streamlit as st
 from PIL import Image
@@ -26,24 +25,15 @@ from convvis_ui.pickers import RUN_FILTERS, layer_key
 
 
 @pytest.fixture
-def counted(monkeypatch):
-    """Empty Streamlit caches, and ``count(module, name)`` to count the calls of a function there."""
+def emptied():
+    """Empty Streamlit caches: the work counted below is done anew in the first session."""
     st.cache_data.clear()
     st.cache_resource.clear()
-    calls: dict[str, int] = {}
 
-    def count(module, name: str) -> None:
-        original = getattr(module, name)
-        calls[name] = 0
 
-        def counting(*args, **kwargs):
-            calls[name] += 1
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, counting)
-
-    count.calls = calls
-    return count
+def charts_built() -> int:
+    """Plotly charts the activations page built and serialized (not replayed): its grids and channels."""
+    return cached.SHOWN["grid"] + cached.SHOWN["channel"]
 
 
 def session(script: str) -> AppTest:
@@ -68,31 +58,31 @@ def selectbox(at: AppTest, label: str):
     return next(box for box in at.selectbox if box.label == label)
 
 
-def test_another_session_replays_the_activations_charts_and_a_new_colour_builds_them_anew(lenet, counted):
-    counted(plotly.io, "to_json")  # what st.plotly_chart calls for every chart it builds
+def test_another_session_replays_the_activations_charts_and_a_new_colour_builds_them_anew(lenet, emptied):
+    before = charts_built()
     first = ran(session("activations"))
-    built = counted.calls["to_json"]
+    built = charts_built() - before
     assert built == len(charts(first)) >= 4  # a grid and a channel per layer
     second = ran(session("activations"))
-    assert counted.calls["to_json"] == built
+    assert charts_built() - before == built
     assert charts(second) == charts(first)
     selectbox(second, "Colours").select("gray")
     ran(second)
-    assert counted.calls["to_json"] == 2 * built
+    assert charts_built() - before == 2 * built
     assert all(new != old for new, old in zip(charts(second), charts(first)))
 
 
-def test_the_top5_runs_the_model_once_for_home_its_reruns_and_the_activations_page(lenet, counted):
-    counted(predictions, "model_input")  # once per run of the model for a top-k
+def test_the_top5_runs_the_model_once_for_home_its_reruns_and_the_activations_page(lenet, emptied):
+    runs = predictions.MODEL_RUNS["lenet_mnist"]
     home = ran(session("app.py"))
     home.toggle[0].set_value(True)
     ran(home)
     ran(session("activations"))  # the same model, digit and fit
-    assert counted.calls["model_input"] == 1
+    assert predictions.MODEL_RUNS["lenet_mnist"] == runs + 1
 
 
-def test_pages_encode_no_png_until_a_download_is_clicked(lenet, counted):
-    counted(images, "to_png_bytes")
+def test_pages_encode_no_png_until_a_download_is_clicked(lenet, emptied):
+    encoded = images.PNG_ENCODINGS["png"]
     heatmaps = ran(session("heatmaps"))
     assert len(heatmaps.get("download_button")) == 4  # one overlay per default method, and the ZIP
     filters = ran(session("filters"))
@@ -104,7 +94,7 @@ def test_pages_encode_no_png_until_a_download_is_clicked(lenet, counted):
     filters.button(key=RUN_FILTERS).click()
     ran(filters)
     assert len(filters.get("download_button")) == 3  # the grid, the ZIP, the enlarged filter
-    assert counted.calls["to_png_bytes"] == 0
+    assert images.PNG_ENCODINGS["png"] == encoded
 
 
 def test_png_zip_holds_each_image_as_a_png_under_its_name():

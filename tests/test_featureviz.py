@@ -22,11 +22,10 @@ from convvis_core.featureviz.parameterizations import PARAMETERIZATIONS as REGIS
 from convvis_core.featureviz.parameterizations import FourierImage, Parameterization, make_parameterization
 from convvis_core.featureviz.settings import PARAMETERIZATIONS
 from convvis_core.featureviz.presets import FAST, SMALL_INPUTS, by_preference, default_preset, fitted_preset
-from convvis_core.featureviz.render import RENDER_STATS, _renderer, cached_under, diverse_pictures, prepare_in_background
+from convvis_core.featureviz.render import RENDER_STATS, cached_under, diverse_pictures, prepare_in_background
 from convvis_core.featureviz.transforms import fused
 from convvis_core.featureviz.selection import parse_filters
 from convvis_core.models import LoadedModel, ModelInfo
-from convvis_core.precision import fast_dtype
 from convvis_core.preprocessing import preprocess
 from convvis_ui.links import FILTER_RUN
 from convvis_ui.pickers import RUN_FILTERS, layer_key
@@ -113,14 +112,14 @@ def test_small_inputs_default_to_pixels_at_model_size_which_leave_no_lenet_filte
 
 def test_a_prepared_layer_is_traced_before_the_request_and_the_first_frame_follows_the_first_step(lenet):
     settings = PRESETS["quick preview"].replace(steps=12, size=28, batch_size=4, rotate=4.0)  # a step no other test traces
+    traces = RENDER_STATS.traces["conv2_relu", 3]
     prepare_in_background(lenet, "conv2_relu", 6, settings).join()  # 6 filters: two chunks of 3
-    renderer = _renderer(lenet, "conv2_relu", settings, fast_dtype())
-    assert renderer._batches[3].step.experimental_get_tracing_count() == 1
+    assert RENDER_STATS.traces["conv2_relu", 3] == traces + 1
     frames = []
     visualize_filters(lenet, "conv2_relu", list(range(6)), settings, cache=ResultCache(None),
                       on_frame=lambda step, images: frames.append((step, sorted(images))), preview_every=8)
     assert frames == [(1, [0, 1, 2]), (8, [0, 1, 2]), (12, [0, 1, 2]), (1, [3, 4, 5]), (8, [3, 4, 5]), (12, [3, 4, 5])]
-    assert renderer._batches[3].step.experimental_get_tracing_count() == 1  # the request used the prepared trace
+    assert RENDER_STATS.traces["conv2_relu", 3] == traces + 1  # the request used the prepared trace
 
 
 def test_fourier_images_are_finite_in_range_and_match_an_inverse_fft():
@@ -128,7 +127,7 @@ def test_fourier_images_are_finite_in_range_and_match_an_inverse_fft():
     spectrum = np.zeros((1, 2, 3, 32, 17), np.float32)
     spectrum[0, 0, :, 0, 2] = 1.0  # one horizontal frequency, 2 cycles per image, real part only
     image = param.to_image(tf.constant(spectrum)).numpy()[0]
-    expected_wave = np.fft.irfft2(spectrum[0, 0, 0] * np.asarray(param._scale)[0, 0], s=(32, 32)) / 4.0
+    expected_wave = np.fft.irfft2(spectrum[0, 0, 0] * np.asarray(param.scale)[0, 0], s=(32, 32)) / 4.0
     np.testing.assert_allclose(image[..., 0], 1 / (1 + np.exp(-expected_wave)), atol=1e-5)
     random = param.to_image(tf.constant(param.initial(list(range(4)), seed=3) * 100)).numpy()
     assert np.isfinite(random).all() and random.min() >= 0 and random.max() <= 1
@@ -197,10 +196,13 @@ def test_class_logit_images_are_classified_as_their_class(lenet):
 
 def test_the_step_is_traced_once_for_all_filter_indices(lenet):
     settings = PRESETS["quick preview"].replace(steps=3, size=28, batch_size=2, seed=7)
-    for filters in ([0, 1], [2, 3], [10, 11]):
+    before = RENDER_STATS.traces["conv1", 2]
+    visualize_filters(lenet, "conv1", [0, 1], settings, cache=ResultCache(None))
+    traces = RENDER_STATS.traces["conv1", 2]
+    assert traces - before in (0, 1)  # traced now, or by an earlier test with the same traced settings
+    for filters in ([2, 3], [10, 11]):
         visualize_filters(lenet, "conv1", filters, settings, cache=ResultCache(None))
-    batch = _renderer(lenet, "conv1", settings, fast_dtype())._batches[2]
-    assert batch.step.experimental_get_tracing_count() == 1
+    assert RENDER_STATS.traces["conv1", 2] == traces
 
 
 def test_results_do_not_depend_on_batching(lenet):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from convvis_core.cam.base import CamMethod, Capture, Probe, _float32
+from convvis_core.cam.base import CamMethod, Capture, Probe, as_float32
 from convvis_core.cam.replaced import producer, run_replaced
 from convvis_core.errors import ConvVisError
 from convvis_core.parallel import cores
@@ -41,7 +41,7 @@ def _ablated_values(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf
     count = tf.shape(channels)[0]  # (the size may be dynamic: several batch sizes on one probe)
     sizes = count // parts + tf.cast(tf.range(parts) < count % parts, tf.int32)
     outputs = run_replaced(probe.target_model, tensor, probe.preprocess(pixels), tf.split(ablated, sizes, num=parts))
-    return tf.concat([probe.kind.value(_float32(output), index, extra) for output in outputs], axis=0)
+    return tf.concat([probe.kind.value(as_float32(output), index, extra) for output in outputs], axis=0)
 
 
 class AblationCAM(CamMethod):

@@ -93,7 +93,7 @@ class Probe:
     def score(self, outputs: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
         """The target's score of its source's outputs, class logits first squashed as the model's own
         head squashes them (a softmax, each unit's sigmoid, or not at all), in traced passes."""
-        return self.kind.score(squashed(_float32(outputs), self.squash), index, extra)
+        return self.kind.score(squashed(as_float32(outputs), self.squash), index, extra)
 
     def outputs(self, pixels: np.ndarray) -> np.ndarray:
         """The target's source output (logits, values, or the layer's maps), from a traced pass (an
@@ -121,11 +121,11 @@ class Probe:
 
 
 def _outputs(probe: Probe, pixels: tf.Tensor) -> tf.Tensor:
-    return _float32(probe.target_model(probe.preprocess(pixels), training=False))
+    return as_float32(probe.target_model(probe.preprocess(pixels), training=False))
 
 
 def _activations(probe: Probe, pixels: tf.Tensor) -> tf.Tensor:
-    return _float32(probe.layer_model(probe.preprocess(pixels), training=False)[0])
+    return as_float32(probe.layer_model(probe.preprocess(pixels), training=False)[0])
 
 
 def _scores(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
@@ -133,10 +133,10 @@ def _scores(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor)
 
 
 def _values(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
-    return probe.kind.value(_float32(probe.target_model(probe.preprocess(pixels), training=False)), index, extra)
+    return probe.kind.value(as_float32(probe.target_model(probe.preprocess(pixels), training=False)), index, extra)
 
 
-def _float32(tensor: tf.Tensor) -> tf.Tensor:
+def as_float32(tensor: tf.Tensor) -> tf.Tensor:
     """Mixed-precision models compute in float16: targets and maps are read in float32."""
     return tf.cast(tensor, tf.float32)
 
@@ -145,17 +145,17 @@ def _capture(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(pixels)  # records every op from the input on, frozen weights included
         activations, outputs = probe.layer_model(probe.preprocess(pixels), training=False)
-        value = tf.reduce_sum(probe.kind.value(_float32(outputs), index, extra))
+        value = tf.reduce_sum(probe.kind.value(as_float32(outputs), index, extra))
     gradients = tape.gradient(value, activations)  # None: the target does not depend on the layer (comes before it)
     gradients = tf.zeros_like(activations) if gradients is None else gradients
-    return _float32(activations), _float32(gradients)
+    return as_float32(activations), as_float32(gradients)
 
 
 def _input_gradients(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(pixels)
         outputs = probe.target_model(probe.preprocess(pixels), training=False)
-        value = tf.reduce_sum(probe.kind.value(_float32(outputs), index, extra))
+        value = tf.reduce_sum(probe.kind.value(as_float32(outputs), index, extra))
     return tape.gradient(value, pixels)
 
 

@@ -66,14 +66,14 @@ class FourierImage(Parameterization):
         fx = np.fft.rfftfreq(size)[None, :]
         frequencies = np.sqrt(fx * fx + fy * fy)
         scale = 1.0 / np.maximum(frequencies, 1.0 / size) ** decay_power * size
-        self._scale = tf.constant(scale[None, None].astype(np.float32))  # (1, 1, H, W//2+1)
+        self.scale = tf.constant(scale[None, None].astype(np.float32))  # 1/f per frequency, (1, 1, H, W//2+1)
 
     def initial(self, filters: list[int], seed: int) -> np.ndarray:
         shape = (2, self.channels, self.size, self.size // 2 + 1)  # real and imaginary parts
         return np.stack([np.random.default_rng([seed, f]).normal(size=shape) * 0.01 for f in filters]).astype(np.float32)
 
     def to_image(self, params: tf.Tensor) -> tf.Tensor:
-        spectrum = tf.complex(params[:, 0] * self._scale, params[:, 1] * self._scale)
+        spectrum = tf.complex(params[:, 0] * self.scale, params[:, 1] * self.scale)
         images = tf.signal.irfft2d(spectrum, fft_length=[self.size, self.size])  # (N, C, H, W)
         images = tf.transpose(images, [0, 2, 3, 1]) / 4.0
         if self.decorrelate:

@@ -46,12 +46,17 @@ class RenderStats:
     def __init__(self) -> None:
         self.runs: Counter[str] = Counter()  # batches optimized
         self.images: Counter[str] = Counter()  # pictures optimized (a padded batch counts its padding)
+        self.traces: Counter[tuple[str, int]] = Counter()  # optimization steps traced, by (layer, batch size)
         self._lock = threading.Lock()
 
     def add(self, layer: str, images: int) -> None:
         with self._lock:
             self.runs[layer] += 1
             self.images[layer] += images
+
+    def traced(self, layer: str, size: int) -> None:
+        with self._lock:
+            self.traces[layer, size] += 1
 
 
 RENDER_STATS = RenderStats()
@@ -95,6 +100,7 @@ class _Batch:
 
     def _step(self, filters: tf.Tensor, iteration: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         renderer = self.renderer
+        RENDER_STATS.traced(renderer.layer, int(filters.shape[0]))  # Python runs here only while tracing
         with tf.GradientTape() as tape:
             tape.watch(self.params)
             images = renderer.param.to_image(self.params)
@@ -189,6 +195,11 @@ class _Renderer:
         """Variables and traced step for ``size`` images at once, made the first time they are asked for."""
         return self._batches.get(size) or self._batches.setdefault(size, _Batch(self, size))
 
+    def traced(self, size: int) -> bool:
+        """Whether the step for ``size`` images is already traced (builds nothing)."""
+        batch = self._batches.get(size)
+        return batch is not None and batch.step.experimental_get_tracing_count() > 0
+
     def prepare(self, size: int) -> None:
         """Trace and run the step for ``size`` images once (on throwaway values: a request resets
         them), so that a request's first step costs no more than any other."""
@@ -222,8 +233,7 @@ def _traced(loaded: LoadedModel, layer: str, settings: Settings, size: int) -> b
         renderer = _RENDERERS[loaded.model].get(_renderer_key(loaded, layer, settings, fast_dtype()))
     except KeyError:  # nothing kept for this model yet
         return False
-    batch = renderer._batches.get(size) if renderer is not None else None
-    return batch is not None and batch.step.experimental_get_tracing_count() > 0
+    return renderer is not None and renderer.traced(size)
 
 
 def _check_request(loaded: LoadedModel, layer: str, filters: Sequence[int], settings: Settings) -> tuple[str, int]:

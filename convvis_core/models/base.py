@@ -129,17 +129,19 @@ class LoadedModel:
             names_of = tuple(f"class {i}" for i in range(chosen.units)) if kind == "classes" else None
             chosen = dataclasses.replace(chosen, kind=kind, class_names=names_of)
             outputs = outputs[:index] + (chosen,) + outputs[index + 1:]
-        return self._viewed(outputs, index, self.info.inputs)
+        return self.viewed(outputs, index, self.info.inputs)
 
     def with_held_inputs(self, values: dict[str, Sequence[float]], source: str = "values you set") -> "LoadedModel":
         """The same model with its non-image inputs held at ``values`` (by input name) instead of zeros."""
-        return self._viewed(self.info.outputs, self.info.output, held_values(self.info.inputs, values, source))
+        return self.viewed(self.info.outputs, self.info.output, held_values(self.info.inputs, values, source))
 
     def whole(self) -> keras.Model:
         """The file's model with every head (other inputs held as in this view): what its layer list shows."""
         return cached_view(self.source, self.info.inputs, None) if self.source is not None else self.model
 
-    def _viewed(self, outputs: tuple[OutputInfo, ...], output: int, inputs: tuple[InputInfo, ...]) -> "LoadedModel":
+    def viewed(self, outputs: tuple[OutputInfo, ...], output: int, inputs: tuple[InputInfo, ...]) -> "LoadedModel":
+        """The same file's model seen with ``outputs`` described, output ``output`` chosen and ``inputs``
+        held as given (a one-image, one-output view), keyed apart from the other views."""
         source = self.source or self.model
         chosen = outputs[output] if outputs else self.info.output_info
         base_key = self.info.key.split("#output:")[0].split("#held:")[0]

@@ -164,5 +164,5 @@ def describe_uploaded(model: keras.Model, file_name: str, key: str, origin: str 
         outputs=outputs,
         inputs=inputs if len(inputs) > 1 else (),
     )
-    return LoadedModel(model, info)._viewed(outputs, 0, info.inputs) if len(inputs) > 1 or len(outputs) > 1 \
+    return LoadedModel(model, info).viewed(outputs, 0, info.inputs) if len(inputs) > 1 or len(outputs) > 1 \
         else LoadedModel(model, info)
