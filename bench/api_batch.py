@@ -35,7 +35,7 @@ from convvis_core import GradCAM, Saliency, load_model  # noqa: E402
 from convvis_core.datasets.catalog import open_dataset  # noqa: E402
 from convvis_core.parallel import cores  # noqa: E402
 from convvis_core.precision import SPEED_FLAGS, cpu_flags  # noqa: E402
-from convvis_core.topk import pixel_batch  # noqa: E402
+from convvis_core.batches import pixel_batch  # noqa: E402
 
 BATCH = 32
 

@@ -40,7 +40,7 @@ from convvis_core.layers import spatial_layers  # noqa: E402
 from convvis_core.models import LoadedModel, load_model  # noqa: E402
 from convvis_core.parallel import cores  # noqa: E402
 from convvis_core.precision import SPEED_FLAGS, cpu_flags  # noqa: E402
-from convvis_core.topk import prefetched, model_inputs, pixel_batch  # noqa: E402
+from convvis_core.batches import model_inputs, pixel_batch, prefetched  # noqa: E402
 
 LAYER_COUNT = 28
 

@@ -28,7 +28,8 @@ from convvis_core.datasets.base import ArrayDataset  # noqa: E402
 from convvis_core.datasets.packaged import mnist_dataset  # noqa: E402
 from convvis_core.layers import find_layer  # noqa: E402
 from convvis_core.models import load_model  # noqa: E402
-from convvis_core.topk import model_inputs, pixel_batch, scan  # noqa: E402
+from convvis_core.batches import model_inputs, pixel_batch  # noqa: E402
+from convvis_core.topk import scan  # noqa: E402
 
 CASES = (("mobilenet", "conv_pw_13_relu"), ("lenet_mnist", "conv2_relu"))
 

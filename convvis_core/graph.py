@@ -23,6 +23,7 @@ import keras
 
 from convvis_core.config import MAX_FEATURE_MODELS_PER_MODEL
 from convvis_core.errors import ConvVisError, LayerError, ModelError
+from convvis_core.keras_internals import has_graph, producing_layer, run_through_graph
 from convvis_core.per_model import PerModelCache
 
 SEPARATOR = "/"  # between a nested model's name and its layer's: "base/conv_pw_13_relu"
@@ -60,7 +61,7 @@ def squash_of(layer: keras.layers.Layer) -> str | None:
 
 def output_squash(model: keras.Model) -> str | None:
     """:func:`squash_of` the head of the model's one output (a view of a several-output model has one)."""
-    return squash_of(model.outputs[0]._keras_history[0])
+    return squash_of(producing_layer(model.outputs[0]))
 
 
 def squashed(logits: Any, squash: str | None) -> Any:
@@ -107,10 +108,10 @@ class FlatGraph:
             for layer in model.layers:
                 inputs = self._call(layer, prefix, (inputs,), {})
             return inputs
-        if not hasattr(model, "_run_through_graph"):
+        if not has_graph(model):
             raise unreadable(model, prefix + model.name)
-        return model._run_through_graph(
-            inputs, operation_fn=lambda layer: lambda *args, **kwargs: self._call(layer, prefix, args, kwargs))
+        return run_through_graph(
+            model, inputs, operation_fn=lambda layer: lambda *args, **kwargs: self._call(layer, prefix, args, kwargs))
 
     def _call(self, layer: keras.layers.Layer, prefix: str, args: tuple, kwargs: dict) -> Any:
         path = prefix + layer.name

@@ -11,7 +11,8 @@ import tensorflow as tf
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
-from convvis_core.topk import CACHE_NAMESPACE, layer_maps, model_inputs
+from convvis_core.batches import model_inputs
+from convvis_core.topk import CACHE_NAMESPACE, layer_maps
 
 
 @dataclass(frozen=True)

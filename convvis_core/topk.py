@@ -13,15 +13,15 @@ Where an example's maximum sits in the image is receptive_field.py's job; its pi
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from convvis_core.batches import model_inputs, pixel_batch, prefetched
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.config import MAX_REDUCERS_PER_MODEL, MAX_SCAN_IMAGES, TOPK_KEPT
 from convvis_core.counters import WorkCounter
@@ -30,14 +30,12 @@ from convvis_core.errors import LayerError
 from convvis_core.images import as_model_sees_it
 from convvis_core.graph import sub_model
 from convvis_core.layers import find_layer
-from convvis_core.models.base import LoadedModel, ModelInfo
+from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
-from convvis_core.preprocessing import preprocess
 from convvis_core.progress import StepProgress
 
 CACHE_NAMESPACE = "topk-v1"
 BATCH_SIZE = 64
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -134,36 +132,6 @@ class TopKIndex:
         return cls(str(arrays["layer"]), str(arrays["dataset"]), int(arrays["count"]),
                    tuple(int(size) for size in arrays["map_size"]), top, bottom, arrays["maxima"],
                    int(arrays["first"]) if "first" in arrays else 0, from_cache)
-
-
-def pixel_batch(images: np.ndarray | Sequence[np.ndarray], info: ModelInfo) -> np.ndarray:
-    """uint8 images → one uint8 batch (N, H, W, C) as the model sees them: a view when they already
-    have the model's size and channels (MNIST on LeNet), else resized image by image as everywhere
-    else. Pixels stay uint8 until the traced function: a quarter of the memory of float inputs."""
-    height, width = info.input_size
-    if isinstance(images, np.ndarray) and images.shape[1:3] == (height, width):
-        pixels = images[..., None] if images.ndim == 3 else images
-        if pixels.shape[-1] == info.channels:
-            return pixels
-    batch = np.empty((len(images), height, width, info.channels), np.uint8)
-    for slot, image in zip(batch, images):
-        slot[...] = np.asarray(as_model_sees_it(Image.fromarray(image), info)).reshape(slot.shape)
-    return batch
-
-
-def model_inputs(pixels: np.ndarray | tf.Tensor, preprocessing: str) -> tf.Tensor:
-    """A uint8 pixel batch → the model's preprocessed float input (inside a traced function, too)."""
-    return preprocess(tf.cast(pixels, tf.float32), preprocessing)
-
-
-def prefetched(items: Iterator[T]) -> Iterator[T]:
-    """The items, each next one made in a background thread while the caller works on the current one
-    (decoding and resizing the next batch overlaps the model's pass over this one)."""
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        pending = worker.submit(next, items, None)
-        while (item := pending.result()) is not None:
-            pending = worker.submit(next, items, None)
-            yield item
 
 
 def layer_maps(model: keras.Model, path: str, inputs: tf.Tensor | np.ndarray) -> tf.Tensor:

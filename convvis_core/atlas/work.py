@@ -24,7 +24,8 @@ from convvis_core.featureviz.render import visualize_filters
 from convvis_core.featureviz.settings import Settings
 from convvis_core.models import LoadedModel
 from convvis_core.progress import StepProgress
-from convvis_core.topk import TopKIndex, pixel_batch, rank_batch, scan_layers
+from convvis_core.batches import pixel_batch
+from convvis_core.topk import TopKIndex, rank_batch, scan_layers
 
 
 def worker_name() -> str:

@@ -2,7 +2,7 @@
 layer, for many replacements of the layer's output at once (Ablation-CAM).
 
 The model's graph (a sub-model cut from its flat graph, :func:`convvis_core.graph.sub_model`) is
-re-run node by node (Keras' ``Functional._run_through_graph``); the node that computes the chosen
+re-run node by node (:func:`convvis_core.keras_internals.run_through_graph`); the node that computes the chosen
 tensor returns a replacement instead. The image is still fed: what does not depend on the
 replaced tensor (a skip connection from an earlier layer, past it) is computed once for the image
 and repeated to the replacement's batch where it meets the replaced branch. Upstream of the tensor,
@@ -21,16 +21,17 @@ import keras
 import tensorflow as tf
 
 from convvis_core.errors import ConvVisError
+from convvis_core.keras_internals import output_position, run_through_graph, takes_training
 
 
 def producer(model: keras.Model, tensor: Any) -> tuple[Any, int | None]:
     """The operation of ``model``'s graph that computes the symbolic ``tensor``, and which of its
     outputs it is (None: its only one); raises :class:`ConvVisError` if the model's outputs do not depend on it."""
-    operation, node, index = tensor._keras_history
+    operation, index = output_position(tensor)
     if not any(known is operation for known in model.operations):
         raise ConvVisError(f"'{getattr(operation, 'name', operation)}' is not on the way to the output of "
                            f"'{model.name}': its output cannot change what the model computes.")
-    return operation, (None if len(operation._inbound_nodes[node].outputs) == 1 else index)
+    return operation, index
 
 
 @tf.autograph.experimental.do_not_convert
@@ -54,7 +55,7 @@ def run_replaced(model: keras.Model, tensor: Any, inputs: tf.Tensor, replacement
 
         def operation_fn(op: Any):
             def call(*args, **kwargs):
-                if "training" in getattr(op, "_call_context_args", ()):
+                if takes_training(op):
                     kwargs["training"] = False
                 if op is operation:
                     derived[id(replacement)] = replacement
@@ -75,6 +76,6 @@ def run_replaced(model: keras.Model, tensor: Any, inputs: tf.Tensor, replacement
                 return plain[id(op)]
             return call
 
-        result = tf.nest.flatten(model._run_through_graph(inputs, operation_fn=operation_fn))
+        result = tf.nest.flatten(run_through_graph(model, inputs, operation_fn))
         outputs.append(result[0] if len(result) == 1 else result)
     return outputs

@@ -26,7 +26,8 @@ from convvis_core.layers import find_layer, spatial_layers
 from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
 from convvis_core.progress import StepProgress
-from convvis_core.topk import prefetched, model_inputs, pixel_batch, scan_count
+from convvis_core.batches import model_inputs, pixel_batch, prefetched
+from convvis_core.topk import scan_count
 
 CACHE_NAMESPACE = "compare-v2"  # v2: layers matched in pairs (A's path, B's path); v1 entries are recomputed
 BATCH_SIZE = 64

@@ -19,6 +19,7 @@ import numpy as np
 
 from convvis_core.errors import ModelError
 from convvis_core.graph import squash_of
+from convvis_core.keras_internals import has_graph, producing_layer, run_through_graph
 from convvis_core.labels import imagenet_class_names
 
 MAX_HELD_VALUES = 4096  # numbers in an input held at a value you set (a metadata vector, not a second image)
@@ -95,17 +96,13 @@ class HeldInput(keras.layers.Layer):
         return (image_shape[0],) + self.value.shape
 
 
-def _head_layer(tensor) -> keras.layers.Layer:
-    return tensor._keras_history[0]
-
-
 def output_kind(model: keras.Model, index: int) -> OutputKind:
     """What output ``index`` holds, read off its shape and head: a 2-D output is class scores when
     its head squashes (softmax, sigmoid) or has several units, values when it is one linear unit or
     normalizes a vector (an embedding); a 4-D output is a per-pixel class map when its head squashes
     or it has the image's size (else it is a feature extractor's maps: "none")."""
     tensor = model.outputs[index]
-    head = _head_layer(tensor)
+    head = producing_layer(tensor)
     if len(tensor.shape) == 4:
         image_sizes = {tuple(source.shape[1:3]) for source in model.inputs if len(source.shape) == 4}
         per_pixel = squash_of(head) is not None or tuple(tensor.shape[1:3]) in image_sizes
@@ -131,7 +128,7 @@ def describe_outputs(model: keras.Model, class_names: Sequence[str] | None = Non
             names = (tuple(class_names) if class_names and len(class_names) == count and len(model.outputs) == 1
                      else imagenet_class_names() if count == 1000 and kind == "classes"
                      else tuple(f"class {i}" for i in range(count)))
-        head = _head_layer(tensor)
+        head = producing_layer(tensor)
         outputs.append(OutputInfo(head.name, shape, kind, names, squash_of(head) is not None))
     return tuple(outputs)
 
@@ -162,7 +159,7 @@ def describe_inputs(model: keras.Model, file_name: str) -> tuple[InputInfo, ...]
 
 
 def _input_name(tensor) -> str:
-    return getattr(tensor, "name", None) or _head_layer(tensor).name
+    return getattr(tensor, "name", None) or producing_layer(tensor).name
 
 
 def held_values(inputs: Sequence[InputInfo], values: Mapping[str, Sequence[float] | np.ndarray],
@@ -203,7 +200,7 @@ def view_model(model: keras.Model, inputs: Sequence[InputInfo], output: int | No
     already has one input and what is asked."""
     if len(model.inputs) == 1 and (len(model.outputs) == 1 or output is None):
         return model
-    if not hasattr(model, "_run_through_graph"):
+    if not has_graph(model):
         raise ModelError(f"'{model.name}' is a subclassed model with several inputs or outputs: its graph cannot "
                          "be read. Build it with the functional API.")
     image_index = next(i for i, info in enumerate(inputs) if info.is_image)
@@ -212,7 +209,7 @@ def view_model(model: keras.Model, inputs: Sequence[InputInfo], output: int | No
     fed = [image if info.is_image else
            HeldInput(np.asarray(info.held, np.float32).reshape(info.shape), name=f"held_{info.name}")(image)
            for info in inputs]
-    outputs = model._run_through_graph(fed if len(fed) > 1 else fed[0], operation_fn=lambda operation: operation)
+    outputs = run_through_graph(model, fed if len(fed) > 1 else fed[0], operation_fn=lambda operation: operation)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return keras.Model(image, outputs if output is None else outputs[output], name=model.name)
 
