@@ -129,6 +129,26 @@ class LayerTerm(Term):
     layer: str | None
 
 
+class OwnFilterOrIndex(LayerTerm):
+    """A term that reads one unit along its last axis: ``index``, or (None) each image's own filter of a
+    grid, so one traced step serves a batch of different units."""
+
+    index: int | None
+
+    def pick(self, values: tf.Tensor, reading) -> tf.Tensor:
+        """(N, units) -> (N,): each image's unit."""
+        if self.index is None:
+            return tf.gather(values, reading.filters, axis=1, batch_dims=1)
+        return values[:, self.index]
+
+    def problem(self, count, filters):
+        return _out_of_range(filters if self.index is None else [self.index], count)
+
+    @property
+    def own_filter(self) -> bool:
+        return self.index is None
+
+
 def _terms(term: Term) -> tuple[Term, ...]:
     return term.terms if isinstance(term, Sum) else (term,)
 
@@ -185,7 +205,7 @@ class Channel(LayerTerm):
 
 
 @dataclass(frozen=True)
-class Neuron(LayerTerm):
+class Neuron(OwnFilterOrIndex):
     """One channel at one map position (None: the centre); ``index`` None: each image's own filter."""
 
     layer: str | None = None
@@ -199,17 +219,7 @@ class Neuron(LayerTerm):
         shape = tf.shape(maps)
         row = shape[1] // 2 if self.row is None else self.row
         col = shape[2] // 2 if self.col is None else self.col
-        at = maps[:, row, col, :]
-        if self.index is None:
-            return tf.gather(at, reading.filters, axis=1, batch_dims=1)
-        return at[:, self.index]
-
-    def problem(self, count, filters):
-        return _out_of_range(filters if self.index is None else [self.index], count)
-
-    @property
-    def own_filter(self) -> bool:
-        return self.index is None
+        return self.pick(maps[:, row, col, :], reading)
 
 
 @dataclass(frozen=True)
@@ -242,7 +252,7 @@ class DeepDream(LayerTerm):
 
 
 @dataclass(frozen=True)
-class ClassLogit(LayerTerm):
+class ClassLogit(OwnFilterOrIndex):
     """A class's pre-softmax score (classifiers only); ``index`` None: each image's own filter is its class,
     so a grid's units are the classes. Pictures are made at the model's input size."""
 
@@ -251,17 +261,7 @@ class ClassLogit(LayerTerm):
     layer: ClassVar[str] = LOGITS
 
     def value(self, reading):
-        logits = reading.maps(LOGITS)
-        if self.index is None:
-            return tf.gather(logits, reading.filters, axis=1, batch_dims=1)
-        return logits[:, self.index]
-
-    def problem(self, count, filters):
-        return _out_of_range(filters if self.index is None else [self.index], count)
-
-    @property
-    def own_filter(self) -> bool:
-        return self.index is None
+        return self.pick(reading.maps(LOGITS), reading)
 
 
 @dataclass(frozen=True)
