@@ -95,8 +95,7 @@ def _same_image(a: LoadedModel, b: LoadedModel, result: Similarity) -> None:
 
 
 def _controls(a: LoadedModel):
-    """Model B, the images and how many, and whether to compare every pair of layers; None until Compare is pressed
-    (once pressed, the comparison stays shown)."""
+    """Model B, the images, how many, and whether to pair every layer; None until Compare is first pressed."""
     b = other_model_picker(a.info.key)
     dataset = pick_dataset("compare", a.info.key, a.info.reads_digits, label="Images")
     report_skipped(dataset)

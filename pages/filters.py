@@ -95,10 +95,9 @@ def _show_grid(layer: str, ordered: list) -> None:
     dead = [r.filter_index for r in ordered if r.dead]
     weak = [r.filter_index for r in ordered if r.weak]
     st.subheader(f"{layer}: {len(ordered)} filter(s), strongest first")
-    if dead:
-        st.warning(help_text.DEAD_FILTERS.format(count=len(dead), filters=", ".join(map(str, dead))))
-    if weak:
-        st.info(help_text.WEAK_FILTERS.format(count=len(weak), filters=", ".join(map(str, weak))))
+    for found, text, say in ((dead, help_text.DEAD_FILTERS, st.warning), (weak, help_text.WEAK_FILTERS, st.info)):
+        if found:
+            say(text.format(count=len(found), filters=", ".join(map(str, found))))
     downloads = st.columns(2)  # files made only when clicked (on_click="ignore": no rerun either)
     downloads[0].download_button("Download grid (PNG)", lambda: to_png_bytes(filter_grid(ordered, sort=False)),
                                  f"{layer.replace('/', '_')}_filters.png", "image/png", on_click="ignore")
