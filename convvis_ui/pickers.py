@@ -7,7 +7,7 @@ The pickers own their widget keys: tests (and nothing else) reach the widgets by
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import streamlit as st
 
@@ -17,7 +17,8 @@ from convvis_ui import links
 _LAYER_KEYS = {"filters": "layer_{model}", "layer": "layer_browser_{model}", "top_k": "topk_layer_{model}",
                "circuits": "circuit_layer_{model}", "activations": "activations_layers_{model}",
                "heatmaps": "heatmaps_layer_{model}", "heatmaps_target": "heatmaps_target_layer_{model}",
-               "live": "live_layer_{model}"}
+               "live": "live_layer_{model}", "compare": "compare_layer_{model}",
+               "compare_cam": "compare_cam_layer_{model}"}
 _FILTER_KEYS = {"top_k": "topk_filter_{model}_{layer}", "circuits": "circuit_filter_{model}_{layer}",
                 "activations": "channel_{model}_{layer}"}
 
@@ -41,13 +42,14 @@ def remembered_key(page: str, model: str) -> str:
     return f"convvis_{layer_key(page, model)}"  # not a widget's: survives page switches
 
 
-def layer_picker(page: str, model: str, by_path: dict[str, SpatialLayer], default: str | Callable[[], str], *,
+def layer_picker(page: str, model: str, by_path: Mapping[str, SpatialLayer] | Sequence[str], default: str | Callable[[], str], *,
                  container=st, linked: str | None = None, remember: bool = False, warn_unknown: str | None = None,
                  write_url: bool = False, label: str = "Layer", help: str | None = None) -> str:
     """The page's layer selectbox (``label``: "Layer"). It starts at the URL's layer (else ``linked``, what another page
     last showed), else the remembered one (``remember``: kept across page switches), else ``default``;
     ``warn_unknown`` (the model's name) warns when the URL names a layer the page lacks; ``write_url``
-    writes the layer chosen into the URL."""
+    writes the layer chosen into the URL. ``by_path`` may be a plain list of paths (shown as they are),
+    e.g. the layers two models share."""
     key = layer_key(page, model)
     wanted = links.request().layer
     if warn_unknown is not None and wanted is not None and wanted not in by_path:
@@ -57,7 +59,8 @@ def layer_picker(page: str, model: str, by_path: dict[str, SpatialLayer], defaul
     if st.session_state.get(key) not in by_path:
         remembered = st.session_state.get(remembered_key(page, model)) if remember else None
         st.session_state[key] = remembered if remembered in by_path else default() if callable(default) else default
-    layer = container.selectbox(label, list(by_path), format_func=lambda p: by_path[p].label, key=key, help=help)
+    shown = (lambda p: by_path[p].label) if isinstance(by_path, Mapping) else str
+    layer = container.selectbox(label, list(by_path), format_func=shown, key=key, help=help)
     if remember:
         st.session_state[remembered_key(page, model)] = layer
     if write_url:

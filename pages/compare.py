@@ -24,13 +24,14 @@ from convvis_core.presentation.comparisons import difference_overlay
 from convvis_core.presentation.overlays import overlay
 from convvis_core.presentation.filter_grids import tile_image
 from convvis_core.topk import scan_count
-from convvis_ui import links
+from convvis_ui import help_text, links
 from convvis_ui.cached import image_bytes, shown_once, top5
 from convvis_ui.dataset_picker import pick_dataset, report_skipped
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.other_model import other_model_picker
 from convvis_ui.page import start_page
+from convvis_ui.pickers import layer_picker
 from convvis_ui.shared_views import pictures
 
 DEFAULT_IMAGES = 500
@@ -80,9 +81,8 @@ def _same_image(a: LoadedModel, b: LoadedModel, result: Similarity) -> None:
     if not matched:
         return
     preferred = default_layer(a.model).path
-    layer = st.selectbox("Grad-CAM layer (in both models)", matched,
-                         index=matched.index(preferred) if preferred in matched else len(matched) - 1,
-                         key=f"compare_cam_layer_{a.info.key}")
+    layer = layer_picker("compare_cam", a.info.key, matched, preferred if preferred in matched else matched[-1],
+                         label="Grad-CAM layer (in both models)")
     maps = []
     columns = st.columns(3)
     for column, loaded, path, name in zip(columns, (a, b), (layer, result.counterpart(layer)), "AB"):
@@ -94,10 +94,8 @@ def _same_image(a: LoadedModel, b: LoadedModel, result: Similarity) -> None:
         columns[2].image(image_bytes(difference_overlay(seen, *maps)), caption="difference |B − A|", width="stretch")
 
 
-def main() -> None:
-    start = start_page("Compare", "What fine-tuning changed: linear CKA of each layer with its counterpart, "
-                       "and the filters whose weights and activations changed most.", lacking=None)
-    a = start.loaded
+def _controls(a: LoadedModel):
+    """Model B, the images, how many, and whether to pair every layer; None until Compare is first pressed."""
     b = other_model_picker(a.info.key)
     dataset = pick_dataset("compare", a.info.key, a.info.reads_digits, label="Images")
     report_skipped(dataset)
@@ -110,29 +108,41 @@ def main() -> None:
     if not st.button("Compare", type="primary", key=RUN) and not st.session_state.get(f"_{RUN}_done"):
         st.info(f"**A:** {a.info.display_name} · **B:** {b.info.display_name}. Press Compare to run both over "
                 f"{count:,} images.")
-        return
+        return None
     st.session_state[f"_{RUN}_done"] = True
-    key = (a.identity, b.identity, dataset.identity, count, matrix)
-    with user_errors(stop=True):
-        result = _similarity(a, b, dataset, count, matrix)
-    st.subheader("Layer similarity (linear CKA)")
-    for line in result.matching.lines():
-        st.caption(line)
-    rows = []
-    changes = {}
+    return b, dataset, count, matrix
+
+
+def _layer_rows(a: LoadedModel, b: LoadedModel, result: Similarity) -> tuple[list[dict], dict]:
+    """Each matched layer's row of the table (CKA, mean weight and activation change) and its filters' changes."""
+    rows, changes = [], {}
     for path in result.matched:
-        found = layer_changes(a, b, result, path)
-        changes[path] = found
+        found = changes[path] = layer_changes(a, b, result, path)
         weights = [row.weight_change for row in found if np.isfinite(row.weight_change)]
         activations = [row.activation_change for row in found if np.isfinite(row.activation_change)]
         rows.append({"layer": path, **({"B's layer": result.counterpart(path)} if result.matching.lines() else {}),
                      "CKA": result.layer_cka(path),
                      "mean weight change": float(np.mean(weights)) if weights else None,
                      "mean activation change": float(np.mean(activations)) if activations else None})
+    return rows, changes
+
+
+def main() -> None:
+    a = start_page("Compare", help_text.COMPARE_INTRO, lacking=None).loaded
+    chosen = _controls(a)
+    if chosen is None:
+        return
+    b, dataset, count, matrix = chosen
+    with user_errors(stop=True):
+        result = _similarity(a, b, dataset, count, matrix)
+    st.subheader("Layer similarity (linear CKA)")
+    for line in result.matching.lines():
+        st.caption(line)
+    rows, changes = _layer_rows(a, b, result)
     if rows:
         st.dataframe(rows, hide_index=True, width="stretch")
     if matrix:
-        shown_once(("compare-matrix", *key), lambda: _cka_chart(result))
+        shown_once(("compare-matrix", a.identity, b.identity, dataset.identity, count, matrix), lambda: _cka_chart(result))
     if changes:
         _changed_filters(a, b, changes, result)
     _same_image(a, b, result)
@@ -142,7 +152,7 @@ def _changed_filters(a: LoadedModel, b: LoadedModel, changes: dict, result: Simi
     """The most changed filters of one layer, each with both models' feature visualizations (the same
     preset and seed, from the shared picture cache) and a link to each model's unit page."""
     st.subheader("Filters that changed most")
-    layer = st.selectbox("Layer", list(changes), key=f"compare_layer_{a.info.key}")
+    layer = layer_picker("compare", a.info.key, list(changes), next(iter(changes)))
     rows = changes[layer][:SHOWN_FILTERS]
     name, settings = next(iter(by_preference(a.info.input_size).items()))
     drawn = {}

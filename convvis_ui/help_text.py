@@ -1,0 +1,31 @@
+"""The pages' longer prose in one place: page introductions, multi-sentence help and captions. Those
+with ``{names}`` are filled in by the page with ``str.format``."""
+
+from __future__ import annotations
+
+from convvis_core.featureviz.presets import PRESET_NOTES
+
+COMPARE_INTRO = ("What fine-tuning changed: linear CKA of each layer with its counterpart, and the filters whose "
+                 "weights and activations changed most.")
+
+FILTERS_INTRO = ("Gradient ascent finds the image each filter responds to most (activation maximization). Results "
+                 "are cached on disk: a repeat is instant, even after a restart.")
+PRESET_HELP = ("Each preset is named after where it comes from; the default fits the model's input size. "
+               + " ".join(f"**{name}**: {text}" for name, text in PRESET_NOTES.items()))
+CLASS_LOGIT = "Class logit: each 'filter' is a class; the image maximizes its pre-softmax score."
+DEAD_FILTERS = ("{count} dead filter(s): {filters}. No change to the image moves them (zero gradient, e.g. all-zero "
+                "weights), so they are shown as grey tiles, not noise.")
+WEAK_FILTERS = ("{count} filter(s) barely fire on their pictures (what was maximized stayed below zero): {filters}. "
+                "Their pictures show little of what they detect. Try plain pixels and a larger learning rate under "
+                "Advanced settings, or the 'keras.io example' preset.")
+
+UNIT_INTRO = ("One filter: what it looks for, which images excite it, where it fires on yours, what drives it and "
+              "what it drives. Every filter named here links to its own page.")
+DIVERSE_HELP = ("Optimized together under the model's default preset, each from its own start; Lucid's diversity "
+                "objective pushes their layer statistics (Gram matrices) apart, so each shows another facet.")
+WEAK_UNIT = "Weak under this recipe: what was maximized stayed below zero. Try plain pixels on the Filters page."
+CIRCUIT_IN = ("The strongest of {count} input channels of **{conv}**, reading {source} (kernel-slice norm; the sign "
+              "of the slice's sum).")
+CIRCUIT_OUT = ("The filters of **{reader}** that read #{filter} most strongly, by the norm of the kernel slice "
+               "through which they read it.")
+NO_READERS = "No later convolution reads this filter (a classifier head or a sum reads it)."
