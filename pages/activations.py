@@ -18,9 +18,9 @@ from convvis_core.presentation.overlays import colormap_lut, overlay
 from convvis_core.images import to_png_bytes
 from convvis_core.layers import SpatialLayer
 from convvis_core.models import LoadedModel
-from convvis_ui.charts import channel_figure, grid_figure
 from convvis_ui import links
 from convvis_ui.cached import cached, image_bytes, image_key, shown_once, top5
+from convvis_ui.charts import channel_figure, grid_figure
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import ChosenImage
 from convvis_ui.page import start_page

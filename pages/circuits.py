@@ -19,9 +19,9 @@ from convvis_core.images import as_model_sees_it
 from convvis_core.graph import activation_name
 from convvis_core.layers import SpatialLayer, get_layer
 from convvis_core.models import LoadedModel, ModelInfo
-from convvis_ui.charts import kernel_figure
 from convvis_ui import links
 from convvis_ui.cached import cached
+from convvis_ui.charts import kernel_figure
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import ChosenImage, image_picker
 from convvis_ui.page import start_page

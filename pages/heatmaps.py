@@ -23,8 +23,8 @@ from convvis_core.layers import default_layer
 from convvis_core.presentation.overlays import legend, mask_overlay, overlay
 from convvis_core.segmentation import class_map, predicted_region
 from convvis_core.models import LoadedModel
-from convvis_ui.charts import curves_figure, map_figure
 from convvis_ui.cached import cached, image_bytes, image_key, shown_once, top5
+from convvis_ui.charts import curves_figure, map_figure
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import ChosenImage, reference_picker
 from convvis_ui.page import start_page

@@ -14,8 +14,8 @@ from convvis_core.models.heads import KINDS
 from convvis_core.predictions import OutputPrediction, predict_outputs
 from convvis_core.presentation.overlays import mask_overlay
 from convvis_core.segmentation import class_map
-from convvis_ui.charts import predictions_figure
 from convvis_ui.cached import cached, image_bytes, image_key, shown_once, top5
+from convvis_ui.charts import predictions_figure
 from convvis_ui.feedback import user_errors
 from convvis_ui.page import start_page
 from convvis_ui.shared_views import seen_image
