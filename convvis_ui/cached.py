@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
@@ -51,14 +51,47 @@ def image_key(image: Image.Image | np.ndarray) -> str:
     return digest_of(f"{image.dtype}{image.shape}".encode() + np.ascontiguousarray(image).tobytes())
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _top5(model: str, image: str, fit: Fit, _loaded: LoadedModel, _image: Image.Image) -> list[Prediction]:
-    return top_k(_loaded, _image, k=5, fit=fit)
+NO_IMAGE: Any = object()  # cached()'s image when the function takes none
+COMPUTED = WorkCounter()  # calls cached() ran (not served from its cache), by the function's name
+_STORES: dict[tuple[str, str | None, int], Callable] = {}
+
+
+def _store(function: Callable, spinner: str | None, entries: int) -> Callable:
+    """The ``st.cache_data`` store of one function: Streamlit keeps one per module, name and source, so
+    the runner is renamed after the function (and its file: every page runs as ``__main__``)."""
+    name = f"{function.__module__}.{function.__qualname__}@{function.__code__.co_filename}"
+    store = _STORES.get((name, spinner, entries))
+    if store is None:
+        def run(model: str, image: str | None, settings: tuple, _function: Callable, _loaded: LoadedModel,
+                _image: Any) -> Any:
+            COMPUTED.add(_function.__name__)
+            images = () if _image is NO_IMAGE else (_image,)
+            return _function(_loaded, *images, **dict(settings))
+        run.__module__, run.__qualname__ = function.__module__, name
+        store = _STORES[(name, spinner, entries)] = st.cache_data(run, show_spinner=spinner or False,
+                                                                  max_entries=entries)
+    return store
+
+
+def cached(function: Callable, loaded: LoadedModel, /, image: Any = NO_IMAGE, *, spinner: str | None = None,
+           entries: int = 16, **settings: Any) -> Any:
+    """``function(loaded, image, **settings)``, once per model, image and settings, for every session.
+
+    The one way pages cache a result: its key is built here, never by hand, from the model's identity
+    (``LoadedModel.identity``), the image's digest (``image_key``; ``None`` for no image) and every
+    setting, which are keyword arguments, so none can be left out of the key. Omit ``image`` for a
+    function that takes none. ``spinner`` is shown while it computes, not on a cache hit; the
+    ``entries`` last results are kept (least recently used dropped first). ``function``
+    must draw nothing (Streamlit replays what a cached function draws): status boxes and progress
+    bars go around this call."""
+    digest = None if image is NO_IMAGE or image is None else image_key(image)
+    store = _store(function, spinner, entries)
+    return store(loaded.identity, digest, tuple(sorted(settings.items())), function, loaded, image)
 
 
 def top5(loaded: LoadedModel, image: Image.Image, fit: Fit) -> list[Prediction]:
     """Top-5 once per (model, image, fit), for every page: widgets rerun pages often."""
-    return _top5(loaded.identity, image_key(image), fit, loaded, image)
+    return cached(top_k, loaded, image, k=5, fit=fit)
 
 
 @st.cache_resource(show_spinner=False, max_entries=MAX_ENCODED_IMAGES)

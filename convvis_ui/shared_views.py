@@ -1,24 +1,48 @@
-"""Views more than one page shows: feature visualizations with live progress, dataset examples."""
+"""Views more than one page shows: the picked image as the model sees it, a top-5 table, feature
+visualizations with live progress, dataset examples."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Mapping, Sequence
 
+import pandas as pd
 import streamlit as st
+from PIL import Image
 
 from convvis_core.datasets.base import Dataset
 from convvis_core.datasets.catalog import open_dataset
 from convvis_core.presentation.sheets import ExampleView, example_views
 from convvis_core.featureviz import FilterResult, Settings, visualize_filters
 from convvis_core.featureviz.render import cached_under
+from convvis_core.images import as_model_sees_it
 from convvis_core.models import LoadedModel
+from convvis_core.predictions import Prediction
 from convvis_core.topk import Example
 from convvis_ui.cached import image_bytes
+from convvis_ui.image_input import ChosenImage, image_picker
 
 PER_ROW = 5
 CROP_WIDTH = 120
 WHOLE_IMAGE = 0.8  # a receptive field covering more of the image than this is not worth a crop
+
+
+def seen_image(loaded: LoadedModel, key: str) -> tuple[ChosenImage, Image.Image]:
+    """The image picker, and the picked image shown as the model sees it (fitted to its input)."""
+    chosen = image_picker(loaded.info, key=key)
+    seen = as_model_sees_it(chosen.image, loaded.info, chosen.fit)
+    st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
+             width=min(320, max(seen.width, 160)))
+    return chosen, seen
+
+
+def top5_table(predictions: Sequence[Prediction], indices: bool = False) -> None:
+    """A classifier's top-5 as a table of probability bars; ``indices`` adds each class's index."""
+    st.dataframe(pd.DataFrame({"class": [f"{p.class_name} ({p.class_index})" if indices else p.class_name
+                                         for p in predictions],
+                               "probability": [p.probability for p in predictions]}),
+                 hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
+                     format="percent", min_value=0.0, max_value=1.0)})
 
 
 def pictures(loaded: LoadedModel, requests: Sequence[tuple[str, Sequence[int]]],

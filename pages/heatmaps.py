@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,60 +13,27 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, Faithfulness, FilterTarget,
+from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, FilterTarget,
                               OutputNormTarget, OutputUnitTarget, Region, RegionTarget, Target)
 from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
 from convvis_core.cam.baselines import BLUR_SIGMA
 from convvis_core.cam.targets import check_target, score_name, similarity_target, strongest_filter
-from convvis_core.images import as_model_sees_it, png_zip, to_png_bytes
+from convvis_core.images import png_zip, to_png_bytes
 from convvis_core.layers import default_layer
 from convvis_core.presentation.overlays import legend, mask_overlay, overlay
 from convvis_core.segmentation import class_map, predicted_region
 from convvis_core.models import LoadedModel
-from convvis_ui.cached import image_bytes, image_key, shown_once, top5
+from convvis_ui.cached import cached, image_bytes, image_key, shown_once, top5
+from convvis_ui.charts import curves_figure, map_figure
 from convvis_ui.feedback import user_errors
-from convvis_ui.image_input import image_picker, reference_picker
+from convvis_ui.image_input import ChosenImage, reference_picker
 from convvis_ui.page import start_page
 from convvis_ui.pickers import layer_picker
+from convvis_ui.shared_views import seen_image, top5_table
 
 IG = "integrated_gradients"
 COLORMAPS = ("jet", "viridis", "inferno", "gray")  # names both plotly and matplotlib know
 PER_ROW = 3
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_strongest_filter(model: str, image: str, layer: str, _loaded: LoadedModel, _seen: Image.Image) -> int:
-    return strongest_filter(_loaded, _seen, layer)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def cached_heatmap(model: str, image: str, target: Target, layer: str, method: str, baseline: str, steps: int | None,
-                   _loaded: LoadedModel, _seen: Image.Image) -> ScoredHeatmap | str:
-    """One method's scored map, or the reason it has none. The image is the one the model sees
-    (already fitted), so its key names the input."""
-    return explain_and_score(_loaded, _seen, method, target, layer, baseline=baseline, steps=steps)
-
-
-def map_figure(seen: Image.Image, values: np.ndarray, alpha: float, colormap: str) -> go.Figure:
-    """The map over the image, zoomable; hover tells each pixel's importance."""
-    figure = go.Figure(go.Image(z=np.asarray(seen.convert("RGB")), hoverinfo="skip"))
-    figure.add_trace(go.Heatmap(z=values, colorscale=colormap, zmin=0, zmax=1, opacity=alpha, showscale=False,
-                                hovertemplate="x %{x}, y %{y}<br>importance %{z:.2f}<extra></extra>"))
-    figure.update_xaxes(visible=False, constrain="domain")
-    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    figure.update_layout(height=300, margin=dict(l=0, r=0, t=0, b=0))
-    return figure
-
-
-def curves_figure(scores: Faithfulness) -> go.Figure:
-    """Deletion (should fall fast) and insertion (should rise fast) of the target's score."""
-    figure = go.Figure()
-    for name, values, color in (("deletion", scores.deletion, "#e45756"), ("insertion", scores.insertion, "#4c78a8")):
-        figure.add_trace(go.Scatter(x=scores.fractions, y=values, name=name, mode="lines", line=dict(color=color),
-                                    hovertemplate="%{x:.0%} of pixels: %{y:.3f}<extra>" + name + "</extra>"))
-    figure.update_layout(height=180, margin=dict(l=0, r=0, t=10, b=0), xaxis=dict(tickformat=".0%", title=None),
-                         yaxis=dict(title=scores.score_name), legend=dict(orientation="h", y=1.15, x=0))
-    return figure
 
 
 def overlay_png(seen: Image.Image, values: np.ndarray, alpha: float, colormap: str) -> bytes:
@@ -102,14 +69,13 @@ def choose_target(loaded: LoadedModel, seen: Image.Image, digest: str, by_path: 
             return OutputNormTarget()
         reference = reference_picker(info, key="heatmaps_reference")
         with user_errors(stop=True):
-            return cached_similarity(loaded.identity, image_key(reference.image), reference.label, reference.fit,
-                                     loaded, reference.image)
+            return cached(similarity_target, loaded, reference.image, name=reference.label, fit=reference.fit)
     if output.kind == "segmentation":
-        return region_target(loaded, seen, digest)
+        return region_target(loaded, seen)
     st.info(f"{info.display_name} has no classes: explain one filter of a layer (its mean activation).")
     pick_layer, pick_filter = st.columns([3, 1])
     filter_layer = layer_picker("heatmaps_target", info.key, by_path, last, container=pick_layer, label="Filter of layer")
-    strongest = cached_strongest_filter(loaded.identity, digest, filter_layer, loaded, seen)
+    strongest = cached(strongest_filter, loaded, seen, layer=filter_layer)
     filter_index = pick_filter.number_input(f"Filter (0–{by_path[filter_layer].channels - 1})", 0,
                                             by_path[filter_layer].channels - 1, strongest,
                                             key=f"heatmaps_filter_{info.key}_{filter_layer}_{digest}",
@@ -120,11 +86,11 @@ def choose_target(loaded: LoadedModel, seen: Image.Image, digest: str, by_path: 
 REGIONS = {"whole": "the whole image", "predicted": "where the model predicts this class", "box": "a box I draw"}
 
 
-def region_target(loaded: LoadedModel, seen: Image.Image, digest: str) -> Target:
+def region_target(loaded: LoadedModel, seen: Image.Image) -> Target:
     """Class c of a segmentation over the whole image, the model's own mask for c, or a box."""
     info, output = loaded.info, loaded.info.output_info
     names = output.class_names
-    classes = cached_class_map(loaded.identity, digest, loaded, seen)
+    classes = cached(class_map, loaded, seen)
     present = np.bincount(classes.ravel(), minlength=len(names))
     index = class_picker(names, int(np.argmax(present[1:]) + 1) if len(names) > 1 else 0,
                          "Explain class", f"heatmaps_segclass_{info.key}")
@@ -145,21 +111,10 @@ def region_target(loaded: LoadedModel, seen: Image.Image, digest: str) -> Target
     return RegionTarget(index, region)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_class_map(model: str, image: str, _loaded: LoadedModel, _seen: Image.Image) -> np.ndarray:
-    return class_map(_loaded, _seen)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def cached_similarity(model: str, image: str, label: str, fit: str, _loaded: LoadedModel,
-                      _reference: Image.Image) -> Target:
-    return similarity_target(_loaded, _reference, label, fit)
-
-
-def segmentation_view(loaded: LoadedModel, seen: Image.Image, digest: str, target: Target) -> None:
+def segmentation_view(loaded: LoadedModel, seen: Image.Image, target: Target) -> None:
     """The model's predicted mask over the image, with its legend and the explained region outlined."""
     names = loaded.info.output_info.class_names
-    classes = cached_class_map(loaded.identity, digest, loaded, seen)
+    classes = cached(class_map, loaded, seen)
     region = target.region if isinstance(target, RegionTarget) else None
     picture = mask_overlay(seen, classes, 0.55, None if region is None else region.mask())
     st.image(image_bytes(picture), caption="Predicted mask" + ("" if region is None else " · explained region outlined"),
@@ -170,129 +125,152 @@ def segmentation_view(loaded: LoadedModel, seen: Image.Image, digest: str, targe
                unsafe_allow_html=True)
 
 
+def image_view(loaded: LoadedModel) -> tuple[ChosenImage, Image.Image, list | None]:
+    """The image as the model sees it, and a classifier's top-5 on it."""
+    chosen, seen = seen_image(loaded, key="heatmaps")
+    if not loaded.info.is_classifier:
+        return chosen, seen, None
+    with user_errors(stop=True):
+        predictions = top5(loaded, seen, "stretch")  # seen is already fitted
+    top5_table(predictions, indices=True)
+    return chosen, seen, predictions
+
+
+# Where to explain, by which methods, and how the maps are drawn.
+Controls = NamedTuple("Controls", [("layer", str), ("methods", list), ("alpha", float), ("colormap", str),
+                                   ("baseline", str)])
+
+
+def read_controls(loaded: LoadedModel, by_path: dict, last: str) -> Controls:
+    layer = layer_picker("heatmaps", loaded.info.key, by_path, last, label="Layer the map is computed at",
+                         warn_unknown=loaded.info.display_name,
+                         help="Default: the last layer with a real map, where class evidence is most concentrated. "
+                              "Earlier layers give sharper, noisier maps. Input-gradient methods ignore it.")
+    methods = st.multiselect("Methods", list(METHODS), default=list(DEFAULT_METHODS),
+                             format_func=lambda m: METHODS[m].title,
+                             help="Grad-CAM, Grad-CAM++, HiResCAM, XGradCAM and Layer-CAM take one backward pass, "
+                                  "EigenCAM one forward pass (well under a second; EigenCAM ignores the target). "
+                                  "Ablation-CAM zeroes each channel and re-runs the rest of the network (about 0.2 s "
+                                  "on MobileNet's last layer); Score-CAM masks the picture by each channel and runs the "
+                                  "whole model (about 10 s there). Vanilla gradient, SmoothGrad and Integrated Gradients "
+                                  "attribute pixels (Integrated Gradients: one gradient per step). Results are cached.")
+    controls = st.columns(3)
+    alpha = controls[0].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
+    colormap = controls[1].selectbox("Colours", COLORMAPS)
+    baseline = controls[2].selectbox("Deleted pixels become", list(BASELINES), format_func=BASELINES.get,
+                                     help=f"What a removed pixel is replaced with, in the deletion and insertion curves, "
+                                          "Score-CAM's masks and Integrated Gradients' starting point: the image blurred "
+                                          f"(Gaussian, σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours "
+                                          "kept), its mean colour, or black. ROAD does not use it: it fills removed "
+                                          "pixels in from their neighbours.")
+    return Controls(layer, methods, alpha, colormap, baseline)
+
+
+def read_steps() -> int:
+    return int(st.number_input("Integrated Gradients: steps", 1, 1024, 64, key="heatmaps_ig_steps",
+                               help="Gradients along the straight path from the baseline (the 'deleted pixels' "
+                                    "picture) to the image; the attributions add up to the change in the "
+                                    "target's value, closer with more steps. Cost: one gradient per step."))
+
+
+def heatmaps(loaded: LoadedModel, seen: Image.Image, target: Target, view: Controls,
+             steps: int | None) -> dict[str, ScoredHeatmap | str]:
+    """Each method's scored map (or why it has none), cached; the status box and its bar go around the
+    cached calls, never inside them."""
+    methods, results = view.methods, {}
+    with st.status(f"Computing {len(methods)} heatmap(s) and their faithfulness curves…", expanded=False) as status:
+        bar = st.progress(0.0)
+        for done, method in enumerate(methods):
+            bar.progress(done / len(methods), text=f"{METHODS[method].title} ({done + 1} of {len(methods)})")
+            with user_errors(stop=True):
+                results[method] = cached(explain_and_score, loaded, seen, entries=64, method=method, target=target,
+                                         layer=view.layer, baseline=view.baseline, steps=steps if method == IG else None)
+        bar.progress(1.0, text="Done")
+        status.update(label=f"{len(methods)} heatmap(s) for {target.describe(loaded.info.output_info.class_names)}",
+                      state="complete")
+    return results
+
+
+def method_view(method: str, result: ScoredHeatmap | str, seen: Image.Image, stem: str, computed: tuple,
+                view: Controls) -> None:
+    """One method's map over the image, its faithfulness scores and curves, and its download.
+    ``computed`` names the map (model, image and every setting it was computed with)."""
+    st.markdown(f"#### {METHODS[method].title}")
+    if isinstance(result, str):
+        st.warning(result, icon=":material/block:")
+        return
+    heatmap, scores, alpha, colormap = result.heatmap, result.scores, view.alpha, view.colormap
+    shown_once(("map", *computed, alpha, colormap),
+               lambda: st.plotly_chart(map_figure(seen, heatmap.values, alpha, colormap), key=f"map_{method}"))
+    deletion, insertion = st.columns(2)
+    deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
+    insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
+    road, _ = st.columns(2)
+    road.metric("ROAD ↑", f"{result.road.combined:.3f}",
+                help="Remove and debias (Rong et al. 2022): removed pixels are filled in from their neighbours, "
+                     "not a baseline, so the model cannot tell where pixels were removed. Mean over 10–90 % "
+                     "removed of (score when the least relevant go − score when the most relevant go) / 2. "
+                     "About 0 for a random map; higher is more faithful.")
+    shown_once(("curves", *computed), lambda: st.plotly_chart(
+        curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False}))
+    st.caption(f"{heatmap.layer or 'input gradients'} · {result.seconds:.2f} s")
+    st.download_button("Download overlay (PNG)", functools.partial(overlay_png, seen, heatmap.values, alpha, colormap),
+                       f"{stem}_{method}.png", "image/png", key=f"png_{method}", on_click="ignore")
+
+
+def verdict_view(scored: dict[str, ScoredHeatmap], seen: Image.Image, stem: str, view: Controls) -> None:
+    """Which map to trust, the scores side by side, and every overlay in one download."""
+    best = verdict(scored)
+    if not best:
+        return
+    st.markdown("#### Which map to trust")
+    st.markdown(best.sentence({method: METHODS[method].title for method in scored}))
+    table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": r.scores.deletion_auc,
+                           "insertion AUC ↑": r.scores.insertion_auc, "ROAD ↑": r.road.combined, "seconds": r.seconds}
+                          for m, r in scored.items()])
+    st.dataframe(table, hide_index=True, column_config={
+        **{column: st.column_config.NumberColumn(format="%.3f")
+           for column in ("deletion AUC ↓", "insertion AUC ↑", "ROAD ↑")},
+        "seconds": st.column_config.NumberColumn(format="%.2f")})
+    maps = {f"{stem}_{method}.png": result.heatmap.values for method, result in scored.items()}
+    st.download_button("Download all overlays (ZIP)", functools.partial(overlays_zip, seen, maps, view.alpha,
+                                                                         view.colormap),
+                       f"{stem}_heatmaps.zip", "application/zip", on_click="ignore")
+
+
 def main() -> None:
     start = start_page("Heatmaps", "Where in the picture did the model look? Several methods side by side, each "
                        "scored by how much the target's score falls when its most important pixels are deleted (lower "
                        "area is better) and rises when they are inserted into a blank (higher area is better).",
                        "layer with a spatial (4-D) output, so there is no map to draw")
     loaded, info, by_path = start.loaded, start.info, start.layers
-    key = loaded.identity
     with user_errors(stop=True):
         last = default_layer(loaded.model).path
-
     left, right = st.columns([1, 2], gap="large")
     with left:
-        chosen = image_picker(info, key="heatmaps")
-        seen = as_model_sees_it(chosen.image, info, chosen.fit)
-        stem = Path(chosen.label).stem
-        digest = image_key(seen)
-        st.image(image_bytes(seen), caption=f"{chosen.label}, as the model sees it ({seen.width}×{seen.height})",
-                 width=min(320, max(seen.width, 160)))
-        predictions = None
-        if info.is_classifier:
-            with user_errors(stop=True):
-                predictions = top5(loaded, seen, "stretch")  # seen is already fitted
-            st.dataframe(pd.DataFrame({"class": [f"{p.class_name} ({p.class_index})" for p in predictions],
-                                       "probability": [p.probability for p in predictions]}),
-                         hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
-                             format="percent", min_value=0.0, max_value=1.0)})
-
+        chosen, seen, predictions = image_view(loaded)
+    digest, stem = image_key(seen), Path(chosen.label).stem
     with right:
         target = choose_target(loaded, seen, digest, by_path, last, predictions)
-        layer = layer_picker("heatmaps", info.key, by_path, last, label="Layer the map is computed at",
-                             warn_unknown=info.display_name,
-                             help="Default: the last layer with a real map, where class evidence is most concentrated. "
-                                  "Earlier layers give sharper, noisier maps. Input-gradient methods ignore it.")
-        methods = st.multiselect("Methods", list(METHODS), default=list(DEFAULT_METHODS),
-                                 format_func=lambda m: METHODS[m].title,
-                                 help="Grad-CAM, Grad-CAM++, HiResCAM, XGradCAM and Layer-CAM take one backward pass, "
-                                      "EigenCAM one forward pass (well under a second; EigenCAM ignores the target). "
-                                      "Ablation-CAM zeroes each channel and re-runs the rest of the network (about 0.2 s "
-                                      "on MobileNet's last layer); Score-CAM masks the picture by each channel and runs the "
-                                      "whole model (about 10 s there). Vanilla gradient, SmoothGrad and Integrated Gradients "
-                                      "attribute pixels (Integrated Gradients: one gradient per step). Results are cached.")
-        controls = st.columns(3)
-        alpha = controls[0].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
-        colormap = controls[1].selectbox("Colours", COLORMAPS)
-        baseline = controls[2].selectbox("Deleted pixels become", list(BASELINES), format_func=BASELINES.get,
-                                         help=f"What a removed pixel is replaced with, in the deletion and insertion curves, "
-                                              "Score-CAM's masks and Integrated Gradients' starting point: the image blurred "
-                                              f"(Gaussian, σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours "
-                                              "kept), its mean colour, or black. ROAD does not use it: it fills removed "
-                                              "pixels in from their neighbours.")
-
-    steps = None
-    if IG in methods:
-        with right:
-            steps = int(st.number_input("Integrated Gradients: steps", 1, 1024, 64, key="heatmaps_ig_steps",
-                                        help="Gradients along the straight path from the baseline (the 'deleted pixels' "
-                                             "picture) to the image; the attributions add up to the change in the "
-                                             "target's value, closer with more steps. Cost: one gradient per step."))
+        view = read_controls(loaded, by_path, last)
+        steps = read_steps() if IG in view.methods else None
     if info.output_info.kind == "segmentation":
         with left:
-            segmentation_view(loaded, seen, digest, target)
+            segmentation_view(loaded, seen, target)
     with right:
         st.caption(f"**Score** in the curves below: {score_name(loaded, target)}, for "
                    f"{target.describe(info.output_info.class_names)}.")
-
-    if not methods:
+    if not view.methods:
         st.info("Pick at least one method.")
         st.stop()
-
-    results: dict[str, ScoredHeatmap | str] = {}
-    with st.status(f"Computing {len(methods)} heatmap(s) and their faithfulness curves…", expanded=False) as status:
-        bar = st.progress(0.0)
-        for done, method in enumerate(methods):
-            bar.progress(done / len(methods), text=f"{METHODS[method].title} ({done + 1} of {len(methods)})")
-            with user_errors(stop=True):
-                results[method] = cached_heatmap(key, digest, target, layer, method, baseline,
-                                                 steps if method == IG else None, loaded, seen)
-        bar.progress(1.0, text="Done")
-        status.update(label=f"{len(methods)} heatmap(s) for {target.describe(info.output_info.class_names)}",
-                      state="complete")
-
-    scored = {m: r for m, r in results.items() if not isinstance(r, str)}
-    for start in range(0, len(methods), PER_ROW):
-        for column, method in zip(st.columns(PER_ROW, gap="medium"), methods[start:start + PER_ROW]):
+    results = heatmaps(loaded, seen, target, view, steps)
+    for first in range(0, len(view.methods), PER_ROW):
+        for column, method in zip(st.columns(PER_ROW, gap="medium"), view.methods[first:first + PER_ROW]):
             with column:
-                st.markdown(f"#### {METHODS[method].title}")
-                if method not in scored:
-                    st.warning(results[method], icon=":material/block:")
-                    continue
-                result, scores, seconds = scored[method].heatmap, scored[method].scores, scored[method].seconds
-                computed = (key, digest, target, layer, method, baseline, steps if method == IG else None)
-                shown_once(("map", *computed, alpha, colormap),
-                           lambda: st.plotly_chart(map_figure(seen, result.values, alpha, colormap), key=f"map_{method}"))
-                deletion, insertion = st.columns(2)
-                deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
-                insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
-                road, _ = st.columns(2)
-                road.metric("ROAD ↑", f"{scored[method].road.combined:.3f}",
-                            help="Remove and debias (Rong et al. 2022): removed pixels are filled in from their neighbours, "
-                                 "not a baseline, so the model cannot tell where pixels were removed. Mean over 10–90 % "
-                                 "removed of (score when the least relevant go − score when the most relevant go) / 2. "
-                                 "About 0 for a random map; higher is more faithful.")
-                shown_once(("curves", *computed), lambda: st.plotly_chart(
-                    curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False}))
-                st.caption(f"{result.layer or 'input gradients'} · {seconds:.2f} s")
-                st.download_button("Download overlay (PNG)",
-                                   functools.partial(overlay_png, seen, result.values, alpha, colormap),
-                                   f"{stem}_{method}.png", "image/png", key=f"png_{method}", on_click="ignore")
-
-    best = verdict(scored)
-    if best:
-        st.markdown("#### Which map to trust")
-        st.markdown(best.sentence({method: METHODS[method].title for method in scored}))
-        table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": r.scores.deletion_auc,
-                               "insertion AUC ↑": r.scores.insertion_auc, "ROAD ↑": r.road.combined, "seconds": r.seconds}
-                              for m, r in scored.items()])
-        st.dataframe(table, hide_index=True, column_config={
-            **{column: st.column_config.NumberColumn(format="%.3f")
-               for column in ("deletion AUC ↓", "insertion AUC ↑", "ROAD ↑")},
-            "seconds": st.column_config.NumberColumn(format="%.2f")})
-        maps = {f"{stem}_{method}.png": result.heatmap.values for method, result in scored.items()}
-        st.download_button("Download all overlays (ZIP)", functools.partial(overlays_zip, seen, maps, alpha, colormap),
-                           f"{stem}_heatmaps.zip", "application/zip", on_click="ignore")
+                computed = (loaded.identity, digest, target, view.layer, method, view.baseline,
+                            steps if method == IG else None)
+                method_view(method, results[method], seen, stem, computed, view)
+    verdict_view({m: r for m, r in results.items() if not isinstance(r, str)}, seen, stem, view)
 
 
 main()

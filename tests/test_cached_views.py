@@ -119,3 +119,37 @@ def test_a_shown_image_is_encoded_once_per_content_no_wider_than_shown():
         assert np.abs(np.asarray(shown, np.float32) - np.asarray(cat, np.float32)).mean() < 2
     with Image.open(io.BytesIO(cached.image_bytes(cat, width=120))) as small:
         assert small.width == 120 and abs(small.height - round(cat.height * 120 / cat.width)) <= 1
+
+
+def scaled(loaded, image, factor: int, offset: int = 0) -> float:
+    """A cached view for the façade's tests: what it returns names every input."""
+    return float(np.asarray(image).sum()) * factor + offset + len(loaded.identity)
+
+
+def test_cached_keys_every_setting_the_image_and_the_model_so_none_can_be_left_out(emptied):
+    from types import SimpleNamespace
+    one, other = SimpleNamespace(identity="a"), SimpleNamespace(identity="bb")
+    image = np.ones((2, 2), np.uint8)
+    runs = lambda: cached.COMPUTED["scaled"]  # noqa: E731
+    before = runs()
+    assert cached.cached(scaled, one, image, factor=2) == 9.0
+    assert cached.cached(scaled, one, image, factor=2) == 9.0 and runs() == before + 1  # served from the cache
+    assert cached.cached(scaled, one, image, factor=3) == 13.0  # a setting changed
+    assert cached.cached(scaled, one, image, factor=2, offset=1) == 10.0  # a setting added
+    assert cached.cached(scaled, one, image * 2, factor=2) == 17.0  # another image
+    assert cached.cached(scaled, one, image.astype(np.int64), factor=2) == 9.0  # same values, other pixels' type
+    assert cached.cached(scaled, other, image, factor=2) == 10.0  # another model
+    assert runs() == before + 6
+    with pytest.raises(TypeError):
+        cached.cached(scaled, one, image, 2)  # a setting passed by position could be left out of a key
+
+
+def test_cached_calls_a_function_without_an_image_and_stores_apart_functions_of_one_name(emptied):
+    from types import SimpleNamespace
+    loaded = SimpleNamespace(identity="a")
+
+    def scaled(loaded, factor: int) -> str:  # the module's scaled, redefined: a page's function of the same name
+        return f"{loaded.identity} × {factor}"
+
+    assert cached.cached(scaled, loaded, factor=2) == "a × 2"
+    assert cached.cached(globals()["scaled"], loaded, np.ones((1, 1), np.uint8), factor=2) == 3.0
