@@ -27,8 +27,8 @@ from convvis_ui.image_input import ChosenImage, image_picker
 from convvis_ui.page import start_page
 from convvis_ui.pickers import filter_picker, layer_picker
 from convvis_ui.shared_views import pictures
+from convvis_ui.unit_views import SIGN_COLOURS  # the Unit page colours signs alike
 
-SIGN_COLOURS = {"excitatory": "red", "inhibitory": "blue", "zero": "gray"}
 PREVIEW = PRESETS["quick preview"]
 
 
