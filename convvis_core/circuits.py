@@ -414,3 +414,11 @@ def rgb_to_model_channels(preprocessing: str) -> np.ndarray:
     """Which model input channel each of red, green, blue lands in, read off the preprocessing
     itself (so BGR models, "caffe", are shown in colour as they see it)."""
     return np.argmax(preprocess(np.eye(3, dtype=np.float32) * 255.0, preprocessing), axis=-1)
+
+
+def wiring(loaded: LoadedModel, layer: str, filter_index: int) -> tuple[Circuit, Readers | None, FilterWeights]:
+    """A filter's circuit in, the filters of the next convolution that read it, and its own weights, as the
+    Unit page and the API's ``unit`` show them; a :class:`ConvVisError` for a layer without weights of its
+    own (a pooling, an input)."""
+    return (circuit(loaded, layer, filter_index), readers(loaded.model, layer, filter_index),
+            filter_weights(loaded.model, layer, filter_index))

@@ -8,13 +8,12 @@ activation change; weight changes come from the weights themselves.
 
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
 from convvis_core.cam.methods import heatmap
 from convvis_core.cam.targets import ClassTarget
-from convvis_core.compare.changes import change_text, layer_changes
+from convvis_core.compare.changes import change_text, layer_summaries
 from convvis_core.compare.similarity import Similarity, choose_layers, compare_models
 from convvis_core.featureviz.presets import by_preference
 from convvis_core.images import as_model_sees_it
@@ -115,16 +114,12 @@ def _controls(a: LoadedModel):
 
 def _layer_rows(a: LoadedModel, b: LoadedModel, result: Similarity) -> tuple[list[dict], dict]:
     """Each matched layer's row of the table (CKA, mean weight and activation change) and its filters' changes."""
-    rows, changes = [], {}
-    for path in result.matched:
-        found = changes[path] = layer_changes(a, b, result, path)
-        weights = [row.weight_change for row in found if np.isfinite(row.weight_change)]
-        activations = [row.activation_change for row in found if np.isfinite(row.activation_change)]
-        rows.append({"layer": path, **({"B's layer": result.counterpart(path)} if result.matching.lines() else {}),
-                     "CKA": result.layer_cka(path),
-                     "mean weight change": float(np.mean(weights)) if weights else None,
-                     "mean activation change": float(np.mean(activations)) if activations else None})
-    return rows, changes
+    summaries = layer_summaries(a, b, result)
+    measured = lambda value: value if value == value else None  # noqa: E731  (NaN: not measured, an empty cell)
+    rows = [{"layer": summary.layer, **({"B's layer": summary.counterpart} if result.matching.lines() else {}),
+             "CKA": summary.cka, "mean weight change": measured(summary.weight_change),
+             "mean activation change": measured(summary.activation_change)} for summary in summaries]
+    return rows, {summary.layer: summary.filters for summary in summaries}
 
 
 def main() -> None:

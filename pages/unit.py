@@ -10,7 +10,7 @@ from convvis_core.activations import feature_maps
 from convvis_core.presentation.overlays import overlay
 from convvis_core.cam import FilterTarget, heatmap
 from convvis_core.cam.base import EmptyHeatmapError
-from convvis_core.circuits import circuit, filter_weights, readers
+from convvis_core.circuits import wiring
 from convvis_core.config import TOPK_KEPT
 from convvis_core.errors import ConvVisError
 from convvis_core.featureviz.presets import by_preference
@@ -50,8 +50,7 @@ def _wiring(loaded, layer: str, filter_index: int):
     """The filter's circuit in, its readers and its weights; all None (said on the page) for a layer without weights."""
     with user_errors():
         try:
-            return (circuit(loaded, layer, filter_index), readers(loaded.model, layer, filter_index),
-                    filter_weights(loaded.model, layer, filter_index))
+            return wiring(loaded, layer, filter_index)
         except ConvVisError as error:  # a pooling or input layer: no weights of its own
             st.caption(f"No weights to read here: {error}")
     return None, None, None

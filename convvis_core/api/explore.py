@@ -16,9 +16,9 @@ from convvis_core.activations import batch_feature_maps
 from convvis_core.api.attribution import GradCAM, Heatmaps, Models, as_model
 from convvis_core.api.display import DISPLAY_SIDE, Pictured, Tabled, figures_html, table_html
 from convvis_core.cam.targets import FilterTarget
-from convvis_core.circuits import Circuit, FilterWeights, Readers, filter_weights, readers
+from convvis_core.circuits import Circuit, FilterWeights, Readers, wiring
 from convvis_core.circuits import circuit as input_circuit
-from convvis_core.compare.changes import FilterChange, layer_changes, mean_change
+from convvis_core.compare.changes import FilterChange, LayerSummary, layer_summaries
 from convvis_core.compare.similarity import Similarity, compare_models
 from convvis_core.config import TOPK_KEPT
 from convvis_core.datasets.base import Dataset, pictures_dataset
@@ -293,8 +293,7 @@ def unit(model: Models, layer: str, filter_index: int, dataset: Dataset | str | 
     own = filters(model, layer, filter_index, preset)
     path = own.layer
     try:
-        inputs, outputs = input_circuit(model, path, filter_index), readers(model.model, path, filter_index)
-        weights = filter_weights(model.model, path, filter_index)
+        inputs, outputs, weights = wiring(model, path, filter_index)
     except ConvVisError:  # a pooling or input layer: no weights of its own (as the unit page says)
         inputs = outputs = weights = None
     examples = None if dataset is None else top_k_images(model, dataset, path, filter_index, k)
@@ -313,14 +312,16 @@ class Comparison(Tabled):
     model_b: str
     dataset: str
     similarity: Similarity = field(repr=False)
-    changes: dict[str, list[FilterChange]] = field(repr=False)
+    summaries: list[LayerSummary] = field(repr=False)
+
+    @property
+    def changes(self) -> dict[str, list[FilterChange]]:
+        return {summary.layer: summary.filters for summary in self.summaries}
 
     def rows(self) -> list[dict]:
-        return [{"layer": path, "counterpart": self.similarity.counterpart(path),
-                 "CKA": self.similarity.layer_cka(path),
-                 "weight change": mean_change([row.weight_change for row in self.changes[path]]),
-                 "activation change": mean_change([row.activation_change for row in self.changes[path]])}
-                for path in self.similarity.matched]
+        return [{"layer": summary.layer, "counterpart": summary.counterpart, "CKA": summary.cka,
+                 "weight change": summary.weight_change, "activation change": summary.activation_change}
+                for summary in self.summaries]
 
     def title(self) -> str:
         return (f"{self.model_a} (A) vs {self.model_b} (B): linear CKA over {self.similarity.count:,} images of "
@@ -333,5 +334,5 @@ def compare(model_a: Models, model_b: Models, dataset: Dataset | str | Images, c
     images of ``dataset``: matched layers (or ``layers``), their CKA and their filters' changes."""
     model_a, model_b, data = as_model(model_a), as_model(model_b), as_dataset(dataset)
     similarity = compare_models(model_a, model_b, data, count, layers)
-    changes = {path: layer_changes(model_a, model_b, similarity, path) for path in similarity.matched}
-    return Comparison(model_a.info.display_name, model_b.info.display_name, data.name, similarity, changes)
+    return Comparison(model_a.info.display_name, model_b.info.display_name, data.name, similarity,
+                      layer_summaries(model_a, model_b, similarity))

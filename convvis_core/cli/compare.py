@@ -9,7 +9,7 @@ from convvis_core.cli.common import Parents, load_model_argument, progress_bar
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from convvis_core.compare.changes import change_text, layer_changes, mean_change
+    from convvis_core.compare.changes import change_text, layer_summaries
     from convvis_core.compare.similarity import compare_models
     from convvis_core.datasets.catalog import open_dataset
     from convvis_core.models import load_model
@@ -25,23 +25,19 @@ def cmd_compare(args: argparse.Namespace) -> None:
           f"of {dataset.name}{' (cached)' if result.from_cache else ''}:")
     for line in result.matching.lines():
         print(line)
-    matched = result.matched
-    if matched:
+    summaries = layer_summaries(first, other, result)
+    if summaries:
         print(f"{'layer':<40} {'CKA':>7} {'weight Δ':>9} {'act. Δ':>8}")
-    changes = {}
-    for path in matched:
-        rows = layer_changes(first, other, result, path)
-        changes[path] = rows
-        weight = mean_change([row.weight_change for row in rows])
-        activation = mean_change([row.activation_change for row in rows])
-        print(f"{path:<40} {change_text(result.layer_cka(path), 7)} {change_text(weight, 9)} {change_text(activation, 8)}")
+    for summary in summaries:
+        print(f"{summary.layer:<40} {change_text(summary.cka, 7)} {change_text(summary.weight_change, 9)} "
+              f"{change_text(summary.activation_change, 8)}")
     if args.matrix:
         print("\nCKA matrix (rows: A's layers, columns: B's layers):")
         print("\n".join(f"{path:<40} " + " ".join(f"{value:.2f}" for value in row)
                         for path, row in zip(result.layers_a, result.cka)))
-    for path, rows in changes.items():
-        print(f"\nmost changed filters of {path} (activation Δ = 1 − correlation, weight Δ = relative norm):")
-        for row in rows[:args.top]:
+    for summary in summaries:
+        print(f"\nmost changed filters of {summary.layer} (activation Δ = 1 − correlation, weight Δ = relative norm):")
+        for row in summary.filters[:args.top]:
             print(f"  #{row.filter:<5} act. Δ {change_text(row.activation_change, 6)}  weight Δ {change_text(row.weight_change, 6)}")
 
 

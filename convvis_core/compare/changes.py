@@ -68,6 +68,31 @@ def mean_change(values: Sequence[float]) -> float:
     return float(np.mean(measured)) if measured else float("nan")
 
 
+@dataclass(frozen=True)
+class LayerSummary:
+    """One matched layer of A against its counterpart in B: what the CLI, the page and the API tabulate."""
+
+    layer: str
+    counterpart: str
+    cka: float
+    filters: list[FilterChange]  # the most changed first
+
+    @property
+    def weight_change(self) -> float:
+        """The mean over the filters whose weights were measured (NaN: none)."""
+        return mean_change([row.weight_change for row in self.filters])
+
+    @property
+    def activation_change(self) -> float:
+        return mean_change([row.activation_change for row in self.filters])
+
+
+def layer_summaries(a: LoadedModel, b: LoadedModel, similarity: Similarity) -> list[LayerSummary]:
+    """Every matched layer of A, in A's order: its counterpart, its CKA and its filters' changes."""
+    return [LayerSummary(path, similarity.counterpart(path), similarity.layer_cka(path),
+                         layer_changes(a, b, similarity, path)) for path in similarity.matched]
+
+
 def change_text(value: float, width: int = 0, digits: int = 4) -> str:
     """A change or a CKA as text; NaN (not measured: no weights, shapes differ, a constant layer) as a dash."""
     return f"{value:>{width}.{digits}f}" if value == value else f"{'—':>{width}}"
