@@ -41,11 +41,11 @@ from tf_keras_vis.scorecam import Scorecam  # noqa: E402
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # noqa: E402
 from tf_keras_vis.utils.scores import CategoricalScore  # noqa: E402
 
+from convvis_core.batches import model_input, pixel_batch  # noqa: E402
 from convvis_core.cam import (AblationCAM, ClassTarget, EigenCAM, GradCAM, HiResCAM, IntegratedGradients,  # noqa: E402
                               ScoreCAM, XGradCAM)
 from convvis_core.cam.base import Scene, probe_for  # noqa: E402
 from convvis_core.cam.baselines import baseline_pixels  # noqa: E402
-from convvis_core.images import model_input, model_pixels  # noqa: E402
 from convvis_core.models import load_model  # noqa: E402
 from convvis_core.parallel import cores  # noqa: E402
 from convvis_core.precision import SPEED_FLAGS, cpu_flags  # noqa: E402
@@ -109,7 +109,7 @@ def main() -> None:
 
     # The same Grad-CAM at the layer's own 7×7 resolution, before either library upsamples it.
     probe = probe_for(loaded, LAYER, target)
-    pixels = model_pixels(image, loaded.info)
+    pixels = pixel_batch(image, loaded.info, np.float32)
     scene = Scene(probe, pixels, baseline_pixels(image, loaded.info), target, LAYER)
     our_coarse = gradcam.raw_map(scene)
     their_coarse = their_gradcam(score, inputs, penultimate_layer=LAYER, seek_penultimate_conv_layer=False,

@@ -32,6 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from convvis_core.batches import pixel_batch, prefetched, preprocessed  # noqa: E402
 from convvis_core.cache import ResultCache  # noqa: E402
 from convvis_core.compare.similarity import BATCH_SIZE, PARTS, compare_models, comparison_pass  # noqa: E402
 from convvis_core.datasets.base import Dataset  # noqa: E402
@@ -40,7 +41,6 @@ from convvis_core.layers import spatial_layers  # noqa: E402
 from convvis_core.models import LoadedModel, load_model  # noqa: E402
 from convvis_core.parallel import cores  # noqa: E402
 from convvis_core.precision import SPEED_FLAGS, cpu_flags  # noqa: E402
-from convvis_core.batches import model_inputs, pixel_batch, prefetched  # noqa: E402
 
 LAYER_COUNT = 28
 
@@ -76,7 +76,7 @@ def plain_predict(a: LoadedModel, b: LoadedModel, dataset: Dataset) -> float:
     start = time.perf_counter()
     batches = ((indices, pixel_batch(images, a.info)) for indices, images in dataset.batches(BATCH_SIZE))
     for _, pixels in prefetched(batches):
-        inputs = model_inputs(pixels, a.info.preprocessing)
+        inputs = preprocessed(pixels, a.info.preprocessing)
         a.model.predict(inputs, batch_size=BATCH_SIZE, verbose=0)
         b.model.predict(inputs, batch_size=BATCH_SIZE, verbose=0)
     return time.perf_counter() - start

@@ -44,9 +44,9 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from playwright.sync_api import Browser, Locator, Page, sync_playwright  # noqa: E402
 
+from convvis_core.batches import pixel_batch  # noqa: E402
 from convvis_core.cam.base import probe_for  # noqa: E402
 from convvis_core.cam.targets import ClassTarget  # noqa: E402
-from convvis_core.images import model_pixels  # noqa: E402
 from convvis_core.live import LiveProcessor, LiveSettings  # noqa: E402
 from convvis_core.models import load_model  # noqa: E402
 from convvis_core.parallel import cores  # noqa: E402
@@ -99,7 +99,7 @@ def function_alone(frames: int, methods: list[str]) -> None:
     probe = probe_for(loaded, layer, ClassTarget())
 
     def predict() -> None:
-        probe.outputs(model_pixels(Image.fromarray(frame), loaded.info, "stretch"))
+        probe.outputs(pixel_batch(Image.fromarray(frame), loaded.info, "stretch", np.float32))
 
     print(f"MobileNet, 224 px input, 640×480 frames, layer {layer}, {frames} frames each, alternated")
     print(f"{'method':10} {'median':>9} {'p95':>9} {'frames/s':>9} {'model pass':>11} {'plain predict':>14} {'ratio':>6}")

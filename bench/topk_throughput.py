@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from convvis_core.batches import pixel_batch, preprocessed  # noqa: E402
 from convvis_core.cache import ResultCache  # noqa: E402
 from convvis_core.datasets.base import ArrayDataset  # noqa: E402
 from convvis_core.datasets.packaged import mnist_dataset  # noqa: E402
 from convvis_core.layers import find_layer  # noqa: E402
 from convvis_core.models import load_model  # noqa: E402
-from convvis_core.batches import model_inputs, pixel_batch  # noqa: E402
 from convvis_core.topk import scan  # noqa: E402
 
 CASES = (("mobilenet", "conv_pw_13_relu"), ("lenet_mnist", "conv2_relu"))
@@ -59,7 +59,7 @@ def bench(model_name: str, layer_path: str, images: int, batch_size: int, repeat
     layer = find_layer(loaded.model, layer_path)
     digits = mnist_dataset().images
     dataset = ArrayDataset(f"{images} MNIST digits", f"bench-{images}", digits[:images])
-    inputs = model_inputs(pixel_batch(dataset.images, loaded.info), loaded.info.preprocessing).numpy()
+    inputs = preprocessed(pixel_batch(dataset.images, loaded.info), loaded.info.preprocessing).numpy()
     truncated = keras.Model(loaded.model.inputs, loaded.model.get_layer(layer_path).output)
 
     def run_predict() -> object:

@@ -9,9 +9,10 @@ from convvis_core.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before any module here imports it: its C++ start-up log lines hide real output
 
+from convvis_core.batches import model_input
 from convvis_core.errors import (ConvVisError, ImageError, LayerError, ModelError, ModelUnavailableError,
                                  SettingsError, TargetError, UnsafeModelError)
-from convvis_core.images import as_images, as_model_sees_it, model_input, open_image
+from convvis_core.images import as_images, as_model_sees_it, open_image
 from convvis_core.graph import LOGITS, sub_model
 from convvis_core.layers import SpatialLayer, default_layer, find_layer, spatial_layers
 from convvis_core.models import DEFAULT_MODEL, MODELS, LoadedModel, ModelInfo, load_model, load_uploaded_model, needs_conversion

@@ -15,7 +15,8 @@ import keras
 import numpy as np
 from PIL import Image
 
-from convvis_core.images import Fit, model_input, to_uint8
+from convvis_core.batches import model_input
+from convvis_core.images import Fit, to_uint8
 from convvis_core.graph import PRE_ACTIVATION, activation_name, sub_model
 from convvis_core.layers import SpatialLayer, default_layer, find_layer, get_layer, spatial_layers
 from convvis_core.models.base import LoadedModel

@@ -20,8 +20,9 @@ import keras
 import numpy as np
 from PIL import Image
 
+from convvis_core.batches import model_input
 from convvis_core.errors import LayerError
-from convvis_core.images import Fit, model_input
+from convvis_core.images import Fit
 from convvis_core.graph import flat_graph, sub_model
 from convvis_core.layers import SpatialLayer, get_layer, spatial_layers
 from convvis_core.models.base import LoadedModel

@@ -15,7 +15,6 @@ from typing import BinaryIO, Literal, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from convvis_core import preprocessing
 from convvis_core.config import MAX_IMAGE_PIXELS
 from convvis_core.counters import WorkCounter
 from convvis_core.errors import ImageError
@@ -174,17 +173,6 @@ def as_model_sees_it(image: Image.Image, info: ModelInfo, fit: Fit = "stretch") 
     image = _normalize_mode(image)
     image = image.convert("L" if info.channels == 1 else "RGB")
     return fit_to_size(image, info.input_size, fit)
-
-
-def model_pixels(image: Image.Image, info: ModelInfo, fit: Fit = "stretch") -> np.ndarray:
-    """A batch of one, shape (1, H, W, C), float 0..255 pixels before preprocessing."""
-    pixels = np.asarray(as_model_sees_it(image, info, fit), dtype=np.float32)
-    return (pixels[..., None] if pixels.ndim == 2 else pixels)[None]
-
-
-def model_input(image: Image.Image, info: ModelInfo, fit: Fit = "stretch") -> np.ndarray:
-    """A batch of one, shape (1, H, W, C), preprocessed for the model."""
-    return preprocessing.preprocess(model_pixels(image, info, fit), info.preprocessing)
 
 
 def to_uint8(array: np.ndarray, normalize: bool = False) -> np.ndarray:

@@ -9,7 +9,7 @@ gradients the map needs, so a frame costs a forward and a backward pass, not a `
 heatmap. The pass is traced once per (model, layer, method kind) and reused by every frame of the
 same size (:func:`traces` counts traces, so tests can check that frames never re-trace).
 
-Frames are converted to the model's input as uploads are (:func:`convvis_core.images.model_pixels`,
+Frames are converted to the model's input as uploads are (:func:`convvis_core.batches.pixel_batch`,
 stretched): a grayscale model (LeNet's 28×28) gets grey frames. The map is drawn over the frame as
 the Heatmaps page draws it (``presentation.overlays.overlay``), so a live frame's map equals the
 Heatmaps page's map of the same picture.
@@ -29,12 +29,12 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from convvis_core.batches import pixel_batch
 from convvis_core.cam.base import EmptyHeatmapError, Probe, probe_for, unit_map
 from convvis_core.cam.methods import method_named
 from convvis_core.cam.targets import ClassTarget
 from convvis_core.errors import ConvVisError
 from convvis_core.graph import squashed
-from convvis_core.images import model_pixels
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.predictions import Prediction, ranked, shown_squash
@@ -131,7 +131,7 @@ class LiveProcessor:
         started = time.perf_counter()
         settings = self.settings
         image = Image.fromarray(np.asarray(frame, np.uint8), "RGB")
-        pixels = model_pixels(image, self.loaded.info, "stretch")
+        pixels = pixel_batch(image, self.loaded.info, "stretch", np.float32)
         probe = probe_for(self.loaded, settings.layer, ClassTarget())
         passed = time.perf_counter()
         saliency = settings.method == "saliency"

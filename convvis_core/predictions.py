@@ -9,10 +9,11 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from convvis_core.batches import model_input
 from convvis_core.counters import WorkCounter
 from convvis_core.errors import ConvVisError
 from convvis_core.graph import output_squash, squashed
-from convvis_core.images import Fit, model_input
+from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 from convvis_core.models.heads import OutputInfo
 from convvis_core.segmentation import classes_of

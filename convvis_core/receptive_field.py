@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from convvis_core.batches import layer_maps, preprocessed
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
-from convvis_core.batches import model_inputs
-from convvis_core.topk import CACHE_NAMESPACE, layer_maps
+
+CACHE_NAMESPACE = "receptive-field-v1"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def receptive_field(loaded: LoadedModel, path: str, chunk: int = 16,
 
     height, width = info.input_size
     noise = np.random.default_rng(0).integers(0, 256, (1, height, width, info.channels), dtype=np.uint8)
-    noise = model_inputs(noise, info.preprocessing)
+    noise = preprocessed(noise, info.preprocessing)
     map_height, map_width = channel_sums(noise).shape[1:]
     positions = max(map_height, map_width)
     rows_probed = np.minimum(np.arange(positions), map_height - 1)

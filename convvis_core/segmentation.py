@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from convvis_core.batches import model_input
 from convvis_core.cam.targets import Region
 from convvis_core.errors import ConvVisError
 from convvis_core.graph import output_squash
-from convvis_core.images import Fit, model_input
+from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from convvis_core.batches import model_inputs, pixel_batch, prefetched
+from convvis_core.batches import layer_maps, pixel_batch, prefetched, preprocessed, scan_count
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.config import MAX_REDUCERS_PER_MODEL, MAX_SCAN_IMAGES, TOPK_KEPT
 from convvis_core.counters import WorkCounter
@@ -134,11 +134,6 @@ class TopKIndex:
                    int(arrays["first"]) if "first" in arrays else 0, from_cache)
 
 
-def layer_maps(model: keras.Model, path: str, inputs: tf.Tensor | np.ndarray) -> tf.Tensor:
-    """The layer's maps (N, H, W, C) as float32 for preprocessed inputs, through the shared sub-model."""
-    return tf.cast(sub_model(model, [path])(inputs, training=False), tf.float32)
-
-
 SCANS = WorkCounter()  # scans run by :func:`scan`, by layer path (not those answered from the cache)
 REDUCERS = PerModelCache(MAX_REDUCERS_PER_MODEL)  # by layers: sessions scanning them at once share a trace
 
@@ -158,7 +153,7 @@ def _reducer(model: keras.Model, paths: tuple[str, ...]) -> Callable:
     def build() -> Callable:
         @tf.function(reduce_retracing=True)
         def reduce(pixels: tf.Tensor, preprocessing: str) -> list[tuple[tf.Tensor, ...]]:
-            outputs = sub_model(model, list(paths))(model_inputs(pixels, preprocessing), training=False)
+            outputs = sub_model(model, list(paths))(preprocessed(pixels, preprocessing), training=False)
             return [_summary(tf.cast(maps, tf.float32)) for maps in (outputs if len(paths) > 1 else [outputs])]
 
         return reduce
@@ -180,18 +175,6 @@ def _padded(pixels: np.ndarray, batch_size: int) -> np.ndarray:
     dataset order whatever the batch size; the extra rows are dropped."""
     missing = batch_size - len(pixels)
     return pixels if missing <= 0 else np.concatenate([pixels, np.repeat(pixels[-1:], missing, axis=0)])
-
-
-def scan_count(dataset: Dataset, count: int | None) -> int:
-    """How many images a scan of ``count`` reads (None: all, up to the limit per scan); a count the
-    dataset or the limit does not allow is refused with what to choose instead."""
-    count = min(len(dataset), MAX_SCAN_IMAGES) if count is None else count
-    if len(dataset) == 0:
-        raise DatasetError(f"{dataset.name} holds no images.")
-    if not 1 <= count <= min(len(dataset), MAX_SCAN_IMAGES):
-        raise DatasetError(f"Cannot scan {count:,} images of {dataset.name}: choose 1 to "
-                           f"{min(len(dataset), MAX_SCAN_IMAGES):,} (the limit per scan is {MAX_SCAN_IMAGES:,}).")
-    return count
 
 
 def index_key(loaded: LoadedModel, dataset: Dataset, path: str, count: int, keep: int) -> str:
@@ -284,4 +267,4 @@ def example_maps(loaded: LoadedModel, dataset: Dataset, path: str, channel: int,
     one batch through the model, for showing where the examples respond."""
     seen = [as_model_sees_it(Image.fromarray(dataset.image(example.index)), loaded.info) for example in examples]
     pixels = pixel_batch([np.asarray(image) for image in seen], loaded.info)
-    return seen, layer_maps(loaded.model, path, model_inputs(pixels, loaded.info.preprocessing)).numpy()[..., channel]
+    return seen, layer_maps(loaded.model, path, preprocessed(pixels, loaded.info.preprocessing)).numpy()[..., channel]

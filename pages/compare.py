@@ -22,7 +22,7 @@ from convvis_core.layers import default_layer
 from convvis_core.presentation.comparisons import difference_overlay
 from convvis_core.presentation.overlays import overlay
 from convvis_core.presentation.filter_grids import tile_image
-from convvis_core.topk import scan_count
+from convvis_core.batches import scan_count
 from convvis_ui import help_text, links
 from convvis_ui.cached import image_bytes, shown_once, top5
 from convvis_ui.dataset_picker import pick_dataset, report_skipped

@@ -17,8 +17,9 @@ from streamlit.testing.v1 import AppTest
 
 from app_session import app_on
 from convvis_core.activations import channel_stats, default_spread, feature_maps, normalize, progression
+from convvis_core.batches import model_input
 from convvis_core.errors import LayerError
-from convvis_core.images import model_input, to_png_bytes
+from convvis_core.images import to_png_bytes
 from convvis_core.models.base import LoadedModel, ModelInfo
 from convvis_core.presentation.channel_grids import channel_grid
 from convvis_core.presentation.overlays import overlay

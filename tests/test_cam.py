@@ -15,10 +15,10 @@ import tensorflow as tf
 from PIL import Image
 
 from app_session import app_on
+from convvis_core.batches import model_input
 from convvis_core.cam import (ClassTarget, EmptyHeatmapError, FilterTarget, ScoreCAM, default_target, faithfulness,
                               heatmap)
 from convvis_core.errors import ConvVisError
-from convvis_core.images import model_input
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
 from convvis_ui.pickers import layer_key

@@ -13,11 +13,11 @@ import tensorflow as tf
 from PIL import Image
 from test_memory import resident_bytes
 
+from convvis_core.batches import model_input, pixel_batch
 from convvis_core.cam import (METHODS, AblationCAM, ClassTarget, EigenCAM, EmptyHeatmapError, FilterTarget, HiResCAM,
                               IntegratedGradients, XGradCAM, heatmap)
 from convvis_core.cam.integrated_gradients import integrated_gradients
 from convvis_core.errors import ConvVisError
-from convvis_core.images import model_input, model_pixels
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.models.lenet_mnist import build_lenet
 from convvis_core.samples import load_sample
@@ -122,7 +122,7 @@ def test_ablationcam_says_why_when_the_target_comes_before_the_layer(lenet, digi
 
 def hand_integrated_gradients(lenet: LoadedModel, image: Image.Image, steps: int) -> np.ndarray:
     """The paper's formula from a black picture, in pixels (x/255 inside), trapezoid rule."""
-    x = tf.constant(model_pixels(image, lenet.info))
+    x = tf.constant(pixel_batch(image, lenet.info, np.float32))
     alphas = tf.reshape(tf.linspace(0.0, 1.0, steps + 1), (-1, 1, 1, 1))
     path = alphas * x  # x' = 0
     with tf.GradientTape() as tape:

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from app_session import app_on
+from convvis_core.batches import model_input
 from convvis_core.circuits import circuit, circuit_layers, linear_conv, readers
 from convvis_core.presentation.sheets import kernel_images
 from convvis_core.errors import LayerError
-from convvis_core.images import model_input
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
 from convvis_ui.pickers import layer_key, remembered_key

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from convvis_core.batches import model_input, pixel_batch
 from convvis_core.errors import ImageError
-from convvis_core.images import as_model_sees_it, fit_to_size, model_input, open_image, to_uint8
+from convvis_core.images import as_model_sees_it, fit_to_size, open_image, to_uint8
 from convvis_core.models import ModelInfo
 from convvis_core.samples import PHOTOS, load_sample
 
@@ -112,6 +113,21 @@ def test_channels_follow_the_model():
     gray = Image.new("L", (30, 30), 200)
     colour_model = ModelInfo("c", "c", "c", (20, 20), 3, "tf")
     np.testing.assert_allclose(model_input(gray, colour_model)[0, 5, 5], [200 / 127.5 - 1] * 3, atol=1e-6)
+
+
+def test_one_photo_a_list_and_decoded_arrays_make_the_same_batch():
+    """pixel_batch is the one way from images to the model's pixels: a photo, a list of photos or of uint8
+    arrays, and an array already at the model's size give the same pixels; model_input preprocesses them."""
+    photos = [load_sample("chelsea"), load_sample("coffee")]
+    info = ModelInfo("t", "t", "t", (32, 48), 3, "tf")
+    listed = pixel_batch(photos, info, "crop")
+    assert listed.dtype == np.uint8 and listed.shape == (2, 32, 48, 3)
+    np.testing.assert_array_equal(pixel_batch(photos[1], info, "crop", np.float32)[0], listed[1].astype(np.float32))
+    np.testing.assert_array_equal(pixel_batch([np.asarray(photo) for photo in photos], info, "crop"), listed)
+    assert pixel_batch(listed, info) is listed  # decoded at the model's size: taken as it is
+    np.testing.assert_allclose(model_input(photos, info, "crop"), listed / 127.5 - 1, atol=1e-6)
+    gray = ModelInfo("g", "g", "g", (32, 48), 1, "unit")
+    assert pixel_batch(listed, gray).shape == (2, 32, 48, 1)  # wrong channels: converted, not taken
 
 
 def test_fit_modes_differ_as_documented():

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
+from convvis_core.batches import model_input
 from convvis_core.errors import LayerError
-from convvis_core.images import model_input
 from convvis_core.graph import sub_model
 from convvis_core.layers import default_layer, find_layer, spatial_layers
 from convvis_core.model_summary import layer_table

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from bad_inputs.corpus import png_header, zip_of
-from convvis_core import config, topk
+from convvis_core import batches, config, topk
 from convvis_core.cache import ResultCache, default_cache
 from convvis_core.cam.base import probe_for
 from convvis_core.cam.targets import ClassTarget, FilterTarget
@@ -108,7 +108,7 @@ def test_a_top_k_scan_reads_at_most_the_limit(lenet):
     many = ArrayDataset("many", "test-many-blank", np.zeros((config.MAX_SCAN_IMAGES + 1, 28, 28), np.uint8))
     with pytest.raises(DatasetError, match="Cannot scan 20,001 images.*choose 1 to 20,000"):
         topk.scan(lenet, many, "conv1", count=config.MAX_SCAN_IMAGES + 1, cache=ResultCache(None))
-    assert topk.scan_count(many, None) == config.MAX_SCAN_IMAGES  # "all" means the limit
+    assert batches.scan_count(many, None) == config.MAX_SCAN_IMAGES  # "all" means the limit
 
 
 def test_the_disk_cache_evicts_the_least_recently_used_files_past_its_byte_limit(tmp_path):

@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
+from convvis_core.batches import model_input
 from convvis_core.errors import ModelError, ModelUnavailableError
-from convvis_core.images import model_input
 from convvis_core.models import MODELS, load_model
 from convvis_core.models.keras_applications import imagenet_builder
 from convvis_core.models.package_files import package_file

@@ -17,6 +17,7 @@ import tensorflow as tf
 from PIL import ImageFilter
 
 from convvis_core.activations import feature_maps
+from convvis_core.batches import model_input
 from convvis_core.cam import ClassTarget, heatmap
 from convvis_core.datasets.catalog import open_dataset
 from convvis_core.cache import ResultCache
@@ -24,7 +25,7 @@ from convvis_core.compare.changes import weight_change
 from convvis_core.compare.similarity import compare_models, matching_layers
 from convvis_core.errors import ModelError
 from convvis_core.featureviz import PRESETS, visualize_filters
-from convvis_core.images import as_model_sees_it, model_input
+from convvis_core.images import as_model_sees_it
 from convvis_core.layers import default_layer, spatial_layers
 from convvis_core.live import LiveProcessor
 from convvis_core.models import LoadedModel, load_uploaded_model

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from convvis_core.batches import scan_count
 from convvis_core.cache import ResultCache, cache_key
 from convvis_core.config import TOPK_KEPT
 from convvis_core.datasets.base import Dataset
@@ -160,7 +161,7 @@ def make_plan(request: AtlasRequest, loaded: LoadedModel, folder: Path) -> Plan:
     dataset, count, shards, index_keys = None, 0, (), ()
     if request.dataset:
         dataset = open_dataset(request.dataset, any_size=True)
-        count = topk.scan_count(dataset, request.images)
+        count = scan_count(dataset, request.images)
         index_keys = tuple(topk.index_key(loaded, dataset, layer, count, TOPK_KEPT) for layer in layers)
         size = SHARD_BATCHES * topk.BATCH_SIZE  # a multiple of the batch: shards see the batches of one pass
         shards = tuple(Shard(first, min(first + size, count),

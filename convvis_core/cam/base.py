@@ -26,11 +26,12 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from convvis_core.batches import pixel_batch
 from convvis_core.cam.baselines import Baseline, baseline_pixels
 from convvis_core.cam.targets import ClassTarget, Target, batch_arguments, check_target, default_target
 from convvis_core.config import MAX_PROBES_PER_MODEL
 from convvis_core.errors import ConvVisError, TargetError
-from convvis_core.images import Fit, model_pixels
+from convvis_core.images import Fit
 from convvis_core.graph import LOGITS, output_squash, squashed, sub_model
 from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
@@ -237,7 +238,7 @@ class HeatmapMethod(ABC):
         found: list[Heatmap | EmptyHeatmapError] = []
         for start in range(0, len(images), batch_size):
             part = images[start:start + batch_size]
-            pixels = np.concatenate([model_pixels(image, loaded.info, fit) for image in part])
+            pixels = np.concatenate([pixel_batch(image, loaded.info, fit, np.float32) for image in part])
             removed = np.concatenate([baseline_pixels(image, loaded.info, fit, baseline) for image in part])
             scenes = [Scene(probe, pixels[i:i + 1], removed[i:i + 1], target, layer)
                       for i, target in enumerate(pinned(targets[start:start + batch_size], probe, pixels))]

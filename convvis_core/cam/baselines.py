@@ -13,7 +13,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageFilter
 
-from convvis_core.images import Fit, as_model_sees_it, model_pixels
+from convvis_core.batches import pixel_batch
+from convvis_core.images import Fit, as_model_sees_it
 from convvis_core.models.base import ModelInfo
 
 Baseline = Literal["blur", "mean", "black"]
@@ -25,8 +26,8 @@ def baseline_pixels(image: Image.Image, info: ModelInfo, fit: Fit = "stretch", b
     """The image with every pixel 'removed', as model-size pixels (1, H, W, C), float 0..255."""
     if baseline == "blur":
         seen = as_model_sees_it(image, info, fit)
-        return model_pixels(seen.filter(ImageFilter.GaussianBlur(BLUR_SIGMA * max(seen.size))), info, fit)
-    pixels = model_pixels(image, info, fit)
+        return pixel_batch(seen.filter(ImageFilter.GaussianBlur(BLUR_SIGMA * max(seen.size))), info, fit, np.float32)
+    pixels = pixel_batch(image, info, fit, np.float32)
     if baseline == "mean":
         return np.broadcast_to(pixels.mean(axis=(1, 2), keepdims=True), pixels.shape).astype(np.float32)
     if baseline == "black":

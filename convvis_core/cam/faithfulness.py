@@ -15,10 +15,11 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from convvis_core.batches import pixel_batch
 from convvis_core.cam.base import Heatmap, Targets, probe_for
 from convvis_core.cam.baselines import Baseline, baseline_pixels
 from convvis_core.cam.targets import Target, score_name
-from convvis_core.images import Fit, model_pixels
+from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 
 BATCH_SIZE = 64
@@ -77,7 +78,7 @@ def faithfulness_batch(loaded: LoadedModel, images: Sequence[Image.Image], heatm
     scored in shared batches."""
     rows, targets = [], []
     for image, heatmap in zip(images, heatmaps, strict=True):
-        pixels = model_pixels(image, loaded.info, fit)
+        pixels = pixel_batch(image, loaded.info, fit, np.float32)
         removed = baseline_pixels(image, loaded.info, fit, baseline)
         masks = importance_masks(heatmap.values, steps)
         rows += [np.where(masks, removed, pixels), np.where(masks, pixels, removed)]

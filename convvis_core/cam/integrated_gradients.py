@@ -22,11 +22,12 @@ from typing import ClassVar, Sequence
 import numpy as np
 from PIL import Image
 
+from convvis_core.batches import pixel_batch
 from convvis_core.cam.base import EmptyHeatmapError, HeatmapMethod, Scene, or_reason, pinned, probe_for
 from convvis_core.cam.baselines import Baseline, baseline_pixels
 from convvis_core.cam.targets import Target, check_target, default_target
 from convvis_core.errors import ConvVisError
-from convvis_core.images import Fit, model_pixels
+from convvis_core.images import Fit
 from convvis_core.layers import default_layer
 from convvis_core.models.base import LoadedModel
 
@@ -91,7 +92,7 @@ def integrated_gradients(loaded: LoadedModel, image: Image.Image, target: Target
     method = IntegratedGradients(steps)
     target = default_target(loaded, image, default_layer(loaded.model).path, fit) if target is None else target
     check_target(loaded, target)
-    pixels = model_pixels(image, loaded.info, fit)
+    pixels = pixel_batch(image, loaded.info, fit, np.float32)
     probe = probe_for(loaded, None, target)
     target = pinned([target], probe, pixels)[0]
     scene = Scene(probe, pixels, baseline_pixels(image, loaded.info, fit, baseline), target, None)

@@ -26,11 +26,12 @@ import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 from PIL import Image
 
+from convvis_core.batches import pixel_batch
 from convvis_core.cam.base import Heatmap
 from convvis_core.cam.faithfulness import importance_masks, target_scores
 from convvis_core.cam.targets import score_name
 from convvis_core.errors import ConvVisError
-from convvis_core.images import Fit, model_pixels
+from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 
 PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
@@ -186,7 +187,7 @@ def road_batch(loaded: LoadedModel, images: Sequence[Image.Image], heatmaps: Seq
     steps, at = _steps(percentiles)
     rows, targets = [], []
     for image, heatmap in zip(images, heatmaps, strict=True):
-        pixels = model_pixels(image, loaded.info, fit)[0]
+        pixels = pixel_batch(image, loaded.info, fit, np.float32)[0]
         most = importance_masks(heatmap.values, steps, seed)[at, ..., 0]
         least = importance_masks(-heatmap.values, steps, seed)[at, ..., 0]
         imputed = [impute(pixels, removed, noise, seed + k) for k, removed in enumerate(np.concatenate([most, least]))]

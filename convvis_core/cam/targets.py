@@ -28,9 +28,10 @@ import tensorflow as tf
 from PIL import Image
 
 from convvis_core.activations import channel_stats, feature_maps
+from convvis_core.batches import model_input
 from convvis_core.errors import LayerError, TargetError
 from convvis_core.graph import LOGITS, OUTPUT, output_squash
-from convvis_core.images import Fit, model_input
+from convvis_core.images import Fit
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
 

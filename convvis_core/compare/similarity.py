@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from convvis_core.batches import pixel_batch, prefetched, preprocessed, scan_count
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.compare.cka import MIN_BATCH, StreamedCKA
 from convvis_core.counters import WorkCounter
@@ -26,8 +27,6 @@ from convvis_core.layers import find_layer, spatial_layers
 from convvis_core.models.base import LoadedModel
 from convvis_core.per_model import PerModelCache
 from convvis_core.progress import StepProgress
-from convvis_core.batches import model_inputs, pixel_batch, prefetched
-from convvis_core.topk import scan_count
 
 CACHE_NAMESPACE = "compare-v2"  # v2: layers matched in pairs (A's path, B's path); v1 entries are recomputed
 BATCH_SIZE = 64
@@ -222,8 +221,8 @@ def comparison_pass(a: LoadedModel, b: LoadedModel, layers_a: tuple[str, ...], l
 
         @tf.function(reduce_retracing=True)
         def run(pixels_a: tf.Tensor, pixels_b: tf.Tensor):
-            outputs_a = model_a(model_inputs(pixels_a, a.info.preprocessing), training=False)
-            outputs_b = model_b(model_inputs(pixels_b, b.info.preprocessing), training=False)
+            outputs_a = model_a(preprocessed(pixels_a, a.info.preprocessing), training=False)
+            outputs_b = model_b(preprocessed(pixels_b, b.info.preprocessing), training=False)
             outputs_a = [tf.cast(x, tf.float32) for x in (outputs_a if len(layers_a) > 1 else [outputs_a])]
             outputs_b = [tf.cast(x, tf.float32) for x in (outputs_b if len(layers_b) > 1 else [outputs_b])]
             if not parts:

@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app_session import app_on  # noqa: E402
+from convvis_core.batches import model_input  # noqa: E402
 from convvis_core.cache import ResultCache  # noqa: E402
 from convvis_core.config import MAX_ZIP_MEMBER_BYTES, MAX_ZIP_MEMBERS  # noqa: E402
 from convvis_core.datasets import files  # noqa: E402
@@ -47,7 +48,7 @@ from convvis_core.errors import (ConvVisError, ImageError, LayerError, ModelErro
 from convvis_core.featureviz import PRESETS, Settings, visualize_filters  # noqa: E402
 from convvis_core.featureviz.selection import parse_filters  # noqa: E402
 from convvis_core.featureviz.presets import SMALL_INPUTS  # noqa: E402
-from convvis_core.images import model_input, open_image  # noqa: E402
+from convvis_core.images import open_image  # noqa: E402
 from convvis_core.layers import default_layer, find_layer  # noqa: E402
 from convvis_core.models import LoadedModel, load_model, load_uploaded_model  # noqa: E402
 from convvis_core.predictions import top_k  # noqa: E402
