@@ -20,7 +20,7 @@ _LAYER_KEYS = {"filters": "layer_{model}", "layer": "layer_browser_{model}", "to
                "live": "live_layer_{model}", "compare": "compare_layer_{model}",
                "compare_cam": "compare_cam_layer_{model}"}
 _FILTER_KEYS = {"top_k": "topk_filter_{model}_{layer}", "circuits": "circuit_filter_{model}_{layer}",
-                "activations": "channel_{model}_{layer}"}
+                "activations": "channel_{model}_{layer}", "heatmaps": "heatmaps_filter_{model}_{layer}"}
 
 
 RUN_FILTERS = "filters_run"  # the Filters page's Run button
@@ -32,9 +32,11 @@ def layer_key(page: str, model: str) -> str:
     return _LAYER_KEYS[page].format(model=model)
 
 
-def filter_key(page: str, model: str, layer: str) -> str:
-    """The session-state key of ``page``'s filter widget on ``layer``."""
-    return _FILTER_KEYS[page].format(model=model, layer=layer)
+def filter_key(page: str, model: str, layer: str, image: str | None = None) -> str:
+    """The session-state key of ``page``'s filter widget on ``layer`` (and ``image``, a digest, for a page whose
+    default filter depends on the image)."""
+    key = _FILTER_KEYS[page].format(model=model, layer=layer)
+    return key if image is None else f"{key}_{image}"
 
 
 def remembered_key(page: str, model: str) -> str:
@@ -81,11 +83,12 @@ def layers_picker(page: str, model: str, by_path: dict[str, SpatialLayer], defau
 
 def filter_picker(page: str, model: str, layer: str, count: int, *, container=st, label: str = "Filter",
                   linked: int | None = None, default: int | Callable[[], int] | None = None,
-                  help: str | None = None) -> int:
+                  image: str | None = None, help: str | None = None) -> int:
     """The page's filter number of ``layer`` (0 to ``count`` - 1): the URL's filter when the URL names
     this layer and the filter exists, else ``linked`` (another page's), else the one chosen before,
-    else ``default``."""
-    key = filter_key(page, model, layer)
+    else ``default``. With ``image`` (a digest) the widget is that image's own: a default that depends on
+    the image (its most active filter) is recomputed for the next image, not carried over."""
+    key = filter_key(page, model, layer, image)
     wanted = links.request()
     asked = wanted.channel if wanted.layer == layer and 0 <= (wanted.channel or 0) < count else None
     links.consume(key, asked if asked is not None else linked)

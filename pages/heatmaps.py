@@ -28,7 +28,7 @@ from convvis_ui.charts import curves_figure, map_figure
 from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import ChosenImage, reference_picker
 from convvis_ui.page import start_page
-from convvis_ui.pickers import layer_picker
+from convvis_ui.pickers import filter_picker, layer_picker
 from convvis_ui.shared_views import seen_image, top5_table
 
 IG = "integrated_gradients"
@@ -75,12 +75,10 @@ def choose_target(loaded: LoadedModel, seen: Image.Image, digest: str, by_path: 
     st.info(f"{info.display_name} has no classes: explain one filter of a layer (its mean activation).")
     pick_layer, pick_filter = st.columns([3, 1])
     filter_layer = layer_picker("heatmaps_target", info.key, by_path, last, container=pick_layer, label="Filter of layer")
-    strongest = cached(strongest_filter, loaded, seen, layer=filter_layer)
-    filter_index = pick_filter.number_input(f"Filter (0–{by_path[filter_layer].channels - 1})", 0,
-                                            by_path[filter_layer].channels - 1, strongest,
-                                            key=f"heatmaps_filter_{info.key}_{filter_layer}_{digest}",
-                                            help="Starts at the most active filter on this image.")
-    return FilterTarget(filter_layer, int(filter_index))
+    filter_index = filter_picker("heatmaps", info.key, filter_layer, by_path[filter_layer].channels,
+                                 container=pick_filter, image=digest, help="Starts at the most active filter on this image.",
+                                 default=lambda: cached(strongest_filter, loaded, seen, layer=filter_layer))
+    return FilterTarget(filter_layer, filter_index)
 
 
 REGIONS = {"whole": "the whole image", "predicted": "where the model predicts this class", "box": "a box I draw"}
