@@ -109,7 +109,7 @@ def main() -> None:
 
     # The same Grad-CAM at the layer's own 7×7 resolution, before either library upsamples it.
     probe = probe_for(loaded, LAYER, target)
-    pixels = pixel_batch(image, loaded.info, np.float32)
+    pixels = pixel_batch(image, loaded.info, dtype=np.float32)
     scene = Scene(probe, pixels, baseline_pixels(image, loaded.info), target, LAYER)
     our_coarse = gradcam.raw_map(scene)
     their_coarse = their_gradcam(score, inputs, penultimate_layer=LAYER, seek_penultimate_conv_layer=False,

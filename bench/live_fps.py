@@ -99,7 +99,7 @@ def function_alone(frames: int, methods: list[str]) -> None:
     probe = probe_for(loaded, layer, ClassTarget())
 
     def predict() -> None:
-        probe.outputs(pixel_batch(Image.fromarray(frame), loaded.info, "stretch", np.float32))
+        probe.outputs(pixel_batch(Image.fromarray(frame), loaded.info, "stretch", dtype=np.float32))
 
     print(f"MobileNet, 224 px input, 640×480 frames, layer {layer}, {frames} frames each, alternated")
     print(f"{'method':10} {'median':>9} {'p95':>9} {'frames/s':>9} {'model pass':>11} {'plain predict':>14} {'ratio':>6}")

@@ -34,7 +34,7 @@ T = TypeVar("T")
 Images = Image.Image | Sequence[Image.Image | np.ndarray] | np.ndarray
 
 
-def pixel_batch(images: Images, info: ModelInfo, fit: Fit = "stretch", dtype: DTypeLike = np.uint8) -> np.ndarray:
+def pixel_batch(images: Images, info: ModelInfo, fit: Fit = "stretch", *, dtype: DTypeLike = np.uint8) -> np.ndarray:
     """Images (one photo, a list of photos or uint8 arrays, or an (N, h, w[, c]) uint8 array) → one batch
     (N, H, W, C) of pixels 0..255 as the model sees them (its size and channels, ``fit`` as in
     :func:`convvis_core.images.as_model_sees_it`), in ``dtype``: uint8 for streamed passes, float32 for
@@ -63,7 +63,7 @@ def preprocessed(pixels: np.ndarray | tf.Tensor, preprocessing: str) -> tf.Tenso
 def model_input(images: Images, info: ModelInfo, fit: Fit = "stretch") -> np.ndarray:
     """Images → the batch the model takes, (N, H, W, C) float32, for a model called outside a traced pass
     (a page's photo through ``model.predict`` or ``model(...)``)."""
-    return np.asarray(preprocess(pixel_batch(images, info, fit, np.float32), info.preprocessing), np.float32)
+    return np.asarray(preprocess(pixel_batch(images, info, fit, dtype=np.float32), info.preprocessing), dtype=np.float32)
 
 
 def layer_maps(model: keras.Model, path: str, inputs: tf.Tensor | np.ndarray) -> tf.Tensor:

@@ -131,7 +131,7 @@ class LiveProcessor:
         started = time.perf_counter()
         settings = self.settings
         image = Image.fromarray(np.asarray(frame, np.uint8), "RGB")
-        pixels = pixel_batch(image, self.loaded.info, "stretch", np.float32)
+        pixels = pixel_batch(image, self.loaded.info, "stretch", dtype=np.float32)
         probe = probe_for(self.loaded, settings.layer, ClassTarget())
         passed = time.perf_counter()
         saliency = settings.method == "saliency"

@@ -122,7 +122,7 @@ def test_ablationcam_says_why_when_the_target_comes_before_the_layer(lenet, digi
 
 def hand_integrated_gradients(lenet: LoadedModel, image: Image.Image, steps: int) -> np.ndarray:
     """The paper's formula from a black picture, in pixels (x/255 inside), trapezoid rule."""
-    x = tf.constant(pixel_batch(image, lenet.info, np.float32))
+    x = tf.constant(pixel_batch(image, lenet.info, dtype=np.float32))
     alphas = tf.reshape(tf.linspace(0.0, 1.0, steps + 1), (-1, 1, 1, 1))
     path = alphas * x  # x' = 0
     with tf.GradientTape() as tape:

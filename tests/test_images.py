@@ -122,7 +122,7 @@ def test_one_photo_a_list_and_decoded_arrays_make_the_same_batch():
     info = ModelInfo("t", "t", "t", (32, 48), 3, "tf")
     listed = pixel_batch(photos, info, "crop")
     assert listed.dtype == np.uint8 and listed.shape == (2, 32, 48, 3)
-    np.testing.assert_array_equal(pixel_batch(photos[1], info, "crop", np.float32)[0], listed[1].astype(np.float32))
+    np.testing.assert_array_equal(pixel_batch(photos[1], info, "crop", dtype=np.float32)[0], listed[1].astype(np.float32))
     np.testing.assert_array_equal(pixel_batch([np.asarray(photo) for photo in photos], info, "crop"), listed)
     assert pixel_batch(listed, info) is listed  # decoded at the model's size: taken as it is
     np.testing.assert_allclose(model_input(photos, info, "crop"), listed / 127.5 - 1, atol=1e-6)

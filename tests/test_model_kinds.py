@@ -289,7 +289,7 @@ def test_a_region_targets_value_is_the_sum_of_the_class_logits_over_the_mask(une
     features = keras.Model(model.input, model.get_layer("up1").output)(seen(image)).numpy()[0]
     kernel, bias = model.get_layer("classes").get_weights()
     logits = features @ kernel[0, 0] + bias  # the 1×1 head conv before its softmax, by hand
-    pixels = pixel_batch(image, loaded.info, np.float32)
+    pixels = pixel_batch(image, loaded.info, dtype=np.float32)
     box = Region.box((SIZE, SIZE), 4, 6, 20, 18)
     for region, mask in ((None, np.ones((SIZE, SIZE))), (box, box.mask()),
                          (predicted_region(loaded, image, 2), logits.argmax(-1) == 2)):
@@ -355,7 +355,7 @@ def test_a_one_unit_sigmoid_classifier_scores_its_probability():
     picture_ = square_at(5, 5)
     probability = float(model.predict(seen(picture_), verbose=0)[0, 0])
     target = ClassTarget(0)
-    assert probe_for(loaded, None, target).scores(pixel_batch(picture_, loaded.info, np.float32), target)[0] == pytest.approx(
+    assert probe_for(loaded, None, target).scores(pixel_batch(picture_, loaded.info, dtype=np.float32), target)[0] == pytest.approx(
         probability, rel=1e-5)  # its sigmoid, not a softmax over one logit (always 1)
     assert top_k(loaded, picture_)[0].probability == pytest.approx(probability, rel=1e-5)
 
@@ -392,7 +392,7 @@ def test_each_unit_of_a_multi_unit_head_is_scored_by_the_heads_own_activation(ac
     own = model.predict(x, verbose=0)[0].astype(np.float64)  # what the head itself outputs
     expected = 1 / (1 + np.exp(-LABEL_LOGITS)) if activation == "sigmoid" else LABEL_LOGITS
     np.testing.assert_allclose(own, expected, rtol=1e-5)
-    pixels = pixel_batch(picture_, loaded.info, np.float32)
+    pixels = pixel_batch(picture_, loaded.info, dtype=np.float32)
     for label in (0, 1):
         target = ClassTarget(label)
         assert probe_for(loaded, None, target).scores(pixels, target)[0] == pytest.approx(expected[label], rel=1e-5)
@@ -435,7 +435,7 @@ def test_a_multi_label_segmentations_region_score_is_each_channels_own_sigmoid()
     region = Region.box((SIZE, SIZE), 4, 4, 14, 14)
     for channel in (0, 1):
         target = RegionTarget(channel, region)
-        score = probe_for(loaded, None, target).scores(pixel_batch(picture_, loaded.info, np.float32), target)[0]
+        score = probe_for(loaded, None, target).scores(pixel_batch(picture_, loaded.info, dtype=np.float32), target)[0]
         assert score == pytest.approx(own[4:14, 4:14, channel].mean(), rel=1e-5)
 
 
@@ -460,7 +460,7 @@ def test_a_linear_vector_read_as_values_explains_its_norm_and_similarity(embeddi
     assert values.info.output_info.kind == "values" and values.info.class_names is None
     image, other = square_at(3, 5), square_at(18, 14)
     out, out_other = (model.predict(seen(i), verbose=0)[0].astype(np.float64) for i in (image, other))
-    pixels = pixel_batch(image, values.info, np.float32)
+    pixels = pixel_batch(image, values.info, dtype=np.float32)
     norm = OutputNormTarget()
     assert probe_for(values, None, norm).values(pixels, norm)[0] == pytest.approx(np.linalg.norm(out), rel=1e-5)
     for reference, expected in ((out, 1.0), (out_other, out @ out_other / np.linalg.norm(out) / np.linalg.norm(out_other))):

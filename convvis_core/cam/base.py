@@ -238,7 +238,7 @@ class HeatmapMethod(ABC):
         found: list[Heatmap | EmptyHeatmapError] = []
         for start in range(0, len(images), batch_size):
             part = images[start:start + batch_size]
-            pixels = np.concatenate([pixel_batch(image, loaded.info, fit, np.float32) for image in part])
+            pixels = pixel_batch(part, loaded.info, fit, dtype=np.float32)
             removed = np.concatenate([baseline_pixels(image, loaded.info, fit, baseline) for image in part])
             scenes = [Scene(probe, pixels[i:i + 1], removed[i:i + 1], target, layer)
                       for i, target in enumerate(pinned(targets[start:start + batch_size], probe, pixels))]

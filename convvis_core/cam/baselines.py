@@ -26,8 +26,9 @@ def baseline_pixels(image: Image.Image, info: ModelInfo, fit: Fit = "stretch", b
     """The image with every pixel 'removed', as model-size pixels (1, H, W, C), float 0..255."""
     if baseline == "blur":
         seen = as_model_sees_it(image, info, fit)
-        return pixel_batch(seen.filter(ImageFilter.GaussianBlur(BLUR_SIGMA * max(seen.size))), info, fit, np.float32)
-    pixels = pixel_batch(image, info, fit, np.float32)
+        blurred = seen.filter(ImageFilter.GaussianBlur(BLUR_SIGMA * max(seen.size)))
+        return pixel_batch(blurred, info, fit, dtype=np.float32)
+    pixels = pixel_batch(image, info, fit, dtype=np.float32)
     if baseline == "mean":
         return np.broadcast_to(pixels.mean(axis=(1, 2), keepdims=True), pixels.shape).astype(np.float32)
     if baseline == "black":

@@ -78,7 +78,7 @@ def faithfulness_batch(loaded: LoadedModel, images: Sequence[Image.Image], heatm
     scored in shared batches."""
     rows, targets = [], []
     for image, heatmap in zip(images, heatmaps, strict=True):
-        pixels = pixel_batch(image, loaded.info, fit, np.float32)
+        pixels = pixel_batch(image, loaded.info, fit, dtype=np.float32)
         removed = baseline_pixels(image, loaded.info, fit, baseline)
         masks = importance_masks(heatmap.values, steps)
         rows += [np.where(masks, removed, pixels), np.where(masks, pixels, removed)]

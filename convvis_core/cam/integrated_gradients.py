@@ -92,7 +92,7 @@ def integrated_gradients(loaded: LoadedModel, image: Image.Image, target: Target
     method = IntegratedGradients(steps)
     target = default_target(loaded, image, default_layer(loaded.model).path, fit) if target is None else target
     check_target(loaded, target)
-    pixels = pixel_batch(image, loaded.info, fit, np.float32)
+    pixels = pixel_batch(image, loaded.info, fit, dtype=np.float32)
     probe = probe_for(loaded, None, target)
     target = pinned([target], probe, pixels)[0]
     scene = Scene(probe, pixels, baseline_pixels(image, loaded.info, fit, baseline), target, None)

@@ -187,7 +187,7 @@ def road_batch(loaded: LoadedModel, images: Sequence[Image.Image], heatmaps: Seq
     steps, at = _steps(percentiles)
     rows, targets = [], []
     for image, heatmap in zip(images, heatmaps, strict=True):
-        pixels = pixel_batch(image, loaded.info, fit, np.float32)[0]
+        pixels = pixel_batch(image, loaded.info, fit, dtype=np.float32)[0]
         most = importance_masks(heatmap.values, steps, seed)[at, ..., 0]
         least = importance_masks(-heatmap.values, steps, seed)[at, ..., 0]
         imputed = [impute(pixels, removed, noise, seed + k) for k, removed in enumerate(np.concatenate([most, least]))]
