@@ -7,7 +7,7 @@ the app never imports it (an import-linter contract in pyproject.toml). It is im
 repository root, which pytest (``pythonpath`` in pytest.ini) and the bench and script files put on
 ``sys.path``.
 
-``camera``: the cat photo as Chromium's fake camera, for ``tests/test_live.py`` and ``bench/live_fps.py``.
+``camera``: the cat photo as Chromium's fake camera, for ``tests/test_live_page.py`` and ``bench/live_fps.py``.
 
 ``models``: LeNet copies fine-tuned in seconds with chosen layers frozen, and one-convolution models, for
 ``tests/test_compare.py`` and ``tests/test_atlas_compare.py``.

@@ -1,5 +1,5 @@
 """A fake camera for Chromium: the bundled cat photo as a .y4m video, which Chromium plays as the
-webcam when launched with :func:`fake_camera_args`. Shared by ``tests/test_live.py`` (the Live
+webcam when launched with :func:`fake_camera_args`. Shared by ``tests/test_live_page.py`` (the Live
 page's browser test) and ``bench/live_fps.py`` (frames per second per viewer)."""
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Feature maps equal direct sub-models, statistics and tiling are exact on hand-made maps, and the
-page and the CLI show them."""
+CLI shows them (the page: test_activations_page.py)."""
 
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +12,10 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
-from app_session import app_on
 from convvis_core.activations import channel_stats, default_spread, feature_maps, normalize, progression
 from convvis_core.batches import model_input
 from convvis_core.errors import LayerError
-from convvis_core.images import to_png_bytes
 from convvis_core.models.base import LoadedModel, ModelInfo
 from convvis_core.presentation.channel_grids import channel_grid
 from convvis_core.presentation.overlays import overlay
@@ -149,42 +145,6 @@ def test_overlay_is_the_colormapped_min_max_map_blended_over_the_image(alpha):
     expected = np.asarray(image, np.float64) * (1 - alpha) + heat * alpha
     drawn = np.asarray(overlay(image, channel_map, alpha, "jet")).astype(np.float64)
     assert np.abs(drawn - expected).max() <= 1.5  # rounding of the table and of the blend
-
-
-def page() -> AppTest:
-    return app_on("activations")
-
-
-def assert_rendered(at: AppTest, paths: list[str]) -> None:
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    assert [header.value for header in at.subheader] == paths
-    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-    grid = charts[2 * paths.index("conv_pw_13_relu")]  # each layer: its grid, then its channel
-    assert grid["data"][0]["type"] == "heatmap" and grid["data"][0]["customdata"]["shape"] == "255, 255, 2"
-    assert [trace.get("name") for trace in grid["data"][1:]] == ["dead"]
-
-
-def test_page_shows_the_default_spread_for_a_sample_and_an_upload(mobilenet):
-    spread = [layer.path for layer in default_spread(mobilenet.model)]
-    at = page().run()
-    assert_rendered(at, spread)
-    assert any("137 dead" in caption.value for caption in at.caption)  # chelsea, conv_pw_13_relu
-    coffee = to_png_bytes(load_sample("coffee"))
-    at.file_uploader(key="_convvis_activations_file").set_value(("my_coffee.png", coffee, "image/png")).run()
-    assert_rendered(at, spread)
-    assert at.session_state["convvis_image_source"] == "upload"
-    assert any("my_coffee.png" in caption for image in at.image for caption in image.captions)
-
-
-def test_page_explains_a_model_without_feature_maps(mobilenet, tmp_path):
-    vector = keras.Input((8, 8, 3))
-    keras.Model(vector, keras.layers.Dense(2)(keras.layers.Flatten()(vector))).save(tmp_path / "flat.keras")
-    at = page().run()
-    at.file_uploader(key="_convvis_model_file").set_value(
-        ("flat.keras", (tmp_path / "flat.keras").read_bytes(), "application/octet-stream")).run()
-    assert not at.exception, at.exception
-    assert any("no layer with a spatial" in e.value for e in at.error)
 
 
 def test_cli_writes_the_grid_and_prints_the_stats(mobilenet, tmp_path):

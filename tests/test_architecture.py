@@ -1,7 +1,8 @@
 """The import rules of docs/architecture.md: import-linter's contracts in pyproject.toml, run here
 so CI checks them, and, with ``ast``, what import-linter cannot see: app.py (a module, not a
 package) and imports by bare file name through a ``sys.path`` entry (``import home`` beside
-pages/home.py; tests/ put on ``sys.path`` by a bench or a script, as bench/serve_cost.py once did).
+pages/home.py; tests/ put on ``sys.path`` by a bench or a script, as bench/serve_cost.py once did);
+and that the tests of the core import no UI code.
 """
 
 from __future__ import annotations
@@ -61,6 +62,74 @@ def test_app_imports_no_page_nor_tools() -> None:
     """app.py sits with the pages: it may import convvis_ui and convvis_core, never a page."""
     tops = {name.split(".")[0] for name in imported(ROOT / "app.py")}
     assert not tops & ({"pages", "convvis_testing", "tests", "bench", "scripts"} | module_names(ROOT / "pages"))
+
+
+# --- Tests of the core import no UI code ----------------------------------------------------------
+# A test that drives a page (AppTest, a browser) or imports UI code lives in a UI test file: one of
+# UI_TEST_FILES, or one named after the page(s) it drives, test_<page>_page.py or test_<topic>_pages.py.
+# Every other test file tests the core and imports UI code nowhere, not even inside a function, so the
+# core's tests run, and fail, on their own.
+
+UI_TEST_FILES = {"test_app.py", "test_browser.py", "test_cached_views.py", "test_concurrency.py", "test_keras_state.py"}
+UI_MODULES = ("convvis_ui", "streamlit", "app_session", "pages", "convvis_testing.browser")
+IMPORTING_CALLS = {"import_module", "importorskip", "__import__"}  # importlib's, pytest's, the builtin
+
+
+def ui_test_file(path: Path) -> bool:
+    return path.name in UI_TEST_FILES or path.name.endswith(("_page.py", "_pages.py"))
+
+
+def ui_module(name: str) -> bool:
+    return any(name == module or name.startswith(f"{module}.") for module in UI_MODULES)
+
+
+def ui_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """Where a file imports UI code, at any depth: ``file:line imports name``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)
+              and getattr(node.func, "attr", getattr(node.func, "id", None)) in IMPORTING_CALLS):
+            names = [node.args[0].value]
+        else:
+            continue
+        name = next((name for name in names if ui_module(name)), None)
+        if name:
+            found.append((node.lineno, f"{path.relative_to(root)}:{node.lineno} imports {name}"))
+    return [where for _, where in sorted(found)]
+
+
+def test_tests_of_the_core_import_no_ui_code() -> None:
+    broken = [found for path in sorted((ROOT / "tests").glob("test_*.py")) if not ui_test_file(path)
+              for found in ui_imports(path)]
+    assert not broken, ("move these tests to a UI test file (test_<page>_page.py):\n" + "\n".join(broken))
+
+
+def test_the_ui_import_check_catches_what_it_is_for(tmp_path: Path) -> None:
+    """The check itself, on a small file: UI imports at the top, in a function, by a call; the core's allowed."""
+    source = ("import streamlit as st\n"
+              "from convvis_core.topk import scan\n"
+              "from convvis_testing import browser\n"
+              "import pagesize, streamlit_webrtc\n"
+              "def test_page():\n"
+              "    from app_session import app_on\n"
+              "    from convvis_ui.pickers import layer_key\n"
+              "    importlib.import_module('pages.home')\n"
+              "    pytest.importorskip('convvis_testing.camera')\n"
+              "    return __import__('streamlit.testing.v1')\n")
+    path = tmp_path / "test_mixed.py"
+    path.write_text(source)
+    assert ui_imports(path, tmp_path) == [
+        "test_mixed.py:1 imports streamlit", "test_mixed.py:3 imports convvis_testing.browser",
+        "test_mixed.py:6 imports app_session", "test_mixed.py:7 imports convvis_ui.pickers",
+        "test_mixed.py:8 imports pages.home", "test_mixed.py:10 imports streamlit.testing.v1"]
+    assert [ui_test_file(Path(name)) for name in ("test_heatmaps_page.py", "test_atlas_pages.py", "test_app.py",
+                                                  "test_cam.py", "test_homepage.py", "test_page_sizes.py")] == [
+        True, True, True, False, False, False]
 
 
 def test_no_bare_name_imports_around_the_contracts() -> None:
@@ -222,10 +291,7 @@ PROJECT = ("convvis_core", "convvis_ui", "pages", "convvis_testing", "app_sessio
 
 # Tests that still replace a project function (by file, the name replaced) and why; add none: count the
 # work with a public counter (convvis_core/counters.py) or pass what the test needs in.
-PATCHED_ON_PURPOSE = {
-    ("tests/test_atlas.py", "open_dataset"): "the atlas job given a dataset that counts the images read; "
-                                             "to be replaced by a public count of images read",
-}
+PATCHED_ON_PURPOSE: dict[tuple[str, str], str] = {}
 
 
 def project_patches(path: Path, where: Path = ROOT) -> list[str]:

@@ -1,5 +1,6 @@
 """Heatmaps: maps checked against ground truth (a model trained here to find a square), against an
-independent Grad-CAM written from the formula, and by their faithfulness on real photos."""
+independent Grad-CAM written from the formula, and by their faithfulness on real photos (the page:
+test_heatmaps_page.py)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from app_session import app_on
 from convvis_core.batches import model_input
 from convvis_core.cam import (ClassTarget, EmptyHeatmapError, FilterTarget, ScoreCAM, default_target, faithfulness,
                               heatmap)
 from convvis_core.errors import ConvVisError
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
-from convvis_ui.pickers import layer_key
 
 SIDE, SQUARE = 32, 6
 
@@ -147,22 +146,6 @@ def test_filter_targets_explain_models_without_classes_and_empty_maps_say_why():
         heatmap(loaded, image, "gradcam", ClassTarget(0))
     with pytest.raises(ConvVisError, match="out of range"):
         heatmap(loaded, image, "gradcam", FilterTarget("conv2", 2))
-
-
-def test_the_page_shows_three_maps_with_their_faithfulness(mobilenet):
-    at = app_on("heatmaps")
-    at.session_state["convvis_model"] = "mobilenet"
-    at.run()
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    assert at.get("status")[0].proto.label == "3 heatmap(s) for Egyptian cat (class 285)"
-    labels = [m.label for m in at.metric]
-    assert labels == ["Deletion AUC ↓", "Insertion AUC ↑", "ROAD ↑"] * 3
-    assert all(0.0 <= float(m.value) <= 1.0 for m in at.metric if "AUC" in m.label)
-    assert all(-1.0 <= float(m.value) <= 1.0 for m in at.metric if m.label == "ROAD ↑")  # a difference of probabilities
-    assert [h.value for h in at.markdown[:3]] == ["#### Grad-CAM", "#### Grad-CAM++", "#### Layer-CAM"]
-    assert at.selectbox(key=layer_key("heatmaps", "mobilenet")).value == "conv_pw_13_relu"  # the shared picker's default
-    assert sum(caption.value.startswith("conv_pw_13_relu · ") for caption in at.caption) == 3
 
 
 def test_cli_writes_the_overlay_and_prints_the_target_and_its_aucs(mobilenet, tmp_path):

@@ -1,5 +1,6 @@
 """Circuits: rankings, folded BatchNorm and composed depthwise+pointwise kernels checked against
-numpy on the raw weights, against Keras' own layers, and contributions against explicit loops."""
+numpy on the raw weights, against Keras' own layers, and contributions against explicit loops (the page:
+test_circuits_page.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_session import app_on
 from convvis_core.batches import model_input
 from convvis_core.circuits import circuit, circuit_layers, linear_conv, readers
 from convvis_core.presentation.sheets import kernel_images
 from convvis_core.errors import LayerError
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
-from convvis_ui.pickers import layer_key, remembered_key
-
 
 
 def apply(conv, inputs: np.ndarray) -> np.ndarray:
@@ -188,38 +186,6 @@ def test_only_layers_that_trace_back_to_a_conv_are_offered(mobilenet):
         linear_conv(mobilenet.model, "conv_dw_8_relu")
     with pytest.raises(LayerError, match="Filter 600 is out of range: conv_pw_8_relu has 512 filters"):
         circuit(mobilenet, "conv_pw_8_relu", 600)
-
-
-def test_circuits_page_runs_end_to_end_on_mobilenet(mobilenet):
-    at = app_on("circuits")
-    at.session_state["convvis_model"] = "mobilenet"
-    at.session_state[remembered_key("circuits", "mobilenet")] = "conv_pw_2_relu"  # small: fast to visualize
-    at.session_state["circuit_steps"] = 8
-    at.session_state["circuit_top"] = 3
-    at.run()
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    expected = circuit(mobilenet, "conv_pw_2_relu", 0)
-    table = at.dataframe[0].value
-    assert list(table["channel"]) == [c.index for c in expected.top(3)]
-    assert list(table["sign"]) == [c.sign for c in expected.top(3)]
-    assert at.get("status")[0].label.startswith("Feature visualizations: 4 image(s)")
-    assert len(at.get("plotly_chart")) == 3
-
-    at.radio(key="circuit_ranking").set_value("contribution").run()
-    assert not at.exception and not at.error
-    assert "contribution" in at.dataframe[0].value.columns
-
-    at.selectbox(key=layer_key("circuits", "mobilenet")).select("conv1_relu").run()  # the image's channels: kernels grid
-    assert not at.exception and not at.error
-    assert any(heading.value == "Every kernel of conv1_relu" for heading in at.subheader)
-
-    at.selectbox(key=layer_key("circuits", "mobilenet")).select("conv_pw_2_relu").run()
-    first = int(at.dataframe[0].value["channel"][0])
-    at.button(key=f"filters_{first}").click().run()  # the link opens the Filters page on the input layer
-    assert not at.exception
-    assert at.title[0].value == "Filters"
-    assert at.selectbox(key=layer_key("filters", "mobilenet")).value == "conv_pw_1_relu"
 
 
 @pytest.mark.slow  # a subprocess: TensorFlow's import alone takes seconds

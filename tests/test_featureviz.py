@@ -1,9 +1,9 @@
-"""Feature visualization: real models, activations checked by an independent forward pass."""
+"""Feature visualization: real models, activations checked by an independent forward pass (the pages:
+test_filters_page.py, test_unit_page.py)."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from app_session import app_on
 from convvis_core.cache import ResultCache
 from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.featureviz import PRESETS, Settings, visualize_filters
@@ -27,8 +26,6 @@ from convvis_core.featureviz.transforms import fused
 from convvis_core.featureviz.selection import parse_filters
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.preprocessing import preprocess
-from convvis_ui.links import FILTER_RUN
-from convvis_ui.pickers import RUN_FILTERS, layer_key
 
 QUICK = PRESETS["quick preview"].replace(steps=24, size=224, batch_size=8)
 
@@ -228,36 +225,6 @@ def test_bad_requests_are_clear_errors(lenet):
     assert parse_filters("3, 0-2, 3", 20) == [3, 0, 1, 2]
 
 
-def test_filters_page_runs_end_to_end_on_lenet(lenet, tmp_path, monkeypatch):
-    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-    at = app_on("filters")
-    at.session_state["convvis_model"] = "lenet_mnist"
-    at.run()
-    assert not at.exception and not at.error
-    preset = next(box for box in at.sidebar.selectbox if box.label == "Preset")
-    assert preset.value == SMALL_INPUTS  # the default for 28×28 inputs
-    at.selectbox(key=layer_key("filters", "lenet_mnist")).select("conv2_relu").run()
-    at.text_input(key="filters_spec_conv2_relu").set_value("0-5").run()
-    at.button(key=RUN_FILTERS).click().run()
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    assert at.subheader[0].value == "conv2_relu: 6 filter(s), strongest first"
-    assert not at.info  # no filter is weak under the default
-    shown = at.session_state[FILTER_RUN].settings  # the widgets at the preset's values key as the preset (and the atlas)
-    assert shown.result_part() == fitted_preset(SMALL_INPUTS, lenet.info.input_size).result_part()
-    next(box for box in at.sidebar.selectbox if box.label == "Preset").select("quick preview").run()
-    at.slider(key="steps_quick preview").set_value(16).run()
-    at.button(key=RUN_FILTERS).click().run()
-    assert not at.exception and not at.error
-    weak = re.search(r"^(\d+) filter\(s\) barely fire on their pictures .*?: ([\d, ]+)\.", at.info[0].value)
-    assert weak and int(weak[1]) == 3 and sorted(map(int, weak[2].split(", "))) == [0, 2, 5], at.info[0].value
-    assert len(at.get("download_button")) == 3
-    at.button(key=RUN_FILTERS).click().run()  # the same request again: served from the cache
-    assert not at.exception
-    assert [status.label for status in at.get("status")] == ["Done: 6 image(s), 6 from the cache"]
-
-
-
 def test_pages_find_a_picture_under_any_preset_the_preferred_first_and_compute_nothing(lenet, tmp_path):
     cache = ResultCache(tmp_path)
     small = PRESETS["quick preview"].replace(steps=4, size=28)
@@ -394,47 +361,3 @@ def test_a_registered_parameterization_round_trips():
         assert param.to_image(tf.constant(start)).shape == (1, 16, 16, 3)
     with pytest.raises(ValueError, match="Unknown parameterization"):
         Settings(parameterization="nonsense")
-
-
-def test_filters_page_difference_recipe_runs_on_lenet(lenet, tmp_path, monkeypatch):
-    from convvis_ui.recipe_settings import OBJECTIVE_TEXT, OTHER_FILTER, RECIPE, RECIPE_WEIGHT, WRITTEN
-
-    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-    at = app_on("filters")
-    at.session_state["convvis_model"] = "lenet_mnist"
-    at.run()
-    at.selectbox(key=layer_key("filters", "lenet_mnist")).select("conv2_relu").run()
-    at.text_input(key="filters_spec_conv2_relu").set_value("0-1").run()
-    at.selectbox(key=RECIPE).select("difference of two filters").run()
-    at.number_input(key=OTHER_FILTER).set_value(7).run()
-    at.number_input(key=RECIPE_WEIGHT).set_value(1.0).run()
-    at.button(key=RUN_FILTERS).click().run()
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    assert at.subheader[0].value == "conv2_relu: 2 filter(s), strongest first"
-    at.number_input(key=OTHER_FILTER).set_value(60).run()  # conv2 has 50 filters
-    at.button(key=RUN_FILTERS).click().run()
-    assert not at.exception and "Filter 60 is out of range" in at.error[0].value
-    assert "`Filter() - 1.0 * Channel(None, 60)`" in " ".join(c.value for c in at.caption)  # what was built, as text
-    at.selectbox(key=f"objective_{SMALL_INPUTS}").select(WRITTEN).run()  # the same terms, written out
-    written = 'Filter() - 0.5 * Channel("conv1", 2)'
-    at.text_input(key=OBJECTIVE_TEXT).set_value(written).run()
-    at.button(key=RUN_FILTERS).click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.session_state[FILTER_RUN].settings.objective == objectives.parse(written)
-    at.text_input(key=OBJECTIVE_TEXT).set_value("Filter() -").run()
-    assert not at.exception and "is not an objective" in at.error[0].value
-
-
-def test_unit_page_shows_different_pictures_of_its_filter(lenet, tmp_path, monkeypatch):
-    DIVERSE_COUNT, DIVERSE_RUN = "unit_diverse_count", "unit_diverse_run"  # pages.unit's widget keys
-    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-    at = app_on("unit")
-    at.session_state["convvis_model"] = "lenet_mnist"
-    at.run()
-    assert not at.exception, at.exception
-    at.number_input(key=DIVERSE_COUNT).set_value(2).run()
-    at.button(key=DIVERSE_RUN).click().run()
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    assert "Different pictures of this filter" in [s.value for s in at.subheader]

@@ -3,8 +3,9 @@ weeks: nothing may accumulate per request (traces, sub-models, cache entries, se
 
 Resident memory (VmRSS) is read after a warm-up (the first traces, the model, the caches filled)
 and again at the end; it may not grow by half, nor by more than ``MAX_GROWTH`` at all. 100 AppTest
-runs take about 50 s on 2 cores, so the page is rendered 30 times as a new session each time, and
-the core calls underneath the Activations, Heatmaps and Filters pages 100 times, uncached.
+runs take about 50 s on 2 cores, so the pages are rendered 30 times as a new session each time (in
+test_memory_pages.py), and the core calls underneath the Activations, Heatmaps and Filters pages 100
+times, uncached.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app_session import app_on
 from convvis_core.activations import channel_stats, default_spread, feature_maps, progression
 from convvis_core.presentation.channel_grids import channel_grid
 from convvis_core.presentation.overlays import overlay
@@ -68,21 +68,3 @@ def test_the_core_paths_of_the_pages_run_100_times_in_flat_memory(lenet):
     for _ in range(90):
         render()
     assert_flat(warm, resident_bytes(), "100 core renders")
-
-
-def test_30_app_sessions_of_the_same_request_in_flat_memory(lenet):
-    pages = ["pages/activations.py", "pages/heatmaps.py"]
-
-    def visit(run: int) -> None:
-        at = app_on(pages[run % 2], timeout=120)
-        at.session_state["convvis_model"] = "lenet_mnist"
-        at.session_state["convvis_image_source"] = "digit_4"
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-
-    for run in range(10):
-        visit(run)
-    warm = resident_bytes()
-    for run in range(10, 30):
-        visit(run)
-    assert_flat(warm, resident_bytes(), "30 page renders")

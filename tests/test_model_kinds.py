@@ -2,7 +2,7 @@
 
 The models are small and trained here on generated pictures (a white square, a square and a disc), so
 what they predict, and where the evidence lies, is known: the maps are checked against the
-formula computed by hand and against the squares' pixels.
+formula computed by hand and against the squares' pixels. The Heatmaps page with them: test_heatmaps_page.py.
 """
 
 from __future__ import annotations
@@ -114,29 +114,8 @@ def unet_model() -> keras.Model:
     return keras.Model(image, classes, name="unet")
 
 
-@pytest.fixture(scope="module")
-def two_heads(tmp_path_factory):
-    """The two-head model trained a few epochs, saved as .keras and loaded back as a user's file."""
-    keras.utils.set_random_seed(0)
-    pixels, there, column, _ = square_pictures(1500, seed=0)
-    model = two_head_model()
-    model.compile(keras.optimizers.Adam(1e-3), ["sparse_categorical_crossentropy", "mse"])
-    model.fit(pixels, [there, column], epochs=5, batch_size=32, verbose=0)
-    path = tmp_path_factory.mktemp("two_heads") / "two_heads.keras"
-    model.save(path)
-    return model, path, load_model_file(path)
-
-
-@pytest.fixture(scope="module")
-def unet(tmp_path_factory):
-    keras.utils.set_random_seed(1)
-    pixels, labels = shape_pictures(800, seed=2)
-    model = unet_model()
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
-    model.fit(pixels, labels, epochs=8, batch_size=32, verbose=0)
-    path = tmp_path_factory.mktemp("unet") / "unet.keras"
-    model.save(path)
-    return model, path, load_model_file(path)
+# The models trained on these pictures, ``two_heads`` and ``unet``, are session fixtures in conftest.py:
+# test_heatmaps_page.py opens them in the page without training them again.
 
 
 @pytest.fixture(scope="module")
@@ -720,86 +699,3 @@ def test_the_cli_refuses_a_3d_output_in_one_line_and_still_explains_its_filters(
         assert err[-1].startswith("error: seq.keras's output 'sequence' has shape (32, 5), which is neither"), err
     assert main(["cam", str(path), str(photo), "--out", str(png)]) == 0  # the default: a filter of its last layer
     assert "target: filter " in capsys.readouterr().out
-
-
-# ------------------------------------------------------------------------------------------- the page
-
-
-def test_the_heatmaps_page_explains_each_kind_and_refuses_an_empty_region_without_losing_the_page(unet, two_heads):
-    """The page as a user meets it with an uploaded U-Net and a two-head model: a class over a box, a
-    box with no pixels (a clear message, the page goes on), then the regression head's unit."""
-    import hashlib
-
-    from app_session import app_on
-
-    at = app_on("heatmaps")
-    uploads = {hashlib.sha256(path.read_bytes()).hexdigest(): (path.name, path.read_bytes())
-               for path in (unet[1], two_heads[1])}
-    digests = list(uploads)
-    at.session_state["convvis_uploads"] = uploads
-    at.session_state["convvis_model"] = f"upload:{digests[0]}"
-    at.run()
-    assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
-    assert "region's mean probability" in " ".join(c.value for c in at.caption)
-    at.radio(key=f"heatmaps_region_upload:unet.keras#{digests[0][:16]}").set_value("box").run()
-    assert not at.exception and not at.error and at.status[0].proto.label.startswith("3 heatmap(s) for class 1 over rows")
-    at.slider(key=f"heatmaps_rows_upload:unet.keras#{digests[0][:16]}").set_value((5, 5)).run()
-    assert not at.exception
-    assert [e.value for e in at.error] == ["The region holds no pixels: draw or pick a region that covers part of the "
-                                           "image."]
-    at = app_on("heatmaps")  # another user, with the two-head model
-    at.session_state["convvis_uploads"] = uploads
-    at.session_state["convvis_model"] = f"upload:{digests[1]}"
-    at.run()
-    at.selectbox(key=f"_convvis_output_{digests[1]}").select_index(1).run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.status[0].proto.label == "3 heatmap(s) for output unit 0"
-    assert [m.label for m in at.metric] == ["Deletion AUC ↓", "Insertion AUC ↑", "ROAD ↑"] * 3
-
-
-def test_the_heatmaps_page_starts_a_feature_models_filter_at_the_images_strongest_one(tmp_path):
-    """A model without a head (its output: a stride-2 map) is explained by one filter: the page's filter number
-    starts at the filter most active on the shown image (checked by a pass of the Keras model here), a filter the
-    user types is the one explained, and the next image starts at its own strongest filter."""
-    import hashlib
-
-    from app_session import app_on
-    from convvis_core.images import as_model_sees_it
-    from convvis_core.samples import load_sample
-    from convvis_ui.pickers import filter_key
-
-    image = keras.Input((SIZE, SIZE, 1), name="image")
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(image)
-    features = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
-    model = keras.Model(image, features)
-    passes, bright_or_dark = np.zeros((3, 3, 1, 6), np.float32), np.zeros((3, 3, 6, 8), np.float32)
-    passes[1, 1, 0, 0] = 1  # conv1's filter 0 passes the pixels on; conv2's filter 0 likes bright, 1 dark images
-    bright_or_dark[1, 1, 0, 0], bright_or_dark[1, 1, 0, 1] = 1.5, -1.0
-    model.get_layer("conv1").set_weights([passes, np.zeros(6, np.float32)])
-    model.get_layer("conv2").set_weights([bright_or_dark, np.array([0, 0.8, 0, 0, 0, 0, 0, 0], np.float32)])
-    path = tmp_path / "features.keras"
-    model.save(path)
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-
-    def strongest(sample: str) -> int:
-        seen = np.asarray(as_model_sees_it(load_sample(sample), load_model_file(str(path)).info), np.float32)
-        return int(np.argmax(np.asarray(model(seen.reshape(1, SIZE, SIZE, 1) / 255.0)).mean(axis=(0, 1, 2))))
-
-    expected = {sample: strongest(sample) for sample in ("hubble", "china")}
-    assert len(set(expected.values())) == 2, expected  # the two images' strongest filters differ
-    at = app_on("heatmaps")
-    at.session_state["convvis_uploads"] = {digest: (path.name, data)}
-    at.session_state["convvis_model"] = f"upload:{digest}"
-    at.session_state["convvis_image_source"] = "hubble"
-    at.run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert at.selectbox(key="_convvis_heatmaps_source").value == "hubble"
-    picker = next(number for number in at.number_input if number.label.startswith("Filter (0–7)"))
-    assert picker.value == expected["hubble"]
-    assert picker.key.startswith(filter_key("heatmaps", f"upload:{path.name}#{digest[:16]}", "conv2"))
-    picker.set_value((expected["hubble"] + 1) % 8).run()
-    assert not at.exception and f"filter {(expected['hubble'] + 1) % 8} of conv2" in at.status[0].proto.label
-    at.selectbox(key="_convvis_heatmaps_source").set_value("china").run()  # another image: its own strongest filter
-    assert not at.exception and next(number.value for number in at.number_input
-                                     if number.label.startswith("Filter (0–7)")) == expected["china"]

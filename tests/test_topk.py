@@ -1,5 +1,6 @@
 """Top-k dataset examples: rankings checked against a brute-force numpy ranking of the full maps,
-memory that does not grow with the dataset, hostile archives, the cache, the page and the CLI."""
+memory that does not grow with the dataset, hostile archives, the cache and the CLI (the page:
+test_top_k_page.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import pytest
 from PIL import Image
 
 from bad_inputs.corpus import zip_of
-from app_session import app_on
 from convvis_core import topk
 from convvis_core.cache import ResultCache
 from convvis_core.config import DATASET_DIRS_ENV, dataset_dirs
@@ -30,14 +30,10 @@ from convvis_core.datasets.files import zip_dataset
 from convvis_core.datasets.mnist import load_mnist
 from convvis_core.datasets.packaged import fashion_mnist_available, fashion_mnist_dataset, mnist_dataset
 from convvis_core.presentation.sheets import example_views
-from convvis_core.featureviz import PRESETS
-from convvis_core.featureviz.render import FilterResult
 from convvis_core.images import to_png_bytes
 from convvis_core.preprocessing import preprocess
 from convvis_core.receptive_field import receptive_field
 from convvis_core.topk import cached_index, scan
-from convvis_ui import links
-from convvis_ui.pickers import SCAN_TOP_K, filter_key, layer_key
 
 ROOT = Path(__file__).resolve().parents[1]
 TIE = 1e-5  # maxima this close may rank either way: batched and unbatched convolutions differ in the last bits
@@ -225,30 +221,6 @@ def test_receptive_fields_match_lenets_geometry_and_frame_the_maximum(lenet):
         left, top, right, bottom = view.box
         assert view.crop.size == ((right - left) * 8, (bottom - top) * 8)  # enlarged by a whole factor
         assert view.overlay.size == (224, 224)
-
-
-def test_the_page_ranks_mnist_on_lenet_end_to_end(lenet, tmp_path, monkeypatch):
-    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-    at = app_on("top_k")
-    at.session_state["convvis_model"] = "lenet_mnist"
-    picture = np.full((28, 28), 200, np.uint8)
-    at.session_state[links.FILTER_RUN] = links.FilterRun(  # as the Filters page leaves its last run
-        lenet.identity, "conv2_relu", PRESETS["quick preview"], (FilterResult(3, picture, 0.1, 2.0, 2.0, False),))
-    at.run()
-    assert not at.exception and not at.error
-    assert at.selectbox(key="topk_dataset_lenet_mnist").value == "mnist"
-    assert at.selectbox(key=layer_key("top_k", "lenet_mnist")).value == "conv2_relu"  # synced from the Filters page
-    at.button(key=SCAN_TOP_K).click().run()
-    assert not at.exception, at.exception
-    assert not at.error, [e.value for e in at.error]
-    assert at.subheader[0].value == "conv2_relu #3: top 9 of 2,000 images"
-    assert [status.label for status in at.get("status")] == ["Scanned 2,000 images: every filter of conv2_relu ranked"]
-    assert len(at.get("image")) == 9 * 2 * 2 + 1  # top and bottom 9, each overlay + crop, and the synthetic picture
-    assert len(at.get("plotly_chart")) == 1
-    at.number_input(key=filter_key("top_k", "lenet_mnist", "conv2_relu")).set_value(11).run()  # instant: from the index
-    assert not at.exception and not at.error
-    assert at.subheader[0].value == "conv2_relu #11: top 9 of 2,000 images"
-    assert not at.get("status")  # no second scan
 
 
 @pytest.mark.slow  # a subprocess: TensorFlow's import alone takes seconds

@@ -1,8 +1,8 @@
-"""Users' own model files: good ones load and predict as before; code-carrying ones are refused."""
+"""Users' own model files: good ones load and predict as before; code-carrying ones are refused (an
+upload on the Filters page: test_filters_page.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import subprocess
 import sys
@@ -15,15 +15,11 @@ import pytest
 
 from PIL import Image
 
-from app_session import app_on
 from convvis_core.errors import ModelError, UnsafeModelError
-from convvis_core.featureviz.presets import SMALL_INPUTS
 from convvis_core.labels import read_labels
 from convvis_core.layers import spatial_layers
 from convvis_core.models import load_model, load_uploaded_model
 from convvis_core.predictions import top_k
-from convvis_core.preprocessing import MODES
-from convvis_ui import links
 
 
 def small_cnn(channels: int = 3) -> keras.Model:
@@ -165,43 +161,6 @@ def test_cli_takes_labels_and_preprocessing_for_a_model_file(tmp_path):
     assert "preprocessing: tf" in chosen.stderr and chosen.stdout != inferred.stdout
     wrong = subprocess.run(command + ["--labels", str(path)], capture_output=True, text=True, timeout=300)
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
-
-
-def test_a_new_pixel_mode_for_an_upload_shows_new_filters_not_the_old_modes(tmp_path, monkeypatch):
-    """An upload's results are named by its identity, which holds the pixel mode: after the user changes
-    the mode, the Filters page no longer shows the pictures made under the old one (nor offers them to
-    Top k), and a new run makes new ones rather than finding the old mode's in the cache."""
-    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path / "cache"))
-    data = saved(small_cnn(), tmp_path / "m.keras")
-    digest = hashlib.sha256(data).hexdigest()
-    inferred = load_uploaded_model(data, "flowers.keras").info.preprocessing
-    other = next(mode for mode in ("tf", "caffe") if mode != inferred)
-    assert other in MODES
-    at = app_on("filters")
-    at.session_state["convvis_uploads"] = {digest: ("flowers.keras", data)}
-    at.session_state["convvis_model"] = f"upload:{digest}"
-    at.run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    at.slider(key=f"steps_{SMALL_INPUTS}").set_value(8).run()
-    at.text_input(key="filters_spec_conv").set_value("0-3").run()
-
-    def run_filters() -> links.FilterRun:
-        next(button for button in at.button if button.label.startswith("Run on")).click().run()
-        assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
-        return at.session_state[links.FILTER_RUN]
-
-    before = run_filters()
-    assert [status.label for status in at.get("status")] == ["Done: 4 image(s), 0 from the cache"]
-    assert at.subheader[0].value == "conv: 4 filter(s), strongest first"
-    at.selectbox(key=f"_convvis_pre_{digest}").select(other).run()
-    assert not at.exception and not at.error
-    assert not at.subheader  # the old mode's pictures are gone, not shown as this mode's
-    assert at.info[0].value == "Choose a layer and filters, then press **Run**."
-    after = run_filters()
-    assert after.identity != before.identity and other in after.identity
-    assert [status.label for status in at.get("status")] == ["Done: 4 image(s), 0 from the cache"]  # made anew
-    assert at.subheader[0].value == "conv: 4 filter(s), strongest first"
-    assert any(not np.array_equal(old.image, new.image) for old, new in zip(before.results, after.results))
 
 
 def test_the_identity_changes_with_the_pixels_the_labels_and_how_an_output_is_read(tmp_path):

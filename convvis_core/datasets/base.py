@@ -14,10 +14,12 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from convvis_core.counters import WorkCounter
 from convvis_core.errors import ConvVisError
 from convvis_core.images import ImageSource, open_image
 
 Batch = tuple[np.ndarray, np.ndarray | list[np.ndarray]]  # (dataset indices, their images)
+IMAGES_READ = WorkCounter()  # images read by :meth:`Dataset.batches` (every scan's way in), by the dataset's identity
 
 
 class DatasetError(ConvVisError):
@@ -50,12 +52,18 @@ class Dataset(ABC):
         """What to call image ``index`` under a thumbnail."""
         return f"#{index}"
 
+    def image_range(self, start: int, stop: int) -> np.ndarray | list[np.ndarray]:
+        """Images ``start`` … ``stop`` − 1, one by one; a dataset that holds them in one array slices it."""
+        return [self.image(index) for index in range(start, stop)]
+
     def batches(self, size: int, count: int | None = None, first: int = 0) -> Iterator[Batch]:
         """Images ``first`` … ``count`` − 1 (default: to the end) in batches of ``size``, each with its indices."""
         count = len(self) if count is None else min(count, len(self))
         for start in range(first, count, size):
-            indices = np.arange(start, min(start + size, count))
-            yield indices, [self.image(int(index)) for index in indices]
+            stop = min(start + size, count)
+            images = self.image_range(start, stop)
+            IMAGES_READ.add(self.identity, stop - start)
+            yield np.arange(start, stop), images
 
 
 class ArrayDataset(Dataset):
@@ -82,11 +90,8 @@ class ArrayDataset(Dataset):
         label = int(self.labels[index])
         return f"#{index} · {self.class_names[label] if self.class_names else label}"
 
-    def batches(self, size: int, count: int | None = None, first: int = 0) -> Iterator[Batch]:
-        count = len(self) if count is None else min(count, len(self))
-        for start in range(first, count, size):
-            stop = min(start + size, count)
-            yield np.arange(start, stop), self.images[start:stop]
+    def image_range(self, start: int, stop: int) -> np.ndarray:
+        return self.images[start:stop]
 
 
 class EncodedDataset(Dataset):
