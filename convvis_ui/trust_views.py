@@ -60,8 +60,10 @@ def trust_view(loaded: LoadedModel, seen: Image.Image, scored: Mapping[str, Scor
              else ("fails" if checks[method].flagged else "passes")}
             for method, found in scores.items()]), hide_index=True, column_config={
                 METRICS[name].heading: st.column_config.NumberColumn(format="%.3f") for name in METRICS})
-        for metric in METRICS.values():
-            st.caption(f"**{metric.heading}**: {metric.meaning}.")
+        most = next(iter(scores.values())).most_complex if scores else None
+        for name, metric in METRICS.items():
+            here = f" (log(pixels) = {most:.2f} here)" if name == "complexity" and most else ""
+            st.caption(f"**{metric.heading}**: {metric.meaning}{here}.")
     return {method for method, check in checks.items() if check.flagged}
 
 

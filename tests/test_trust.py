@@ -9,6 +9,7 @@ model and come back bit for bit; other sessions' maps never see them.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import keras
@@ -19,6 +20,7 @@ from PIL import Image
 from scipy import ndimage
 from scipy.stats import spearmanr
 
+import convvis_core as cv
 from app_session import app_on
 from convvis_core.cache import ResultCache
 from convvis_core.cam import METHODS, ClassTarget, FilterTarget, GradCAM, heatmap
@@ -30,6 +32,7 @@ from convvis_core.cam.randomization import (RandomizationError, Randomizer, rand
 from convvis_core.cam.scoring import verdict
 from convvis_core.cam.stability import average_stability
 from convvis_core.cam.trust import trust_scores
+from convvis_core.cli import main
 from convvis_core.errors import ConvVisError
 from convvis_core.graph import flat_graph
 from convvis_core.models import LoadedModel, ModelInfo
@@ -367,3 +370,37 @@ def test_the_page_checks_the_maps_shown_and_its_verdict_leaves_out_those_that_fa
     assert list(expander.dataframe[0].value["method"]) == ["Grad-CAM", "Grad-CAM++", "Layer-CAM"]
     verdict_text = " ".join(m.value for m in at.markdown)
     assert "Not recommended whatever their scores: **Grad-CAM++**" in verdict_text
+
+
+def test_the_command_line_prints_the_cascading_curve_the_flag_and_the_metrics(lenet, tmp_path, capsys):
+    assert main(["cam", "lenet_mnist", "digit_3", "--layer", "conv2_relu", "--class", "3", "--sanity",
+                 "--out", str(tmp_path / "cam.png")]) == 0
+    printed = capsys.readouterr().out
+    check = sanity_check(lenet, load_sample("digit_3"), "gradcam", ClassTarget(3), "conv2_relu")
+    rows = re.findall(r"^\s+(\d)\s+(\S+)\s+(-?[0-9.]+)\s+(-?[0-9.]+)$", printed, re.MULTILINE)
+    assert [(name, float(rank)) for _, name, rank, _ in rows] == [
+        (name, pytest.approx(rank, abs=5e-4)) for name, rank in zip(check.steps, check.spearman)]
+    assert check.sentence() in printed and "Spearman rank correlation of |map| with the original" in printed
+    for title in ("MuFidelity ↑", "Stability ↓", "Complexity ↓"):
+        assert re.search(rf"^  {title}\s+-?[0-9.]+  \S", printed, re.MULTILINE), title
+    assert "(log 784 = 6.66 here)" in printed
+
+
+def test_the_api_checks_a_batch_as_the_core_checks_each_image(lenet):
+    digits = [load_sample("digit_3"), load_sample("digit_4")]
+    method = cv.GradCAM(lenet, "conv2_relu")
+    checks = cv.sanity_check(method, digits, [3, 4])
+    for i, (image, target) in enumerate(zip(digits, (3, 4))):
+        alone = sanity_check(lenet, image, "gradcam", ClassTarget(target), "conv2_relu", cache=NO_CACHE)
+        np.testing.assert_allclose(checks.spearman[i], alone.spearman)
+        np.testing.assert_allclose(checks.ssim[i], alone.ssim)
+        assert checks.flagged[i] is alone.flagged is False
+    assert checks.steps == ("logits", "fc1") and len(checks.rows()) == 4
+    assert "Grad-CAM depends on the model above conv2_relu" in checks._repr_html_()
+    metrics = cv.trust_metrics(method, digits, [3, 4])
+    maps = method(digits, [3, 4])
+    alone = trust_scores(lenet, digits[1], "gradcam", maps.found[1], cache=NO_CACHE)
+    assert metrics.mu_fidelity[1] == pytest.approx(alone.mu_fidelity)
+    assert metrics.stability[1] == pytest.approx(alone.stability)
+    assert metrics.complexity[1] == pytest.approx(complexity(maps.maps[1]))
+    assert "MuFidelity ↑" in metrics._repr_html_() and "lower is better" in metrics.title()

@@ -62,6 +62,11 @@ class TrustScores:
     pixels: int  # the map's pixels: its complexity is at most log(pixels)
     from_cache: bool = False
 
+    @property
+    def most_complex(self) -> float:
+        """The complexity of a uniform map of as many pixels: log(pixels)."""
+        return float(np.log(self.pixels))
+
     def values(self) -> dict[str, float]:
         """The scores by the keys of :data:`METRICS`."""
         return {"mu_fidelity": self.mu_fidelity, "stability": self.stability, "complexity": self.complexity}
