@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,13 +31,19 @@ import numpy as np  # noqa: E402
 
 from convvis_core.cache import ResultCache  # noqa: E402
 from convvis_core.cam import METHODS, ClassTarget, heatmap  # noqa: E402
-from convvis_core.cam.randomization import randomizable, randomization_steps, sanity_check  # noqa: E402
+from convvis_core.cam.randomization import (Randomizer, Resemblance, randomizable, randomization_steps,  # noqa: E402
+                                            sanity_check)
 from convvis_core.models import load_model  # noqa: E402
 from convvis_core.samples import load_sample  # noqa: E402
-from convvis_testing.timing import machine_line, side_by_side  # noqa: E402
+from convvis_testing.timing import machine_line, side_by_side, timed  # noqa: E402
 
 LAYER = "conv_pw_13_relu"
 CURVES = ("saliency", "gradcam", "guided_backprop", "guided_gradcam")  # those METHODS holds
+
+
+def median_time(run: Callable[[], object], repeats: int) -> float:
+    """Median CPU seconds of ``run``."""
+    return statistics.median(timed(run)[1] for _ in range(repeats))
 
 
 def main() -> None:
@@ -67,6 +75,20 @@ def main() -> None:
               f"check {check_s:.2f} s ({check_cpu:.2f} s CPU); {steps + 1} Grad-CAM maps {maps_s:.2f} s "
               f"({maps_cpu:.2f} s CPU); ratio {check_s / maps_s:.2f} wall, {check_cpu / maps_cpu:.2f} CPU "
               f"({verdict} the 1.2 target)")
+    original = heatmap(loaded, image, "gradcam", target, LAYER).values
+    with randomizable(loaded) as copy:
+        randomizer = Randomizer(copy.model, seed=0)
+        step = randomization_steps(loaded, LAYER, target)[0]
+        drawing = median_time(lambda: randomizer.draw(step), args.repeats)
+        drawn = randomizer.draw(step)
+        swapping = median_time(lambda: (randomizer.assign(step, drawn), randomizer.restore()), args.repeats)
+        ranking = median_time(lambda: Resemblance(original), args.repeats)
+        resemblance = Resemblance(original)
+        measuring = median_time(lambda: (resemblance.spearman(original[::-1]), resemblance.ssim(original[::-1])),
+                                args.repeats)
+    print(f"  the check's own work on {step.name} (CPU seconds, median): drawing its new weights {drawing:.3f}, "
+          f"putting them in place and restoring {swapping:.3f}, ranking the original map {ranking:.3f}, "
+          f"Spearman and SSIM of a map {measuring:.3f}")
     with randomizable(loaded) as copy:
         restored = all(np.array_equal(mine.numpy(), theirs.numpy())
                        for mine, theirs in zip(copy.model.weights, loaded.model.weights, strict=True))

@@ -33,7 +33,7 @@ from convvis_core.cam.scoring import verdict
 from convvis_core.cam.stability import average_stability
 from convvis_core.cam.trust import trust_scores
 from convvis_core.cli import main
-from convvis_core.errors import ConvVisError
+from convvis_core.errors import ConvVisError, LayerError
 from convvis_core.graph import flat_graph
 from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
@@ -334,6 +334,10 @@ def test_bad_inputs_get_messages_that_say_what_to_do(lenet):
         sanity_check(loaded, Image.new("L", (10, 10), 50), "gradcam", ClassTarget(0), "conv", cache=NO_CACHE)
     with pytest.raises(RandomizationError, match="between conv2_relu and the target \\(filter 0 of conv2_relu"):
         sanity_check(lenet, digit(), "gradcam", FilterTarget("conv2_relu", 0), "conv2_relu", cache=NO_CACHE)
+    with pytest.raises(LayerError, match="has no layer named 'conv9'. Did you mean: conv2"):
+        sanity_check(lenet, digit(), "gradcam", ClassTarget(3), "conv9", cache=NO_CACHE)
+    with pytest.raises(LayerError, match="'fc1' has no spatial"):
+        sanity_check(lenet, digit(), "gradcam", ClassTarget(3), "fc1", cache=NO_CACHE)
     with pytest.raises(ConvVisError, match="Unknown randomization mode 'sideways'"):
         sanity_check(lenet, digit(), "gradcam", mode="sideways")
     with pytest.raises(ConvVisError, match="one value per pixel of the model's input \\(28×28\\)"):

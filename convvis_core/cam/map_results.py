@@ -18,7 +18,7 @@ from convvis_core.cache import Arrays, ResultCache, cache_key, default_cache, mo
 from convvis_core.cam.base import HeatmapMethod
 from convvis_core.cam.methods import method_named
 from convvis_core.cam.targets import Target
-from convvis_core.images import Fit, model_pixels
+from convvis_core.images import Fit, as_model_sees_it
 from convvis_core.models.base import LoadedModel
 
 CACHE_NAMESPACE = "map-checks"
@@ -32,7 +32,7 @@ def as_method(method: str | HeatmapMethod) -> HeatmapMethod:
 def map_result_key(kind: str, loaded: LoadedModel, image: Image.Image, method: HeatmapMethod, target: Target | None,
                    layer: str | None, fit: Fit, baseline: str, **settings: Any) -> str:
     """The cache key of a ``kind`` of result about the map of ``method`` for ``target`` at ``layer``."""
-    pixels = hashlib.sha256(model_pixels(image, loaded.info, fit).tobytes()).hexdigest()
+    pixels = hashlib.sha256(as_model_sees_it(image, loaded.info, fit).tobytes()).hexdigest()
     return cache_key(kind, loaded.identity, model_fingerprint(loaded.model), pixels, type(method).__qualname__,
                      method.name, sorted(vars(method).items()), repr(target), layer, fit, baseline, settings)
 

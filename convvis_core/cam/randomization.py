@@ -334,10 +334,10 @@ def sanity_check(loaded: LoadedModel, image: Image.Image, method: str | HeatmapM
     if depth not in DEPTHS:
         raise ConvVisError(f"Unknown randomization depth {depth!r}; choose one of {', '.join(DEPTHS)}.")
     engine = as_method(method)
-    if engine.uses_layer:
-        layer = (find_layer(loaded.model, layer) if layer else default_layer(loaded.model)).path
-    else:
+    if not engine.uses_layer:
         layer = None
+    elif layer not in flat_graph(loaded.model).layers:  # a path the graph knows is checked when the map is made
+        layer = (find_layer(loaded.model, layer) if layer else default_layer(loaded.model)).path
     if target is None:
         target = default_target(loaded, image, layer or default_layer(loaded.model).path, fit)
     check_target(loaded, target)
