@@ -9,8 +9,10 @@ model and come back bit for bit; other sessions' maps never see them.
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
+import weakref
 
 import keras
 import numpy as np
@@ -163,6 +165,24 @@ def test_the_copys_weights_are_restored_bit_for_bit_even_when_the_map_computatio
         assert_same_weights(copy, lenet.model)
     for variable, value in zip(lenet.model.weights, trained):  # the shared model was never touched
         np.testing.assert_array_equal(variable.numpy(), value)
+
+
+def test_a_models_copy_goes_when_the_model_goes():
+    """The copy is kept per model (weakly, as probes are): a server that drops a model drops its copy."""
+    def checked() -> tuple[weakref.ref, weakref.ref]:
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inputs))
+        loaded = LoadedModel(keras.Model(inputs, keras.layers.Dense(2, name="logits")(x)),
+                             ModelInfo("gone", "Gone", "test", (8, 8), 1, "unit", ("a", "b")))
+        image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8), np.uint8))
+        sanity_check(loaded, image, "saliency", ClassTarget(1), cache=NO_CACHE)
+        with randomizable(loaded) as copy:
+            return weakref.ref(loaded.model), weakref.ref(copy.model)
+
+    model, copy = checked()
+    for _ in range(2):  # the model's collection drops the copy's entry; the next collects the copy's cycles
+        gc.collect()
+    assert model() is None and copy() is None
 
 
 TRACES = []

@@ -23,11 +23,12 @@ randomizing them in place, even under a lock, would change what another session'
 Heatmaps page computes meanwhile, unless every one of those passes took the lock too. A copy leaves
 them untouched and never waits on them. It is made once (``clone_model`` + ``set_weights``) because
 its traced passes (the probes) are what cost (on MobileNet about 0.5 s to clone and 1.5 s to trace,
-against 0.05 s a Grad-CAM map): kept, a check costs the maps it needs. Checks on one model take the
-copy's lock in turn. The probes of the copy are sub-models sharing its variables, and traced
-functions read variables by reference, so a map recomputed after an assignment sees the new weights
-without tracing again. Every variable a check changes is restored bit for bit when it ends, whether
-it ends or fails (``try``/``finally``), so the copy always equals the model between checks.
+against 0.05 s a Grad-CAM map): kept, a check costs little more than the maps it needs (a worker draws
+the new weights and measures the similarities while TensorFlow computes the maps). Checks on one
+model take the copy's lock in turn. The probes of the copy are sub-models sharing its variables, and
+traced functions read variables by reference, so a map recomputed after an assignment sees the new
+weights without tracing again. Every variable a check changes is restored bit for bit when the check
+ends, normally or by an error (``try``/``finally``), so the copy always equals the model between checks.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ class Randomizer:
             for holder in [self.graph.layers[path], *self.graph.copies(path)]:  # a fused head's linear twin too
                 for variable, value in zip(holder.weights, values, strict=True):
                     if id(variable) not in self.saved:
-                        self.saved[id(variable)] = (variable, variable.numpy())  # a copy, not a view
+                        self.saved[id(variable)] = (variable, np.array(variable.numpy(), copy=True))  # not a view
                     variable.assign(value)
 
     def randomize(self, step: Step) -> None:
@@ -247,7 +248,7 @@ def randomizable(loaded: LoadedModel) -> Iterator[LoadedModel]:
 
 class Resemblance:
     """How alike a map is to the original, by each of :data:`MEASURES`; the original's ranks are computed once
-    (ranking 224 × 224 values costs a fifth of a Grad-CAM map on MobileNet)."""
+    (ranking 224 × 224 values costs about a tenth of a Grad-CAM map's CPU time on MobileNet)."""
 
     def __init__(self, original: np.ndarray):
         self.original = original
