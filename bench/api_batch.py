@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,38 +30,17 @@ import numpy as np  # noqa: E402
 
 from convvis_core import GradCAM, Saliency, load_model  # noqa: E402
 from convvis_core.datasets.catalog import open_dataset  # noqa: E402
-from convvis_core.parallel import cores  # noqa: E402
-from convvis_core.precision import SPEED_FLAGS, cpu_flags  # noqa: E402
 from convvis_core.batches import pixel_batch  # noqa: E402
+from convvis_testing.timing import machine_line, side_by_side  # noqa: E402
 
 BATCH = 32
-
-
-def timed(run: Callable[[], object]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one run."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    run()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def side_by_side(first: Callable[[], object], second: Callable[[], object], repeats: int) -> list[tuple[float, float]]:
-    """Median (wall, CPU) seconds of each, run alternately (which goes first alternates too), so a change
-    in the machine's load falls on both alike."""
-    runs: list[list[tuple[float, float]]] = [[], []]
-    for repeat in range(repeats):
-        order = (0, 1) if repeat % 2 == 0 else (1, 0)
-        for which in order:
-            runs[which].append(timed((first, second)[which]))
-    return [(statistics.median(wall for wall, _ in found), statistics.median(cpu for _, cpu in found)) for found in runs]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    shown = " ".join(flag for flag in SPEED_FLAGS if flag in cpu_flags()) or "none of " + " ".join(SPEED_FLAGS)
-    print(f"CPU flags: {shown}; {cores()} CPU cores for this process; load average {os.getloadavg()[0]:.1f} "
-          "(a shared machine: other processes' load makes these numbers noisy)")
+    print(machine_line())
     model = load_model("mobilenet")
     gallery = open_dataset("gallery")
     images = pixel_batch([gallery.image(i % len(gallery)) for i in range(BATCH)], model.info)

@@ -1,7 +1,8 @@
 """ConvVis core: what a CNN has learned, as a library (no UI code here; pages and CLI call it).
 
 The names below are the public API (docs/api.md): wrap a model (``Model.from_keras``, ``load_model``),
-explain a batch with any of eleven heatmap methods (``GradCAM(model)(images)``), and see filters,
+explain a batch with any of eleven heatmap methods (``GradCAM(model)(images)``) and check the maps
+(``faithfulness``, ``sanity_check``, ``trust_metrics``), and see filters,
 activations, dataset examples, circuits, a unit or two models compared in one call each.
 """
 
@@ -26,9 +27,9 @@ from convvis_core.featureviz.objectives import (L1, L2, Blur, Channel, ClassLogi
                                                 Neuron, Term, TotalVariation, parse)
 from convvis_core.api import (ATTRIBUTIONS, AblationCAM, Activations, Attribution, CircuitView, Comparison, EigenCAM,
                               FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM,
-                              IntegratedGradients, LayerCAM, Model, ObjectivePictures, Saliency, ScoreCAM, SmoothGrad,
-                              TopImages, Unit, XGradCAM, activations, circuit, compare, faithfulness, filters,
-                              top_k_images, unit, visualize)
+                              IntegratedGradients, LayerCAM, Model, ObjectivePictures, Saliency, SanityChecks, ScoreCAM,
+                              SmoothGrad, TopImages, TrustMetrics, Unit, XGradCAM, activations, circuit, compare,
+                              faithfulness, filters, sanity_check, top_k_images, trust_metrics, unit, visualize)
 
 __all__ = [
     "ConvVisError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "SettingsError", "TargetError",
@@ -43,7 +44,7 @@ __all__ = [
     "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "XGradCAM", "LayerCAM", "EigenCAM",
     "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "Heatmaps",
     "ClassTarget", "FilterTarget", "OutputUnitTarget", "OutputNormTarget", "SimilarityTarget", "RegionTarget", "Region",
-    "faithfulness", "FaithfulnessScores",
+    "faithfulness", "FaithfulnessScores", "sanity_check", "SanityChecks", "trust_metrics", "TrustMetrics",
     "filters", "FilterPictures", "PRESETS", "visualize", "ObjectivePictures",
     "Term", "Channel", "Neuron", "Direction", "DeepDream", "ClassLogit", "Diversity", "L1", "L2", "TotalVariation",
     "Blur", "parse",

@@ -142,6 +142,17 @@ class FlatGraph:
             raise LayerError(f"'{path}' has several inputs, so it has no single previous layer.")
         return self._owner.get(id(args[0]))
 
+    def inputs_of(self, path: str) -> list[str]:
+        """The paths of the layers whose outputs ``path``'s layer was called on (none for the model input)."""
+        args, kwargs = self._calls[path]
+        owners = (self._owner.get(id(tensor)) for tensor in keras.tree.flatten((args, kwargs)))
+        return [owner for owner in owners if owner is not None]
+
+    def copies(self, path: str) -> list[keras.layers.Layer]:
+        """Layers of this graph that carry a copy of ``path``'s weights (the linear twin of a fused
+        activation, see :meth:`tensor`): whoever changes the layer's weights must change theirs too."""
+        return [producing_layer(self._linear[path])] if path in self._linear else []
+
     def tensor(self, name: str) -> Any:
         """The tensor of a layer path, of ``path:pre`` (before its activation), or of ``LOGITS``."""
         if name == LOGITS:

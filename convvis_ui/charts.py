@@ -1,7 +1,9 @@
 """The pages' plotly charts, built from what the core returns: bars of predictions, a heat map over an
-image, faithfulness curves, kernel slices, grids of feature maps."""
+image, faithfulness curves, sanity-check curves, kernel slices, grids of feature maps."""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -9,6 +11,7 @@ from PIL import Image
 
 from convvis_core.activations import ChannelStats
 from convvis_core.cam import Faithfulness
+from convvis_core.cam.randomization import MEASURES, SanityCheck
 from convvis_core.predictions import Prediction
 from convvis_core.presentation.channel_grids import SEPARATOR_WIDTH, ChannelGrid
 
@@ -46,6 +49,28 @@ def curves_figure(scores: Faithfulness) -> go.Figure:
                                     hovertemplate="%{x:.0%} of pixels: %{y:.3f}<extra>" + name + "</extra>"))
     figure.update_layout(height=180, margin=dict(l=0, r=0, t=10, b=0), xaxis=dict(tickformat=".0%", title=None),
                          yaxis=dict(title=scores.score_name), legend=dict(orientation="h", y=1.15, x=0))
+    return figure
+
+
+def sanity_figure(checks: Sequence[SanityCheck], measure: str) -> go.Figure:
+    """Each method's similarity to its original map as the model's layers are re-initialized, from the
+    output down (the original itself at 1); the flag's threshold dashed for the Spearman correlation."""
+    figure = go.Figure()
+    steps: list[str] = []
+    for check in sorted(checks, key=lambda check: -len(check.steps)):  # the longest list of steps orders the axis
+        steps += [step for step in check.steps if step not in steps]
+    for check in checks:
+        figure.add_trace(go.Scatter(x=["original", *check.steps], y=[1.0, *check.similarity(measure)], name=check.title,
+                                    mode="lines+markers", hovertemplate="%{x}: %{y:.2f}<extra>" + check.title + "</extra>"))
+    if measure == "spearman":
+        figure.add_hline(y=checks[0].threshold, line_dash="dash", line_color="grey",
+                         annotation_text="flag: still this similar once all above is randomized")
+    mode = checks[0].mode
+    figure.update_layout(height=320, margin=dict(l=0, r=0, t=10, b=0), yaxis=dict(title=MEASURES[measure], range=[-1, 1.05]),
+                         xaxis=dict(title="re-initialized, from the output down" + (
+                             " (each alone)" if mode == "independent" else " (cascading: the ones before stay so)"),
+                             categoryorder="array", categoryarray=["original", *steps]),
+                         legend=dict(orientation="h", y=1.1, x=0))
     return figure
 
 

@@ -14,7 +14,7 @@ import streamlit as st
 from PIL import Image
 
 from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, FilterTarget,
-                              OutputNormTarget, OutputUnitTarget, Region, RegionTarget, Target)
+                              OutputNormTarget, OutputUnitTarget, Region, RegionTarget, Target, method_named)
 from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
 from convvis_core.cam.baselines import BLUR_SIGMA
 from convvis_core.cam.targets import check_target, score_name, similarity_target, strongest_filter
@@ -30,6 +30,7 @@ from convvis_ui.image_input import ChosenImage, reference_picker
 from convvis_ui.page import start_page
 from convvis_ui.pickers import filter_picker, layer_picker
 from convvis_ui.shared_views import seen_image, top5_table
+from convvis_ui.trust_views import trust_view
 
 IG = "integrated_gradients"
 COLORMAPS = ("jet", "viridis", "inferno", "gray")  # names both plotly and matplotlib know
@@ -216,13 +217,16 @@ def method_view(method: str, result: ScoredHeatmap | str, seen: Image.Image, ste
                        f"{stem}_{method}.png", "image/png", key=f"png_{method}", on_click="ignore")
 
 
-def verdict_view(scored: dict[str, ScoredHeatmap], seen: Image.Image, stem: str, view: Controls) -> None:
-    """Which map to trust, the scores side by side, and every overlay in one download."""
-    best = verdict(scored)
+def verdict_view(scored: dict[str, ScoredHeatmap], seen: Image.Image, stem: str, view: Controls,
+                 failed: set[str] | None) -> None:
+    """Which map to trust (never one that fails the sanity check), the scores side by side, and every overlay
+    in one download."""
+    best = verdict(scored, failed or ())
     if not best:
         return
     st.markdown("#### Which map to trust")
-    st.markdown(best.sentence({method: METHODS[method].title for method in scored}))
+    st.markdown(best.sentence({method: METHODS[method].title for method in scored}) + (
+        " *(Whether each map depends on the model at all: \"Can I trust these maps?\" above.)*" if failed is None else ""))
     table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": r.scores.deletion_auc,
                            "insertion AUC ↑": r.scores.insertion_auc, "ROAD ↑": r.road.combined, "seconds": r.seconds}
                           for m, r in scored.items()])
@@ -268,7 +272,10 @@ def main() -> None:
                 computed = (loaded.identity, digest, target, view.layer, method, view.baseline,
                             steps if method == IG else None)
                 method_view(method, results[method], seen, stem, computed, view)
-    verdict_view({m: r for m, r in results.items() if not isinstance(r, str)}, seen, stem, view)
+    scored = {m: r for m, r in results.items() if not isinstance(r, str)}
+    failed = trust_view(loaded, seen, scored, {m: method_named(m, steps if m == IG else None) for m in scored},
+                        view.baseline)
+    verdict_view(scored, seen, stem, view, failed)
 
 
 main()

@@ -3,14 +3,15 @@
 The Heatmaps page and ``convvis cam`` both explain an image with several methods; this is the one
 sequence they share: compute the map, score it by deletion and insertion and by ROAD, time it, and
 keep the reason when a method has no map (an empty map is an answer, not a crash). The verdict names
-the best map by each score and says plainly whether deletion/insertion and ROAD agree.
+the best map by each score and says plainly whether deletion/insertion and ROAD agree; a map that fails
+the sanity check (``randomization``: it does not depend on the model) is never named, whatever its scores.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Collection, Mapping
 
 from PIL import Image
 
@@ -51,14 +52,26 @@ def explain_and_score(loaded: LoadedModel, image: Image.Image, method: str, targ
 
 @dataclass(frozen=True)
 class Verdict:
-    """Which scored method removes the evidence fastest, which restores it fastest, and which ROAD prefers."""
+    """Which scored method removes the evidence fastest, which restores it fastest, and which ROAD prefers,
+    among the maps that pass the sanity check; None for each when none does."""
 
-    best_deletion: str  # lowest deletion AUC
-    best_insertion: str  # highest insertion AUC
-    best_road: str  # highest ROAD combined score
+    best_deletion: str | None  # lowest deletion AUC
+    best_insertion: str | None  # highest insertion AUC
+    best_road: str | None  # highest ROAD combined score
     road_combined: float  # that score: about 0 for a random map, higher is more faithful
+    failed: tuple[str, ...] = ()  # maps that fail the sanity check (randomization.py): never recommended
 
     def sentence(self, titles: Mapping[str, str]) -> str:
+        excluded = ""
+        if self.failed:
+            names = " and ".join(f"**{titles[method]}**" for method in self.failed)
+            excluded = (f" Not recommended whatever their scores: {names}, whose map does not depend on the model "
+                        "(it fails the sanity check: it stays the same when the model's weights are randomized).")
+        if self.best_deletion is None:
+            return f"Every map here fails the sanity check, so none is recommended.{excluded}"
+        return self.scores_sentence(titles) + excluded
+
+    def scores_sentence(self, titles: Mapping[str, str]) -> str:
         deletion, insertion, best_road = (titles[self.best_deletion], titles[self.best_insertion],
                                           titles[self.best_road])
         curves = (f"On this image and target, **{deletion}** removes the evidence fastest (lowest deletion AUC) "
@@ -87,15 +100,20 @@ class Verdict:
 ROAD_TIE = 0.01  # ROAD scores closer than this are a tie: the curves' choice among them is ROAD's too
 
 
-def verdict(scored: Mapping[str, ScoredHeatmap]) -> Verdict | None:
-    """The verdict over the methods that have a map; None when none has. Among maps ROAD scores
-    within ``ROAD_TIE`` of the best, the one deletion or insertion picks counts as ROAD's pick."""
+def verdict(scored: Mapping[str, ScoredHeatmap], failed: Collection[str] = ()) -> Verdict | None:
+    """The verdict over the methods that have a map, leaving out those that fail the sanity check
+    (``failed``); None when none has a map. Among maps ROAD scores within ``ROAD_TIE`` of the best, the
+    one deletion or insertion picks counts as ROAD's pick."""
     if not scored:
         return None
+    excluded = tuple(method for method in scored if method in failed)
+    scored = {method: result for method, result in scored.items() if method not in failed}
+    if not scored:
+        return Verdict(None, None, None, float("nan"), excluded)
     best_deletion = min(scored, key=lambda method: scored[method].scores.deletion_auc)
     best_insertion = max(scored, key=lambda method: scored[method].scores.insertion_auc)
     top = max(result.road.combined for result in scored.values())
     tied = [method for method in scored if scored[method].road.combined >= top - ROAD_TIE]
     best_road = next((method for method in (best_deletion, best_insertion) if method in tied),
                      max(tied, key=lambda method: scored[method].road.combined))
-    return Verdict(best_deletion, best_insertion, best_road, scored[best_road].road.combined)
+    return Verdict(best_deletion, best_insertion, best_road, scored[best_road].road.combined, excluded)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convvis_core.cli.common import Parents, add_fit, image_argument, load_model_argument
+from convvis_core.cli.common import Parents, add_fit, image_argument, load_model_argument, progress_bar
 
 
 def cam_target(args: argparse.Namespace, loaded, image):
@@ -86,6 +86,33 @@ def cmd_cam(args: argparse.Namespace) -> None:
           f"deletion AUC:  {scores.deletion_auc:.4f} (lower is more faithful)\n"
           f"insertion AUC: {scores.insertion_auc:.4f} (higher is more faithful)\n"
           f"ROAD:          {scored.road.combined:.4f} (higher is more faithful; about 0 for a random map)")
+    if args.sanity:
+        print_trust(args, loaded, image, result)
+
+
+def print_trust(args: argparse.Namespace, loaded, image, result) -> None:
+    """``--sanity``: the map's similarity to itself as the model's layers are re-initialized, the flag, and
+    MuFidelity, stability and complexity with what each measures."""
+    from convvis_core.cam import method_named
+    from convvis_core.cam.randomization import MEASURES, MODES, sanity_check
+    from convvis_core.cam.trust import METRICS, trust_scores
+
+    method = method_named(args.method, args.steps)
+    with progress_bar("sanity check", "maps") as report:
+        check = sanity_check(loaded, image, method, result.target, result.layer, args.randomization, args.depth,
+                             args.fit, args.baseline, progress=report)
+    print(f"\nsanity check, {MODES[check.mode]}{' (cached)' if check.from_cache else ''}:\n"
+          f"  spearman: {MEASURES['spearman']}; ssim: {MEASURES['ssim']}")
+    width = max(len("re-initialized"), *(len(step) for step in check.steps))
+    print(f"  {'step':>4}  {'re-initialized':<{width}}  {'spearman':>8}  {'ssim':>6}")
+    for number, (step, rank, structure, why) in enumerate(zip(check.steps, check.spearman, check.ssim, check.empty), 1):
+        print(f"  {number:>4}  {step:<{width}}  {rank:>8.3f}  {structure:>6.3f}" + ("  (no map: counts as zero)" if why else ""))
+    print(("FLAG: " if check.flagged else "") + check.sentence())
+    scores = trust_scores(loaded, image, method, result, args.fit, args.baseline)
+    print("metrics:")
+    for name, value in scores.values().items():
+        most = f" (log {scores.pixels} = {scores.most_complex:.2f} here)" if name == "complexity" else ""
+        print(f"  {METRICS[name].heading:<12} {value:8.4f}  {METRICS[name].meaning}{most}")
 
 
 def add_commands(commands, parents: Parents) -> None:
@@ -114,6 +141,14 @@ def add_commands(commands, parents: Parents) -> None:
                      "image (default 64; more make the attributions add up closer to the change in the target)")
     cam.add_argument("--layer", help="layer path (default: the last layer with a map larger than 1×1)")
     add_fit(cam)
+    cam.add_argument("--sanity", action="store_true",
+                     help="also check the map: its similarity to itself as the model's layers are re-initialized from "
+                          "the output down (Adebayo et al. 2018) and whether it depends on the model, then MuFidelity, "
+                          "stability and complexity")
+    cam.add_argument("--randomization", choices=("cascading", "independent"), default="cascading",
+                     help="--sanity: layers stay randomized (cascading, default) or one at a time (independent)")
+    cam.add_argument("--depth", choices=("above", "all"), default="above",
+                     help="--sanity: re-initialize the layers above the explained one (default) or every weighted layer")
     cam.add_argument("--alpha", type=float, default=0.5, help="opacity of the map over the image (default 0.5)")
     cam.add_argument("--out", default="cam.png", help="PNG file to write (default cam.png)")
     cam.set_defaults(run=cmd_cam)
