@@ -1,6 +1,7 @@
 """The Heatmaps page: MobileNet's three maps with their faithfulness; an uploaded U-Net and two-head model
 explained per kind (an empty region refused without losing the page); a feature model's filter number
-starting at the image's strongest filter. The models are test_model_kinds' (session fixtures)."""
+starting at the image's strongest filter; the sanity check of the maps shown and a verdict that leaves out those
+that fail it. The models are test_model_kinds' (session fixtures)."""
 
 from __future__ import annotations
 
@@ -100,3 +101,20 @@ def test_the_heatmaps_page_starts_a_feature_models_filter_at_the_images_stronges
     at.selectbox(key="_convvis_heatmaps_source").set_value("china").run()  # another image: its own strongest filter
     assert not at.exception and next(number.value for number in at.number_input
                                      if number.label.startswith("Filter (0–7)")) == expected["china"]
+
+
+def test_the_page_checks_the_maps_shown_and_its_verdict_leaves_out_those_that_fail(lenet):
+    at = app_on("heatmaps", timeout=120)
+    at.session_state["convvis_model"] = "lenet_mnist"
+    at.session_state["convvis_image_source"] = "digit_4"
+    at.query_params["trust"] = "1"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    expander = next(e for e in at.expander if e.label == "Can I trust these maps?")
+    text = " ".join(m.value for m in expander.markdown)
+    assert "Grad-CAM++ does not depend on the model above pool2" in text  # measured: 0.99 on this digit
+    assert "Grad-CAM depends on the model above pool2" in text
+    assert len(expander.get("plotly_chart")) == 1
+    assert list(expander.dataframe[0].value["method"]) == ["Grad-CAM", "Grad-CAM++", "Layer-CAM"]
+    verdict_text = " ".join(m.value for m in at.markdown)
+    assert "Not recommended whatever their scores: **Grad-CAM++**" in verdict_text

@@ -23,7 +23,6 @@ from scipy import ndimage
 from scipy.stats import spearmanr
 
 import convvis_core as cv
-from app_session import app_on
 from convvis_core.cache import ResultCache
 from convvis_core.cam import METHODS, ClassTarget, FilterTarget, GradCAM, heatmap
 from convvis_core.cam.base import HeatmapMethod, Scene
@@ -377,23 +376,6 @@ def test_a_map_that_fails_the_sanity_check_is_never_recommended_whatever_its_sco
     assert "**Score-CAM** removes the evidence fastest" in best.sentence(TITLES)
     none = verdict({"a": scored_with(0.1, 0.9, 0.3)}, failed={"a"})
     assert none.best_deletion is None and none.sentence(TITLES).startswith("Every map here fails the sanity check")
-
-
-def test_the_page_checks_the_maps_shown_and_its_verdict_leaves_out_those_that_fail(lenet):
-    at = app_on("heatmaps", timeout=120)
-    at.session_state["convvis_model"] = "lenet_mnist"
-    at.session_state["convvis_image_source"] = "digit_4"
-    at.query_params["trust"] = "1"
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    expander = next(e for e in at.expander if e.label == "Can I trust these maps?")
-    text = " ".join(m.value for m in expander.markdown)
-    assert "Grad-CAM++ does not depend on the model above pool2" in text  # measured: 0.99 on this digit
-    assert "Grad-CAM depends on the model above pool2" in text
-    assert len(expander.get("plotly_chart")) == 1
-    assert list(expander.dataframe[0].value["method"]) == ["Grad-CAM", "Grad-CAM++", "Layer-CAM"]
-    verdict_text = " ".join(m.value for m in at.markdown)
-    assert "Not recommended whatever their scores: **Grad-CAM++**" in verdict_text
 
 
 def test_the_command_line_prints_the_cascading_curve_the_flag_and_the_metrics(lenet, tmp_path, capsys):

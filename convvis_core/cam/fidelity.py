@@ -13,11 +13,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from convvis_core.batches import pixel_batch
 from convvis_core.cam.baselines import Baseline, baseline_pixels
 from convvis_core.cam.faithfulness import target_scores
 from convvis_core.cam.targets import Target
 from convvis_core.errors import ConvVisError
-from convvis_core.images import Fit, model_pixels
+from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 
 GRID = 9  # cells per side (Xplique's default)
@@ -64,7 +65,7 @@ def mu_fidelity(loaded: LoadedModel, image: Image.Image, attribution: np.ndarray
     in_subset = np.zeros((samples, cells), bool)
     np.put_along_axis(in_subset, chosen, True, axis=1)
     where = grid_cells((height, width), grid)
-    pixels = model_pixels(image, loaded.info, fit)
+    pixels = pixel_batch(image, loaded.info, fit, dtype=np.float32)
     removed = baseline_pixels(image, loaded.info, fit, baseline)
     masked = np.where(in_subset[:, where][..., None], removed, pixels)
     scores = target_scores(loaded, target, np.concatenate([pixels, masked]).astype(np.float32)).astype(np.float64)
