@@ -72,6 +72,22 @@ class Pictured(ABC):
         return path
 
 
+class PicturedTable(Pictured):
+    """A picture with a table of its numbers: both in a notebook; ``save`` writes the picture (PNG),
+    ``save_csv`` the table."""
+
+    @abstractmethod
+    def rows(self) -> list[dict]:
+        """The table, one dict per row."""
+
+    def save_csv(self, path: str | Path) -> Path:
+        """Write the table as a CSV file; returns its path."""
+        return write_csv(self.rows(), path)
+
+    def _repr_html_(self) -> str:
+        return figures_html([(self.picture, self.caption())]) + table_html(self.rows())
+
+
 class Tabled(ABC):
     """A result that is a table: HTML in a notebook, CSV on disk."""
 
@@ -88,10 +104,14 @@ class Tabled(ABC):
 
     def save(self, path: str | Path) -> Path:
         """Write the table as a CSV file; returns its path."""
-        path = Path(path)
-        rows = self.rows()
-        with path.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else [])
-            writer.writeheader()
-            writer.writerows(rows)
-        return path
+        return write_csv(self.rows(), path)
+
+
+def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
+    """Rows of one shape (dicts, same keys) as a CSV file; returns its path."""
+    path = Path(path)
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
