@@ -17,6 +17,7 @@ from PIL import Image
 from convvis_core.cam.targets import Target
 from convvis_core.concepts.craft import IMPORTANCES, Craft, concept_maps, craft_concepts
 from convvis_core.concepts.groups import NeuronGroups, neuron_groups
+from convvis_core.concepts.layer_reading import seen_pixels
 from convvis_core.config import MAX_CONCEPT_CROPS, MAX_CONCEPTS
 from convvis_core.datasets.base import Dataset
 from convvis_core.featureviz.objectives import Direction
@@ -53,8 +54,6 @@ class SentConcept:
 def target_pixels(model: str, dataset: str, count: int, _loaded: LoadedModel, _dataset: Dataset) -> np.ndarray:
     """The first ``count`` images of a dataset as the model sees them, one uint8 batch, read once per
     (model, dataset, count); the arguments before the objects are the key."""
-    from convvis_core.concepts.layer_reading import seen_pixels
-
     return seen_pixels([Image.fromarray(_dataset.image(index)) for index in range(min(count, len(_dataset)))], _loaded)
 
 
@@ -155,12 +154,12 @@ def show_craft(loaded: LoadedModel, target: Target, layer: SpatialLayer, pixels:
                              help="The picture that drives the layer most along the concept's direction "
                                   "(a Direction objective); cached on disk.") else None)
     for rank, concept in enumerate(found.order, start=1):
-        concept_row(loaded, found, int(concept), rank, colours[rank - 1], None if pictures is None else pictures[rank - 1],
-                    key)
+        concept_row(loaded, found, int(concept), rank, colours[rank - 1],
+                    None if pictures is None else pictures[rank - 1], key)
     downloads = st.columns(2)
     stem = f"craft_{found.layer.replace('/', '_')}"
-    downloads[0].download_button("Download the sheet (PNG)", lambda: to_png_bytes(craft_sheet(found, image=shown, maps=maps)),
-                                 f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
+    downloads[0].download_button("Download the sheet (PNG)",
+                                 lambda: to_png_bytes(craft_sheet(found, image=shown, maps=maps)), f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
     downloads[1].download_button("Download the scores (CSV)", functools.partial(csv_bytes, found.rows()), f"{stem}.csv",
                                  "text/csv", key=f"{key}_csv", on_click="ignore")
     return found

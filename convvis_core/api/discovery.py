@@ -96,9 +96,9 @@ class NeuronGroupsView(PicturedTable):
 
     def caption(self) -> str:
         found = self.found
-        return (f"{self.model} at {found.layer}: {found.count} neuron groups on the image, NMF error {found.error:.1%}; "
-                f"contributions to {found.target.describe()} (gradient × activation) add to {found.total:+.3g} with "
-                f"{found.leftover:+.3g} left out")
+        return (f"{self.model} at {found.layer}: {found.count} neuron groups on the image, NMF error "
+                f"{found.error:.1%}; their contributions to {found.target.describe()} (gradient × activation) add up to "
+                f"{found.contributions.sum():+.3g}, the layer's {found.total:+.3g} with what they leave out")
 
 
 def neuron_groups(model: Models, image: ImageSource | np.ndarray, target: int | Target | None = None,
@@ -107,4 +107,5 @@ def neuron_groups(model: Models, image: ImageSource | np.ndarray, target: int | 
     each with its map, its contribution to ``target`` (default: the top class) and its strongest channels."""
     loaded = as_model(model)
     target = indexed_target(loaded, target, layer) if isinstance(target, (int, np.integer)) else target
-    return NeuronGroupsView(loaded.info.display_name, group_neurons(loaded, one_image(image), target, layer, k, seed, fit))
+    found = group_neurons(loaded, one_image(image), target, layer, k, seed, fit)
+    return NeuronGroupsView(loaded.info.display_name, found)

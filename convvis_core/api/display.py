@@ -7,7 +7,6 @@ notebook and CSV on disk. Results hold arrays and models, so they compare by ide
 from __future__ import annotations
 
 import base64
-import csv
 import html
 from abc import ABC, abstractmethod
 from functools import cached_property
@@ -17,6 +16,7 @@ from typing import Sequence
 from PIL import Image
 
 from convvis_core.images import to_png_bytes
+from convvis_core.presentation.tables import write_csv
 
 DISPLAY_SIDE = 160  # pictures smaller than this (28×28 digits) are enlarged by a whole factor to be seen
 
@@ -106,12 +106,3 @@ class Tabled(ABC):
         """Write the table as a CSV file; returns its path."""
         return write_csv(self.rows(), path)
 
-
-def write_csv(rows: Sequence[dict], path: str | Path) -> Path:
-    """Rows of one shape (dicts, same keys) as a CSV file; returns its path."""
-    path = Path(path)
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else [])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path

@@ -31,12 +31,13 @@ def images_argument(sources: list[str], count: int):
     return images
 
 
-def print_table(title: str, rows: list[dict]) -> None:
-    """Rows of one shape as a rich table on stdout, numbers to four significant digits."""
+def print_table(summary: str, rows: list[dict]) -> None:
+    """A line of summary, then rows of one shape as a rich table on stdout, numbers to four significant digits."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    print(summary)
+    table = Table()
     for column in rows[0]:
         table.add_column(column, justify="right" if isinstance(rows[0][column], (int, float)) else "left")
     for row in rows:
@@ -45,9 +46,10 @@ def print_table(title: str, rows: list[dict]) -> None:
 
 
 def cmd_craft(args: argparse.Namespace) -> None:
-    from convvis_core.api.discovery import Concepts
     from convvis_core.concepts.craft import concept_maps, craft_concepts
     from convvis_core.images import as_model_sees_it
+    from convvis_core.presentation.concept_sheets import craft_sheet
+    from convvis_core.presentation.tables import write_csv
 
     loaded = load_model_argument(args)
     images = images_argument(args.images, args.count)
@@ -56,22 +58,29 @@ def cmd_craft(args: argparse.Namespace) -> None:
         found = craft_concepts(loaded, images, target, args.layer, args.k, args.crops, args.crop_fraction,
                                args.importance, args.designs, args.seed, args.fit, progress=report)
     shown = None if args.map is None else image_argument(args.map)
-    view = Concepts(loaded.info.display_name, found, None if shown is None else as_model_sees_it(shown, loaded.info, args.fit),
-                    None if shown is None else concept_maps(loaded, shown, found, args.fit))
-    print_table(view.caption(), view.rows())
-    print(f"wrote {view.save(args.out)} and {view.save_csv(args.csv)}")
+    sheet = (craft_sheet(found) if shown is None else
+             craft_sheet(found, image=as_model_sees_it(shown, loaded.info, args.fit),
+                         maps=concept_maps(loaded, shown, found, args.fit)))
+    sheet.save(args.out, format="PNG")
+    print_table(f"{found.count} concepts of {found.target.describe(loaded.info.output_info.class_names)} at "
+                f"{found.layer} from {len(found.boxes)} crops of {len(found.images)} image(s), NMF error "
+                f"{found.error:.1%}; {found.cost()}", found.rows())
+    print(f"wrote {args.out} and {write_csv(found.rows(), args.csv)}")
 
 
 def cmd_groups(args: argparse.Namespace) -> None:
-    from convvis_core.api.discovery import NeuronGroupsView
     from convvis_core.concepts.groups import neuron_groups
+    from convvis_core.presentation.concept_sheets import groups_sheet
+    from convvis_core.presentation.tables import write_csv
 
     loaded = load_model_argument(args)
     image = image_argument(args.image)
     found = neuron_groups(loaded, image, cam_target(args, loaded, image), args.layer, args.k, args.seed, args.fit)
-    view = NeuronGroupsView(loaded.info.display_name, found)
-    print_table(view.caption(), view.rows())
-    print(f"wrote {view.save(args.out)} and {view.save_csv(args.csv)}")
+    groups_sheet(found).save(args.out, format="PNG")
+    print_table(f"{found.count} neuron groups of {found.layer} on the image, NMF error {found.error:.1%}; contribution "
+                f"to {found.target.describe(loaded.info.output_info.class_names)}: gradient × activation of each "
+                f"group's share (the layer's in all: {found.total:+.4g})", found.rows())
+    print(f"wrote {args.out} and {write_csv(found.rows(), args.csv)}")
 
 
 def add_craft_parser(subparsers, parents: Parents) -> argparse.ArgumentParser:
@@ -96,7 +105,8 @@ def add_craft_parser(subparsers, parents: Parents) -> argparse.ArgumentParser:
                             "indices (designs × (k + 2) runs of the network after the layer per image)")
     craft.add_argument("--designs", type=int, default=32, help="sobol: QMC designs per image (default 32)")
     craft.add_argument("--seed", type=int, default=0, help="crops and factorization seed (default 0)")
-    craft.add_argument("--map", metavar="IMAGE", help="draw where each concept lies in this image (file or sample name)")
+    craft.add_argument("--map", metavar="IMAGE",
+                       help="draw where each concept lies in this image (file or sample name)")
     add_fit(craft)
     craft.add_argument("--out", default="craft.png", help="PNG sheet to write (default craft.png)")
     craft.add_argument("--csv", default="craft.csv", help="CSV of the concepts' scores (default craft.csv)")

@@ -36,7 +36,7 @@ from convvis_core.cam.replaced import run_replaced
 from convvis_core.cam.targets import Target
 from convvis_core.concepts.crops import crop_side, cut, random_boxes
 from convvis_core.concepts.factorization import factorize, project
-from convvis_core.concepts.layer_reading import LayerReading, check_parts, layer_reading, seen_pixels
+from convvis_core.concepts.layer_reading import CACHE_NAMESPACE, LayerReading, check_parts, layer_reading, seen_pixels
 from convvis_core.concepts.sobol import jansen_total_indices, replicated_design
 from convvis_core.config import MAX_CONCEPT_CROPS, MAX_CONCEPT_IMAGES, MAX_CONCEPTS
 from convvis_core.counters import WorkCounter
@@ -47,7 +47,6 @@ from convvis_core.models.base import LoadedModel
 from convvis_core.progress import StepProgress
 
 IMPORTANCES = {"gradient": "gradient × coefficient", "sobol": "Sobol total index"}
-CACHE_NAMESPACE = "concepts"
 CRAFTS = WorkCounter()  # CRAFT runs computed (not served from the cache), by layer path
 REPLACED_BYTES = 64 * 1024**2  # rebuilt activations per run of the network after the layer (the rows of one call)
 
@@ -149,8 +148,8 @@ class Craft:
         return rows
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {name: getattr(self, name) for name in ("images", "boxes", "coefficients", "bank", "image_coefficients",
-                                                          "gradient_x_coefficient")}
+        arrays = {name: getattr(self, name) for name in
+                  ("images", "boxes", "coefficients", "bank", "image_coefficients", "gradient_x_coefficient")}
         return arrays | {"sobol": np.zeros(0) if self.sobol is None else self.sobol,
                          "numbers": np.array([self.side, self.error, self.negative_share, self.designs, self.seconds])}
 

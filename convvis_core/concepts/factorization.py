@@ -34,7 +34,7 @@ class Factorization:
 def negative_share(activations: np.ndarray) -> float:
     """The share of the activations' absolute mass below 0 (what NMF cannot see)."""
     total = float(np.abs(activations).sum())
-    return float(-activations[activations < 0].sum() / total) if total > 0 else 0.0
+    return float(np.maximum(-activations, 0.0).sum() / total) if total > 0 else 0.0
 
 
 def relative_error(activations: np.ndarray, coefficients: np.ndarray, bank: np.ndarray) -> float:

@@ -19,9 +19,8 @@ from PIL import Image
 
 from convvis_core.cache import ResultCache, default_cache
 from convvis_core.cam.targets import Target
-from convvis_core.concepts.craft import CACHE_NAMESPACE
 from convvis_core.concepts.factorization import factorize
-from convvis_core.concepts.layer_reading import check_parts, layer_reading, seen_pixels
+from convvis_core.concepts.layer_reading import CACHE_NAMESPACE, check_parts, layer_reading, seen_pixels
 from convvis_core.config import MAX_CONCEPTS
 from convvis_core.counters import WorkCounter
 from convvis_core.errors import ConceptError
@@ -95,7 +94,8 @@ class NeuronGroups:
 
 
 def neuron_groups(loaded: LoadedModel, image: Image.Image, target: Target | None = None, layer: str | None = None,
-                  groups: int = 6, seed: int = 0, fit: Fit = "stretch", cache: ResultCache | None = None) -> NeuronGroups:
+                  groups: int = 6, seed: int = 0, fit: Fit = "stretch",
+                  cache: ResultCache | None = None) -> NeuronGroups:
     """``groups`` groups of ``layer``'s channels (default: the last layer with a real map) on ``image``, with
     each group's contribution to ``target`` (default: the output kind's, a class pinned to the top
     prediction); one pass for the activations and the gradients. Cached on disk by the model, the layer,
@@ -109,7 +109,8 @@ def neuron_groups(loaded: LoadedModel, image: Image.Image, target: Target | None
     if positions < 2:
         raise ConceptError(f"{found.path} has a {found.shape_text} map: one position has no places to group; pick "
                            "a layer with a larger map.")
-    check_parts(groups, found, positions, f"positions of {found.path}'s {found.height}×{found.width} map", "Neuron groups")
+    check_parts(groups, found, positions, f"positions of {found.path}'s {found.height}×{found.width} map",
+                "Neuron groups")
     cache = cache or default_cache(CACHE_NAMESPACE)
     key = reading.key("groups", pixels, groups=groups, seed=seed)
     with cache.computing(key):

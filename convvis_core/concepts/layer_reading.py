@@ -21,6 +21,8 @@ from convvis_core.layers import SpatialLayer, default_layer, find_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.progress import StepProgress
 
+CACHE_NAMESPACE = "concepts"  # the result cache's folder for CRAFT and neuron groups
+
 
 def seen_pixels(images: Sequence[Image.Image] | np.ndarray, loaded: LoadedModel, fit: Fit = "stretch") -> np.ndarray:
     """The images as the model sees them (its size and channels), one uint8 batch (n, H, W, C); a uint8 batch
@@ -51,7 +53,8 @@ class LayerReading:
     def key(self, kind: str, pixels: np.ndarray, **settings) -> str:
         """The cache key of a result of ``kind`` over ``pixels`` with ``settings``: the model's identity and
         weights, the layer, the target, the images' digest and every setting."""
-        return cache_key(kind, self.loaded.identity, model_fingerprint(self.loaded.model), self.loaded.info.preprocessing,
+        loaded = self.loaded
+        return cache_key(kind, loaded.identity, model_fingerprint(loaded.model), loaded.info.preprocessing,
                          self.layer.path, repr(self.target), pixels_digest(pixels), settings)
 
     def batches(self, pixels: np.ndarray, gradients: bool, progress: StepProgress | None = None,
