@@ -35,13 +35,12 @@ from convvis_core.cam.base import BATCH_SIZE, Probe, as_float32
 from convvis_core.cam.replaced import run_replaced
 from convvis_core.cam.targets import Target
 from convvis_core.concepts.crops import crop_side, cut, random_boxes
-from convvis_core.concepts.factorization import factorize, project
+from convvis_core.concepts.factorization import LayerParts, factorize, project
 from convvis_core.concepts.layer_reading import CACHE_NAMESPACE, LayerReading, check_parts, layer_reading, seen_pixels
 from convvis_core.concepts.sobol import jansen_total_indices, replicated_design
 from convvis_core.config import MAX_CONCEPT_CROPS, MAX_CONCEPT_IMAGES, MAX_CONCEPTS
 from convvis_core.counters import WorkCounter
 from convvis_core.errors import ConceptError
-from convvis_core.featureviz.objectives import Direction
 from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 from convvis_core.progress import StepProgress
@@ -52,9 +51,10 @@ REPLACED_BYTES = 64 * 1024**2  # rebuilt activations per run of the network afte
 
 
 @dataclass(frozen=True, eq=False)
-class Craft:
+class Craft(LayerParts):
     """The concepts of one layer for one target: arrays indexed by concept in the factorization's order;
-    :attr:`order` sorts them by importance."""
+    :attr:`order` sorts them by importance; each concept's ``vector``, ``direction`` (feature visualization)
+    and ``strongest_channels`` come from :class:`LayerParts`."""
 
     layer: str
     target: Target
@@ -76,11 +76,6 @@ class Craft:
     @property
     def count(self) -> int:
         return len(self.bank)
-
-    @property
-    def scores(self) -> np.ndarray:
-        """The number that ranks the concepts: Sobol total indices, or gradient × coefficient."""
-        return self.sobol if self.importance == "sobol" else self.gradient_x_coefficient
 
     @property
     def order(self) -> np.ndarray:
@@ -118,20 +113,6 @@ class Craft:
         """The crops that hold ``concept`` most, uint8 (count, H, W, C): concept images for TCAV
         ("test this concept on other classes")."""
         return self.crops(self.top_crops(concept, count))
-
-    def vector(self, concept: int) -> np.ndarray:
-        """The concept's unit direction in the layer's channel space (C,): a CAV-like vector (over the
-        flattened map, the same direction at every position: ``np.tile(vector, h * w)``)."""
-        return self.bank[concept].copy()
-
-    def direction(self, concept: int) -> Direction:
-        """The feature-visualization objective along the concept's direction at the layer."""
-        return Direction(self.layer, tuple(float(value) for value in self.bank[concept]))
-
-    def strongest_channels(self, concept: int, count: int = 5) -> list[tuple[int, float]]:
-        """The channels the concept's direction weighs most: (channel, weight), largest first."""
-        return [(int(channel), float(self.bank[concept, channel]))
-                for channel in np.argsort(-self.bank[concept], kind="stable")[:count]]
 
     def rows(self) -> list[dict]:
         """One row per concept, most important first (a CSV of scores)."""
@@ -256,7 +237,7 @@ def _computed(reading: LayerReading, pixels: np.ndarray, concepts: int, crops: i
                            "on these images (the path is saturated): no concept can move it; try another layer.")
     bank = factorized.bank
     image_coefficients = project(activations, bank)  # (n, h, w, k)
-    gradient_x_coefficient = np.einsum("nhwk,nhwc,kc->k", image_coefficients, gradients, bank) / count
+    gradient_x_coefficient = np.einsum("nhwk,nhwc,kc->k", image_coefficients, gradients, bank, optimize=True) / count
     sobol = None
     if importance == "sobol":
         per_image = []
@@ -274,7 +255,7 @@ def _computed(reading: LayerReading, pixels: np.ndarray, concepts: int, crops: i
 def concept_maps(loaded: LoadedModel, image: Image.Image, found: Craft, fit: Fit = "stretch") -> np.ndarray:
     """Where each concept lies in ``image``: its coefficient at each position of the layer's map, (h, w, k)
     (one forward pass, then each position's activations projected on the concepts)."""
-    pixels = seen_pixels([image], loaded, fit).astype(np.float32)
+    pixels = seen_pixels([image], loaded, fit)
     reading = layer_reading(loaded, found.layer, found.target, pixels, "A concept map")
-    activations, _ = reading.probe.capture(pixels, reading.target, gradients=False)
+    activations, _ = reading.probe.capture(pixels.astype(np.float32), reading.target, gradients=False)
     return project(activations[0], found.bank)

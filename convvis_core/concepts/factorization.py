@@ -18,6 +18,8 @@ import numpy as np
 from sklearn.decomposition import NMF, non_negative_factorization
 from sklearn.exceptions import ConvergenceWarning
 
+from convvis_core.featureviz.objectives import Direction
+
 MAX_ITERATIONS = 500
 
 
@@ -29,6 +31,28 @@ class Factorization:
     bank: np.ndarray  # W, (k, channels) ≥ 0, unit rows
     error: float  # ‖A − U W‖ / ‖A‖ (Frobenius) of the clipped activations: 0 is exact
     negative_share: float  # share of the activations' absolute mass that was negative and clipped at 0
+
+
+class LayerParts:
+    """What CRAFT's concepts and neuron groups share: parts of a layer (its path, ``layer``), each a unit
+    direction in the layer's channel space (a row of ``bank``, (k, C))."""
+
+    layer: str
+    bank: np.ndarray
+
+    def vector(self, part: int) -> np.ndarray:
+        """The part's unit direction (C,): a CAV-like vector (over the flattened map, the same direction at
+        every position: ``np.tile(vector, h * w)``)."""
+        return self.bank[part].copy()
+
+    def direction(self, part: int) -> Direction:
+        """The feature-visualization objective along the part's direction at the layer."""
+        return Direction(self.layer, tuple(float(value) for value in self.bank[part]))
+
+    def strongest_channels(self, part: int, count: int = 5) -> list[tuple[int, float]]:
+        """The channels the part's direction weighs most: (channel, weight), largest first."""
+        return [(int(channel), float(self.bank[part, channel]))
+                for channel in np.argsort(-self.bank[part], kind="stable")[:count]]
 
 
 def negative_share(activations: np.ndarray) -> float:

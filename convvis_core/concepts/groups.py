@@ -19,12 +19,11 @@ from PIL import Image
 
 from convvis_core.cache import ResultCache, default_cache
 from convvis_core.cam.targets import Target
-from convvis_core.concepts.factorization import factorize
+from convvis_core.concepts.factorization import LayerParts, factorize
 from convvis_core.concepts.layer_reading import CACHE_NAMESPACE, check_parts, layer_reading, seen_pixels
 from convvis_core.config import MAX_CONCEPTS
 from convvis_core.counters import WorkCounter
 from convvis_core.errors import ConceptError
-from convvis_core.featureviz.objectives import Direction
 from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 
@@ -32,9 +31,10 @@ GROUPINGS = WorkCounter()  # neuron groups computed (not served from the cache),
 
 
 @dataclass(frozen=True, eq=False)
-class NeuronGroups:
+class NeuronGroups(LayerParts):
     """One image's channels at one layer in groups; arrays indexed by group in the factorization's order,
-    :attr:`order` sorts them by the size of their contribution."""
+    :attr:`order` sorts them by the size of their contribution; each group's ``direction`` (feature
+    visualization) and ``strongest_channels`` come from :class:`LayerParts`."""
 
     layer: str
     target: Target
@@ -64,15 +64,6 @@ class NeuronGroups:
     def dominant(self) -> np.ndarray:
         """(h, w): the group with the largest coefficient at each position."""
         return np.argmax(self.maps, axis=-1)
-
-    def strongest_channels(self, group: int, count: int = 5) -> list[tuple[int, float]]:
-        """The channels the group's direction weighs most: (channel, weight), largest first."""
-        return [(int(channel), float(self.bank[group, channel]))
-                for channel in np.argsort(-self.bank[group], kind="stable")[:count]]
-
-    def direction(self, group: int) -> Direction:
-        """The feature-visualization objective along the group's channel direction."""
-        return Direction(self.layer, tuple(float(value) for value in self.bank[group]))
 
     def rows(self) -> list[dict]:
         """One row per group, the largest contribution first (a CSV)."""
@@ -125,7 +116,7 @@ def neuron_groups(loaded: LoadedModel, image: Image.Image, target: Target | None
                                "earlier layer.")
         factorized = factorize(activations.reshape(-1, found.channels), groups, seed)
         maps = factorized.coefficients.reshape(*activations.shape[:2], groups)
-        contributions = np.einsum("hwk,kc,hwc->k", maps, factorized.bank, gradients)
+        contributions = np.einsum("hwk,kc,hwc->k", maps, factorized.bank, gradients, optimize=True)
         total = float((activations * gradients).sum())
         result = NeuronGroups(found.path, reading.target, pixels[0], maps, factorized.bank,
                               contributions.astype(np.float32), total - float(contributions.sum()), total,
