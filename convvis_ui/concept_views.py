@@ -159,7 +159,8 @@ def show_craft(loaded: LoadedModel, target: Target, layer: SpatialLayer, pixels:
     downloads = st.columns(2)
     stem = f"craft_{found.layer.replace('/', '_')}"
     downloads[0].download_button("Download the sheet (PNG)",
-                                 lambda: to_png_bytes(craft_sheet(found, image=shown, maps=maps)), f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
+                                 lambda: to_png_bytes(craft_sheet(found, image=shown, maps=maps, class_names=names)),
+                                 f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
     downloads[1].download_button("Download the scores (CSV)", functools.partial(csv_bytes, found.rows()), f"{stem}.csv",
                                  "text/csv", key=f"{key}_csv", on_click="ignore")
     return found
@@ -235,8 +236,8 @@ def show_groups(loaded: LoadedModel, seen: Image.Image, target: Target, layer: S
                 group_view(found, group, rank, colours[rank], None if pictures is None else pictures[rank])
     downloads = st.columns(2)
     stem = f"groups_{found.layer.replace('/', '_')}_{image_key(seen)[:8]}"
-    downloads[0].download_button("Download the sheet (PNG)", lambda: to_png_bytes(groups_sheet(found)), f"{stem}.png",
-                                 "image/png", key=f"{key}_png", on_click="ignore")
+    downloads[0].download_button("Download the sheet (PNG)", lambda: to_png_bytes(groups_sheet(found, names)),
+                                 f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
     downloads[1].download_button("Download the groups (CSV)", functools.partial(csv_bytes, found.rows()), f"{stem}.csv",
                                  "text/csv", key=f"{key}_csv", on_click="ignore")
     return found

@@ -26,6 +26,7 @@ class Concepts(PicturedTable):
 
     model: str
     found: Craft = field(repr=False)
+    class_names: tuple[str, ...] | None = field(default=None, repr=False)
     image: Image.Image | None = field(default=None, repr=False)  # as the model sees it
     maps: np.ndarray | None = field(default=None, repr=False)  # (h, w, k) where each concept lies in it
 
@@ -49,12 +50,12 @@ class Concepts(PicturedTable):
         return self.found.direction(self.concept(rank))
 
     def draw(self) -> Image.Image:
-        return craft_sheet(self.found, image=self.image, maps=self.maps)
+        return craft_sheet(self.found, image=self.image, maps=self.maps, class_names=self.class_names)
 
     def caption(self) -> str:
         found = self.found
-        return (f"{self.model} at {found.layer}: {found.count} concepts of {found.target.describe()} from "
-                f"{len(found.boxes)} crops of {len(found.images)} image(s); {found.cost()}; {found.seconds:.2f} s"
+        return (f"{self.model} at {found.layer}: {found.count} concepts of {found.target.describe(self.class_names)} "
+                f"from {len(found.boxes)} crops of {len(found.images)} image(s); {found.cost()}; {found.seconds:.2f} s"
                 + (" (cached)" if found.from_cache else ""))
 
 
@@ -69,10 +70,11 @@ def craft(model: Models, images: Images, target: int | Target | None = None, lay
     target = indexed_target(loaded, target, layer) if isinstance(target, (int, np.integer)) else target
     found = craft_concepts(loaded, as_images(images), target, layer, k, crops, importance=importance, fit=fit,
                            **settings)
+    names = loaded.info.output_info.class_names
     if image is None:
-        return Concepts(loaded.info.display_name, found)
+        return Concepts(loaded.info.display_name, found, names)
     picture = one_image(image)
-    return Concepts(loaded.info.display_name, found, as_model_sees_it(picture, loaded.info, fit),
+    return Concepts(loaded.info.display_name, found, names, as_model_sees_it(picture, loaded.info, fit),
                     concept_maps(loaded, picture, found, fit))
 
 
@@ -83,6 +85,7 @@ class NeuronGroupsView(PicturedTable):
 
     model: str
     found: NeuronGroups = field(repr=False)
+    class_names: tuple[str, ...] | None = field(default=None, repr=False)
 
     def rows(self) -> list[dict]:
         return self.found.rows()
@@ -92,13 +95,14 @@ class NeuronGroupsView(PicturedTable):
         return self.found.direction(group)
 
     def draw(self) -> Image.Image:
-        return groups_sheet(self.found)
+        return groups_sheet(self.found, self.class_names)
 
     def caption(self) -> str:
         found = self.found
         return (f"{self.model} at {found.layer}: {found.count} neuron groups on the image, NMF error "
-                f"{found.error:.1%}; their contributions to {found.target.describe()} (gradient × activation) add up to "
-                f"{found.contributions.sum():+.3g}, the layer's {found.total:+.3g} with what they leave out")
+                f"{found.error:.1%}; their contributions to {found.target.describe(self.class_names)} (gradient × "
+                f"activation) add up to {found.contributions.sum():+.3g}, the layer's {found.total:+.3g} with what "
+                "they leave out")
 
 
 def neuron_groups(model: Models, image: ImageSource | np.ndarray, target: int | Target | None = None,
@@ -108,4 +112,4 @@ def neuron_groups(model: Models, image: ImageSource | np.ndarray, target: int | 
     loaded = as_model(model)
     target = indexed_target(loaded, target, layer) if isinstance(target, (int, np.integer)) else target
     found = group_neurons(loaded, one_image(image), target, layer, k, seed, fit)
-    return NeuronGroupsView(loaded.info.display_name, found)
+    return NeuronGroupsView(loaded.info.display_name, found, loaded.info.output_info.class_names)

@@ -58,11 +58,12 @@ def cmd_craft(args: argparse.Namespace) -> None:
         found = craft_concepts(loaded, images, target, args.layer, args.k, args.crops, args.crop_fraction,
                                args.importance, args.designs, args.seed, args.fit, progress=report)
     shown = None if args.map is None else image_argument(args.map)
-    sheet = (craft_sheet(found) if shown is None else
+    names = loaded.info.output_info.class_names
+    sheet = (craft_sheet(found, class_names=names) if shown is None else
              craft_sheet(found, image=as_model_sees_it(shown, loaded.info, args.fit),
-                         maps=concept_maps(loaded, shown, found, args.fit)))
+                         maps=concept_maps(loaded, shown, found, args.fit), class_names=names))
     sheet.save(args.out, format="PNG")
-    print_table(f"{found.count} concepts of {found.target.describe(loaded.info.output_info.class_names)} at "
+    print_table(f"{found.count} concepts of {found.target.describe(names)} at "
                 f"{found.layer} from {len(found.boxes)} crops of {len(found.images)} image(s), NMF error "
                 f"{found.error:.1%}; {found.cost()}", found.rows())
     print(f"wrote {args.out} and {write_csv(found.rows(), args.csv)}")
@@ -76,9 +77,10 @@ def cmd_groups(args: argparse.Namespace) -> None:
     loaded = load_model_argument(args)
     image = image_argument(args.image)
     found = neuron_groups(loaded, image, cam_target(args, loaded, image), args.layer, args.k, args.seed, args.fit)
-    groups_sheet(found).save(args.out, format="PNG")
+    names = loaded.info.output_info.class_names
+    groups_sheet(found, names).save(args.out, format="PNG")
     print_table(f"{found.count} neuron groups of {found.layer} on the image, NMF error {found.error:.1%}; contribution "
-                f"to {found.target.describe(loaded.info.output_info.class_names)}: gradient × activation of each "
+                f"to {found.target.describe(names)}: gradient × activation of each "
                 f"group's share (the layer's in all: {found.total:+.4g})", found.rows())
     print(f"wrote {args.out} and {write_csv(found.rows(), args.csv)}")
 

@@ -4,6 +4,8 @@ part's own colour, most important first. What the notebook API shows and the PNG
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from PIL import Image
 
@@ -46,12 +48,13 @@ def ranked_maps(found: Craft | NeuronGroups, maps: np.ndarray) -> np.ndarray:
     return maps[..., found.order]
 
 
-def craft_sheet(found: Craft, crops: int = 6, image: Image.Image | None = None,
-                maps: np.ndarray | None = None) -> Image.Image:
+def craft_sheet(found: Craft, crops: int = 6, image: Image.Image | None = None, maps: np.ndarray | None = None,
+                class_names: Sequence[str] | None = None) -> Image.Image:
     """Every concept, most important first, with its ``crops`` top crops framed in its colour; above them,
-    where the concepts lie in ``image`` (its ``maps`` from :func:`convvis_core.concepts.craft.concept_maps`)."""
+    where the concepts lie in ``image`` (its ``maps`` from :func:`convvis_core.concepts.craft.concept_maps`).
+    ``class_names`` name the target's class."""
     colours = part_colours(found.count)
-    sections = [title_line(f"{found.layer}: {found.count} concepts of {found.target.describe()}, ranked by "
+    sections = [title_line(f"{found.layer}: {found.count} concepts of {found.target.describe(class_names)}, ranked by "
                            f"{IMPORTANCES[found.importance]}; NMF error {found.error:.1%}")]
     if image is not None and maps is not None:
         sections.append((parts_overlay(image, ranked_maps(found, maps), colours).resize((2 * THUMBNAIL, 2 * THUMBNAIL)),
@@ -74,9 +77,10 @@ def groups_pictures(groups: NeuronGroups, alpha: float = 0.7) -> list[tuple[Imag
     return pictures
 
 
-def groups_sheet(groups: NeuronGroups) -> Image.Image:
-    """The groups' maps in a grid, each captioned with its contribution to the target."""
+def groups_sheet(groups: NeuronGroups, class_names: Sequence[str] | None = None) -> Image.Image:
+    """The groups' maps in a grid, each captioned with its contribution to the target (its class named by
+    ``class_names``)."""
     sheet = captioned_grid(groups_pictures(groups), columns=min(4, groups.count + 1))
-    return captioned_column([title_line(f"{groups.layer}: {groups.count} neuron groups, NMF error {groups.error:.1%}; "
-                                        f"contribution to {groups.target.describe()}: gradient x activation of the "
-                                        "group's share"), (sheet, "")])
+    title = (f"{groups.layer}: {groups.count} neuron groups, NMF error {groups.error:.1%}; contribution to "
+             f"{groups.target.describe(class_names)}: gradient x activation of the group's share")
+    return captioned_column([title_line(title), (sheet, "")])
