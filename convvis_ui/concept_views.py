@@ -141,10 +141,13 @@ def show_craft(loaded: LoadedModel, target: Target, layer: SpatialLayer, pixels:
     if shown is not None:
         with user_errors():
             maps = cached(concept_maps, loaded, shown, found=found)
-            ranked = ranked_maps(found, maps)
-            st.plotly_chart(parts_figure(shown, ranked, colours, [f"#{rank} concept {concept}" for rank, concept in
-                                                                   enumerate(found.order, start=1)]),
-                            key=f"{key}_map")
+            labels = [f"#{rank} concept {concept}" for rank, concept in enumerate(found.order, start=1)]
+            drawn = st.multiselect("Concepts in the map", range(found.count), default=list(range(found.count)),
+                                   format_func=labels.__getitem__, key=f"{key}_drawn",
+                                   help="Leave out a concept (a background, say) to see where the others lie.")
+            if drawn:
+                st.plotly_chart(parts_figure(shown, ranked_maps(found, maps)[..., drawn], [colours[i] for i in drawn],
+                                             [labels[i] for i in drawn]), key=f"{key}_map")
             st.caption("Where each concept lies in the image: each place in the colour of the concept strongest there "
                        "(colours as in the list below), as opaque as it is strong.")
     craft_table(found, colours)
@@ -209,7 +212,7 @@ def show_groups(loaded: LoadedModel, seen: Image.Image, target: Target, layer: S
     groups' maps together and one by one, each group's contribution to ``target``, strongest channels
     (links to their unit pages) and direction's picture; downloads."""
     most = min(layer.channels, MAX_CONCEPTS, (layer.height or 1) * (layer.width or 1))
-    count = int(st.number_input(f"Groups (k, 1–{most})", 1, max(most, 1), min(6, max(most, 1)), key=f"{key}_k",
+    count = int(st.columns(3)[0].number_input(f"Groups (k, 1–{most})", 1, max(most, 1), min(6, max(most, 1)), key=f"{key}_k",
                                 help="How many groups of channels that fire together the image's activations are "
                                      "factorized into (NMF over the map's positions)."))
     with user_errors(stop=True):
