@@ -1,9 +1,9 @@
 """ConvVis core: what a CNN has learned, as a library (no UI code here; pages and CLI call it).
 
 The names below are the public API (docs/api.md): wrap a model (``Model.from_keras``, ``load_model``),
-explain a batch with any of eleven heatmap methods (``GradCAM(model)(images)``) and check the maps
-(``faithfulness``, ``sanity_check``, ``trust_metrics``), and see filters,
-activations, dataset examples, circuits, a unit or two models compared in one call each.
+explain a batch with any of the heatmap methods (``GradCAM(model)(images)``) and check the maps
+(``faithfulness``, ``sanity_check``, ``trust_metrics``), and see filters, activations, dataset examples,
+circuits, a unit, two models compared, a target's concepts (CRAFT) or one image's neuron groups in one call each.
 """
 
 from convvis_core.quiet import import_tensorflow_quietly
@@ -11,7 +11,7 @@ from convvis_core.quiet import import_tensorflow_quietly
 import_tensorflow_quietly()  # before any module here imports it: its C++ start-up log lines hide real output
 
 from convvis_core.batches import model_input
-from convvis_core.errors import (ConvVisError, ImageError, LayerError, ModelError, ModelUnavailableError,
+from convvis_core.errors import (ConceptError, ConvVisError, ImageError, LayerError, ModelError, ModelUnavailableError,
                                  SettingsError, TargetError, UnsafeModelError)
 from convvis_core.images import as_images, as_model_sees_it, open_image
 from convvis_core.graph import LOGITS, sub_model
@@ -25,14 +25,15 @@ from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarge
 from convvis_core.featureviz.presets import PRESETS
 from convvis_core.featureviz.objectives import (L1, L2, Blur, Channel, ClassLogit, DeepDream, Direction, Diversity,
                                                 Neuron, Term, TotalVariation, parse)
-from convvis_core.api import (ATTRIBUTIONS, AblationCAM, Activations, Attribution, CircuitView, Comparison, EigenCAM,
-                              FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM,
-                              IntegratedGradients, LayerCAM, Model, ObjectivePictures, Saliency, SanityChecks, ScoreCAM,
-                              SmoothGrad, TopImages, TrustMetrics, Unit, XGradCAM, activations, circuit, compare,
-                              faithfulness, filters, sanity_check, top_k_images, trust_metrics, unit, visualize)
+from convvis_core.api import (ATTRIBUTIONS, AblationCAM, Activations, Attribution, CircuitView, Comparison, Concepts,
+                              EigenCAM, FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM,
+                              IntegratedGradients, LayerCAM, Model, NeuronGroupsView, ObjectivePictures, Saliency,
+                              SanityChecks, ScoreCAM, SmoothGrad, TopImages, TrustMetrics, Unit, XGradCAM, activations,
+                              circuit, compare, craft, faithfulness, filters, neuron_groups, sanity_check, top_k_images,
+                              trust_metrics, unit, visualize)
 
 __all__ = [
-    "ConvVisError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "SettingsError", "TargetError",
+    "ConvVisError", "ConceptError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "SettingsError", "TargetError",
     "UnsafeModelError",
     "as_images", "as_model_sees_it", "model_input", "open_image",
     "LOGITS", "sub_model", "SpatialLayer", "default_layer", "find_layer", "spatial_layers",
@@ -50,4 +51,5 @@ __all__ = [
     "Blur", "parse",
     "activations", "Activations", "top_k_images", "TopImages",
     "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison",
+    "craft", "Concepts", "neuron_groups", "NeuronGroupsView",
 ]

@@ -34,6 +34,11 @@ MAX_IMAGE_SIDE = 512
 # channel (any k up to this is then served from the stored index) (topk.scan).
 MAX_SCAN_IMAGES = 20_000
 TOPK_KEPT = 32
+# Concepts (CRAFT, neuron groups): most crops and images one request reads, most concepts or groups
+# (concepts.craft, concepts.groups).
+MAX_CONCEPT_CROPS = 4096
+MAX_CONCEPT_IMAGES = 512
+MAX_CONCEPTS = 64
 # Uploaded .zip of images: archive size, members, and bytes per member and in all once expanded
 # (datasets.files.zip_dataset; a server folder has the same member limits).
 MAX_ZIP_BYTES = MAX_UPLOAD_MB * 1024 * 1024

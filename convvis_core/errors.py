@@ -38,3 +38,8 @@ class TargetError(ConvVisError):
 
 class CacheError(ConvVisError):
     """A cache folder a batch job cannot write (read-only, full): the job stops rather than compute for nothing."""
+
+
+class ConceptError(ConvVisError):
+    """A concept request that cannot be answered: no images, more concepts or groups than the layer has
+    channels or positions, a target that does not depend on the layer."""

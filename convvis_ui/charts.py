@@ -1,5 +1,6 @@
 """The pages' plotly charts, built from what the core returns: bars of predictions, a heat map over an
-image, faithfulness curves, sanity-check curves, kernel slices, grids of feature maps."""
+image, faithfulness curves, sanity-check curves, kernel slices, grids of feature maps, parts (concepts,
+groups) over an image."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from convvis_core.activations import ChannelStats
 from convvis_core.cam import Faithfulness
 from convvis_core.cam.randomization import MEASURES, SanityCheck
 from convvis_core.predictions import Prediction
+from convvis_core.presentation.overlays import parts_overlay
 from convvis_core.presentation.channel_grids import SEPARATOR_WIDTH, ChannelGrid
 
 KERNEL_SIDE = 160  # px of a kernel heatmap
@@ -130,4 +132,21 @@ def channel_figure(maps: np.ndarray, channel: int, colormap: str) -> go.Figure:
     figure.update_xaxes(visible=False, constrain="domain")
     figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     figure.update_layout(height=320, margin=dict(l=0, r=0, t=10, b=0))
+    return figure
+
+
+def parts_figure(seen: Image.Image, strengths: np.ndarray, colours: Sequence[str], names: Sequence[str],
+                 height: int = 300) -> go.Figure:
+    """Parts' maps (h, w, k) over the image (CRAFT's concepts, neuron groups), each pixel in the colour of
+    the part strongest there, zoomable; hover names the part strongest in each cell of the layer's map."""
+    rows, columns = strengths.shape[:2]
+    figure = go.Figure(go.Image(z=np.asarray(parts_overlay(seen, strengths, colours)), hoverinfo="skip"))
+    strongest = strengths.argmax(axis=-1)
+    figure.add_trace(go.Heatmap(  # invisible, one cell per map position: what hover reads
+        z=strengths.max(axis=-1), customdata=np.asarray(names, dtype=object)[strongest], opacity=0, showscale=False,
+        x0=(seen.width / columns - 1) / 2, dx=seen.width / columns, y0=(seen.height / rows - 1) / 2,
+        dy=seen.height / rows, hovertemplate="%{customdata}<br>strength %{z:.3g}<extra></extra>"))
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    figure.update_layout(height=height, margin=dict(l=0, r=0, t=0, b=0))
     return figure

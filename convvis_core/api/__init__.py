@@ -3,13 +3,15 @@
 ``Model.from_keras(model)`` (or ``load_model("mobilenet")``, or a .keras/.h5 path) wraps a model;
 heatmap methods are called on a batch, pytorch-grad-cam style (``GradCAM(model)(images, targets)``), and
 checked (``faithfulness``, ``sanity_check``: does a map depend on the model?, ``trust_metrics``);
-``filters``, ``visualize`` (any objective of the algebra), ``activations``, ``top_k_images``, ``circuit``, ``unit`` and ``compare`` are one call each.
+``filters``, ``visualize`` (any objective of the algebra), ``activations``, ``top_k_images``, ``circuit``, ``unit`` and ``compare`` are one call each,
+and so are the concepts a layer holds: ``craft`` (a target's concepts) and ``neuron_groups`` (one image's).
 Every result shows itself in Jupyter and saves with ``.save(path)``. Reference: docs/api.md.
 """
 
 from convvis_core.api.attribution import (ATTRIBUTIONS, AblationCAM, Attribution, EigenCAM, FaithfulnessScores,
                                           GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM, IntegratedGradients, LayerCAM,
                                           Saliency, ScoreCAM, SmoothGrad, XGradCAM, faithfulness)
+from convvis_core.api.discovery import Concepts, NeuronGroupsView, craft, neuron_groups
 from convvis_core.api.explore import (Activations, CircuitView, Comparison, FilterPictures, ObjectivePictures,
                                       TopImages, Unit, activations, circuit, compare, filters, top_k_images, unit,
                                       visualize)
@@ -20,4 +22,5 @@ __all__ = ["Model", "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus",
            "EigenCAM", "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "Heatmaps",
            "faithfulness", "FaithfulnessScores", "sanity_check", "SanityChecks", "trust_metrics", "TrustMetrics",
            "filters", "FilterPictures", "visualize", "ObjectivePictures", "activations", "Activations",
-           "top_k_images", "TopImages", "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison"]
+           "top_k_images", "TopImages", "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison",
+           "craft", "Concepts", "neuron_groups", "NeuronGroupsView"]

@@ -7,7 +7,6 @@ notebook and CSV on disk. Results hold arrays and models, so they compare by ide
 from __future__ import annotations
 
 import base64
-import csv
 import html
 from abc import ABC, abstractmethod
 from functools import cached_property
@@ -17,6 +16,7 @@ from typing import Sequence
 from PIL import Image
 
 from convvis_core.images import to_png_bytes
+from convvis_core.presentation.tables import write_csv
 
 DISPLAY_SIDE = 160  # pictures smaller than this (28×28 digits) are enlarged by a whole factor to be seen
 
@@ -72,6 +72,22 @@ class Pictured(ABC):
         return path
 
 
+class PicturedTable(Pictured):
+    """A picture with a table of its numbers: both in a notebook; ``save`` writes the picture (PNG),
+    ``save_csv`` the table."""
+
+    @abstractmethod
+    def rows(self) -> list[dict]:
+        """The table, one dict per row."""
+
+    def save_csv(self, path: str | Path) -> Path:
+        """Write the table as a CSV file; returns its path."""
+        return write_csv(self.rows(), path)
+
+    def _repr_html_(self) -> str:
+        return figures_html([(self.picture, self.caption())]) + table_html(self.rows())
+
+
 class Tabled(ABC):
     """A result that is a table: HTML in a notebook, CSV on disk."""
 
@@ -88,10 +104,5 @@ class Tabled(ABC):
 
     def save(self, path: str | Path) -> Path:
         """Write the table as a CSV file; returns its path."""
-        path = Path(path)
-        rows = self.rows()
-        with path.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else [])
-            writer.writeheader()
-            writer.writerows(rows)
-        return path
+        return write_csv(self.rows(), path)
+

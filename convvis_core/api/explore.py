@@ -14,7 +14,7 @@ from PIL import Image
 
 from convvis_core.activations import batch_feature_maps
 from convvis_core.api.attribution import GradCAM, Heatmaps, Models, as_model
-from convvis_core.api.display import DISPLAY_SIDE, Pictured, Tabled, figures_html, table_html
+from convvis_core.api.display import DISPLAY_SIDE, Pictured, PicturedTable, Tabled, figures_html, table_html
 from convvis_core.cam.targets import FilterTarget
 from convvis_core.circuits import Circuit, FilterWeights, Readers, wiring
 from convvis_core.circuits import circuit as input_circuit
@@ -193,7 +193,7 @@ def top_k_images(model: Models, dataset: Dataset | str | Images, layer: str, fil
 
 
 @dataclass(frozen=True, eq=False)
-class CircuitView(Pictured):
+class CircuitView(PicturedTable):
     """A filter's strongest input channels with their kernel slices (BatchNorm folded, MobileNet's
     depthwise and pointwise composed) and signs; the feature visualizations too where they were asked for."""
 
@@ -213,9 +213,6 @@ class CircuitView(Pictured):
         return (f"{found.layer} #{found.filter_index}: its {min(self.count, len(found.inputs))} strongest of "
                 f"{len(found.inputs)} input channels of {found.conv}, reading {found.source or 'the image'}, by "
                 f"{found.ranked_by}")
-
-    def _repr_html_(self) -> str:
-        return figures_html([(self.picture, self.caption())]) + table_html(self.rows())
 
 
 def circuit(model: Models, layer: str, filter_index: int, image: ImageSource | np.ndarray | None = None,

@@ -115,6 +115,23 @@ def print_trust(args: argparse.Namespace, loaded, image, result) -> None:
         print(f"  {METRICS[name].heading:<12} {value:8.4f}  {METRICS[name].meaning}{most}")
 
 
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that name what is explained (read by :func:`cam_target`): a class, a segmentation class
+    over a region, a values unit, the norm, the similarity to another image, or a filter of --layer."""
+    parser.add_argument("--class", dest="class_index", type=int,
+                        help="class index to explain (default: the top one); of a segmentation output, over --region")
+    parser.add_argument("--region", metavar="T,L,B,R|predicted",
+                        help="segmentation: the pixels to explain the class over: a box of rows T..B-1 and columns "
+                             "L..R-1 of the output map, or 'predicted' (where the model predicts the class); "
+                             "default: the whole image")
+    parser.add_argument("--unit", type=int, help="values output (regression, embedding): explain this unit")
+    parser.add_argument("--norm", action="store_true", help="values output: explain the output's norm")
+    parser.add_argument("--similar-to", metavar="IMAGE",
+                        help="values output: explain the cosine similarity to this image's output (file or sample name)")
+    parser.add_argument("--filter", type=int, help="explain this filter of --layer instead of a class "
+                                                   "(models without classes default to the most active one)")
+
+
 def add_commands(commands, parents: Parents) -> None:
     from convvis_core.cam import METHODS
 
@@ -122,18 +139,7 @@ def add_commands(commands, parents: Parents) -> None:
                                           "PNG, with its deletion/insertion AUC")
     cam.add_argument("image", help="image file, or a sample name such as 'chelsea'")
     cam.add_argument("--method", choices=list(METHODS), default="gradcam")
-    cam.add_argument("--class", dest="class_index", type=int,
-                     help="class index to explain (default: the top one); of a segmentation output, over --region")
-    cam.add_argument("--region", metavar="T,L,B,R|predicted",
-                     help="segmentation: the pixels to explain the class over: a box of rows T..B-1 and columns "
-                          "L..R-1 of the output map, or 'predicted' (where the model predicts the class); "
-                          "default: the whole image")
-    cam.add_argument("--unit", type=int, help="values output (regression, embedding): explain this unit")
-    cam.add_argument("--norm", action="store_true", help="values output: explain the output's norm")
-    cam.add_argument("--similar-to", metavar="IMAGE",
-                     help="values output: explain the cosine similarity to this image's output (file or sample name)")
-    cam.add_argument("--filter", type=int, help="explain this filter of --layer instead of a class "
-                                                "(models without classes default to the most active one)")
+    add_target_arguments(cam)
     cam.add_argument("--baseline", choices=("blur", "mean", "black"), default="blur",
                      help="what a removed pixel becomes for Score-CAM and the deletion/insertion curves "
                           "(default blur)")

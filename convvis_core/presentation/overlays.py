@@ -4,6 +4,7 @@ class map in a fixed palette (class 0, the background, left as it is)."""
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -88,3 +89,24 @@ def legend(class_names) -> list[tuple[str, str]]:
     if len(names) == 1:
         names = ["background", names[0]]
     return [(name, BACKGROUND if index == 0 else colour_of(index)) for index, name in enumerate(names)]
+
+
+def parts_overlay(image: Image.Image, strengths: np.ndarray, colours: Sequence[str], alpha: float = 0.7) -> Image.Image:
+    """Several parts' maps (h, w, k) over the image in one picture (CRAFT's concepts, neuron groups): each
+    pixel takes the colour of the part strongest there, as opaque as that part's strength against the
+    strongest value anywhere (``alpha`` at most); the maps are resized bilinearly to the image."""
+    base = image.convert("RGB")
+    values = np.maximum(np.nan_to_num(np.asarray(strengths, np.float32)), 0.0)
+    upsampled = np.stack([np.asarray(Image.fromarray(values[..., part]).resize(base.size, Image.BILINEAR))
+                          for part in range(values.shape[-1])], axis=-1)
+    strongest, top = upsampled.argmax(axis=-1), upsampled.max(axis=-1)
+    opacity = alpha * top / top.max() if top.max() > 0 else np.zeros_like(top)
+    palette = np.array([_rgb(colour) for colour in colours], np.float32)
+    pixels = np.asarray(base, np.float32)
+    blended = (1 - opacity[..., None]) * pixels + opacity[..., None] * palette[strongest]
+    return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def part_colours(count: int) -> list[str]:
+    """One colour per part (concept, group), in the order given: the class maps' palette."""
+    return [colour_of(part + 1) for part in range(count)]

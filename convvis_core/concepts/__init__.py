@@ -1,0 +1,1 @@
+"""Concepts: what a layer's activations mean in human terms (TCAV, CRAFT, neuron groups)."""
