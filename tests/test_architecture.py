@@ -70,7 +70,9 @@ def test_app_imports_no_page_nor_tools() -> None:
 # Every other test file tests the core and imports UI code nowhere, not even inside a function, so the
 # core's tests run, and fail, on their own.
 
-UI_TEST_FILES = {"test_app.py", "test_browser.py", "test_cached_views.py", "test_concurrency.py", "test_keras_state.py"}
+# test_bad_inputs.py runs every hostile input through the core and through its page, case by case, on purpose.
+UI_TEST_FILES = {"test_app.py", "test_bad_inputs.py", "test_browser.py", "test_cached_views.py", "test_concurrency.py",
+                 "test_keras_state.py"}
 UI_MODULES = ("convvis_ui", "streamlit", "app_session", "pages", "convvis_testing.browser")
 IMPORTING_CALLS = {"import_module", "importorskip", "__import__"}  # importlib's, pytest's, the builtin
 
@@ -83,8 +85,20 @@ def ui_module(name: str) -> bool:
     return any(name == module or name.startswith(f"{module}.") for module in UI_MODULES)
 
 
-def ui_imports(path: Path, root: Path = ROOT) -> list[str]:
-    """Where a file imports UI code, at any depth: ``file:line imports name``."""
+def local_module(name: str, tests: Path) -> Path | None:
+    """The file in tests/ that an import of ``name`` reaches (a shared test module: ``bad_inputs.corpus``,
+    ``test_cam``), or None."""
+    for candidate in (tests / f"{name.replace('.', '/')}.py", tests / name.replace(".", "/") / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def ui_imports(path: Path, root: Path = ROOT, seen: set[Path] | None = None) -> list[str]:
+    """Where a file imports UI code, at any depth, also through the shared test modules it imports:
+    ``file:line imports name`` (``… through module`` for one of those)."""
+    seen = set() if seen is None else seen
+    seen.add(path)
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
@@ -100,6 +114,10 @@ def ui_imports(path: Path, root: Path = ROOT) -> list[str]:
         name = next((name for name in names if ui_module(name)), None)
         if name:
             found.append((node.lineno, f"{path.relative_to(root)}:{node.lineno} imports {name}"))
+        for local in {local_module(name, root / "tests") for name in names} - {None} - seen:
+            if ui_imports(local, root, seen):
+                found.append((node.lineno, f"{path.relative_to(root)}:{node.lineno} imports UI code through "
+                                           f"{local.relative_to(root)}"))
     return [where for _, where in sorted(found)]
 
 
@@ -127,6 +145,11 @@ def test_the_ui_import_check_catches_what_it_is_for(tmp_path: Path) -> None:
         "test_mixed.py:1 imports streamlit", "test_mixed.py:3 imports convvis_testing.browser",
         "test_mixed.py:6 imports app_session", "test_mixed.py:7 imports convvis_ui.pickers",
         "test_mixed.py:8 imports pages.home", "test_mixed.py:10 imports streamlit.testing.v1"]
+    (tmp_path / "tests" / "shared").mkdir(parents=True)  # a shared test module that drives a page, imported
+    (tmp_path / "tests" / "shared" / "pages_helper.py").write_text("def open_page():\n    from app_session import app_on\n")
+    (tmp_path / "tests" / "plain.py").write_text("import numpy\n")
+    path.write_text("import plain\nfrom shared.pages_helper import open_page\n")
+    assert ui_imports(path, tmp_path) == ["test_mixed.py:2 imports UI code through tests/shared/pages_helper.py"]
     assert [ui_test_file(Path(name)) for name in ("test_heatmaps_page.py", "test_atlas_pages.py", "test_app.py",
                                                   "test_cam.py", "test_homepage.py", "test_page_sizes.py")] == [
         True, True, True, False, False, False]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bad_inputs.corpus import png_header, zip_of
+from bad_inputs.payloads import png_header, zip_of
 from convvis_core import batches, config, topk
 from convvis_core.cache import ResultCache, default_cache
 from convvis_core.cam.base import probe_for

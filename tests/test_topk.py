@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bad_inputs.corpus import zip_of
+from bad_inputs.payloads import zip_of
 from convvis_core import topk
 from convvis_core.cache import ResultCache
 from convvis_core.config import DATASET_DIRS_ENV, dataset_dirs

@@ -24,7 +24,6 @@ import struct
 import sys
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +37,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app_session import app_on  # noqa: E402
+from bad_inputs.payloads import png_header, zip_of  # noqa: E402
 from convvis_core.batches import model_input  # noqa: E402
 from convvis_core.cache import ResultCache  # noqa: E402
 from convvis_core.config import MAX_ZIP_MEMBER_BYTES, MAX_ZIP_MEMBERS  # noqa: E402
@@ -128,14 +128,6 @@ def _photo(size: tuple[int, int] = (48, 32)) -> Image.Image:
     pixels = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) % 256], -1)
     pixels[height // 4:height // 2, width // 4:width // 2] = (255, 255, 0)
     return Image.fromarray(pixels.astype(np.uint8), "RGB")
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that is only a signature, an IHDR declaring ``width``×``height`` (8-bit RGB) and IEND."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IEND", b""))
 
 
 @functools.cache
@@ -322,14 +314,6 @@ def _any_size_gray_check(loaded: LoadedModel) -> None:
 
 
 # -------------------------------------------------------------------------------------------------- zips
-
-
-def zip_of(members: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, data in members:
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 @functools.cache
