@@ -15,9 +15,9 @@ class WorkCounter:
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def add(self, name: str) -> None:
+    def add(self, name: str, count: int = 1) -> None:
         with self._lock:
-            self._counts[name] += 1
+            self._counts[name] += count
 
     def __getitem__(self, name: str) -> int:
         with self._lock:

@@ -38,3 +38,7 @@ class TargetError(ConvVisError):
 
 class CacheError(ConvVisError):
     """A cache folder a batch job cannot write (read-only, full): the job stops rather than compute for nothing."""
+
+
+class ConceptError(ConvVisError):
+    """A concept test that cannot be run as asked: too few concept images, a class without images, too few runs."""
