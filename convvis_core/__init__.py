@@ -2,14 +2,14 @@
 
 The names below are the public API (docs/api.md): wrap a model (``Model.from_keras``, ``load_model``),
 explain a batch with any of eleven heatmap methods (``GradCAM(model)(images)``), and see filters,
-activations, dataset examples, circuits, a unit or two models compared in one call each.
+activations, dataset examples, circuits, a unit, two models compared or a concept tested (TCAV) in one call each.
 """
 
 from convvis_core.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before any module here imports it: its C++ start-up log lines hide real output
 
-from convvis_core.errors import (ConvVisError, ImageError, LayerError, ModelError, ModelUnavailableError,
+from convvis_core.errors import (ConceptError, ConvVisError, ImageError, LayerError, ModelError, ModelUnavailableError,
                                  SettingsError, TargetError, UnsafeModelError)
 from convvis_core.images import as_images, as_model_sees_it, model_input, open_image
 from convvis_core.graph import LOGITS, sub_model
@@ -25,13 +25,13 @@ from convvis_core.featureviz.objectives import (L1, L2, Blur, Channel, ClassLogi
                                                 Neuron, Term, TotalVariation, parse)
 from convvis_core.api import (ATTRIBUTIONS, AblationCAM, Activations, Attribution, CircuitView, Comparison, EigenCAM,
                               FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM,
-                              IntegratedGradients, LayerCAM, Model, ObjectivePictures, Saliency, ScoreCAM, SmoothGrad,
-                              TopImages, Unit, XGradCAM, activations, circuit, compare, faithfulness, filters,
-                              top_k_images, unit, visualize)
+                              IntegratedGradients, LayerCAM, Model, ObjectivePictures, ProbeConcept, Saliency, ScoreCAM,
+                              SmoothGrad, TCAV, TopImages, Unit, XGradCAM, activations, circuit, compare, faithfulness,
+                              filters, tcav, top_k_images, unit, visualize)
 
 __all__ = [
     "ConvVisError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "SettingsError", "TargetError",
-    "UnsafeModelError",
+    "UnsafeModelError", "ConceptError",
     "as_images", "as_model_sees_it", "model_input", "open_image",
     "LOGITS", "sub_model", "SpatialLayer", "default_layer", "find_layer", "spatial_layers",
     "DEFAULT_MODEL", "MODELS", "LoadedModel", "ModelInfo", "load_model", "load_uploaded_model", "needs_conversion",
@@ -48,4 +48,5 @@ __all__ = [
     "Blur", "parse",
     "activations", "Activations", "top_k_images", "TopImages",
     "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison",
+    "tcav", "TCAV", "ProbeConcept",
 ]

@@ -44,7 +44,8 @@ UNIT = PageFile("Unit", "unit", ":material/center_focus_strong:")
 LAYER = PageFile("Layer", "layer", ":material/apps:")
 LIVE = PageFile("Live", "live", ":material/videocam:")
 COMPARE = PageFile("Compare", "compare", ":material/compare:")
-PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS, LAYER, UNIT, LIVE, COMPARE)  # the navigation's order, after HOME
+CONCEPTS = PageFile("Concepts", "concepts", ":material/lightbulb:")
+PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS, LAYER, UNIT, LIVE, COMPARE, CONCEPTS)  # the navigation's order, after HOME
 
 
 _SERIAL = "_convvis_link_serial"  # counts links followed, so following the same link again applies it again

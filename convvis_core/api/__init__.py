@@ -2,7 +2,8 @@
 
 ``Model.from_keras(model)`` (or ``load_model("mobilenet")``, or a .keras/.h5 path) wraps a model;
 heatmap methods are called on a batch, pytorch-grad-cam style (``GradCAM(model)(images, targets)``);
-``filters``, ``visualize`` (any objective of the algebra), ``activations``, ``top_k_images``, ``circuit``, ``unit`` and ``compare`` are one call each.
+``filters``, ``visualize`` (any objective of the algebra), ``activations``, ``top_k_images``, ``circuit``, ``unit``,
+``compare`` and ``tcav`` (does a concept move a class?) are one call each.
 Every result shows itself in Jupyter and saves with ``.save(path)``. Reference: docs/api.md.
 """
 
@@ -12,9 +13,11 @@ from convvis_core.api.attribution import (ATTRIBUTIONS, AblationCAM, Attribution
 from convvis_core.api.explore import (Activations, CircuitView, Comparison, FilterPictures, ObjectivePictures,
                                       TopImages, Unit, activations, circuit, compare, filters, top_k_images, unit,
                                       visualize)
+from convvis_core.api.tcav import TCAV, tcav
+from convvis_core.concepts.probes import ProbeConcept
 from convvis_core.models.base import LoadedModel as Model
 
 __all__ = ["Model", "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "XGradCAM", "LayerCAM",
            "EigenCAM", "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "Heatmaps",
            "faithfulness", "FaithfulnessScores", "filters", "FilterPictures", "visualize", "ObjectivePictures", "activations", "Activations",
-           "top_k_images", "TopImages", "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison"]
+           "top_k_images", "TopImages", "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison", "tcav", "TCAV", "ProbeConcept"]

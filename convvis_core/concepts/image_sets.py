@@ -67,18 +67,18 @@ def probe_set(concept: ProbeConcept, count: int, size: tuple[int, int], seed: in
 
 
 def _count(asked: int | None, available: int, name: str) -> int:
+    """How many images to take: ``asked`` at most (None: all), no more than there are, nor than a set's limit."""
     if available == 0:
         raise ConceptError(f"{name} holds no images: choose a dataset, class or folder that has some.")
-    count = min(available, MAX_SET_IMAGES) if asked is None else asked
-    if not 1 <= count <= min(available, MAX_SET_IMAGES):
-        raise ConceptError(f"Cannot take {count:,} images of {name}: choose 1 to {min(available, MAX_SET_IMAGES):,}.")
-    return count
+    if asked is not None and asked < 1:
+        raise ConceptError(f"Take at least one image of {name} (asked {asked}).")
+    return min(available, MAX_SET_IMAGES, asked or available)
 
 
 def dataset_set(dataset: Dataset, count: int | None = None, label: int | None = None,
                 name: str | None = None) -> ImageSet:
-    """The first ``count`` images of ``dataset`` (an uploaded .zip, a folder, a built-in set; default: all, up to
-    the limit per set), only those labelled ``label`` where the dataset has labels (MNIST's digits)."""
+    """The first ``count`` images (at most; default: all, up to the limit per set) of ``dataset`` (an uploaded .zip,
+    a folder, a built-in set), only those labelled ``label`` where the dataset has labels (MNIST's digits)."""
     indices = np.arange(len(dataset))
     where = dataset.name
     if label is not None:

@@ -20,19 +20,17 @@ COLOURS: dict[str, Colour] = {"red": (220, 30, 30), "green": (40, 170, 60), "blu
                               "yellow": (235, 200, 30), "white": (240, 240, 240), "black": (15, 15, 15)}
 ANGLE_JITTER = 8.0  # degrees either side of a probe's angle
 COLOUR_JITTER = 20  # per channel, either side of a probe's colour
+SUPERSAMPLING = 2  # patterns are drawn at this many points per pixel a side and averaged: smooth edges at any angle
 
 
 @dataclass(frozen=True)
 class Canvas:
     """Where a pattern is drawn: pixel coordinates of one image, and the image's random numbers."""
 
-    rows: np.ndarray  # (H, W) row of each pixel
-    cols: np.ndarray  # (H, W) column of each pixel
+    rows: np.ndarray  # row of each sample point (SUPERSAMPLING per pixel a side), in pixels
+    cols: np.ndarray  # column of each sample point, in pixels
     rng: np.random.Generator
-
-    @property
-    def side(self) -> int:
-        return min(self.rows.shape)
+    side: int  # the image's shorter side, in pixels
 
     def period(self, low: float = 0.12, high: float = 0.3) -> float:
         """A pattern's period in pixels: a random share of the shorter side (at least 3 pixels)."""
@@ -80,7 +78,7 @@ def _plain(canvas: Canvas, angle: float) -> np.ndarray:
 
 def _blurred_patch(canvas: Canvas, angle: float) -> np.ndarray:
     """A soft blob of the colour (a weight 0..1, not a mask) somewhere on the background."""
-    height, width = canvas.rows.shape
+    height, width = (side / SUPERSAMPLING for side in canvas.rows.shape)
     centre = canvas.rng.uniform(0.25, 0.75, 2) * (height, width)
     sigma = canvas.side * canvas.rng.uniform(0.12, 0.25)
     return np.exp(-((canvas.rows - centre[0]) ** 2 + (canvas.cols - centre[1]) ** 2) / (2 * sigma ** 2))
@@ -97,13 +95,16 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def _drawn(pattern: Pattern, canvas: Canvas, angle: float, colour: np.ndarray, background: np.ndarray) -> np.ndarray:
-    weight = pattern(canvas, angle).astype(np.float32)[..., None]
+    """The pattern's colour over the background, each pixel weighted by the share of its sample points inside."""
+    samples = pattern(canvas, angle).astype(np.float32)
+    height, width = (side // SUPERSAMPLING for side in samples.shape)
+    weight = samples.reshape(height, SUPERSAMPLING, width, SUPERSAMPLING).mean(axis=(1, 3))[..., None]
     return weight * colour + (1 - weight) * background
 
 
 def _canvas(size: tuple[int, int], rng: np.random.Generator) -> Canvas:
-    rows, cols = np.mgrid[:size[0], :size[1]].astype(np.float32)
-    return Canvas(rows, cols, rng)
+    rows, cols = (np.mgrid[:size[0] * SUPERSAMPLING, :size[1] * SUPERSAMPLING].astype(np.float32) + 0.5) / SUPERSAMPLING - 0.5
+    return Canvas(rows, cols, rng, min(size))
 
 
 def _checked_size(size: tuple[int, int], count: int) -> None:

@@ -16,6 +16,8 @@ second concept against the same random sets passes only its own images.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -104,6 +106,20 @@ class LayerScore:
             return None
         return "raises" if self.mean > 0.5 else "lowers"
 
+    @property
+    def finding(self) -> str:
+        """In a word or three: what the layer says about the concept."""
+        if self.flat_gradients:
+            return "target before layer"
+        if self.at_chance:
+            return "not represented"
+        return self.effect or "not significant"
+
+    def summary(self) -> str:
+        """One line: the finding and its numbers."""
+        return (f"{self.layer}: {self.finding} · score {self.mean:.2f} ± {self.spread:.2f} (random {self.random_mean:.2f}) "
+                f"· p = {self.p_value:.2g} · CAV accuracy {self.accuracy:.0%}")
+
     def verdict(self, target: str) -> str:
         """What the result says about ``target`` (described), in one or two sentences a user can act on."""
         scores = f"score {self.mean:.2f} ± {self.spread:.2f}, random directions {self.random_mean:.2f} ± " \
@@ -118,9 +134,9 @@ class LayerScore:
         if self.effect is None:
             return (f"Not significant ({scores}; needs p < {self.threshold:.2g}): random directions score like the "
                     f"concept, so this is no evidence that the concept matters for {target}.")
-        share = self.mean if self.effect == "raises" else 1 - self.mean
-        return (f"Significant: the concept {self.effect} {target} ({scores}): moving the layer's activations towards "
-                f"the concept {'raises' if self.effect == 'raises' else 'lowers'} it for {share:.0%} of its images.")
+        share, way = (self.mean, "rises") if self.effect == "raises" else (1 - self.mean, "falls")
+        return (f"Significant: the concept {self.effect} {target}. Moved towards the concept at {self.layer}, its value "
+                f"{way} for {share:.0%} of its images ({scores}).")
 
 
 _LAYER_ARRAYS = ("scores", "random_scores", "accuracies", "random_accuracies", "cavs", "direction", "furthest")
@@ -151,6 +167,14 @@ class TCAVResult:
                  "p-value": float(f"{score.p_value:.4g}"), "significant": score.significant,
                  "effect": score.effect or "none", "CAV held-out accuracy": round(score.accuracy, 4),
                  "at chance": score.at_chance, "runs": self.runs} for score in self.layers]
+
+    def to_csv(self) -> str:
+        """:meth:`rows` as CSV text (the page's download, the command line's ``--csv``, the API's ``save``)."""
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(self.rows()[0]))
+        writer.writeheader()
+        writer.writerows(self.rows())
+        return text.getvalue()
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         meta = {name: getattr(self, name) for name in
@@ -184,11 +208,17 @@ def concept_picture(loaded: LoadedModel, score: LayerScore, preset: str | None =
     return visualize(loaded, concept_objective(score), preset, progress=progress)[0]
 
 
-def tcav(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, target: Target, layers: Sequence[str],
-         random: Sequence[ImageSet], seed: int = 0, significance: float = SIGNIFICANCE,
-         progress: StepProgress | None = None, cache: ResultCache | None = None) -> TCAVResult:
-    """Test ``concept`` against ``target`` over ``target_images`` at each of ``layers``, one run per random set
-    (at least 3; TCAV's default is 10). Cached by the model, every set's content, the target and the settings."""
+@dataclass(frozen=True)
+class Request:
+    """A concept test asked for, checked: the layers as paths, the cache key of its result."""
+
+    paths: tuple[str, ...]
+    key: str
+
+
+def request(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, target: Target, layers: Sequence[str],
+            random: Sequence[ImageSet], seed: int = 0, significance: float = SIGNIFICANCE) -> Request:
+    """Check a test's inputs (raising what is wrong, in words a user can act on) and name its result."""
     checked_concept(concept)
     if not MIN_RUNS <= len(random) <= MAX_RUNS:
         raise ConceptError(f"TCAV compares the concept with {MIN_RUNS} to {MAX_RUNS} random sets (one run each); got "
@@ -201,19 +231,35 @@ def tcav(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, target
     paths = tuple(dict.fromkeys(find_layer(loaded.model, layer).path for layer in layers))
     if not paths:
         raise ConceptError("Choose at least one layer to test the concept at.")
-    cache = cache if cache is not None else default_cache(CACHE_NAMESPACE)
     settings = {"seed": seed, "significance": significance, "strength": STRENGTH, "held_out": HELD_OUT}
-    key = cache_key(_VERSION, _model_key(loaded), paths, repr(target), concept.identity, target_images.identity,
-                    [found.identity for found in random], settings)
-    stored = cache.get(key)
-    if stored is not None:
-        return TCAVResult.from_arrays(stored)
-    with cache.computing(key):
-        stored = cache.get(key)
+    return Request(paths, cache_key(_VERSION, _model_key(loaded), paths, repr(target), concept.identity,
+                                    target_images.identity, [found.identity for found in random], settings))
+
+
+def cached_tcav(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, target: Target, layers: Sequence[str],
+                random: Sequence[ImageSet], seed: int = 0, significance: float = SIGNIFICANCE,
+                cache: ResultCache | None = None) -> TCAVResult | None:
+    """The result of this very test computed before (by a page, the command line or a notebook), or None."""
+    asked = request(loaded, concept, target_images, target, layers, random, seed, significance)
+    stored = (cache if cache is not None else default_cache(CACHE_NAMESPACE)).get(asked.key)
+    return None if stored is None else TCAVResult.from_arrays(stored)
+
+
+def tcav(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, target: Target, layers: Sequence[str],
+         random: Sequence[ImageSet], seed: int = 0, significance: float = SIGNIFICANCE,
+         progress: StepProgress | None = None, cache: ResultCache | None = None) -> TCAVResult:
+    """Test ``concept`` against ``target`` over ``target_images`` at each of ``layers``, one run per random set
+    (at least 3; TCAV's default is 10). Cached by the model, every set's content, the target and the settings;
+    sessions asking at once compute it once."""
+    asked = request(loaded, concept, target_images, target, layers, random, seed, significance)
+    cache = cache if cache is not None else default_cache(CACHE_NAMESPACE)
+    with cache.computing(asked.key):
+        stored = cache.get(asked.key)
         if stored is not None:
             return TCAVResult.from_arrays(stored)
-        result = _computed(loaded, concept, target_images, target, paths, random, seed, significance, progress, cache)
-        cache.put(key, result.to_arrays())
+        result = _computed(loaded, concept, target_images, target, asked.paths, random, seed, significance, progress,
+                           cache)
+        cache.put(asked.key, result.to_arrays())
     return result
 
 
