@@ -123,6 +123,12 @@ def consume(key: str, value) -> None:
         st.session_state[f"_linked_{key}"] = applied
 
 
+def written(key: str, value) -> None:
+    """Widget ``key`` shows ``value`` and the page has written it into the URL: the next run reads it back from the
+    URL without taking it for a link that asks for it (which would undo a change the user makes meanwhile)."""
+    st.session_state[f"_linked_{key}"] = (st.session_state.get(_SERIAL, 0), value)
+
+
 @dataclass(frozen=True)
 class FilterRun:
     """The Filters page's last run, which Top k shows beside its real examples."""

@@ -80,6 +80,7 @@ def layers_picker(page: str, model: str, by_path: dict[str, SpatialLayer], defau
     layers = st.multiselect("Layers", list(by_path), format_func=lambda p: by_path[p].label, key=key, help=help)
     if write_url:
         links.reflect(layer=",".join(layers) or None)
+        links.written(key, layers)
     return layers
 
 

@@ -107,7 +107,6 @@ def concept_picker(loaded: LoadedModel) -> ImageSet | None:
     asked = st.query_params.get("concept")
     if asked in PATTERNS:
         links.consume("concepts_pattern", asked)
-        links.consume("concepts_concept_source", "drawn")
     source = st.radio("Concept", ["drawn", "own"], horizontal=True, key="concepts_concept_source",
                       format_func={"drawn": "A pattern ConvVis draws", "own": "Your own images"}.get)
     if source == "own":
@@ -120,6 +119,7 @@ def concept_picker(loaded: LoadedModel) -> ImageSet | None:
     else:
         pattern = st.selectbox("Pattern", list(PATTERNS), key="concepts_pattern")
         links.reflect(concept=pattern)
+        links.written("concepts_pattern", pattern)
         left, right = st.columns(2)
         colour = left.selectbox("Colour", ["random", *COLOURS], key="concepts_colour",
                                 help="Each image jitters the colour a little; random: a new colour per image.")
@@ -146,6 +146,7 @@ def target_picker(loaded: LoadedModel, by_path: dict) -> Target:
         index = int(st.selectbox("Class (type to search)", range(len(names)), format_func=lambda i: f"{names[i]} ({i})",
                                  key=f"concepts_class_{info.key}"))
         links.reflect(**{"class": index})
+        links.written(f"concepts_class_{info.key}", index)
         return ClassTarget(index) if output.kind == "classes" else RegionTarget(index)
     if output.kind == "values":
         return OutputUnitTarget(int(st.number_input(f"Output unit (0–{output.units - 1})", 0, output.units - 1, 0,

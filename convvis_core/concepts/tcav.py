@@ -270,19 +270,55 @@ def _model_key(loaded: LoadedModel) -> list:
 def _computed(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, target: Target, paths: tuple[str, ...],
               random: Sequence[ImageSet], seed: int, significance: float, progress: StepProgress | None,
               cache: ResultCache) -> TCAVResult:
+    """The target's images forward and backward; the concept's and random sets' CAVs from the cache (they do not
+    depend on the target), else from their images' activations (cached too) fitted here."""
     runs = len(random)
     work = Work(len(concept) + len(target_images) + sum(map(len, random)) + len(paths) * runs, progress)
     probe = probe_for(loaded, paths, target)
     activations, gradients = _target_passes(loaded, probe, target_images, target, cache, work)
-    concept_maps = _set_activations(loaded, probe, concept, cache, work)
-    random_maps = [_set_activations(loaded, probe, found, cache, work) for found in random]
-    described = target.describe(loaded.info.output_info.class_names)
-    scores = tuple(_layer_score(path, find_layer(loaded.model, path).channels, concept_maps[path],
-                                [maps[path] for maps in random_maps], activations[path], gradients[path], seed,
-                                significance / len(paths), work) for path in paths)
-    return TCAVResult(concept.name, concept.origin, described, target_images.origin,
-                      f"{runs} sets: {random[0].origin}", runs,
-                      (len(concept), len(target_images), len(random[0])), scores)
+    random_ids = [found.identity for found in random]
+    fitted = {"concept": lambda path: cache_key(_VERSION, "cavs", _model_key(loaded), path, concept.identity, random_ids,
+                                                seed, STRENGTH, HELD_OUT),
+              "random": lambda path: cache_key(_VERSION, "random cavs", _model_key(loaded), path, random_ids, seed,
+                                               STRENGTH, HELD_OUT)}
+    stored = {(kind, path): cache.get(key_of(path)) for kind, key_of in fitted.items() for path in paths}
+    missing = {kind for (kind, _), found in stored.items() if found is None}
+    concept_maps, random_maps = {}, []
+    if "concept" in missing:
+        concept_maps = _set_activations(loaded, probe, concept, cache, work)
+    else:
+        work.add(len(concept))
+    if missing:  # either kind of CAV is fitted against the random sets
+        random_maps = [_set_activations(loaded, probe, found, cache, work) for found in random]
+    else:
+        work.add(sum(map(len, random)))
+    scores = []
+    for path in paths:
+        cavs = {}
+        for kind, key_of in fitted.items():
+            if stored[kind, path] is None:
+                pairs = [(concept_maps[path] if kind == "concept" else random_maps[(run + 1) % runs][path],
+                          random_maps[run][path]) for run in range(runs)]
+                stored[kind, path] = _cav_arrays([train_cav(positive, negative, seed + run)
+                                                  for run, (positive, negative) in enumerate(pairs)])
+                cache.put(key_of(path), stored[kind, path])
+            cavs[kind] = _cavs(stored[kind, path])
+        work.add(runs)
+        scores.append(_layer_score(path, find_layer(loaded.model, path).channels, cavs["concept"], cavs["random"],
+                                   activations[path], gradients[path], significance / len(paths)))
+    return TCAVResult(concept.name, concept.origin, target.describe(loaded.info.output_info.class_names),
+                      target_images.origin, f"{runs} sets: {random[0].origin}", runs,
+                      (len(concept), len(target_images), len(random[0])), tuple(scores))
+
+
+def _cav_arrays(cavs: Sequence[CAV]) -> dict[str, np.ndarray]:
+    return {"vectors": np.stack([cav.vector for cav in cavs]), "accuracies": np.array([cav.accuracy for cav in cavs]),
+            "chance": np.array([cav.chance for cav in cavs]), "held_out": np.array([cav.held_out for cav in cavs])}
+
+
+def _cavs(arrays: dict[str, np.ndarray]) -> list[CAV]:
+    return [CAV(vector, float(accuracy), float(chance), int(held_out)) for vector, accuracy, chance, held_out in
+            zip(arrays["vectors"], arrays["accuracies"], arrays["chance"], arrays["held_out"])]
 
 
 class Work:
@@ -297,24 +333,17 @@ class Work:
             self.progress(self.done, self.total)
 
 
-def _layer_score(path: str, channels: int, concept: np.ndarray, random: list[np.ndarray],
-                 activations: np.ndarray, gradients: np.ndarray, seed: int, threshold: float,
-                 work: Work) -> LayerScore:
-    runs = len(random)
-    concept_cavs: list[CAV] = []
-    random_cavs: list[CAV] = []
-    for run in range(runs):
-        concept_cavs.append(train_cav(concept, random[run], seed + run))
-        random_cavs.append(train_cav(random[(run + 1) % runs], random[run], seed + run))
-        work.add(1)
+def _layer_score(path: str, channels: int, concept_cavs: list[CAV], random_cavs: list[CAV], activations: np.ndarray,
+                 gradients: np.ndarray, threshold: float) -> LayerScore:
+    """One layer's scores from its CAVs and the target images' activations and gradients."""
     scores = np.array([score(gradients, cav) for cav in concept_cavs])
     random_scores = np.array([score(gradients, cav) for cav in random_cavs])
     mean_cav = np.mean([cav.vector for cav in concept_cavs], axis=0)
     direction = mean_cav.reshape(-1, channels).sum(axis=0)
     furthest = np.argsort(-(activations @ mean_cav), kind="stable")[:FURTHEST]
-    chance = concept_cavs[0]
+    first = concept_cavs[0]
     return LayerScore(path, scores, random_scores, np.array([cav.accuracy for cav in concept_cavs]),
-                      np.array([cav.accuracy for cav in random_cavs]), chance.chance + chance.chance_margin,
+                      np.array([cav.accuracy for cav in random_cavs]), first.chance + first.chance_margin,
                       t_test(scores, random_scores), threshold, np.stack([cav.vector for cav in concept_cavs]),
                       (direction / max(float(np.linalg.norm(direction)), 1e-12)).astype(np.float32),
                       furthest.astype(np.int64), not gradients.any())
