@@ -48,34 +48,42 @@ class CAV:
         return 2 * math.sqrt(self.chance * (1 - self.chance) / self.held_out)
 
 
-def at_chance(accuracy: float, cav: CAV) -> bool:
-    """Whether a held-out ``accuracy`` (one CAV's, or the mean over runs of CAVs like it) is no better than chance."""
-    return accuracy < cav.chance + cav.chance_margin
+Grams = tuple[np.ndarray, np.ndarray, np.ndarray]  # concept·conceptᵀ, concept·randomᵀ, random·randomᵀ
+
+
+def grams(concept: np.ndarray, random: np.ndarray) -> Grams:
+    """The Gram matrices a CAV of ``concept`` against ``random`` (flattened activations, one image a row) is fitted
+    from; a caller fitting many CAVs over the same sets computes each block once and passes them in."""
+    return concept @ concept.T, concept @ random.T, random @ random.T
 
 
 def train_cav(concept: np.ndarray, random: np.ndarray, seed: int = 0, strength: float = STRENGTH,
-              held_out: float = HELD_OUT) -> CAV:
+              held_out: float = HELD_OUT, blocks: Grams | None = None) -> CAV:
     """The CAV of ``concept`` activations (n, D) against ``random`` ones (m, D): a seeded, stratified split,
     L2 logistic regression (``strength`` is its C on activations scaled to unit mean squared norm) fitted in the
-    span of the training images, its held-out accuracy, and its normal in activation space."""
+    span of the training images, its held-out accuracy, and its normal in activation space. ``blocks``: the sets'
+    :func:`grams`, where the caller has them."""
     if min(len(concept), len(random)) * held_out < 1:
         raise ConceptError(f"A CAV needs at least {math.ceil(1 / held_out)} images in each set to hold some out; "
                            f"got {len(concept)} concept and {len(random)} random images.")
-    features = np.concatenate([concept, random]).reshape(len(concept) + len(random), -1).astype(np.float32)
+    together = blocks or grams(concept, random)
+    gram = np.block([[together[0], together[1]], [together[1].T, together[2]]]).astype(np.float64)
     labels = np.concatenate([np.ones(len(concept)), np.zeros(len(random))])
     train, test = train_test_split(np.arange(len(labels)), test_size=held_out, stratify=labels, random_state=seed)
-    scale = float(np.mean(np.einsum("ij,ij->i", features[train], features[train])))
+    scale = float(np.mean(np.diag(gram)[train]))
     if not scale > 0:
         raise ConceptError("The layer's activations are all zero on these images: no direction can tell them apart. "
                            "Choose another layer.")
-    gram = (features @ features[train].T).astype(np.float64) / scale  # every image against the training images
+    gram /= scale
     with _THREADS.limit(limits=1, user_api="blas"):
-        eigenvalues, eigenvectors = np.linalg.eigh(gram[train])
+        eigenvalues, eigenvectors = np.linalg.eigh(gram[np.ix_(train, train)])
         kept = eigenvalues > eigenvalues.max() * RANK_TOLERANCE
         to_basis = eigenvectors[:, kept] / np.sqrt(eigenvalues[kept])  # training-image weights of each basis vector
-        coordinates = gram @ to_basis  # each image in the orthonormal basis of the training images' span
+        coordinates = gram[:, train] @ to_basis  # each image in the orthonormal basis of the training images' span
         classifier = LogisticRegression(C=strength, max_iter=1000).fit(coordinates[train], labels[train])
-    vector = features[train].T @ (to_basis @ classifier.coef_[0]).astype(np.float32)
+        weights = np.zeros(len(labels), np.float32)  # the normal as a weighted sum of the training images
+        weights[train] = to_basis @ classifier.coef_[0]
+    vector = concept.T @ weights[:len(concept)] + random.T @ weights[len(concept):]
     norm = float(np.linalg.norm(vector))
     if not norm > 0:
         raise ConceptError("The concept's images and the random ones give the same activations at this layer: no "

@@ -29,7 +29,7 @@ from convvis_core.batches import pixel_batch
 from convvis_core.cache import ResultCache, cache_key, default_cache, model_fingerprint
 from convvis_core.cam.base import BATCH_SIZE, Probe, probe_for
 from convvis_core.cam.targets import ClassTarget, Target, check_target
-from convvis_core.concepts.cav import CAV, HELD_OUT, STRENGTH, at_chance, train_cav
+from convvis_core.concepts.cav import CAV, HELD_OUT, STRENGTH, Grams, train_cav
 from convvis_core.concepts.image_sets import ImageSet, checked_concept
 from convvis_core.counters import WorkCounter
 from convvis_core.errors import ConceptError, TargetError
@@ -295,11 +295,13 @@ def _computed(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, t
     scores = []
     for path in paths:
         cavs = {}
+        sets = [concept_maps.get(path), *(maps[path] for maps in random_maps)]  # 0: the concept, 1 + i: random set i
+        blocks = GramBlocks(sets)
         for kind, key_of in fitted.items():
             if stored[kind, path] is None:
-                pairs = [(concept_maps[path] if kind == "concept" else random_maps[(run + 1) % runs][path],
-                          random_maps[run][path]) for run in range(runs)]
-                stored[kind, path] = _cav_arrays([train_cav(positive, negative, seed + run)
+                pairs = [(0 if kind == "concept" else 1 + (run + 1) % runs, 1 + run) for run in range(runs)]
+                stored[kind, path] = _cav_arrays([train_cav(sets[positive], sets[negative], seed + run,
+                                                            blocks=blocks.of(positive, negative))
                                                   for run, (positive, negative) in enumerate(pairs)])
                 cache.put(key_of(path), stored[kind, path])
             cavs[kind] = _cavs(stored[kind, path])
@@ -309,6 +311,24 @@ def _computed(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, t
     return TCAVResult(concept.name, concept.origin, target.describe(loaded.info.output_info.class_names),
                       target_images.origin, f"{runs} sets: {random[0].origin}", runs,
                       (len(concept), len(target_images), len(random[0])), tuple(scores))
+
+
+class GramBlocks:
+    """The Gram matrices between a layer's sets (0: the concept, 1 + i: random set i), each computed once: a set's
+    own block serves all its CAVs, and a random set's block with the next both of theirs."""
+
+    def __init__(self, sets: list[np.ndarray | None]):
+        self.sets = sets
+        self.kept: dict[tuple[int, int], np.ndarray] = {}
+
+    def block(self, first: int, second: int) -> np.ndarray:
+        key = (min(first, second), max(first, second))
+        if key not in self.kept:
+            self.kept[key] = self.sets[key[0]] @ self.sets[key[1]].T
+        return self.kept[key] if first <= second else self.kept[key].T
+
+    def of(self, positive: int, negative: int) -> Grams:
+        return self.block(positive, positive), self.block(positive, negative), self.block(negative, negative)
 
 
 def _cav_arrays(cavs: Sequence[CAV]) -> dict[str, np.ndarray]:
