@@ -296,11 +296,11 @@ def test_a_concept(start: PageStart) -> None:
         random = random_picker(loaded)
     if concept is None or images is None or random is None:
         return
-    asked = dict(loaded=loaded, concept=concept, target_images=images, target=target, layers=layers, random=random)
-    result = attempt(lambda: cached_tcav(**asked)) if layers else None
     if not layers:
         st.info("Choose at least one layer.")
         return
+    asked = dict(loaded=loaded, concept=concept, target_images=images, target=target, layers=layers, random=random)
+    result = attempt(lambda: cached_tcav(**asked))
     if result is None:
         if not st.button(f"Test the concept at {len(layers)} layer(s)", type="primary", key=RUN_TCAV,
                          help=f"{len(concept) + len(images) + sum(map(len, random)):,} images through the model once "

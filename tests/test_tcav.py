@@ -237,6 +237,31 @@ def test_random_sets_say_where_they_come_from():
     assert texture_images(5, (16, 16)).shape == (5, 16, 16, 3)
 
 
+def test_every_target_kind_the_heatmaps_explain_can_be_tested():
+    """A values output's unit (its gradient at conv2 is its Dense kernel: each run's score by hand from the CAVs), a
+    segmentation's class over the image, and a filter; a filter before the layer is reported as such, never
+    scored as a finding. The models are untrained: what is checked is what each score is."""
+    from test_model_kinds import two_head_model, unet_model
+
+    keras.utils.set_random_seed(0)
+    two_heads = LoadedModel.from_keras(two_head_model()).with_output(1)
+    unet = LoadedModel.from_keras(unet_model())
+    features = LoadedModel.from_keras(keras.Model(unet.model.inputs, unet.model.get_layer("up1").output))
+    size = two_heads.info.input_size
+    concept = image_set("stripes", "drawn", ProbeConcept("stripes").images(12, size))
+    random, images = random_sets("textures", 3, 12, size), random_sets("photos", 1, 12, size)[0]
+    unit = tcav(two_heads, concept, images, cv.OutputUnitTarget(0), ["conv2"], random, cache=CACHE).layers[0]
+    kernel = two_heads.model.get_layer("column").get_weights()[0][:, 0]
+    np.testing.assert_array_equal(unit.scores, (unit.cavs @ kernel > 0).astype(float))
+    region = tcav(unet, concept, images, cv.RegionTarget(1), ["bottom2"], random, cache=CACHE).layers[0]
+    assert np.all((region.scores >= 0) & (region.scores <= 1)) and not region.flat_gradients
+    later = tcav(features, concept, images, cv.FilterTarget("up1", 3), ["bottom", "bottom2"], random, cache=CACHE)
+    assert [score.flat_gradients for score in later.layers] == [False, False]  # up1 reads both
+    earlier = tcav(features, concept, images, cv.FilterTarget("bottom", 3), ["up1"], random, cache=CACHE).layers[0]
+    assert earlier.flat_gradients and earlier.finding == "target before layer" and not earlier.significant
+    assert earlier.verdict("filter 3 of bottom").startswith("filter 3 of bottom does not depend on up1")
+
+
 def zipped(images: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -25,7 +25,7 @@ from convvis_core.cam.faithfulness import Faithfulness, faithfulness_batch
 from convvis_core.cam.road import Road, road_batch
 from convvis_core.cam.targets import Target, indexed_target
 from convvis_core.images import Fit, Images, as_images, as_model_sees_it
-from convvis_core.layers import default_layer, find_layer
+from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.models.registry import load_model
 from convvis_core.presentation.grids import captioned_grid, enlarged

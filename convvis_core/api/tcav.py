@@ -12,9 +12,9 @@ from PIL import Image
 from convvis_core.api.attribution import Models, as_model
 from convvis_core.api.display import Pictured, figures_html, table_html
 from convvis_core.cam.targets import Target, indexed_target
-from convvis_core.concepts.image_sets import (DEFAULT_SET_IMAGES, ImageSet, dataset_set, pictures_set, probe_set,
-                                              random_sets)
-from convvis_core.concepts.probes import PATTERNS, ProbeConcept
+from convvis_core.concepts.image_sets import (DEFAULT_SET_IMAGES, ImageSet, dataset_set, named_concept, pictures_set,
+                                              probe_set, random_sets)
+from convvis_core.concepts.probes import ProbeConcept
 from convvis_core.concepts.tcav import DEFAULT_RUNS, TCAVResult, tcav as test_concept
 from convvis_core.datasets.base import Dataset
 from convvis_core.datasets.catalog import open_dataset
@@ -67,10 +67,10 @@ class TCAV(Pictured):
 def as_concept(concept: ImageSource | ProbeConcept, model: LoadedModel, count: int, seed: int) -> ImageSet:
     """A concept as the caller names it: a probe pattern ("stripes") or :class:`ProbeConcept`, drawn at the model's
     size; a set; a dataset, or its name or path; images."""
-    if isinstance(concept, str) and concept in PATTERNS:
-        concept = ProbeConcept(concept)
     if isinstance(concept, ProbeConcept):
         return probe_set(concept, count, model.info.input_size, seed)
+    if isinstance(concept, str):
+        return named_concept(concept, count, model.info.input_size, seed)
     return as_image_set(concept, "your concept")
 
 

@@ -36,14 +36,10 @@ def is_dataset(spec: str) -> bool:
 
 def concept_argument(args: argparse.Namespace, size: tuple[int, int]):
     """The concept set: a probe pattern drawn at the model's size, or the images of a dataset, .zip or folder."""
-    from convvis_core.concepts.image_sets import dataset_set, probe_set
-    from convvis_core.concepts.probes import PATTERNS, ProbeConcept
-    from convvis_core.datasets.catalog import open_dataset
+    from convvis_core.concepts.image_sets import named_concept
 
-    if args.concept in PATTERNS:
-        probe = ProbeConcept(args.concept, colour_argument(args.colour) if args.colour else None, args.angle)
-        return probe_set(probe, args.count, size, args.seed)
-    return dataset_set(open_dataset(args.concept), name=Path(args.concept).name)
+    return named_concept(args.concept, args.count, size, args.seed,
+                         colour_argument(args.colour) if args.colour else None, args.angle)
 
 
 def images_argument(args: argparse.Namespace, size: tuple[int, int]):

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from convvis_core.concepts.probes import ProbeConcept, texture_images
+from convvis_core.concepts.probes import PATTERNS, Colour, ProbeConcept, texture_images
 from convvis_core.datasets.base import ArrayDataset, Dataset
+from convvis_core.datasets.catalog import BUILTIN, open_dataset
 from convvis_core.errors import ConceptError
 from convvis_core.images import Images, as_images
 from convvis_core.samples import PHOTOS, load_sample
@@ -64,6 +66,18 @@ def probe_set(concept: ProbeConcept, count: int, size: tuple[int, int], seed: in
     """``count`` seeded variations of a pattern ConvVis draws, at ``size`` (the model's input)."""
     return image_set(concept.describe(), f"drawn by ConvVis: {concept.describe()}, {count} seeded variations (seed {seed})",
                      concept.images(count, size, seed))
+
+
+def named_concept(spec: str, count: int, size: tuple[int, int], seed: int = 0, colour: Colour | None = None,
+                  angle: float = 0.0) -> ImageSet:
+    """A concept as a command line or a notebook names it: a pattern ConvVis draws (``count`` images at ``size``,
+    in ``colour`` at ``angle``), else a built-in dataset's name, a .zip or a folder of the concept's images."""
+    if spec in PATTERNS:
+        return probe_set(ProbeConcept(spec, colour, angle), count, size, seed)
+    if not (spec in BUILTIN or Path(spec).expanduser().exists()):
+        raise ConceptError(f"'{spec}' is neither a pattern ConvVis draws ({', '.join(PATTERNS)}) nor a .zip or folder "
+                           "of the concept's images.")
+    return checked_concept(dataset_set(open_dataset(spec), name=Path(spec).name))
 
 
 def _count(asked: int | None, available: int, name: str) -> int:

@@ -218,7 +218,8 @@ class Request:
 
 def request(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, target: Target, layers: Sequence[str],
             random: Sequence[ImageSet], seed: int = 0, significance: float = SIGNIFICANCE) -> Request:
-    """Check a test's inputs (raising what is wrong, in words a user can act on) and name its result."""
+    """Check a test's inputs (raising what is wrong, in words a user can act on) and name its result (by the
+    model's weights and identity, which holds its class names, so a result shows the names it was made with)."""
     checked_concept(concept)
     if not MIN_RUNS <= len(random) <= MAX_RUNS:
         raise ConceptError(f"TCAV compares the concept with {MIN_RUNS} to {MAX_RUNS} random sets (one run each); got "
@@ -232,7 +233,7 @@ def request(loaded: LoadedModel, concept: ImageSet, target_images: ImageSet, tar
     if not paths:
         raise ConceptError("Choose at least one layer to test the concept at.")
     settings = {"seed": seed, "significance": significance, "strength": STRENGTH, "held_out": HELD_OUT}
-    return Request(paths, cache_key(_VERSION, _model_key(loaded), paths, repr(target), concept.identity,
+    return Request(paths, cache_key(_VERSION, _model_key(loaded), loaded.identity, paths, repr(target), concept.identity,
                                     target_images.identity, [found.identity for found in random], settings))
 
 
