@@ -28,7 +28,7 @@ from convvis_core.cli import main as cli_main
 from convvis_core.concepts.cav import HELD_OUT, STRENGTH, train_cav
 from convvis_core.concepts.image_sets import checked_concept, dataset_set, image_set, random_sets
 from convvis_core.concepts.probes import PATTERNS, ProbeConcept, texture_images
-from convvis_core.concepts.tcav import PASSES, t_test, tcav
+from convvis_core.concepts.tcav import PASSES, concept_objective, concept_picture, t_test, tcav
 from convvis_core.datasets.base import ArrayDataset, DatasetError
 from convvis_core.datasets.files import zip_dataset
 from convvis_core.datasets.packaged import gallery_dataset, mnist_dataset
@@ -144,6 +144,20 @@ def test_scores_and_cavs_are_those_computed_by_hand(tested, sets):
             assert score.accuracies[run] == pytest.approx(classifier.score(scaled[test], labels[test]))
             along = normal.reshape(8, 8, 32).sum(axis=(0, 1)) @ weights[:, index] / 64
             assert score.scores[run] == float(along > 0)
+
+
+def test_the_concept_direction_is_visualized_as_a_direction_objective(tested, tmp_path, monkeypatch):
+    """The objective is the mean CAV summed over the map's positions, per channel (unit length), at the layer; the
+    picture that maximizes it raises it far above where it starts, and is red above all: the concept is red squares."""
+    monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
+    score = tested["inside"][1]
+    objective = concept_objective(score)
+    by_hand = score.cavs.mean(axis=0).reshape(-1, 32).sum(axis=0)
+    assert objective.layer == LAYER and np.allclose(objective.vector, by_hand / np.linalg.norm(by_hand), atol=1e-6)
+    picture = concept_picture(red_square_model(), score)
+    assert picture.final_activation > 10 * max(picture.start_activation, 1e-3)
+    red, green, _ = picture.image.reshape(-1, 3).mean(axis=0)
+    assert red > green + 30  # measured: 156 against 100
 
 
 def test_a_concept_drawn_from_the_random_images_is_at_chance_and_not_significant(sets):
