@@ -88,8 +88,9 @@ def collection(what: str, key: str, builtin: str | None = None) -> Dataset | Non
     if file is not None and st.session_state.get(f"_{kept}_id") != file.file_id:
         st.session_state[f"_{kept}_id"] = file.file_id
         data = file.getvalue()
-        if attempt(lambda: uploaded_dataset(digest_of(data), file.name, data)) is not None:
-            st.session_state[kept] = (digest_of(data), file.name, data)
+        digest = digest_of(data)
+        if attempt(lambda: uploaded_dataset(digest, file.name, data)) is not None:  # checked before it is kept
+            st.session_state[kept] = (digest, file.name, data)
     if kept not in st.session_state:
         st.info(f"Upload a .zip of PNG, JPEG, GIF, BMP, TIFF or WebP images: {what.lower()}.")
         return None
