@@ -3,7 +3,8 @@
 The names below are the public API (docs/api.md): wrap a model (``Model.from_keras``, ``load_model``),
 explain a batch with any of the heatmap methods (``GradCAM(model)(images)``) and check the maps
 (``faithfulness``, ``sanity_check``, ``trust_metrics``), and see filters, activations, dataset examples,
-circuits, a unit, two models compared, a target's concepts (CRAFT) or one image's neuron groups in one call each.
+circuits, a unit, two models compared, a concept tested (TCAV), a target's concepts (CRAFT) or one image's
+neuron groups in one call each.
 """
 
 from convvis_core.quiet import import_tensorflow_quietly
@@ -25,12 +26,12 @@ from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarge
 from convvis_core.featureviz.presets import PRESETS
 from convvis_core.featureviz.objectives import (L1, L2, Blur, Channel, ClassLogit, DeepDream, Direction, Diversity,
                                                 Neuron, Term, TotalVariation, parse)
-from convvis_core.api import (ATTRIBUTIONS, AblationCAM, Activations, Attribution, CircuitView, Comparison, Concepts,
-                              EigenCAM, FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM,
-                              IntegratedGradients, LayerCAM, Model, NeuronGroupsView, ObjectivePictures, Saliency,
-                              SanityChecks, ScoreCAM, SmoothGrad, TopImages, TrustMetrics, Unit, XGradCAM, activations,
-                              circuit, compare, craft, faithfulness, filters, neuron_groups, sanity_check, top_k_images,
-                              trust_metrics, unit, visualize)
+from convvis_core.api import (ATTRIBUTIONS, TCAV, AblationCAM, Activations, Attribution, CircuitView, Comparison,
+                              Concepts, EigenCAM, FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps,
+                              HiResCAM, IntegratedGradients, LayerCAM, Model, NeuronGroupsView, ObjectivePictures,
+                              ProbeConcept, Saliency, SanityChecks, ScoreCAM, SmoothGrad, TopImages, TrustMetrics, Unit,
+                              XGradCAM, activations, circuit, compare, craft, faithfulness, filters, neuron_groups,
+                              sanity_check, tcav, top_k_images, trust_metrics, unit, visualize)
 
 __all__ = [
     "ConvVisError", "ConceptError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "SettingsError", "TargetError",
@@ -51,5 +52,5 @@ __all__ = [
     "Blur", "parse",
     "activations", "Activations", "top_k_images", "TopImages",
     "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison",
-    "craft", "Concepts", "neuron_groups", "NeuronGroupsView",
+    "tcav", "TCAV", "ProbeConcept", "craft", "Concepts", "neuron_groups", "NeuronGroupsView",
 ]

@@ -41,5 +41,5 @@ class CacheError(ConvVisError):
 
 
 class ConceptError(ConvVisError):
-    """A concept request that cannot be answered: no images, more concepts or groups than the layer has
-    channels or positions, a target that does not depend on the layer."""
+    """A concept request that cannot be answered: too few concept images, a class without images, too few runs,
+    more concepts or groups than the layer has channels or positions, a target that does not depend on the layer."""

@@ -19,11 +19,11 @@ from convvis_core.concepts.craft import IMPORTANCES, Craft, concept_maps, craft_
 from convvis_core.concepts.groups import NeuronGroups, neuron_groups
 from convvis_core.concepts.layer_reading import seen_pixels
 from convvis_core.config import MAX_CONCEPT_CROPS, MAX_CONCEPTS
-from convvis_core.datasets.base import Dataset
+from convvis_core.concepts.image_sets import ImageSet, image_set
 from convvis_core.featureviz.objectives import Direction
 from convvis_core.featureviz.render import visualize
 from convvis_core.images import to_png_bytes
-from convvis_core.layers import SpatialLayer
+from convvis_core.layers import SpatialLayer, default_layer
 from convvis_core.models import LoadedModel
 from convvis_core.presentation.concept_sheets import craft_sheet, groups_sheet, ranked_maps, thumbnail
 from convvis_core.presentation.filter_grids import tile_image
@@ -32,29 +32,55 @@ from convvis_ui import links
 from convvis_ui.cached import cached, image_bytes, image_key
 from convvis_ui.charts import parts_figure
 from convvis_ui.feedback import user_errors
+from convvis_ui.help_text import CRAFT_INTRO, GROUPS_INTRO
+from convvis_ui.page import PageStart
+from convvis_ui.pickers import layer_picker
+from convvis_ui.shared_views import seen_image
+from convvis_ui.tcav_views import SENT_CONCEPT, target_images_picker, target_picker
 
 TOP_CROPS = 6  # crops shown per concept
 SENT_IMAGES = 20  # top crops sent to the TCAV part as concept images (it needs at least 10)
 CROP_WIDTH = 88
-SENT_CONCEPT = "convvis_craft_concept"  # a concept sent to the TCAV part: SentConcept
 STRONGEST = 5  # channels linked per concept or group
-
-
-@dataclass(frozen=True)
-class SentConcept:
-    """A CRAFT concept handed to the TCAV part ("test this concept on other classes")."""
-
-    name: str  # "concept 3 of class 1 at last_conv"
-    layer: str
-    images: np.ndarray  # (n, H, W, C) uint8: the crops that hold it most, as concept images
-    vector: np.ndarray  # (C,) its unit direction in the layer's channel space
+MAX_SHOWN_CHOICES = 20  # of the target's images, those offered for the concept map
 
 
 @st.cache_data(show_spinner="Reading the target's images…", max_entries=8)
-def target_pixels(model: str, dataset: str, count: int, _loaded: LoadedModel, _dataset: Dataset) -> np.ndarray:
-    """The first ``count`` images of a dataset as the model sees them, one uint8 batch, read once per
-    (model, dataset, count); the arguments before the objects are the key."""
-    return seen_pixels([Image.fromarray(_dataset.image(index)) for index in range(min(count, len(_dataset)))], _loaded)
+def set_pixels(model: str, images: str, _loaded: LoadedModel, _found: ImageSet) -> np.ndarray:
+    """An image set as the model sees it, one uint8 batch, read once per (model, set); the arguments before
+    the objects are the key."""
+    return seen_pixels([Image.fromarray(image) for image in _found.images], _loaded)
+
+
+def discover_concepts(start: PageStart) -> None:
+    """The section: a target's concepts, found in its images or in crops of one image (CRAFT)."""
+    loaded, by_path = start.loaded, start.layers
+    st.markdown(CRAFT_INTRO)
+    left, right = st.columns(2, gap="large")
+    with left:
+        target = target_picker(loaded, by_path)
+        images = target_images_picker(loaded, target)
+    with right:
+        layer = layer_picker("concepts_craft", loaded.info.key, by_path, lambda: default_layer(loaded.model).path)
+    if images is None:
+        return
+    pixels = set_pixels(loaded.identity, images.identity, loaded, images)
+    where = int(right.selectbox("Where the concepts lie, in", range(min(len(pixels), MAX_SHOWN_CHOICES)),
+                                format_func=lambda i: f"image {i + 1} of the target's", key="concepts_craft_where"))
+    show_craft(loaded, target, by_path[layer], pixels, images.name, shown=Image.fromarray(pixels[where].squeeze()))
+
+
+def neuron_groups_on_an_image(start: PageStart) -> None:
+    """The section: one image's channels at a layer in groups that fire together (NMF)."""
+    loaded, by_path = start.loaded, start.layers
+    st.markdown(GROUPS_INTRO)
+    left, right = st.columns(2, gap="large")
+    with left:
+        _, seen = seen_image(loaded, key="concepts_groups")
+    with right:
+        target = target_picker(loaded, by_path)
+        layer = layer_picker("concepts_groups", loaded.info.key, by_path, lambda: default_layer(loaded.model).path)
+    show_groups(loaded, seen, target, by_path[layer])
 
 
 def swatch(colour: str) -> str:
@@ -200,10 +226,10 @@ def concept_row(loaded: LoadedModel, found: Craft, concept: int, rank: int, colo
         links.unit_link(column, found.layer, channel, f"#{channel} ({weight:.2f})")
     if channels[-1].button("Test with TCAV", key=f"{key}_send_{concept}", help="Use this concept's top crops as "
                            "concept images in the TCAV part, to test it on other classes."):
-        st.session_state[SENT_CONCEPT] = SentConcept(
-            f"concept {concept} of {found.target.describe(loaded.info.output_info.class_names)} at {found.layer}",
-            found.layer, found.concept_images(concept, SENT_IMAGES), found.vector(concept))
-        st.toast(f"Concept {concept} is ready in the TCAV part.")
+        name = f"concept {concept} of {found.target.describe(loaded.info.output_info.class_names)} at {found.layer}"
+        st.session_state[SENT_CONCEPT] = image_set(name, f"the {SENT_IMAGES} crops that hold CRAFT's {name} most",
+                                                   found.concept_images(concept, SENT_IMAGES))
+        st.toast(f"Concept {concept} is ready in the TCAV part, as the concept \"found by CRAFT\".")
 
 
 def show_groups(loaded: LoadedModel, seen: Image.Image, target: Target, layer: SpatialLayer,

@@ -29,3 +29,12 @@ CIRCUIT_IN = ("The strongest of {count} input channels of **{conv}**, reading {s
 CIRCUIT_OUT = ("The filters of **{reader}** that read #{filter} most strongly, by the norm of the kernel slice "
                "through which they read it.")
 NO_READERS = "No later convolution reads this filter (a classifier head or a sum reads it)."
+
+CRAFT_INTRO = ("What **parts** is a class made of, and which matter most? CRAFT cuts the target's images into crops, "
+               "factorizes the layer's activations of the crops into concepts (NMF), and ranks each concept by how much "
+               "the target depends on it. Each concept is shown by the crops that hold it most, where it lies in an "
+               "image, and a picture of its direction in the layer.")
+GROUPS_INTRO = ("Which **groups of channels** fire together on this image, and where? The layer's activations over the "
+                "image's positions are factorized into groups (NMF): each group has a map over the image, a direction "
+                "in the layer (pictured), its strongest channels (linked to their unit pages) and its share of the "
+                "target's evidence (gradient × activation).")

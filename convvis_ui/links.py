@@ -44,7 +44,8 @@ UNIT = PageFile("Unit", "unit", ":material/center_focus_strong:")
 LAYER = PageFile("Layer", "layer", ":material/apps:")
 LIVE = PageFile("Live", "live", ":material/videocam:")
 COMPARE = PageFile("Compare", "compare", ":material/compare:")
-PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS, LAYER, UNIT, LIVE, COMPARE)  # the navigation's order, after HOME
+CONCEPTS = PageFile("Concepts", "concepts", ":material/lightbulb:")
+PAGES = (FILTERS, ACTIVATIONS, HEATMAPS, TOP_K, CIRCUITS, LAYER, UNIT, LIVE, COMPARE, CONCEPTS)  # the navigation's order, after HOME
 
 
 _SERIAL = "_convvis_link_serial"  # counts links followed, so following the same link again applies it again
@@ -120,6 +121,12 @@ def consume(key: str, value) -> None:
     if value is not None and st.session_state.get(f"_linked_{key}") != applied:
         st.session_state[key] = value
         st.session_state[f"_linked_{key}"] = applied
+
+
+def written(key: str, value) -> None:
+    """Widget ``key`` shows ``value`` and the page has written it into the URL: the next run reads it back from the
+    URL without taking it for a link that asks for it (which would undo a change the user makes meanwhile)."""
+    st.session_state[f"_linked_{key}"] = (st.session_state.get(_SERIAL, 0), value)
 
 
 @dataclass(frozen=True)

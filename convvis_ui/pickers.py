@@ -18,7 +18,8 @@ _LAYER_KEYS = {"filters": "layer_{model}", "layer": "layer_browser_{model}", "to
                "circuits": "circuit_layer_{model}", "activations": "activations_layers_{model}",
                "heatmaps": "heatmaps_layer_{model}", "heatmaps_target": "heatmaps_target_layer_{model}",
                "live": "live_layer_{model}", "compare": "compare_layer_{model}",
-               "compare_cam": "compare_cam_layer_{model}"}
+               "compare_cam": "compare_cam_layer_{model}", "concepts": "concepts_layers_{model}",
+               "concepts_craft": "concepts_craft_layer_{model}", "concepts_groups": "concepts_groups_layer_{model}"}
 _FILTER_KEYS = {"top_k": "topk_filter_{model}_{layer}", "circuits": "circuit_filter_{model}_{layer}",
                 "activations": "channel_{model}_{layer}", "heatmaps": "heatmaps_filter_{model}_{layer}"}
 
@@ -71,14 +72,19 @@ def layer_picker(page: str, model: str, by_path: Mapping[str, SpatialLayer] | Se
 
 
 def layers_picker(page: str, model: str, by_path: dict[str, SpatialLayer], default: list[str], *,
-                  help: str | None = None) -> list[str]:
-    """A multiselect of layers: the URL's layer alone when a link names one, else ``default``."""
+                  help: str | None = None, write_url: bool = False) -> list[str]:
+    """A multiselect of layers: the URL's layers when a link names some (``layer=a`` or ``layer=a,b``), else
+    ``default``; ``write_url`` writes the layers chosen into the URL, comma-separated."""
     key = layer_key(page, model)
-    wanted = links.request().layer
-    if wanted in by_path:
-        links.consume(key, [wanted])
+    wanted = [path for path in (links.request().layer or "").split(",") if path in by_path]
+    if wanted:
+        links.consume(key, wanted)
     st.session_state.setdefault(key, default)
-    return st.multiselect("Layers", list(by_path), format_func=lambda p: by_path[p].label, key=key, help=help)
+    layers = st.multiselect("Layers", list(by_path), format_func=lambda p: by_path[p].label, key=key, help=help)
+    if write_url:
+        links.reflect(layer=",".join(layers) or None)
+        links.written(key, layers)
+    return layers
 
 
 def filter_picker(page: str, model: str, layer: str, count: int, *, container=st, label: str = "Filter",

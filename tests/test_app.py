@@ -50,4 +50,4 @@ def test_every_page_is_linked_in_the_sidebar_in_order():
     at = home().run()
     assert not at.exception, at.exception
     links = [element.proto.label for element in at.sidebar.get("page_link")]
-    assert links == ["Home", "Filters", "Activations", "Heatmaps", "Top k", "Circuits", "Layer", "Unit", "Live", "Compare"]
+    assert links == ["Home", "Filters", "Activations", "Heatmaps", "Top k", "Circuits", "Layer", "Unit", "Live", "Compare", "Concepts"]

@@ -261,6 +261,19 @@ def test_circuits_page_shows_a_filters_inputs(app):
         charts_shown(app, 6)  # their kernels
 
 
+def test_concepts_page_tests_drawn_stripes_against_a_digit(app):
+    """Concepts on LeNet: the default drawn concept (stripes) against a digit, tested at a click, its verdict shown."""
+    with step(app, "08_concepts_tcav"):
+        use_model(app, LENET)
+        app.go_to("Concepts")
+        expect(app.main.get_by_role("combobox", name="Pattern")).to_have_value("stripes")
+        app.click(app.main.get_by_role("button", name=re.compile(r"^Test the concept at 1 layer")))
+        app.main.get_by_text(re.compile(r"^(Significant|Not significant|Not meaningful)")).first.wait_for()
+        expect(app.main.get_by_text("CAV held-out accuracy", exact=True)).to_be_visible()
+        charts_shown(app, 1)  # every run's score against the random directions'
+        expect(app.main.get_by_role("button", name="Download scores (CSV)")).to_be_visible()
+
+
 def test_an_uploaded_transfer_learning_model_is_explained_inside_its_base(app, mobilenet, tmp_path):
     """The model users bring most: an ImageNet base nested in a new classifier, Grad-CAM inside the base."""
     import keras

@@ -5,7 +5,6 @@ weights; Sobol's estimator on functions whose indices are known in closed form; 
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 import pytest
@@ -204,10 +203,9 @@ def test_bad_inputs_are_refused_with_what_to_do():
 
 
 def test_command_line(tmp_path, capsys):
-    """`concepts craft` over a folder of the class's images and `concepts groups` on one image: a table on the
-    terminal, the PNG sheet and the CSV written."""
-    from convvis_core.cli.common import parents
-    from convvis_core.cli.concepts_discover import add_craft_parser, add_groups_parser
+    """`convvis concepts craft` over a folder of the class's images and `convvis concepts groups` on one image: a
+    table on the terminal, the PNG sheet and the CSV written; too many groups: a one-line error, exit code 2."""
+    from convvis_core.cli import main
 
     model_file = tmp_path / "squares.keras"
     shape_model().model.save(model_file)
@@ -215,19 +213,12 @@ def test_command_line(tmp_path, capsys):
     folder.mkdir()
     for index, image in enumerate(square_scenes(4, seed=5)[0]):
         Image.fromarray(image).save(folder / f"{index}.png")
-    parser = argparse.ArgumentParser()
-    commands = parser.add_subparsers(dest="command", required=True)
-    shared = parents()
-    add_craft_parser(commands, shared)
-    add_groups_parser(commands, shared)
-    args = parser.parse_args(["craft", str(model_file), str(folder), "--class", "0", "--layer", LAYER, "-k", "3",
-                              "--crops", "24", "--map", str(folder / "0.png"), "--out", str(tmp_path / "c.png"),
-                              "--csv", str(tmp_path / "c.csv")])
-    args.run(args)
+    assert main(["concepts", "craft", str(model_file), str(folder), "--class", "0", "--layer", LAYER, "-k", "3",
+                 "--crops", "24", "--map", str(folder / "0.png"), "--out", str(tmp_path / "c.png"),
+                 "--csv", str(tmp_path / "c.csv")]) == 0
     printed = capsys.readouterr().out
     assert "gradient × coefficient" in printed and "from 24 crops of 4 image(s)" in printed
     assert (tmp_path / "c.png").stat().st_size > 0 and len((tmp_path / "c.csv").read_text().splitlines()) == 4
-    args = parser.parse_args(["groups", str(model_file), str(folder / "1.png"), "--class", "1", "-k", "40",
-                              "--out", str(tmp_path / "g.png")])
-    with pytest.raises(ConceptError, match="choose 1 to 32"):
-        args.run(args)
+    assert main(["concepts", "groups", str(model_file), str(folder / "1.png"), "--class", "1", "-k", "40",
+                 "--out", str(tmp_path / "g.png")]) == 2
+    assert "choose 1 to 32" in capsys.readouterr().err

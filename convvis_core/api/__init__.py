@@ -4,7 +4,7 @@
 heatmap methods are called on a batch, pytorch-grad-cam style (``GradCAM(model)(images, targets)``), and
 checked (``faithfulness``, ``sanity_check``: does a map depend on the model?, ``trust_metrics``);
 ``filters``, ``visualize`` (any objective of the algebra), ``activations``, ``top_k_images``, ``circuit``, ``unit`` and ``compare`` are one call each,
-and so are the concepts a layer holds: ``craft`` (a target's concepts) and ``neuron_groups`` (one image's).
+and so are concepts: ``tcav`` (does a concept move a class?), ``craft`` (a target's concepts) and ``neuron_groups`` (one image's).
 Every result shows itself in Jupyter and saves with ``.save(path)``. Reference: docs/api.md.
 """
 
@@ -16,6 +16,8 @@ from convvis_core.api.explore import (Activations, CircuitView, Comparison, Filt
                                       TopImages, Unit, activations, circuit, compare, filters, top_k_images, unit,
                                       visualize)
 from convvis_core.api.trust import SanityChecks, TrustMetrics, sanity_check, trust_metrics
+from convvis_core.api.tcav import TCAV, tcav
+from convvis_core.concepts.probes import ProbeConcept
 from convvis_core.models.base import LoadedModel as Model
 
 __all__ = ["Model", "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "XGradCAM", "LayerCAM",
@@ -23,4 +25,4 @@ __all__ = ["Model", "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus",
            "faithfulness", "FaithfulnessScores", "sanity_check", "SanityChecks", "trust_metrics", "TrustMetrics",
            "filters", "FilterPictures", "visualize", "ObjectivePictures", "activations", "Activations",
            "top_k_images", "TopImages", "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison",
-           "craft", "Concepts", "neuron_groups", "NeuronGroupsView"]
+           "tcav", "TCAV", "ProbeConcept", "craft", "Concepts", "neuron_groups", "NeuronGroupsView"]

@@ -23,9 +23,9 @@ from convvis_core.cam.base import EmptyHeatmapError, Heatmap, HeatmapMethod
 from convvis_core.cam.baselines import Baseline
 from convvis_core.cam.faithfulness import Faithfulness, faithfulness_batch
 from convvis_core.cam.road import Road, road_batch
-from convvis_core.cam.targets import ClassTarget, FilterTarget, OutputUnitTarget, RegionTarget, Target
+from convvis_core.cam.targets import Target, indexed_target
 from convvis_core.images import Fit, Images, as_images, as_model_sees_it
-from convvis_core.layers import default_layer, find_layer
+from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
 from convvis_core.models.registry import load_model
 from convvis_core.presentation.grids import captioned_grid, enlarged
@@ -33,7 +33,6 @@ from convvis_core.presentation.overlays import overlay
 
 Models = LoadedModel | keras.Model | str  # what every call takes as its model
 Targets = int | Target | Sequence[int | Target | None] | np.ndarray | None
-_INDEXED = {"classes": ClassTarget, "values": OutputUnitTarget, "segmentation": RegionTarget}  # what an int names
 
 
 def as_model(model: Models) -> LoadedModel:
@@ -55,15 +54,6 @@ def as_targets(model: LoadedModel, targets: Targets, count: int, layer: str | No
         targets = [targets] * count
     return [indexed_target(model, target, layer) if isinstance(target, (int, np.integer)) else target
             for target in targets]
-
-
-def indexed_target(model: LoadedModel, index: int, layer: str | None) -> Target:
-    """What an int names: a class of a classifier, a unit of a values output, a class of a segmentation
-    (over the whole image), else a filter of ``layer`` (default: the last layer with a map)."""
-    kind = model.info.output_info.kind
-    if kind in _INDEXED:
-        return _INDEXED[kind](int(index))
-    return FilterTarget(layer or default_layer(model.model).path, int(index))
 
 
 @dataclass(frozen=True, eq=False)

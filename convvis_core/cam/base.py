@@ -61,11 +61,14 @@ class Probe:
     reused for every class, filter and method. Every pass takes pixels (0..255, before preprocessing)
     and preprocesses them inside, so masks, noise, baselines and input gradients live in pixel space
     wherever the model keeps its preprocessing. Traced functions take the target's arguments as
-    tensors (:meth:`Target.arguments`), so another class, region or reference does not re-trace."""
+    tensors (:meth:`Target.arguments`), so another class, region or reference does not re-trace.
+    ``layer`` may be several layers (a tuple of paths): one pass then captures them all (:meth:`capture_layers`)."""
 
-    def __init__(self, model: keras.Model, layer: str | None, source: str, kind: type, preprocessing: str):
+    def __init__(self, model: keras.Model, layer: str | tuple[str, ...] | None, source: str, kind: type,
+                 preprocessing: str):
+        self.layers = () if layer is None else (layer,) if isinstance(layer, str) else tuple(layer)
         self.target_model = sub_model(model, [source])
-        self.layer_model = None if layer is None else sub_model(model, [layer, source])
+        self.layer_model = sub_model(model, [*self.layers, source]) if self.layers else None
         self.kind = kind
         self.squash = output_squash(model) if source == LOGITS else None  # what the head makes of the logits
         self.preprocessing = preprocessing
@@ -111,10 +114,16 @@ class Probe:
 
     def capture(self, pixels: np.ndarray, targets: Targets, gradients: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """The layer's activations and the gradients of each image's target value, each (N, h, w, C)."""
+        activations, grads = self.capture_layers(pixels, targets, gradients)
+        return activations[0], None if grads is None else grads[0]
+
+    def capture_layers(self, pixels: np.ndarray, targets: Targets,
+                       gradients: bool = True) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """:meth:`capture` for every layer of the probe, in its order, from one forward (and backward) pass."""
         if not gradients:
-            return self.traced(_activations)(tf.convert_to_tensor(pixels, tf.float32)).numpy(), None
+            return [found.numpy() for found in self.traced(_activations)(tf.convert_to_tensor(pixels, tf.float32))], None
         activations, grads = self.call(_capture, pixels, targets)
-        return activations.numpy(), grads.numpy()
+        return [found.numpy() for found in activations], [found.numpy() for found in grads]
 
     def input_gradients(self, pixels: np.ndarray, targets: Targets) -> np.ndarray:
         """Gradients of the target's value with respect to each image's pixels, (N, H, W, C)."""
@@ -125,8 +134,8 @@ def _outputs(probe: Probe, pixels: tf.Tensor) -> tf.Tensor:
     return as_float32(probe.target_model(probe.preprocess(pixels), training=False))
 
 
-def _activations(probe: Probe, pixels: tf.Tensor) -> tf.Tensor:
-    return as_float32(probe.layer_model(probe.preprocess(pixels), training=False)[0])
+def _activations(probe: Probe, pixels: tf.Tensor) -> list[tf.Tensor]:
+    return [as_float32(maps) for maps in probe.layer_model(probe.preprocess(pixels), training=False)[:-1]]
 
 
 def _scores(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
@@ -142,14 +151,15 @@ def as_float32(tensor: tf.Tensor) -> tf.Tensor:
     return tf.cast(tensor, tf.float32)
 
 
-def _capture(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def _capture(probe: Probe, pixels: tf.Tensor, index: tf.Tensor,
+             extra: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(pixels)  # records every op from the input on, frozen weights included
-        activations, outputs = probe.layer_model(probe.preprocess(pixels), training=False)
+        *activations, outputs = probe.layer_model(probe.preprocess(pixels), training=False)
         value = tf.reduce_sum(probe.kind.value(as_float32(outputs), index, extra))
     gradients = tape.gradient(value, activations)  # None: the target does not depend on the layer (comes before it)
-    gradients = tf.zeros_like(activations) if gradients is None else gradients
-    return as_float32(activations), as_float32(gradients)
+    return ([as_float32(maps) for maps in activations],
+            [as_float32(tf.zeros_like(maps) if found is None else found) for maps, found in zip(activations, gradients)])
 
 
 def _input_gradients(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: tf.Tensor) -> tf.Tensor:
@@ -163,9 +173,9 @@ def _input_gradients(probe: Probe, pixels: tf.Tensor, index: tf.Tensor, extra: t
 _PROBES = PerModelCache(MAX_PROBES_PER_MODEL)
 
 
-def probe_for(loaded: LoadedModel, layer: str | None, target: Target) -> Probe:
-    """The cached probe reaching ``layer`` (None: the target's output only) for ``target``'s kind;
-    the most recently used ``MAX_PROBES_PER_MODEL`` are kept."""
+def probe_for(loaded: LoadedModel, layer: str | tuple[str, ...] | None, target: Target) -> Probe:
+    """The cached probe reaching ``layer`` (several: a tuple of paths; None: the target's output only) for
+    ``target``'s kind; the most recently used ``MAX_PROBES_PER_MODEL`` are kept."""
     mode = loaded.info.preprocessing
     return _PROBES.get(loaded.model, (layer, target.source, type(target), mode),
                        lambda: Probe(loaded.model, layer, target.source, type(target), mode))

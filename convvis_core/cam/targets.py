@@ -32,7 +32,7 @@ from convvis_core.batches import model_input
 from convvis_core.errors import LayerError, TargetError
 from convvis_core.graph import LOGITS, OUTPUT, output_squash
 from convvis_core.images import Fit
-from convvis_core.layers import find_layer
+from convvis_core.layers import default_layer, find_layer
 from convvis_core.models.base import LoadedModel
 
 NO_ARGUMENT = np.zeros((), np.float32)  # the second argument of targets that need only an index
@@ -302,6 +302,18 @@ def check_target(loaded: LoadedModel, target: Target) -> None:
                                f"'{output.name}' maps {output.shape[0]}×{output.shape[1]} pixels.")
         if target.region.pixels == 0:
             raise TargetError("The region holds no pixels: draw or pick a region that covers part of the image.")
+
+
+INDEXED: dict[str, type] = {"classes": ClassTarget, "values": OutputUnitTarget, "segmentation": RegionTarget}
+
+
+def indexed_target(loaded: LoadedModel, index: int, layer: str | None) -> Target:
+    """What an int names: a class of a classifier, a unit of a values output, a class of a segmentation
+    (over the whole image), else a filter of ``layer`` (default: the last layer with a map)."""
+    kind = loaded.info.output_info.kind
+    if kind in INDEXED:
+        return INDEXED[kind](int(index))
+    return FilterTarget(layer or default_layer(loaded.model).path, int(index))
 
 
 def strongest_filter(loaded: LoadedModel, image: Image.Image, layer: str, fit: Fit = "stretch") -> int:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from convvis_core.cli import activations, atlas, cam, compare, filters, models, topk
+from convvis_core.cli import activations, atlas, cam, compare, concepts, filters, models, topk
 from convvis_core.cli.common import parents
 
-COMMAND_GROUPS = (models, activations, filters, topk, atlas, cam, compare)  # the order of `convvis --help`
+COMMAND_GROUPS = (models, activations, filters, topk, atlas, cam, compare, concepts)  # the order of `convvis --help`
 
 
 def build_parser() -> argparse.ArgumentParser:
