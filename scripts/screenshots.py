@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, sync_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: convvis_testing is not installed
 from convvis_testing.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, AppPage, launch  # noqa: E402
 
-PAGES = ("home", "filters", "activations", "heatmaps", "top_k", "circuits", "compare", "live")
+PAGES = ("home", "filters", "activations", "heatmaps", "top_k", "circuits", "compare", "concepts", "live")
 LENET = "LeNet, MNIST digits (offline)"
 MAX_HEIGHT = 2000  # px of the page kept, from the top: enough to show what a page is for
 WIDTH = 1050  # px of the saved picture (the window is 1400 wide), as the earlier screenshots in docs/screenshots/
@@ -112,6 +112,19 @@ def circuits(app: AppPage, url: str, out: Path) -> None:
     save_jpeg(app, out / "circuits.jpg")
 
 
+def concepts(app: AppPage, url: str, out: Path) -> None:
+    """LeNet: drawn stripes tested against the digit 1 (TCAV), then a digit's concepts (CRAFT), each its own picture."""
+    app.open(f"{url}/concepts?model=lenet_mnist&class=1&concept=stripes")
+    app.click(app.main.get_by_role("button", name=re.compile(r"^Test the concept at ")), timeout_ms=300_000)
+    app.main.get_by_text("TCAV score").first.wait_for()
+    charts_shown(app, 1)
+    save_jpeg(app, out / "concepts.jpg")
+    app.open(f"{url}/concepts?model=lenet_mnist&part=craft&class=3")
+    app.main.get_by_text(re.compile(r"^\d+ concepts of ")).wait_for(timeout=300_000)
+    images_shown(app, 12)
+    save_jpeg(app, out / "concepts_craft.jpg")
+
+
 def compare(app: AppPage, url: str, out: Path) -> None:
     """LeNet against a copy fine-tuned here in seconds on inverted digits (black on white), uploaded in the
     sidebar as a user would; MNIST digits, both models' pictures of the filters that changed most."""
@@ -179,7 +192,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     by_page = {"home": home, "activations": activations, "heatmaps": heatmaps, "top_k": top_k,
-               "circuits": circuits, "compare": compare}
+               "circuits": circuits, "compare": compare, "concepts": concepts}
     with sync_playwright() as playwright:
         browser = launch(playwright)
         for name in args.pages:
