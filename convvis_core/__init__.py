@@ -1,7 +1,7 @@
 """ConvVis core: what a CNN has learned, as a library (no UI code here; pages and CLI call it).
 
 The names below are the public API (docs/api.md): wrap a model (``Model.from_keras``, ``load_model``),
-explain a batch with any of eleven heatmap methods (``GradCAM(model)(images)``), and see filters,
+explain a batch with any of sixteen heatmap methods (``GradCAM(model)(images)``), and see filters,
 activations, dataset examples, circuits, a unit or two models compared in one call each.
 """
 
@@ -23,11 +23,11 @@ from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarge
 from convvis_core.featureviz.presets import PRESETS
 from convvis_core.featureviz.objectives import (L1, L2, Blur, Channel, ClassLogit, DeepDream, Direction, Diversity,
                                                 Neuron, Term, TotalVariation, parse)
-from convvis_core.api import (ATTRIBUTIONS, AblationCAM, Activations, Attribution, CircuitView, Comparison, EigenCAM,
-                              FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM,
-                              IntegratedGradients, LayerCAM, Model, ObjectivePictures, Saliency, ScoreCAM, SmoothGrad,
-                              TopImages, Unit, XGradCAM, activations, circuit, compare, faithfulness, filters,
-                              top_k_images, unit, visualize)
+from convvis_core.api import (ATTRIBUTIONS, RISE, AblationCAM, Activations, Attribution, CircuitView, Comparison,
+                              EigenCAM, FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, GradientInput,
+                              GuidedBackprop, GuidedGradCAM, Heatmaps, HiResCAM, IntegratedGradients, LayerCAM, Model,
+                              ObjectivePictures, Occlusion, Saliency, ScoreCAM, SmoothGrad, TopImages, Unit, XGradCAM,
+                              activations, circuit, compare, faithfulness, filters, top_k_images, unit, visualize)
 
 __all__ = [
     "ConvVisError", "ImageError", "LayerError", "ModelError", "ModelUnavailableError", "SettingsError", "TargetError",
@@ -40,7 +40,8 @@ __all__ = [
     # the notebook API (convvis_core.api)
     "Model",
     "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "XGradCAM", "LayerCAM", "EigenCAM",
-    "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "Heatmaps",
+    "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "GuidedBackprop", "GuidedGradCAM",
+    "GradientInput", "Occlusion", "RISE", "Heatmaps",
     "ClassTarget", "FilterTarget", "OutputUnitTarget", "OutputNormTarget", "SimilarityTarget", "RegionTarget", "Region",
     "faithfulness", "FaithfulnessScores",
     "filters", "FilterPictures", "PRESETS", "visualize", "ObjectivePictures",
