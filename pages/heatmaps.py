@@ -166,8 +166,8 @@ def read_controls(loaded: LoadedModel, by_path: dict, last: str) -> Controls:
     colormap = controls[1].selectbox("Colours", COLORMAPS)
     baseline = controls[2].selectbox("Deleted pixels become", list(BASELINES), format_func=BASELINES.get,
                                      help=f"What a removed pixel is replaced with, in the deletion and insertion curves, "
-                                          "Score-CAM's masks, Occlusion's patch, RISE's masks and Integrated Gradients' starting "
-                                          "point: the image blurred "
+                                          "Score-CAM's masks, Occlusion's patch, RISE's masks and Integrated "
+                                          "Gradients' starting point: the image blurred "
                                           f"(Gaussian, σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours "
                                           "kept), its mean colour, or black. ROAD does not use it: it fills removed "
                                           "pixels in from their neighbours.")

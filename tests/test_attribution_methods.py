@@ -27,6 +27,8 @@ from convvis_core.models import LoadedModel, ModelInfo
 from convvis_core.samples import load_sample
 
 NEW_METHODS = ("guided_backprop", "guided_gradcam", "gradient_input", "occlusion", "rise")
+CHEAP = {"masks": 64, "patch": 7, "stride": 7}  # for loops over every method that test plumbing, not a map's quality:
+# 64 masks and 16 windows on LeNet instead of 500 and 169 (method_named gives each method only its own settings)
 
 
 def shown(values: np.ndarray) -> np.ndarray:
@@ -144,7 +146,7 @@ def hand_pass(loaded: LoadedModel, image: Image.Image, cls: int) -> tuple[np.nda
         x = guided_clip(tf.nn.conv2d(x, conv2.kernel, 1, "SAME") + conv2.bias, 6.0)
         logit = (tf.reduce_mean(x, axis=(1, 2)) @ head.kernel + head.bias)[0, cls]
     logits = keras.Model(model.inputs[0], head.output)
-    assert logit.numpy() == pytest.approx(logits(pixels / 255.0)[0, cls].numpy(), rel=1e-5)  # the hand pass is the model
+    assert logit.numpy() == pytest.approx(logits(pixels / 255.0)[0, cls].numpy(), rel=1e-5)  # the hand pass: the model
     activations = x.numpy()[0]  # forwards, guided ReLUs are ReLUs
     weights = head.kernel.numpy()[:, cls] / 100  # d logit / d activation at each of the 10 × 10 positions (GAP)
     return tape.gradient(logit, pixels).numpy()[0], activations, np.maximum((activations * weights).sum(axis=-1), 0)
@@ -278,7 +280,7 @@ def test_the_same_maps_inside_a_nested_base_as_in_the_flat_model(lenet, nested_l
 def test_bad_settings_are_refused_with_a_reason(lenet, capsys):
     digit = load_sample("digit_7")
     for setting in ({"patch": 0}, {"stride": 0}, {"patch": 2.5}, {"stride": -1}):
-        with pytest.raises(ConvVisError, match="Occlusion's (patch|stride) must be a whole number of pixels, at least 1"):
+        with pytest.raises(ConvVisError, match="Occlusion's (patch|stride) must be a whole number of pixels, at least"):
             Occlusion(**setting)
     with pytest.raises(ConvVisError, match=r"patch of 40 px is larger than the image as the model sees it "
                                            r"\(28×28 px\): choose a patch of at most 28 px"):

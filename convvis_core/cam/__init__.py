@@ -33,8 +33,8 @@ from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarge
 from convvis_core.cam.xgradcam import XGradCAM
 
 __all__ = ["method_named", "BASELINES", "DEFAULT_METHODS", "METHODS", "AblationCAM", "Baseline", "ClassTarget",
-           "Completeness", "EigenCAM", "EmptyHeatmapError", "Faithfulness", "FilterTarget", "GradCAM", "GradCAMPlusPlus",
-           "GradientInput", "GuidedBackprop", "GuidedGradCAM", "Heatmap", "HeatmapMethod", "HiResCAM",
+           "Completeness", "EigenCAM", "EmptyHeatmapError", "Faithfulness", "FilterTarget", "GradCAM",
+           "GradCAMPlusPlus", "GradientInput", "GuidedBackprop", "GuidedGradCAM", "Heatmap", "HeatmapMethod", "HiResCAM",
            "IntegratedGradients", "LayerCAM", "Occlusion", "OutputNormTarget", "OutputUnitTarget", "RISE", "Region",
            "RegionTarget", "ScoreCAM", "SimilarityTarget", "SmoothGrad", "Target", "VanillaGradient", "XGradCAM",
            "default_target", "faithfulness", "heatmap"]

@@ -85,7 +85,9 @@ class IntegratedGradients(HeatmapMethod):
         if isinstance(raw, EmptyHeatmapError):
             return raw
         found = super().finished(scene, raw.evidence)
-        return found if isinstance(found, EmptyHeatmapError) else dataclasses.replace(found, completeness=raw.completeness)
+        if isinstance(found, EmptyHeatmapError):
+            return found
+        return dataclasses.replace(found, completeness=raw.completeness)
 
     def path_map(self, scene: Scene) -> PathMap:
         """The evidence map and the completeness check of one image; or why there is no map."""

@@ -44,18 +44,18 @@ def settings_for(name: str, settings: Mapping[str, int | None]) -> dict[str, int
     return {key: value for key, value in settings.items() if key in METHODS[name].settings and value is not None}
 
 
-def method_named(name: str, **settings: int | None) -> HeatmapMethod:
-    """The method by name (see ``METHODS``), with the settings it takes among ``settings`` (Integrated
-    Gradients' ``steps``, Occlusion's ``patch`` and ``stride``, RISE's ``masks``); others are ignored."""
+def method_named(name: str, steps: int | None = None, **settings: int | None) -> HeatmapMethod:
+    """The method by name (see ``METHODS``), with the settings it takes among ``steps`` and ``settings``
+    (Integrated Gradients' ``steps``, Occlusion's ``patch`` and ``stride``, RISE's ``masks``); others are ignored."""
     if name not in METHODS:
         raise ValueError(f"Unknown method {name!r}; choose one of {', '.join(METHODS)}")
-    chosen = settings_for(name, settings)
+    chosen = settings_for(name, {"steps": steps, **settings})
     return type(METHODS[name])(**chosen) if chosen else METHODS[name]
 
 
 def heatmap(loaded: LoadedModel, image: Image.Image, method: str = "gradcam", target: Target | None = None,
-            layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur",
+            layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur", steps: int | None = None,
             **settings: int | None) -> Heatmap:
-    """The heatmap of one method by name, with its ``settings`` (see :func:`method_named`); defaults as in
+    """The heatmap of one method by name, with its settings (see :func:`method_named`); defaults as in
     :meth:`HeatmapMethod.explain`."""
-    return method_named(method, **settings).explain(loaded, image, target, layer, fit, baseline)
+    return method_named(method, steps, **settings).explain(loaded, image, target, layer, fit, baseline)

@@ -72,7 +72,8 @@ class Occlusion(HeatmapMethod):
         self.batch_size = batch_size
 
     def sizes(self, size: tuple[int, int]) -> tuple[int, int]:
-        """The patch and stride used on an image of ``size`` (height, width); a patch larger than the image is refused."""
+        """The patch and stride used on an image of ``size`` (height, width); a patch larger than the image
+        is refused."""
         patch = self.patch or default_patch(size)
         if patch > min(size):
             raise ConvVisError(f"Occlusion's patch of {patch} px is larger than the image as the model sees it "

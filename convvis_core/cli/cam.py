@@ -117,8 +117,8 @@ def add_commands(commands, parents: Parents) -> None:
                           "starting point and the deletion/insertion curves (default blur)")
     cam.add_argument("--steps", type=int, help="integrated_gradients: steps along the path from the baseline to the "
                      "image (default 64; more make the attributions add up closer to the change in the target)")
-    cam.add_argument("--patch", type=int, help="occlusion: side of the square patch in pixels (default: a seventh of the "
-                     "image's shorter side, 32 px on 224); one forward pass per window")
+    cam.add_argument("--patch", type=int, help="occlusion: side of the square patch in pixels (default: a seventh "
+                     "of the image's shorter side, 32 px on 224); one forward pass per window")
     cam.add_argument("--stride", type=int, help="occlusion: pixels between windows (default: half the patch; 169 "
                      "windows with the default patch)")
     cam.add_argument("--masks", type=int, help="rise: random masks, one forward pass each (default 500: about 10 s for "
