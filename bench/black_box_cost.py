@@ -4,8 +4,9 @@ images: RISE with 2,000 masks and Occlusion with about 2,500 windows on MobileNe
 
 Each method builds its masked or occluded copies inside one traced pass, batch by batch; the
 floor is Keras' own ``model.predict`` over the same number of already preprocessed images in batches
-of the same size (32); a second, stricter one is ConvVis' own traced score pass (``Probe.scores``: the
-same batches, cut into one slice per core) over plain images, so what the masks add shows. The work is cut into chunks (RISE: 4 × 500 masks; Occlusion: 4 × 625
+of the same size (32); a second is ConvVis' own traced score pass (``Probe.scores``, each batch run
+whole) over plain images. The methods run each batch as one slice per core
+(:func:`convvis_core.parallel.in_slices`), which is why they beat both. The work is cut into chunks (RISE: 4 × 500 masks; Occlusion: 4 × 625
 windows), method and predict taking turns chunk by chunk, so a neighbour's load on this shared
 machine falls on both alike; both are traced before timing.
 

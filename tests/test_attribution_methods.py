@@ -230,7 +230,7 @@ def test_integrated_gradients_warn_when_the_attributions_do_not_add_up(lenet, ca
     coarse = heatmap(loaded, image, "integrated_gradients", ClassTarget(0), baseline="black", steps=4).completeness
     assert coarse.change == pytest.approx(0.3, rel=1e-5) and coarse.attribution_sum == pytest.approx(0.375, rel=1e-5)
     assert coarse.steps == 4 and coarse.gap == pytest.approx(0.25, rel=1e-4)
-    assert "25%" in coarse.warning() and "try more (e.g. 16)" in coarse.warning()
+    assert "25.0% apart, more than 5%" in coarse.warning() and "try more (e.g. 16)" in coarse.warning()
     fine = heatmap(loaded, image, "integrated_gradients", ClassTarget(0), baseline="black", steps=256).completeness
     assert fine.attribution_sum == pytest.approx(76.5 / 256, rel=1e-4) and fine.warning() is None
     assert fine.sentence() == "Σ attributions = 0.2988, f(image) − f(baseline) = 0.3 (0.4% apart, 256 steps)"

@@ -40,6 +40,6 @@ class Completeness:
         if self.gap <= TOLERANCE:
             return None
         return (f"The attributions add up to {self.attribution_sum:.4g}, not to the change in the target's value "
-                f"({self.change:.4g}): {self.gap:.0%} apart, more than {TOLERANCE:.0%}. The path integral is too "
+                f"({self.change:.4g}): {self.gap:.1%} apart, more than {TOLERANCE:.0%}. The path integral is too "
                 f"coarse at {self.steps} steps: try more (e.g. {4 * self.steps}); the error is not monotone in the "
                 "steps, so check this line again.")
