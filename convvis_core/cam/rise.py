@@ -11,7 +11,7 @@ blurred, its mean colour, or black; see ``baselines``) where m is 0: the paper's
 ``baseline="black"``. Only the model's outputs are read, never a gradient or a layer. The masks are
 seeded (the same image gives the same map) and built, applied and scored in batches inside one
 traced pass. Cost: one forward pass per mask (500 by default: about 10 s for MobileNet on 2 CPU
-cores, one tenth of a second for LeNet); fewer masks give a noisier map.
+cores, a fraction of a second for LeNet); fewer masks give a noisier map.
 """
 
 from __future__ import annotations
