@@ -1,7 +1,7 @@
 """ConvVis core: what a CNN has learned, as a library (no UI code here; pages and CLI call it).
 
 The names below are the public API (docs/api.md): wrap a model (``Model.from_keras``, ``load_model``),
-explain a batch with any of the heatmap methods (``GradCAM(model)(images)``) and check the maps
+explain a batch with any of sixteen heatmap methods (``GradCAM(model)(images)``) and check the maps
 (``faithfulness``, ``sanity_check``, ``trust_metrics``), and see filters, activations, dataset examples,
 circuits, a unit, two models compared, a concept tested (TCAV), a target's concepts (CRAFT) or one image's
 neuron groups in one call each.
@@ -26,9 +26,10 @@ from convvis_core.cam.targets import (ClassTarget, FilterTarget, OutputNormTarge
 from convvis_core.featureviz.presets import PRESETS
 from convvis_core.featureviz.objectives import (L1, L2, Blur, Channel, ClassLogit, DeepDream, Direction, Diversity,
                                                 Neuron, Term, TotalVariation, parse)
-from convvis_core.api import (ATTRIBUTIONS, TCAV, AblationCAM, Activations, Attribution, CircuitView, Comparison,
-                              Concepts, EigenCAM, FaithfulnessScores, FilterPictures, GradCAM, GradCAMPlusPlus, Heatmaps,
-                              HiResCAM, IntegratedGradients, LayerCAM, Model, NeuronGroupsView, ObjectivePictures,
+from convvis_core.api import (ATTRIBUTIONS, RISE, TCAV, AblationCAM, Activations, Attribution, CircuitView,
+                              Comparison, Concepts, EigenCAM, FaithfulnessScores, FilterPictures, GradCAM,
+                              GradCAMPlusPlus, GradientInput, GuidedBackprop, GuidedGradCAM, Heatmaps, HiResCAM,
+                              IntegratedGradients, LayerCAM, Model, NeuronGroupsView, ObjectivePictures, Occlusion,
                               ProbeConcept, Saliency, SanityChecks, ScoreCAM, SmoothGrad, TopImages, TrustMetrics, Unit,
                               XGradCAM, activations, circuit, compare, craft, faithfulness, filters, neuron_groups,
                               sanity_check, tcav, top_k_images, trust_metrics, unit, visualize)
@@ -44,7 +45,8 @@ __all__ = [
     # the notebook API (convvis_core.api)
     "Model",
     "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "XGradCAM", "LayerCAM", "EigenCAM",
-    "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "Heatmaps",
+    "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "GuidedBackprop", "GuidedGradCAM",
+    "GradientInput", "Occlusion", "RISE", "Heatmaps",
     "ClassTarget", "FilterTarget", "OutputUnitTarget", "OutputNormTarget", "SimilarityTarget", "RegionTarget", "Region",
     "faithfulness", "FaithfulnessScores", "sanity_check", "SanityChecks", "trust_metrics", "TrustMetrics",
     "filters", "FilterPictures", "PRESETS", "visualize", "ObjectivePictures",

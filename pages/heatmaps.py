@@ -15,6 +15,9 @@ from PIL import Image
 
 from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, FilterTarget,
                               OutputNormTarget, OutputUnitTarget, Region, RegionTarget, Target, method_named)
+from convvis_core.cam.faithfulness import STEPS
+from convvis_core.cam.methods import settings_for
+from convvis_core.cam.occlusion import Occlusion, default_patch
 from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
 from convvis_core.cam.baselines import BLUR_SIGMA
 from convvis_core.cam.targets import check_target, score_name, similarity_target, strongest_filter
@@ -152,28 +155,54 @@ def read_controls(loaded: LoadedModel, by_path: dict, last: str) -> Controls:
                                   "Ablation-CAM zeroes each channel and re-runs the rest of the network (about 0.2 s "
                                   "on MobileNet's last layer); Score-CAM masks the picture by each channel and runs the "
                                   "whole model (about 10 s there). Vanilla gradient, SmoothGrad and Integrated Gradients "
-                                  "attribute pixels (Integrated Gradients: one gradient per step). Results are cached.")
+                                  "attribute pixels (Integrated Gradients: one gradient per step), as do Guided "
+                                  "Backpropagation and Gradient × Input (one backward pass each; Guided Grad-CAM "
+                                  "multiplies Guided Backpropagation by Grad-CAM). Occlusion and RISE only read the "
+                                  "model's outputs: one forward pass per patch position or random mask (on MobileNet "
+                                  "about 4 s and 10 s with the defaults). Results are cached.")
     controls = st.columns(3)
     alpha = controls[0].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
     colormap = controls[1].selectbox("Colours", COLORMAPS)
     baseline = controls[2].selectbox("Deleted pixels become", list(BASELINES), format_func=BASELINES.get,
                                      help=f"What a removed pixel is replaced with, in the deletion and insertion curves, "
-                                          "Score-CAM's masks and Integrated Gradients' starting point: the image blurred "
+                                          "Score-CAM's masks, Occlusion's patch, RISE's masks and Integrated "
+                                          "Gradients' starting point: the image blurred "
                                           f"(Gaussian, σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours "
                                           "kept), its mean colour, or black. ROAD does not use it: it fills removed "
                                           "pixels in from their neighbours.")
     return Controls(layer, methods, alpha, colormap, baseline)
 
 
-def read_steps() -> int:
-    return int(st.number_input("Integrated Gradients: steps", 1, 1024, 64, key="heatmaps_ig_steps",
-                               help="Gradients along the straight path from the baseline (the 'deleted pixels' "
-                                    "picture) to the image; the attributions add up to the change in the "
-                                    "target's value, closer with more steps. Cost: one gradient per step."))
+def read_settings(loaded: LoadedModel, methods: Sequence[str]) -> dict[str, int]:
+    """The chosen methods' own settings: Integrated Gradients' steps, Occlusion's patch and stride, RISE's masks."""
+    settings = {}
+    if IG in methods:
+        settings["steps"] = int(st.number_input(
+            "Integrated Gradients: steps", 1, 1024, 64, key="heatmaps_ig_steps",
+            help="Gradients along the straight path from the baseline (the 'deleted pixels' picture) to the image; "
+                 "the attributions add up to the change in the target's value, closer with more steps (the sum is "
+                 "shown under the map). Cost: one gradient per step."))
+    if "occlusion" in methods:
+        size = loaded.info.input_size
+        patch_column, stride_column = st.columns(2)
+        settings["patch"] = int(patch_column.number_input(
+            "Occlusion: patch (px)", 1, min(size), default_patch(size), key=f"heatmaps_patch_{loaded.info.key}",
+            help="Side of the square of baseline pixels slid over the image; about the size of the object's parts."))
+        settings["stride"] = int(stride_column.number_input(
+            "Occlusion: stride (px)", 1, min(size), max(1, settings["patch"] // 2),
+            key=f"heatmaps_stride_{loaded.info.key}_{settings['patch']}", help="Pixels between patch positions."))
+        windows = len(Occlusion(settings["patch"], settings["stride"]).corners(size))
+        st.caption(f"Occlusion: {windows} patch positions, one forward pass each.")
+    if "rise" in methods:
+        settings["masks"] = int(st.number_input(
+            "RISE: random masks", 1, 8000, 500, 100, key="heatmaps_rise_masks",
+            help="Random smooth masks, one forward pass each (500: about 10 s on MobileNet on 2 CPU cores, well "
+                 "under a second on LeNet); more give a smoother map (the paper used 4,000)."))
+    return settings
 
 
 def heatmaps(loaded: LoadedModel, seen: Image.Image, target: Target, view: Controls,
-             steps: int | None) -> dict[str, ScoredHeatmap | str]:
+             settings: dict[str, int]) -> dict[str, ScoredHeatmap | str]:
     """Each method's scored map (or why it has none), cached; the status box and its bar go around the
     cached calls, never inside them."""
     methods, results = view.methods, {}
@@ -183,7 +212,7 @@ def heatmaps(loaded: LoadedModel, seen: Image.Image, target: Target, view: Contr
             bar.progress(done / len(methods), text=f"{METHODS[method].title} ({done + 1} of {len(methods)})")
             with user_errors(stop=True):
                 results[method] = cached(explain_and_score, loaded, seen, entries=64, method=method, target=target,
-                                         layer=view.layer, baseline=view.baseline, steps=steps if method == IG else None)
+                                         layer=view.layer, baseline=view.baseline, **settings_for(method, settings))
         bar.progress(1.0, text="Done")
         status.update(label=f"{len(methods)} heatmap(s) for {target.describe(loaded.info.output_info.class_names)}",
                       state="complete")
@@ -202,8 +231,9 @@ def method_view(method: str, result: ScoredHeatmap | str, seen: Image.Image, ste
     shown_once(("map", *computed, alpha, colormap),
                lambda: st.plotly_chart(map_figure(seen, heatmap.values, alpha, colormap), key=f"map_{method}"))
     deletion, insertion = st.columns(2)
-    deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help="Lower is more faithful.")
-    insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help="Higher is more faithful.")
+    steps = f"{len(scores.fractions) - 1} steps of {1 / (len(scores.fractions) - 1):.0%} of the pixels each."
+    deletion.metric("Deletion AUC ↓", f"{scores.deletion_auc:.3f}", help=f"Lower is more faithful. {steps}")
+    insertion.metric("Insertion AUC ↑", f"{scores.insertion_auc:.3f}", help=f"Higher is more faithful. {steps}")
     road, _ = st.columns(2)
     road.metric("ROAD ↑", f"{result.road.combined:.3f}",
                 help="Remove and debias (Rong et al. 2022): removed pixels are filled in from their neighbours, "
@@ -212,7 +242,11 @@ def method_view(method: str, result: ScoredHeatmap | str, seen: Image.Image, ste
                      "About 0 for a random map; higher is more faithful.")
     shown_once(("curves", *computed), lambda: st.plotly_chart(
         curves_figure(scores), key=f"curves_{method}", config={"displayModeBar": False}))
-    st.caption(f"{heatmap.layer or 'input gradients'} · {result.seconds:.2f} s")
+    st.caption(f"{heatmap.layer or 'no layer'} · {result.seconds:.2f} s")
+    if heatmap.completeness is not None:
+        st.caption(f"Completeness: {heatmap.completeness.sentence()}")
+        if heatmap.completeness.warning():
+            st.warning(heatmap.completeness.warning(), icon=":material/functions:")
     st.download_button("Download overlay (PNG)", functools.partial(overlay_png, seen, heatmap.values, alpha, colormap),
                        f"{stem}_{method}.png", "image/png", key=f"png_{method}", on_click="ignore")
 
@@ -255,25 +289,26 @@ def main() -> None:
     with right:
         target = choose_target(loaded, seen, digest, by_path, last, predictions)
         view = read_controls(loaded, by_path, last)
-        steps = read_steps() if IG in view.methods else None
+        settings = read_settings(loaded, view.methods)
     if info.output_info.kind == "segmentation":
         with left:
             segmentation_view(loaded, seen, target)
     with right:
         st.caption(f"**Score** in the curves below: {score_name(loaded, target)}, for "
-                   f"{target.describe(info.output_info.class_names)}.")
+                   f"{target.describe(info.output_info.class_names)}; they delete or insert the pixels in {STEPS} "
+                   f"steps of {1 / STEPS:.0%}.")
     if not view.methods:
         st.info("Pick at least one method.")
         st.stop()
-    results = heatmaps(loaded, seen, target, view, steps)
+    results = heatmaps(loaded, seen, target, view, settings)
     for first in range(0, len(view.methods), PER_ROW):
         for column, method in zip(st.columns(PER_ROW, gap="medium"), view.methods[first:first + PER_ROW]):
             with column:
                 computed = (loaded.identity, digest, target, view.layer, method, view.baseline,
-                            steps if method == IG else None)
+                            tuple(sorted(settings_for(method, settings).items())))
                 method_view(method, results[method], seen, stem, computed, view)
     scored = {m: r for m, r in results.items() if not isinstance(r, str)}
-    failed = trust_view(loaded, seen, scored, {m: method_named(m, steps if m == IG else None) for m in scored},
+    failed = trust_view(loaded, seen, scored, {m: method_named(m, **settings_for(m, settings)) for m in scored},
                         view.baseline)
     verdict_view(scored, seen, stem, view, failed)
 

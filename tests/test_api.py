@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
+from test_attribution_methods import CHEAP
 
 import convvis_core
 import convvis_core.api as api
@@ -20,6 +21,7 @@ from convvis_core import (ATTRIBUTIONS, ClassTarget, ConvVisError, FilterTarget,
 from convvis_core.activations import feature_maps
 from convvis_core.cam import faithfulness as core_faithfulness
 from convvis_core.cam import heatmap
+from convvis_core.cam.methods import settings_for
 from convvis_core.cam.road import road
 from convvis_core.circuits import circuit as core_circuit
 from convvis_core.datasets.packaged import mnist_dataset
@@ -147,10 +149,11 @@ def test_given_preprocessing_and_class_names_are_used_and_said():
 
 @pytest.mark.parametrize("name", list(ATTRIBUTIONS))
 def test_a_batch_gives_the_maps_of_one_image_at_a_time(name, lenet, digits):
-    method = ATTRIBUTIONS[name](lenet)
+    method = ATTRIBUTIONS[name](lenet, **settings_for(name, CHEAP))
     batch = method(digits)
     pictures = [Image.fromarray(digit) for digit in digits]
-    one_by_one = np.stack([heatmap(lenet, picture, name).values for picture in pictures])  # the app's call
+    one_by_one = np.stack([heatmap(lenet, picture, name, **CHEAP).values
+                           for picture in pictures])  # the app's call
     np.testing.assert_allclose(np.asarray(batch), one_by_one, atol=1e-5)
     assert not np.isnan(np.asarray(batch)).any()
     chosen = [3, 1, 4, 1]  # each image for its own class

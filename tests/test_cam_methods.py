@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from test_attribution_methods import CHEAP
 from test_memory import resident_bytes
 
 from convvis_core.batches import model_input, pixel_batch
@@ -51,7 +52,7 @@ def shown(cam: np.ndarray, size: tuple[int, int] = (28, 28)) -> np.ndarray:
 
 def ours(loaded: LoadedModel, image: Image.Image, method: str, layer: str = LAYER, target: int = CLASS,
          baseline: str = "blur") -> np.ndarray:
-    result = heatmap(loaded, image, method, ClassTarget(target), layer, baseline=baseline)
+    result = heatmap(loaded, image, method, ClassTarget(target), layer, baseline=baseline, **CHEAP)
     assert result.values.dtype == np.float32 and result.values.min() == 0.0 and result.values.max() == 1.0
     assert result.layer == (layer if METHODS[method].uses_layer else None)
     return result.values

@@ -8,9 +8,10 @@ and so are concepts: ``tcav`` (does a concept move a class?), ``craft`` (a targe
 Every result shows itself in Jupyter and saves with ``.save(path)``. Reference: docs/api.md.
 """
 
-from convvis_core.api.attribution import (ATTRIBUTIONS, AblationCAM, Attribution, EigenCAM, FaithfulnessScores,
-                                          GradCAM, GradCAMPlusPlus, Heatmaps, HiResCAM, IntegratedGradients, LayerCAM,
-                                          Saliency, ScoreCAM, SmoothGrad, XGradCAM, faithfulness)
+from convvis_core.api.attribution import (ATTRIBUTIONS, RISE, AblationCAM, Attribution, EigenCAM, FaithfulnessScores,
+                                          GradCAM, GradCAMPlusPlus, GradientInput, GuidedBackprop, GuidedGradCAM,
+                                          Heatmaps, HiResCAM, IntegratedGradients, LayerCAM, Occlusion, Saliency,
+                                          ScoreCAM, SmoothGrad, XGradCAM, faithfulness)
 from convvis_core.api.discovery import Concepts, NeuronGroupsView, craft, neuron_groups
 from convvis_core.api.explore import (Activations, CircuitView, Comparison, FilterPictures, ObjectivePictures,
                                       TopImages, Unit, activations, circuit, compare, filters, top_k_images, unit,
@@ -21,7 +22,8 @@ from convvis_core.concepts.probes import ProbeConcept
 from convvis_core.models.base import LoadedModel as Model
 
 __all__ = ["Model", "Attribution", "ATTRIBUTIONS", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "XGradCAM", "LayerCAM",
-           "EigenCAM", "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "Heatmaps",
+           "EigenCAM", "ScoreCAM", "AblationCAM", "Saliency", "SmoothGrad", "IntegratedGradients", "GuidedBackprop",
+           "GuidedGradCAM", "GradientInput", "Occlusion", "RISE", "Heatmaps",
            "faithfulness", "FaithfulnessScores", "sanity_check", "SanityChecks", "trust_metrics", "TrustMetrics",
            "filters", "FilterPictures", "visualize", "ObjectivePictures", "activations", "Activations",
            "top_k_images", "TopImages", "circuit", "CircuitView", "unit", "Unit", "compare", "Comparison",

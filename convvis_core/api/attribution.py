@@ -1,4 +1,4 @@
-"""Heatmaps for a notebook, one call shape for all eleven methods: ``GradCAM(model)(images, targets)``.
+"""Heatmaps for a notebook, one call shape for all sixteen methods: ``GradCAM(model)(images, targets)``.
 
 Each method is a line over one base class (pytorch-grad-cam's shape): bound to a model and a layer, it
 is called on a batch (a numpy batch, Pillow images or paths) and returns :class:`Heatmaps`, one map per
@@ -21,7 +21,8 @@ from convvis_core import cam
 from convvis_core.api.display import DISPLAY_SIDE, Pictured, Tabled, figures_html
 from convvis_core.cam.base import EmptyHeatmapError, Heatmap, HeatmapMethod
 from convvis_core.cam.baselines import Baseline
-from convvis_core.cam.faithfulness import Faithfulness, faithfulness_batch
+from convvis_core.cam.completeness import Completeness
+from convvis_core.cam.faithfulness import STEPS, Faithfulness, faithfulness_batch
 from convvis_core.cam.road import Road, road_batch
 from convvis_core.cam.targets import Target, indexed_target
 from convvis_core.images import Fit, Images, as_images, as_model_sees_it
@@ -92,6 +93,12 @@ class Heatmaps(Pictured):
         return next((found.layer for found in self.found if isinstance(found, Heatmap)), None)
 
     @property
+    def completeness(self) -> tuple[Completeness | None, ...]:
+        """Integrated Gradients: each map's sum of attributions next to f(image) − f(baseline)
+        (``.warning()`` says when they are over 5 % apart); None for other methods and where there is no map."""
+        return tuple(found.completeness if isinstance(found, Heatmap) else None for found in self.found)
+
+    @property
     def why_empty(self) -> tuple[str | None, ...]:
         return tuple(str(found) if isinstance(found, EmptyHeatmapError) else None for found in self.found)
 
@@ -125,7 +132,8 @@ class Attribution:
     or (N, H, W), uint8 or float pixels, Pillow images or paths, brought to the model's input by ``fit``;
     targets are class indices or target objects (default: each image's top class). ``options`` go to
     the method (``IntegratedGradients(model, steps=32)``, ``SmoothGrad(model, samples=48)``, ``ScoreCAM(model,
-    batch_size=64)``: masks per pass); images go through the model 32 at a time."""
+    batch_size=64)``: masks per pass; ``Occlusion(model, patch=16, stride=8)``, ``RISE(model, masks=2000)``);
+    images go through the model 32 at a time."""
 
     method: ClassVar[type[HeatmapMethod]]
 
@@ -200,6 +208,31 @@ class IntegratedGradients(Attribution):
     method = cam.IntegratedGradients
 
 
+class GuidedBackprop(Attribution):
+    """The gradient with every ReLU passing back only positive gradients: sharp, but shows edges too."""
+    method = cam.GuidedBackprop
+
+
+class GuidedGradCAM(Attribution):
+    """Guided Backpropagation kept where Grad-CAM finds the class (Selvaraju et al. 2017)."""
+    method = cam.GuidedGradCAM
+
+
+class GradientInput(Attribution):
+    """Each pixel's gradient times its value (0..255, before preprocessing): baseline-free attribution."""
+    method = cam.GradientInput
+
+
+class Occlusion(Attribution):
+    """No gradient: how much the score drops while a sliding patch covers each pixel (``patch``, ``stride``)."""
+    method = cam.Occlusion
+
+
+class RISE(Attribution):
+    """No gradient: the scores of randomly masked copies, each weighting its mask (``masks``, seeded)."""
+    method = cam.RISE
+
+
 ATTRIBUTIONS: dict[str, type[Attribution]] = {kind.method.name: kind for kind in Attribution.__subclasses__()}
 
 
@@ -233,8 +266,9 @@ class FaithfulnessScores(Tabled):
         return f"{self.method}: faithfulness of each map (the curves follow the {named})"
 
 
-def faithfulness(heatmaps: Heatmaps, *, steps: int = 16, road: bool = True) -> FaithfulnessScores:
-    """Deletion and insertion curves in ``steps`` steps (pixels removed become the maps' baseline) and, with
+def faithfulness(heatmaps: Heatmaps, *, steps: int = STEPS, road: bool = True) -> FaithfulnessScores:
+    """Deletion and insertion curves in ``steps`` equal steps (50: the first removes 2 % of the pixels;
+    pixels removed become the maps' baseline) and, with
     ``road``, ROAD, for every map of a batch, each for its own target, scored in shared batches."""
     kept = [i for i, found in enumerate(heatmaps.found) if isinstance(found, Heatmap)]
     pictures, maps = [heatmaps.pictures[i] for i in kept], [heatmaps.found[i] for i in kept]

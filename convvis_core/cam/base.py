@@ -19,7 +19,7 @@ import functools
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -28,6 +28,7 @@ from PIL import Image
 
 from convvis_core.batches import pixel_batch
 from convvis_core.cam.baselines import Baseline, baseline_pixels
+from convvis_core.cam.completeness import Completeness
 from convvis_core.cam.targets import ClassTarget, Target, batch_arguments, check_target, default_target
 from convvis_core.config import MAX_PROBES_PER_MODEL
 from convvis_core.errors import ConvVisError, TargetError
@@ -54,6 +55,7 @@ class Heatmap:
     values: np.ndarray  # (H, W) float32 in 0..1, at the model's input size
     target: Target  # pinned: a concrete class or filter, never "the top prediction"
     layer: str | None  # the layer the map was computed at; None for input-gradient maps
+    completeness: Completeness | None = None  # Integrated Gradients: does the attributions' sum add up?
 
 
 class Probe:
@@ -198,6 +200,15 @@ def or_reason(compute: Callable[[], np.ndarray]) -> np.ndarray | EmptyHeatmapErr
         return error
 
 
+def padded_batches(rows: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """``rows`` in batches of exactly ``batch_size`` (the last one padded with copies of its last row, so
+    one trace serves every batch and it splits into slices per core), each with how many rows are real."""
+    for start in range(0, len(rows), batch_size):
+        part = rows[start:start + batch_size]
+        padding = np.repeat(part[-1:], batch_size - len(part), axis=0)
+        yield np.concatenate([part, padding]), len(part)
+
+
 def resized(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A 2-D map bilinearly resized to ``size`` = (height, width), pixel centres aligned."""
     if values.shape == tuple(size):
@@ -211,6 +222,7 @@ class HeatmapMethod(ABC):
     name: ClassVar[str]  # key in METHODS and on the command line
     title: ClassVar[str]  # as shown to users
     uses_layer: ClassVar[bool] = True
+    settings: ClassVar[tuple[str, ...]] = ()  # constructor arguments users set (page, CLI): ("steps",), ...
 
     def explain(self, loaded: LoadedModel, image: Image.Image, target: Target | None = None,
                 layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur") -> Heatmap:

@@ -4,7 +4,13 @@ Deletion removes the pixels the map ranks most important first (replacing them w
 the image blurred, its mean colour, or black; see ``baselines``) and tracks the target's score: a faithful map makes it fall
 fast, so a LOW area under the curve is good. Insertion starts from the baseline and reveals the
 most important pixels first: a faithful map makes the score rise fast, so a HIGH area is good.
-Every step of both curves is one image of a single batch; a batch of maps shares batches.
+Every step of both curves is one image of a batch through the model.
+
+The curves take ``STEPS`` = 50 equal steps, so the first removes 2 % of the pixels: a sharp map (a
+vanilla gradient) puts most of its evidence in its top few per cent, and 16 steps (6 % at once)
+measured its deletion area at 0.031 where 64 steps measure 0.012. Equal steps keep the area the one
+other libraries report (Xplique, Quantus: the trapezoid over equal fractions). Cost: 2 × 51 images
+through the model per map (bench/black_box_cost.py).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from convvis_core.images import Fit
 from convvis_core.models.base import LoadedModel
 
 BATCH_SIZE = 64
+STEPS = 50  # the first step removes 1 / STEPS = 2 % of the pixels
 
 
 @dataclass(frozen=True)
@@ -67,24 +74,22 @@ def importance_masks(values: np.ndarray, steps: int, seed: int = 0) -> np.ndarra
 
 
 def faithfulness(loaded: LoadedModel, image: Image.Image, heatmap: Heatmap, fit: Fit = "stretch",
-                 steps: int = 16, baseline: Baseline = "blur") -> Faithfulness:
+                 steps: int = STEPS, baseline: Baseline = "blur") -> Faithfulness:
     """Deletion and insertion curves of ``heatmap`` for its own target, in ``steps`` steps each."""
     return faithfulness_batch(loaded, [image], [heatmap], fit, steps, baseline)[0]
 
 
 def faithfulness_batch(loaded: LoadedModel, images: Sequence[Image.Image], heatmaps: Sequence[Heatmap],
-                       fit: Fit = "stretch", steps: int = 16, baseline: Baseline = "blur") -> list[Faithfulness]:
-    """:func:`faithfulness` of each image's heatmap (targets of one kind), every curve of every image
-    scored in shared batches."""
-    rows, targets = [], []
+                       fit: Fit = "stretch", steps: int = STEPS, baseline: Baseline = "blur") -> list[Faithfulness]:
+    """:func:`faithfulness` of each image's heatmap, image by image: its 2 × (steps + 1) copies scored in
+    batches of ``BATCH_SIZE``, so memory holds one image's curves however many images there are."""
+    found = []
     for image, heatmap in zip(images, heatmaps, strict=True):
         pixels = pixel_batch(image, loaded.info, fit, dtype=np.float32)
         removed = baseline_pixels(image, loaded.info, fit, baseline)
         masks = importance_masks(heatmap.values, steps)
-        rows += [np.where(masks, removed, pixels), np.where(masks, pixels, removed)]
-        targets += [heatmap.target] * (2 * (steps + 1))
-    if not rows:
-        return []
-    scores = target_scores(loaded, targets, np.concatenate(rows).astype(np.float32)).reshape(len(images), 2, steps + 1)
-    return [Faithfulness(np.linspace(0.0, 1.0, steps + 1), deletion, insertion, score_name(loaded, heatmap.target))
-            for (deletion, insertion), heatmap in zip(scores, heatmaps)]
+        rows = np.concatenate([np.where(masks, removed, pixels), np.where(masks, pixels, removed)])
+        deletion, insertion = target_scores(loaded, heatmap.target, rows.astype(np.float32, copy=False)).reshape(2, -1)
+        found.append(Faithfulness(np.linspace(0.0, 1.0, steps + 1), deletion, insertion,
+                                  score_name(loaded, heatmap.target)))
+    return found

@@ -4,8 +4,9 @@ rises from a baseline picture x' to the image x,
     IG(x) = (x − x') · ∫₀¹ ∂f/∂x (x' + α(x − x')) dα,
 
 the integral by the trapezoid rule over ``steps`` equal intervals (steps + 1 gradients, in batches).
-By completeness the attributions add up to f(x) − f(x'), which :func:`integrated_gradients` lets
-a caller check (more steps, a closer sum). Everything lives in pixel space (0..255) and is
+By completeness the attributions add up to f(x) − f(x'): every map carries that check
+(:class:`~convvis_core.cam.completeness.Completeness`, the sum next to the change, one more pass of
+two images), which warns when they are more than 5 % apart. Everything lives in pixel space (0..255) and is
 preprocessed inside the model's pass, so the attributions do not depend on where the model keeps
 its preprocessing. The baseline is the caller's (``explain(..., baseline=...)``): "black" is the
 paper's; "blur" and "mean" ask what the details and colours add over a blurred or flat picture.
@@ -16,6 +17,8 @@ for the target. No layer is involved.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar, Sequence
 
@@ -23,8 +26,9 @@ import numpy as np
 from PIL import Image
 
 from convvis_core.batches import pixel_batch
-from convvis_core.cam.base import EmptyHeatmapError, HeatmapMethod, Scene, or_reason, pinned, probe_for
+from convvis_core.cam.base import EmptyHeatmapError, Heatmap, HeatmapMethod, Scene, or_reason, pinned, probe_for
 from convvis_core.cam.baselines import Baseline, baseline_pixels
+from convvis_core.cam.completeness import Completeness
 from convvis_core.cam.targets import Target, check_target, default_target
 from convvis_core.errors import ConvVisError
 from convvis_core.images import Fit
@@ -40,10 +44,20 @@ def checked_steps(steps: int) -> int:
     return int(steps)
 
 
+@dataclass(frozen=True)
+class PathMap:
+    """One image's raw map and how well its attributions add up (what :meth:`IntegratedGradients.raw_maps`
+    gives for each image, for :meth:`IntegratedGradients.finished` to keep)."""
+
+    evidence: np.ndarray  # (H, W): the attributions summed over colours, positive part
+    completeness: Completeness
+
+
 class IntegratedGradients(HeatmapMethod):
     name = "integrated_gradients"
     title = "Integrated Gradients"
     uses_layer: ClassVar[bool] = False
+    settings = ("steps",)
 
     def __init__(self, steps: int = 64, batch_size: int = 32):
         self.steps, self.batch_size = checked_steps(steps), batch_size
@@ -63,13 +77,29 @@ class IntegratedGradients(HeatmapMethod):
             total += np.tensordot(trapezoid[start:start + self.batch_size], gradients, axes=1)
         return ((pixels - baseline)[0] * total).astype(np.float32)
 
-    def raw_maps(self, scenes: Sequence[Scene]) -> list[np.ndarray | EmptyHeatmapError]:
+    def raw_maps(self, scenes: Sequence[Scene]) -> list[PathMap | EmptyHeatmapError]:
         """Image by image: each image's path already fills passes of ``batch_size`` points."""
-        return [or_reason(partial(self.evidence, scene)) for scene in scenes]
+        return [or_reason(partial(self.path_map, scene)) for scene in scenes]
 
-    def evidence(self, scene: Scene) -> np.ndarray:
-        """The attributions summed over colour channels, positive part; or why there is none."""
+    def finished(self, scene: Scene, raw: PathMap | EmptyHeatmapError) -> Heatmap | EmptyHeatmapError:
+        """The shown map, carrying its completeness check."""
+        if isinstance(raw, EmptyHeatmapError):
+            return raw
+        found = super().finished(scene, raw.evidence)
+        if isinstance(found, EmptyHeatmapError):
+            return found
+        return dataclasses.replace(found, completeness=raw.completeness)
+
+    def path_map(self, scene: Scene) -> PathMap:
+        """The evidence map and the completeness check of one image; or why there is no map."""
         attributions = self.attributions(scene)
+        values = scene.probe.values(np.concatenate([scene.pixels, scene.baseline]), scene.target)
+        completeness = Completeness(float(attributions.sum(dtype=np.float64)), float(values[0]) - float(values[1]),
+                                    checked_steps(self.steps))
+        return PathMap(self.evidence(scene, attributions), completeness)
+
+    def evidence(self, scene: Scene, attributions: np.ndarray) -> np.ndarray:
+        """The attributions summed over colour channels, positive part; or why there is none."""
         evidence = np.maximum(attributions.sum(axis=-1), 0.0)
         what = f"{self.title}: no map for {scene.target.describe()}"
         if not np.isfinite(evidence).all():

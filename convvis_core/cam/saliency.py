@@ -17,6 +17,9 @@ from convvis_core.cam.base import EmptyHeatmapError, HeatmapMethod, Scene, or_re
 
 
 class InputGradientMethod(HeatmapMethod):
+    """A map read from the gradient of the target's value with respect to the pixels (before
+    preprocessing): subclasses say which gradient (:meth:`gradients`) and how to read it (:meth:`reduced`)."""
+
     uses_layer: ClassVar[bool] = False
 
     def gradients(self, scenes: Sequence[Scene]) -> np.ndarray:
@@ -28,16 +31,23 @@ class InputGradientMethod(HeatmapMethod):
         return [or_reason(partial(self.saliency, scene, gradients))
                 for scene, gradients in zip(scenes, self.gradients(scenes))]
 
+    def reduced(self, scene: Scene, gradients: np.ndarray) -> np.ndarray:
+        """One image's gradients (H, W, C) as a 2-D map: their magnitude, the largest over colour channels."""
+        return np.abs(gradients).max(axis=-1)
+
     def saliency(self, scene: Scene, gradients: np.ndarray) -> np.ndarray:
-        """The gradient's magnitude, the largest over colour channels; or why it has none."""
-        saliency = np.abs(gradients).max(axis=-1)
+        """:meth:`reduced`, or why there is no map."""
+        saliency = self.reduced(scene, gradients)
         target = scene.target
         if not np.isfinite(saliency).all():
             raise EmptyHeatmapError(f"{self.title}: the gradient is not finite (NaN or infinity); the model "
                                     "overflows on this image.")
-        if not saliency.any():
+        if not gradients.any():
             raise EmptyHeatmapError(f"{self.title}: the gradient of {target.describe()} with respect to the "
                                     "image is zero everywhere: the target is saturated or does not depend on the image.")
+        if not saliency.any():
+            raise EmptyHeatmapError(f"{self.title}: no pixel adds to {target.describe()} (the map is zero or "
+                                    "negative everywhere): the image holds no evidence for it; try another target.")
         return saliency
 
 

@@ -37,12 +37,13 @@ class ScoredHeatmap:
 
 def explain_and_score(loaded: LoadedModel, image: Image.Image, method: str, target: Target | None = None,
                       layer: str | None = None, fit: Fit = "stretch", baseline: Baseline = "blur",
-                      steps: int | None = None) -> ScoredHeatmap | str:
-    """The scored map of one method (Integrated Gradients with ``steps`` path steps, if given), or the
-    reason it has none (see :class:`EmptyHeatmapError`)."""
+                      steps: int | None = None, **settings: int | None) -> ScoredHeatmap | str:
+    """The scored map of one method with its ``settings`` (Integrated Gradients' ``steps``, Occlusion's
+    ``patch`` and ``stride``, RISE's ``masks``; see :func:`method_named`), or the reason it has none
+    (see :class:`EmptyHeatmapError`)."""
     start = time.perf_counter()
     try:
-        result = heatmap(loaded, image, method, target, layer, fit, baseline, steps)
+        result = heatmap(loaded, image, method, target, layer, fit, baseline, steps, **settings)
     except EmptyHeatmapError as error:
         return str(error)
     scores = faithfulness(loaded, image, result, fit, baseline=baseline)

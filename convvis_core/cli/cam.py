@@ -73,7 +73,8 @@ def cmd_cam(args: argparse.Namespace) -> None:
     image = image_argument(args.image)
     layer = args.layer or default_layer_path(loaded)
     target = cam_target(args, loaded, image)
-    scored = explain_and_score(loaded, image, args.method, target, layer, args.fit, args.baseline, args.steps)
+    scored = explain_and_score(loaded, image, args.method, target, layer, args.fit, args.baseline, steps=args.steps,
+                               patch=args.patch, stride=args.stride, masks=args.masks)
     if isinstance(scored, str):
         raise EmptyHeatmapError(scored)
     result, scores = scored.heatmap, scored.scores
@@ -83,9 +84,13 @@ def cmd_cam(args: argparse.Namespace) -> None:
           f"score: {scores.score_name} (what the deletion and insertion curves follow; "
           f"baseline: {args.baseline})\n"
           f"layer: {result.layer or 'none (input gradients)'}\n"
-          f"deletion AUC:  {scores.deletion_auc:.4f} (lower is more faithful)\n"
+          f"deletion AUC:  {scores.deletion_auc:.4f} (lower is more faithful; {len(scores.fractions) - 1} steps)\n"
           f"insertion AUC: {scores.insertion_auc:.4f} (higher is more faithful)\n"
           f"ROAD:          {scored.road.combined:.4f} (higher is more faithful; about 0 for a random map)")
+    if result.completeness is not None:
+        print(f"completeness:  {result.completeness.sentence()}")
+        if result.completeness.warning():
+            print(f"warning: {result.completeness.warning()}")
     if args.sanity:
         print_trust(args, loaded, image, result)
 
@@ -141,10 +146,16 @@ def add_commands(commands, parents: Parents) -> None:
     cam.add_argument("--method", choices=list(METHODS), default="gradcam")
     add_target_arguments(cam)
     cam.add_argument("--baseline", choices=("blur", "mean", "black"), default="blur",
-                     help="what a removed pixel becomes for Score-CAM and the deletion/insertion curves "
-                          "(default blur)")
+                     help="what a removed pixel becomes for Score-CAM, Occlusion, RISE, Integrated Gradients' "
+                          "starting point and the deletion/insertion curves (default blur)")
     cam.add_argument("--steps", type=int, help="integrated_gradients: steps along the path from the baseline to the "
                      "image (default 64; more make the attributions add up closer to the change in the target)")
+    cam.add_argument("--patch", type=int, help="occlusion: side of the square patch in pixels (default: a seventh "
+                     "of the image's shorter side, 32 px on 224); one forward pass per window")
+    cam.add_argument("--stride", type=int, help="occlusion: pixels between windows (default: half the patch; 169 "
+                     "windows with the default patch)")
+    cam.add_argument("--masks", type=int, help="rise: random masks, one forward pass each (default 500: about 10 s for "
+                     "MobileNet on 2 CPU cores; 4,000 for a smooth map)")
     cam.add_argument("--layer", help="layer path (default: the last layer with a map larger than 1×1)")
     add_fit(cam)
     cam.add_argument("--sanity", action="store_true",
