@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from app_session import app_on
 from test_cam import SQUARE, square_detector, squares
 from test_own_models import nested_lenet  # noqa: F401  (a fixture: LeNet's conv stack as a nested Sequential)
 
@@ -246,27 +245,6 @@ def test_integrated_gradients_warn_when_the_attributions_do_not_add_up(lenet, ca
                      "--out", out]) == 0
     printed = capsys.readouterr().out
     assert "64 steps)" in printed and "warning" not in printed and "deletion AUC:" in printed and "50 steps" in printed
-
-
-def test_the_page_offers_the_new_methods_settings_and_shows_the_completeness_check():
-    at = app_on("heatmaps")
-    at.session_state["convvis_model"] = "lenet_mnist"
-    at.run()
-    at.multiselect[0].set_value(["integrated_gradients", "occlusion", "rise"]).run()
-    assert not at.exception, at.exception
-    assert at.number_input(key="heatmaps_patch_lenet_mnist").value == 4  # a seventh of 28 px
-    assert at.number_input(key="heatmaps_rise_masks").value == 500
-    assert any(caption.value == "Occlusion: 169 patch positions, one forward pass each." for caption in at.caption)
-    at.number_input(key="heatmaps_ig_steps").set_value(2)
-    next(box for box in at.selectbox if box.label == "Deleted pixels become").set_value("black")
-    at.number_input(key="heatmaps_patch_lenet_mnist").set_value(7)
-    at.run()
-    assert not at.exception, at.exception
-    assert [h.value for h in at.markdown if h.value.startswith("####")][:3] == [
-        "#### Integrated Gradients", "#### Occlusion", "#### RISE"]
-    assert sum(caption.value.startswith("Completeness: Σ attributions") for caption in at.caption) == 1
-    assert any("more than 5%" in warning.value for warning in at.warning)
-    assert any(caption.value.startswith("Occlusion: 64 patch positions") for caption in at.caption)  # 7 px, stride 3
 
 
 @pytest.mark.parametrize("method", NEW_METHODS)

@@ -1,7 +1,8 @@
 """The Heatmaps page: MobileNet's three maps with their faithfulness; an uploaded U-Net and two-head model
 explained per kind (an empty region refused without losing the page); a feature model's filter number
 starting at the image's strongest filter; the sanity check of the maps shown and a verdict that leaves out those
-that fail it. The models are test_model_kinds' (session fixtures)."""
+that fail it; the new methods' settings and Integrated Gradients' completeness check. The models are
+test_model_kinds' (session fixtures)."""
 
 from __future__ import annotations
 
@@ -118,3 +119,24 @@ def test_the_page_checks_the_maps_shown_and_its_verdict_leaves_out_those_that_fa
     assert list(expander.dataframe[0].value["method"]) == ["Grad-CAM", "Grad-CAM++", "Layer-CAM"]
     verdict_text = " ".join(m.value for m in at.markdown)
     assert "Not recommended whatever their scores: **Grad-CAM++**" in verdict_text
+
+
+def test_the_page_offers_the_new_methods_settings_and_shows_the_completeness_check():
+    at = app_on("heatmaps")
+    at.session_state["convvis_model"] = "lenet_mnist"
+    at.run()
+    at.multiselect[0].set_value(["integrated_gradients", "occlusion", "rise"]).run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="heatmaps_patch_lenet_mnist").value == 4  # a seventh of 28 px
+    assert at.number_input(key="heatmaps_rise_masks").value == 500
+    assert any(caption.value == "Occlusion: 169 patch positions, one forward pass each." for caption in at.caption)
+    at.number_input(key="heatmaps_ig_steps").set_value(2)
+    next(box for box in at.selectbox if box.label == "Deleted pixels become").set_value("black")
+    at.number_input(key="heatmaps_patch_lenet_mnist").set_value(7)
+    at.run()
+    assert not at.exception, at.exception
+    assert [h.value for h in at.markdown if h.value.startswith("####")][:3] == [
+        "#### Integrated Gradients", "#### Occlusion", "#### RISE"]
+    assert sum(caption.value.startswith("Completeness: Σ attributions") for caption in at.caption) == 1
+    assert any("more than 5%" in warning.value for warning in at.warning)
+    assert any(caption.value.startswith("Occlusion: 64 patch positions") for caption in at.caption)  # 7 px, stride 3
