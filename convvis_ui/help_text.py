@@ -3,6 +3,7 @@ with ``{names}`` are filled in by the page with ``str.format``."""
 
 from __future__ import annotations
 
+from convvis_core.cam.baselines import BLUR_SIGMA
 from convvis_core.featureviz.presets import PRESET_NOTES
 
 COMPARE_INTRO = ("What fine-tuning changed: linear CKA of each layer with its counterpart, and the filters whose "
@@ -38,3 +39,22 @@ GROUPS_INTRO = ("Which **groups of channels** fire together on this image, and w
                 "image's positions are factorized into groups (NMF): each group has a map over the image, a direction "
                 "in the layer (pictured), its strongest channels (linked to their unit pages) and its share of the "
                 "target's evidence (gradient × activation).")
+
+# The Heatmaps page
+METHODS_HELP = ("Grad-CAM, Grad-CAM++, HiResCAM, XGradCAM and Layer-CAM take one backward pass, EigenCAM one forward "
+                "pass (well under a second; EigenCAM ignores the target). Ablation-CAM zeroes each channel and re-runs "
+                "the rest of the network (about 0.2 s on MobileNet's last layer); Score-CAM masks the picture by each "
+                "channel and runs the whole model (about 10 s there). Vanilla gradient, SmoothGrad and Integrated "
+                "Gradients attribute pixels (Integrated Gradients: one gradient per step), as do Guided Backpropagation "
+                "and Gradient × Input (one backward pass each; Guided Grad-CAM multiplies Guided Backpropagation by "
+                "Grad-CAM). Occlusion and RISE only read the model's outputs: one forward pass per patch position or "
+                "random mask (on MobileNet about 4 s and 10 s with the defaults). Results are cached.")
+BASELINE_HELP = ("What a removed pixel is replaced with, in the deletion and insertion curves, Score-CAM's masks, "
+                 "Occlusion's patch, RISE's masks and Integrated Gradients' starting point: the image blurred "
+                 f"(Gaussian, σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours kept), its mean "
+                 "colour, or black. ROAD does not use it: it fills removed pixels in from their neighbours.")
+IG_STEPS_HELP = ("Gradients along the straight path from the baseline (the 'deleted pixels' picture) to the image; the "
+                 "attributions add up to the change in the target's value, closer with more steps (the sum is shown "
+                 "under the map). Cost: one gradient per step.")
+RISE_MASKS_HELP = ("Random smooth masks, one forward pass each (500: about 10 s on MobileNet on 2 CPU cores, well under "
+                   "a second on LeNet); more give a smoother map (the paper used 4,000).")

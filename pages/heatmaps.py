@@ -9,7 +9,6 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
@@ -17,9 +16,7 @@ from convvis_core.cam import (BASELINES, DEFAULT_METHODS, METHODS, ClassTarget, 
                               OutputNormTarget, OutputUnitTarget, Region, RegionTarget, Target, method_named)
 from convvis_core.cam.faithfulness import STEPS
 from convvis_core.cam.methods import settings_for
-from convvis_core.cam.occlusion import Occlusion, default_patch
 from convvis_core.cam.scoring import ScoredHeatmap, explain_and_score, verdict
-from convvis_core.cam.baselines import BLUR_SIGMA
 from convvis_core.cam.targets import check_target, score_name, similarity_target, strongest_filter
 from convvis_core.images import png_zip, to_png_bytes
 from convvis_core.layers import default_layer
@@ -29,13 +26,14 @@ from convvis_core.models import LoadedModel
 from convvis_ui.cached import cached, image_bytes, image_key, shown_once, top5
 from convvis_ui.charts import curves_figure, map_figure
 from convvis_ui.feedback import user_errors
+from convvis_ui.help_text import BASELINE_HELP, METHODS_HELP
 from convvis_ui.image_input import ChosenImage, reference_picker
+from convvis_ui.method_settings import read_settings
 from convvis_ui.page import start_page
 from convvis_ui.pickers import filter_picker, layer_picker
 from convvis_ui.shared_views import seen_image, top5_table
 from convvis_ui.trust_views import trust_view
 
-IG = "integrated_gradients"
 COLORMAPS = ("jet", "viridis", "inferno", "gray")  # names both plotly and matplotlib know
 PER_ROW = 3
 
@@ -149,56 +147,13 @@ def read_controls(loaded: LoadedModel, by_path: dict, last: str) -> Controls:
                          help="Default: the last layer with a real map, where class evidence is most concentrated. "
                               "Earlier layers give sharper, noisier maps. Input-gradient methods ignore it.")
     methods = st.multiselect("Methods", list(METHODS), default=list(DEFAULT_METHODS),
-                             format_func=lambda m: METHODS[m].title,
-                             help="Grad-CAM, Grad-CAM++, HiResCAM, XGradCAM and Layer-CAM take one backward pass, "
-                                  "EigenCAM one forward pass (well under a second; EigenCAM ignores the target). "
-                                  "Ablation-CAM zeroes each channel and re-runs the rest of the network (about 0.2 s "
-                                  "on MobileNet's last layer); Score-CAM masks the picture by each channel and runs the "
-                                  "whole model (about 10 s there). Vanilla gradient, SmoothGrad and Integrated Gradients "
-                                  "attribute pixels (Integrated Gradients: one gradient per step), as do Guided "
-                                  "Backpropagation and Gradient × Input (one backward pass each; Guided Grad-CAM "
-                                  "multiplies Guided Backpropagation by Grad-CAM). Occlusion and RISE only read the "
-                                  "model's outputs: one forward pass per patch position or random mask (on MobileNet "
-                                  "about 4 s and 10 s with the defaults). Results are cached.")
+                             format_func=lambda m: METHODS[m].title, help=METHODS_HELP)
     controls = st.columns(3)
     alpha = controls[0].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05)
     colormap = controls[1].selectbox("Colours", COLORMAPS)
     baseline = controls[2].selectbox("Deleted pixels become", list(BASELINES), format_func=BASELINES.get,
-                                     help=f"What a removed pixel is replaced with, in the deletion and insertion curves, "
-                                          "Score-CAM's masks, Occlusion's patch, RISE's masks and Integrated "
-                                          "Gradients' starting point: the image blurred "
-                                          f"(Gaussian, σ = {BLUR_SIGMA:.0%} of its side: shapes and textures gone, colours "
-                                          "kept), its mean colour, or black. ROAD does not use it: it fills removed "
-                                          "pixels in from their neighbours.")
+                                     help=BASELINE_HELP)
     return Controls(layer, methods, alpha, colormap, baseline)
-
-
-def read_settings(loaded: LoadedModel, methods: Sequence[str]) -> dict[str, int]:
-    """The chosen methods' own settings: Integrated Gradients' steps, Occlusion's patch and stride, RISE's masks."""
-    settings = {}
-    if IG in methods:
-        settings["steps"] = int(st.number_input(
-            "Integrated Gradients: steps", 1, 1024, 64, key="heatmaps_ig_steps",
-            help="Gradients along the straight path from the baseline (the 'deleted pixels' picture) to the image; "
-                 "the attributions add up to the change in the target's value, closer with more steps (the sum is "
-                 "shown under the map). Cost: one gradient per step."))
-    if "occlusion" in methods:
-        size = loaded.info.input_size
-        patch_column, stride_column = st.columns(2)
-        settings["patch"] = int(patch_column.number_input(
-            "Occlusion: patch (px)", 1, min(size), default_patch(size), key=f"heatmaps_patch_{loaded.info.key}",
-            help="Side of the square of baseline pixels slid over the image; about the size of the object's parts."))
-        settings["stride"] = int(stride_column.number_input(
-            "Occlusion: stride (px)", 1, min(size), max(1, settings["patch"] // 2),
-            key=f"heatmaps_stride_{loaded.info.key}_{settings['patch']}", help="Pixels between patch positions."))
-        windows = len(Occlusion(settings["patch"], settings["stride"]).corners(size))
-        st.caption(f"Occlusion: {windows} patch positions, one forward pass each.")
-    if "rise" in methods:
-        settings["masks"] = int(st.number_input(
-            "RISE: random masks", 1, 8000, 500, 100, key="heatmaps_rise_masks",
-            help="Random smooth masks, one forward pass each (500: about 10 s on MobileNet on 2 CPU cores, well "
-                 "under a second on LeNet); more give a smoother map (the paper used 4,000)."))
-    return settings
 
 
 def heatmaps(loaded: LoadedModel, seen: Image.Image, target: Target, view: Controls,
