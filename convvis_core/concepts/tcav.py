@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -378,8 +379,12 @@ def score(gradients: np.ndarray, cav: CAV) -> float:
 
 def t_test(scores: np.ndarray, random_scores: np.ndarray) -> float:
     """Two-sided p-value of Student's t-test between the concept's and the random CAVs' scores (1 when both are
-    constant and equal: nothing tells them apart)."""
-    p_value = float(ttest_ind(scores, random_scores).pvalue)
+    constant and equal: nothing tells them apart). A constant group (every run 1.0, as on a model whose gradient
+    is one vector) is an ordinary case here: scipy's warning that its variance is lost to rounding is not passed
+    on, the pooled variance comes from the other group."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Precision loss occurred in moment calculation", RuntimeWarning)
+        p_value = float(ttest_ind(scores, random_scores).pvalue)
     return 1.0 if np.isnan(p_value) else p_value
 
 
