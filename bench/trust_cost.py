@@ -101,9 +101,10 @@ def main() -> None:
     curves = {name: sanity_check(loaded, image, name, target, LAYER, depth="all", cache=ResultCache(None))
               for name in CURVES if name in METHODS}
     steps = next(iter(curves.values())).steps
-    print(f"  {'step':<36}" + "".join(f"{METHODS[name].title:>18}" for name in curves))
+    width = 2 + max(len(METHODS[name].title) for name in curves)
+    print(f"  {'step':<36}" + "".join(f"{METHODS[name].title:>{width}}" for name in curves))
     for index, step in enumerate(steps):
-        print(f"  {step:<36}" + "".join(f"{check.spearman[index]:>18.3f}" for check in curves.values()))
+        print(f"  {step:<36}" + "".join(f"{check.spearman[index]:>{width}.3f}" for check in curves.values()))
     for check in curves.values():
         print(f"  {check.sentence()}")
     missing = [name for name in CURVES if name not in METHODS]
