@@ -24,9 +24,11 @@ TOGGLE = "heatmaps_trust"
 
 
 def trust_view(loaded: LoadedModel, seen: Image.Image, scored: Mapping[str, ScoredHeatmap],
-               methods: Mapping[str, HeatmapMethod], baseline: str) -> set[str] | None:
+               methods: Mapping[str, HeatmapMethod], baseline: str) -> set[str]:
     """The expander for the maps ``scored`` (each by its method object in ``methods``); the methods whose
-    map fails the sanity check, or None while the checks are not run."""
+    map fails the sanity check. The check itself always runs (cascading, the layers above the explained one:
+    a step or a few, so the page's verdict never recommends a map that fails it); the toggle shows its curves,
+    other randomizations and the metrics, which cost more."""
     links.consume(TOGGLE, True if st.query_params.get("trust") == "1" else None)
     with st.expander("Can I trust these maps?", expanded=bool(st.session_state.get(TOGGLE))):
         run = st.toggle("Check the maps shown", key=TOGGLE, help=(
@@ -35,11 +37,17 @@ def trust_view(loaded: LoadedModel, seen: Image.Image, scored: Mapping[str, Scor
             "explained one; for pixel methods, every weighted layer); the metrics take about 130 forward passes "
             "and 9 maps per method. Results are cached."))
         links.reflect(trust="1" if run else None)
-        if not run or not scored:
+        if not scored:
+            return set()
+        if not run:
+            checks, _ = computed(loaded, seen, scored, methods, baseline, "cascading", "above", metrics=False)
+            for check in checks.values():
+                st.markdown(("⚠️ " if check.flagged else "") + check.sentence())
             st.caption("The sanity check re-initializes the model's layers from the output down and says whether "
-                       "each map still looks the same (then it shows the image, not the model); MuFidelity, "
-                       "stability and complexity score the maps as Xplique and Quantus do.")
-            return None
+                       "each map still looks the same (then it shows the image, not the model). Check the maps "
+                       "for its curves, other randomizations, and MuFidelity, stability and complexity, which "
+                       "score the maps as Xplique and Quantus do.")
+            return {method for method, check in checks.items() if check.flagged}
         pick_mode, pick_measure, pick_depth = st.columns(3)
         mode = pick_mode.radio("Randomization", list(MODES), format_func=MODES.get, key="heatmaps_trust_mode")
         measure = pick_measure.radio("Similarity", list(MEASURES), format_func=lambda m: m.replace("ssim", "SSIM")
@@ -48,7 +56,7 @@ def trust_view(loaded: LoadedModel, seen: Image.Image, scored: Mapping[str, Scor
         depth = "all" if pick_depth.checkbox("Down to the input", key="heatmaps_trust_depth",
                                              help=f"Re-initialize {DEPTHS['all']} (the paper's full cascade), "
                                                   f"not only {DEPTHS['above']}: one map more per layer.") else "above"
-        checks, scores = computed(loaded, seen, scored, methods, baseline, mode, depth)
+        checks, scores = computed(loaded, seen, scored, methods, baseline, mode, depth, metrics=True)
         if checks:
             st.plotly_chart(sanity_figure(list(checks.values()), measure), key="sanity_chart",
                             config={"displayModeBar": False})
@@ -68,10 +76,10 @@ def trust_view(loaded: LoadedModel, seen: Image.Image, scored: Mapping[str, Scor
 
 
 def computed(loaded: LoadedModel, seen: Image.Image, scored: Mapping[str, ScoredHeatmap],
-             methods: Mapping[str, HeatmapMethod], baseline: str, mode: str,
-             depth: str) -> tuple[dict[str, SanityCheck], dict[str, TrustScores]]:
-    """Each map's check and metrics from the core's disk cache or computed, in a status box with a bar; a
-    method that cannot be checked says why, and the others go on."""
+             methods: Mapping[str, HeatmapMethod], baseline: str, mode: str, depth: str,
+             metrics: bool) -> tuple[dict[str, SanityCheck], dict[str, TrustScores]]:
+    """Each map's check (and with ``metrics`` its metrics) from the core's disk cache or computed, in a status
+    box with a bar; a method that cannot be checked says why, and the others go on."""
     checks, scores, problems = {}, {}, []
     with st.status(f"Checking {len(scored)} map(s)…", expanded=False) as status:
         bar = st.progress(0.0)
@@ -86,8 +94,9 @@ def computed(loaded: LoadedModel, seen: Image.Image, scored: Mapping[str, Scored
                                               result.heatmap.layer, mode, depth, baseline=baseline, progress=report)
             except ConvVisError as error:
                 problems.append(f"{title}: {error}")
-            bar.progress((done + 0.8) * share, text=f"{title}: MuFidelity, stability, complexity")
-            scores[method] = trust_scores(loaded, seen, methods[method], result.heatmap, baseline=baseline)
+            if metrics:
+                bar.progress((done + 0.8) * share, text=f"{title}: MuFidelity, stability, complexity")
+                scores[method] = trust_scores(loaded, seen, methods[method], result.heatmap, baseline=baseline)
         cached = all(check.from_cache for check in checks.values()) and all(s.from_cache for s in scores.values())
         status.update(label=f"Checked {len(scored)} map(s){' (cached)' if cached else ''}", state="complete")
     for problem in problems:

@@ -207,15 +207,14 @@ def method_view(method: str, result: ScoredHeatmap | str, seen: Image.Image, ste
 
 
 def verdict_view(scored: dict[str, ScoredHeatmap], seen: Image.Image, stem: str, view: Controls,
-                 failed: set[str] | None) -> None:
+                 failed: set[str]) -> None:
     """Which map to trust (never one that fails the sanity check), the scores side by side, and every overlay
     in one download."""
-    best = verdict(scored, failed or ())
+    best = verdict(scored, failed)
     if not best:
         return
     st.markdown("#### Which map to trust")
-    st.markdown(best.sentence({method: METHODS[method].title for method in scored}) + (
-        " *(Whether each map depends on the model at all: \"Can I trust these maps?\" above.)*" if failed is None else ""))
+    st.markdown(best.sentence({method: METHODS[method].title for method in scored}))
     table = pd.DataFrame([{"method": METHODS[m].title, "deletion AUC ↓": r.scores.deletion_auc,
                            "insertion AUC ↑": r.scores.insertion_auc, "ROAD ↑": r.road.combined, "seconds": r.seconds}
                           for m, r in scored.items()])
