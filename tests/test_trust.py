@@ -264,6 +264,24 @@ def test_a_check_is_cached_under_its_settings(lenet, tmp_path):
     assert not other_seed.from_cache and not np.array_equal(other_seed.spearman, first.spearman)
 
 
+def test_checks_of_other_methods_and_images_reuse_the_weights_drawn_for_the_seed(lenet):
+    """The new weights depend on the model, the seed and the step only: drawn once, then every check on the copy
+    (the page's three methods, another image) assigns the same values, so its maps equal a first check's."""
+    from convvis_core.cam.randomization import DRAWS
+
+    fresh = ResultCache(None)
+    seed = 7  # not used by any other test here, so nothing is drawn for it yet
+    before = DRAWS["steps"]
+    first = sanity_check(lenet, digit(), "gradcam", ClassTarget(3), depth="all", seed=seed, cache=fresh)
+    drawn = DRAWS["steps"] - before
+    assert drawn == len(first.steps) > 1
+    sanity_check(lenet, digit(), "gradcam++", ClassTarget(3), depth="all", seed=seed, cache=fresh)
+    sanity_check(lenet, load_sample("digit_5"), "gradcam", ClassTarget(5), depth="all", seed=seed, cache=fresh)
+    again = sanity_check(lenet, digit(), "gradcam", ClassTarget(3), depth="all", seed=seed, cache=fresh)
+    assert DRAWS["steps"] - before == drawn  # none drawn again
+    np.testing.assert_array_equal(again.spearman, first.spearman)
+
+
 # --- the metrics -----------------------------------------------------------------------------------
 
 SIZE = 12
