@@ -68,6 +68,7 @@ def layer_picker(page: str, model: str, by_path: Mapping[str, SpatialLayer] | Se
         st.session_state[remembered_key(page, model)] = layer
     if write_url:
         links.reflect(layer=layer, filter=None)
+        links.written(key, layer)  # next run, the URL's layer is this page's own, not a link to follow
     return layer
 
 
