@@ -290,7 +290,8 @@ def render(session: tuple[str, dict]) -> AppTest:
 
 def shown(at: AppTest) -> dict:
     """Everything the session displays that carries a result: texts, metrics, statuses, image
-    captions, tables and charts (with their numbers)."""
+    captions, tables and charts (with their numbers). A status's "(cached)" says which of two sessions asking for
+    the same result at once computed it and which read it from the disk cache, so it is left out."""
     assert not at.exception, [e.value for e in at.exception]
     texts = {kind: [_TIMING.sub("", element.value) for element in at.get(kind)]
              for kind in ("title", "subheader", "caption", "markdown", "info", "warning", "error")}
@@ -298,7 +299,7 @@ def shown(at: AppTest) -> dict:
     return {
         **texts,
         "metrics": [(m.proto.label, m.proto.body, m.proto.delta) for m in at.metric],
-        "statuses": [status.label for status in at.get("status")],
+        "statuses": [status.label.removesuffix(" (cached)") for status in at.get("status")],
         "images": [image.caption for element in at.get("image") for image in element.proto.imgs],
         "tables": tables,
         "charts": [json.loads(chart.proto.spec)["data"] for chart in at.get("plotly_chart")],
@@ -319,7 +320,7 @@ def test_eight_app_sessions_at_once_show_what_each_shows_alone(lenet, tmp_path, 
     with fresh_server(tmp_path / "alone", monkeypatch):
         reference = [shown(render(session)) for session in APP_SESSIONS]
     assert reference[0]["metrics"][:2] == [("Input", "28×28×1", ""), ("Parameters", f"{lenet.model.count_params():,}", "")]
-    assert reference[4]["statuses"] == ["3 heatmap(s) for 1 (class 1)"]
+    assert reference[4]["statuses"] == ["3 heatmap(s) for 1 (class 1)", "Checked 3 map(s)"]  # + the sanity check
     assert reference[6]["statuses"][-1] == "Done: 4 image(s), 0 from the cache"
     with fresh_server(tmp_path / "together", monkeypatch), shared_runtime():
         sessions = all_at_once(render, APP_SESSIONS)
