@@ -28,6 +28,7 @@ from convvis_core.models import LoadedModel
 from convvis_core.presentation.concept_sheets import craft_sheet, groups_sheet, ranked_maps, thumbnail
 from convvis_core.presentation.filter_grids import tile_image
 from convvis_core.presentation.overlays import part_colours, parts_overlay
+from convvis_core.presentation.tables import csv_text
 from convvis_ui import links
 from convvis_ui.cached import cached, image_bytes, image_key
 from convvis_ui.charts import parts_figure
@@ -85,10 +86,6 @@ def neuron_groups_on_an_image(start: PageStart) -> None:
 
 def swatch(colour: str) -> str:
     return f"<span style='color:{colour}'>■</span>"
-
-
-def csv_bytes(rows: Sequence[dict]) -> bytes:
-    return pd.DataFrame(rows).to_csv(index=False).encode()
 
 
 def direction_pictures(loaded: LoadedModel, directions: Sequence[tuple[str, Direction]]) -> list[np.ndarray]:
@@ -190,7 +187,7 @@ def show_craft(loaded: LoadedModel, target: Target, layer: SpatialLayer, pixels:
     downloads[0].download_button("Download the sheet (PNG)",
                                  lambda: to_png_bytes(craft_sheet(found, image=shown, maps=maps, class_names=names)),
                                  f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
-    downloads[1].download_button("Download the scores (CSV)", functools.partial(csv_bytes, found.rows()), f"{stem}.csv",
+    downloads[1].download_button("Download the scores (CSV)", functools.partial(csv_text, found.rows()), f"{stem}.csv",
                                  "text/csv", key=f"{key}_csv", on_click="ignore")
     return found
 
@@ -267,7 +264,7 @@ def show_groups(loaded: LoadedModel, seen: Image.Image, target: Target, layer: S
     stem = f"groups_{found.layer.replace('/', '_')}_{image_key(seen)[:8]}"
     downloads[0].download_button("Download the sheet (PNG)", lambda: to_png_bytes(groups_sheet(found, names)),
                                  f"{stem}.png", "image/png", key=f"{key}_png", on_click="ignore")
-    downloads[1].download_button("Download the groups (CSV)", functools.partial(csv_bytes, found.rows()), f"{stem}.csv",
+    downloads[1].download_button("Download the groups (CSV)", functools.partial(csv_text, found.rows()), f"{stem}.csv",
                                  "text/csv", key=f"{key}_csv", on_click="ignore")
     return found
 

@@ -83,7 +83,7 @@ VARIANTS = {"inside": (lambda m: m, LAYER), "outside": (without_rescaling, LAYER
 
 
 @pytest.fixture(scope="module")
-def tested(sets) -> dict:
+def planted_scores(sets) -> dict:
     """Each variant's TCAV of red squares for class 1 and class 0 at last_conv, ten runs each."""
     found = {}
     for name, (make, layer) in VARIANTS.items():
@@ -94,10 +94,10 @@ def tested(sets) -> dict:
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_red_squares_significantly_raise_the_red_square_class(tested, variant):
+def test_red_squares_significantly_raise_the_red_square_class(planted_scores, variant):
     """The planted concept for its class: significantly above random over ten runs, at least 0.7, the CAVs right on
     at least 90 % of held-out images; random directions around one half, the verdict "raises"."""
-    score = tested[variant][1]
+    score = planted_scores[variant][1]
     assert score.mean >= 0.7 and score.p_value < 0.05 and score.significant and score.effect == "raises", score.summary()
     assert score.accuracy >= 0.9 and not score.at_chance, score.accuracies
     assert 0.2 <= score.random_mean <= 0.8 and score.random_accuracies.mean() < score.chance_level
@@ -105,21 +105,21 @@ def test_red_squares_significantly_raise_the_red_square_class(tested, variant):
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_red_squares_are_no_evidence_for_the_other_class(tested, variant):
-    score = tested[variant][0]
+def test_red_squares_are_no_evidence_for_the_other_class(planted_scores, variant):
+    score = planted_scores[variant][0]
     assert score.effect != "raises" and score.mean <= 0.3, score.summary()  # measured: 0.0, "lowers"
 
 
-def test_preprocessing_inside_outside_or_nested_gives_the_same_test(tested):
-    inside = tested["inside"][1]
+def test_preprocessing_inside_outside_or_nested_gives_the_same_test(planted_scores):
+    inside = planted_scores["inside"][1]
     for variant in ("outside", "nested"):
-        other = tested[variant][1]
+        other = planted_scores[variant][1]
         np.testing.assert_array_equal(other.scores, inside.scores)
         np.testing.assert_allclose(other.accuracies, inside.accuracies)
         assert np.min(np.sum(other.cavs * inside.cavs, axis=1)) > 0.999  # the same concept vectors
 
 
-def test_scores_and_cavs_are_those_computed_by_hand(tested, sets):
+def test_scores_and_cavs_are_those_computed_by_hand(planted_scores, sets):
     """Run by run: the CAV is scikit-learn's logistic regression on last_conv's activations read by a Keras sub-model
     (the same split), pointing to the concept; the class logit's gradient there is the Dense weights / 64 at every
     position, so a run's score is 1 if the CAV summed over positions meets the class's weights positively, else 0.
@@ -137,18 +137,18 @@ def test_scores_and_cavs_are_those_computed_by_hand(tested, sets):
         classifier = LogisticRegression(C=STRENGTH, max_iter=10_000, tol=1e-7).fit(scaled[train], labels[train])
         normal = classifier.coef_[0] / np.linalg.norm(classifier.coef_[0])
         for index in (0, 1):  # the CAVs are the class's own run's; only the gradient differs
-            score = tested["inside"][index]
+            score = planted_scores["inside"][index]
             assert float(normal @ score.cavs[run]) > 0.999
             assert score.accuracies[run] == pytest.approx(classifier.score(scaled[test], labels[test]))
             along = normal.reshape(8, 8, 32).sum(axis=(0, 1)) @ weights[:, index] / 64
             assert score.scores[run] == float(along > 0)
 
 
-def test_the_concept_direction_is_visualized_as_a_direction_objective(tested, tmp_path, monkeypatch):
+def test_the_concept_direction_is_visualized_as_a_direction_objective(planted_scores, tmp_path, monkeypatch):
     """The objective is the mean CAV summed over the map's positions, per channel (unit length), at the layer; the
     picture that maximizes it raises it far above where it starts, and is red above all: the concept is red squares."""
     monkeypatch.setenv("CONVVIS_CACHE_DIR", str(tmp_path))
-    score = tested["inside"][1]
+    score = planted_scores["inside"][1]
     objective = concept_objective(score)
     by_hand = score.cavs.mean(axis=0).reshape(-1, 32).sum(axis=0)
     assert objective.layer == LAYER and np.allclose(objective.vector, by_hand / np.linalg.norm(by_hand), atol=1e-6)
@@ -189,8 +189,8 @@ def test_each_image_passes_once_for_all_layers_and_random_sets_are_reused(sets):
     assert PASSES["forward+backward"] - before["forward+backward"] == 2 * COUNT
 
 
-def test_scores_are_shares_of_the_target_images(tested):
-    for score in (found for variant in tested.values() for found in variant.values()):
+def test_scores_are_shares_of_the_target_images(planted_scores):
+    for score in (found for variant in planted_scores.values() for found in variant.values()):
         for values in (score.scores, score.random_scores):
             assert np.all((values >= 0) & (values <= 1))
             np.testing.assert_allclose(values * COUNT, np.round(values * COUNT))  # whole images of the 50

@@ -16,8 +16,6 @@ second concept against the same random sets passes only its own images.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from convvis_core.featureviz.objectives import Direction
 from convvis_core.featureviz.render import FilterResult, visualize
 from convvis_core.layers import find_layer
 from convvis_core.models.base import LoadedModel
+from convvis_core.presentation.tables import csv_text
 from convvis_core.progress import StepProgress
 
 CACHE_NAMESPACE = "concepts"
@@ -48,6 +47,11 @@ SIGNIFICANCE = 0.05
 FURTHEST = 8  # target images kept, furthest along the concept first
 PASSES = WorkCounter()  # images passed through a model for a concept test, by "forward" / "forward+backward"
 _VERSION = "tcav-v1"
+
+
+def sample_spread(values: np.ndarray) -> float:
+    """The sample standard deviation over the runs (0 for a single run)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class LayerScore:
     @property
     def spread(self) -> float:
         """The standard deviation of the score over the runs."""
-        return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
+        return sample_spread(self.scores)
 
     @property
     def random_mean(self) -> float:
@@ -83,7 +87,7 @@ class LayerScore:
 
     @property
     def random_spread(self) -> float:
-        return float(np.std(self.random_scores, ddof=1)) if len(self.random_scores) > 1 else 0.0
+        return sample_spread(self.random_scores)
 
     @property
     def accuracy(self) -> float:
@@ -171,11 +175,7 @@ class TCAVResult:
 
     def to_csv(self) -> str:
         """:meth:`rows` as CSV text (the page's download, the command line's ``--csv``, the API's ``save``)."""
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(self.rows()[0]))
-        writer.writeheader()
-        writer.writerows(self.rows())
-        return text.getvalue()
+        return csv_text(self.rows())
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         meta = {name: getattr(self, name) for name in
