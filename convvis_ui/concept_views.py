@@ -20,13 +20,10 @@ from convvis_core.concepts.groups import NeuronGroups, neuron_groups
 from convvis_core.concepts.layer_reading import seen_pixels
 from convvis_core.config import MAX_CONCEPT_CROPS, MAX_CONCEPTS
 from convvis_core.concepts.image_sets import ImageSet, image_set
-from convvis_core.featureviz.objectives import Direction
-from convvis_core.featureviz.render import visualize
 from convvis_core.images import to_png_bytes
 from convvis_core.layers import SpatialLayer, default_layer
 from convvis_core.models import LoadedModel
 from convvis_core.presentation.concept_sheets import craft_sheet, groups_sheet, ranked_maps, thumbnail
-from convvis_core.presentation.filter_grids import tile_image
 from convvis_core.presentation.overlays import part_colours, parts_overlay
 from convvis_core.presentation.tables import csv_text
 from convvis_ui import links
@@ -36,7 +33,7 @@ from convvis_ui.feedback import user_errors
 from convvis_ui.help_text import CRAFT_INTRO, GROUPS_INTRO
 from convvis_ui.page import PageStart
 from convvis_ui.pickers import layer_picker
-from convvis_ui.shared_views import seen_image
+from convvis_ui.shared_views import direction_pictures, seen_image
 from convvis_ui.tcav_views import SENT_CONCEPT, target_images_picker, target_picker
 
 TOP_CROPS = 6  # crops shown per concept
@@ -86,21 +83,6 @@ def neuron_groups_on_an_image(start: PageStart) -> None:
 
 def swatch(colour: str) -> str:
     return f"<span style='color:{colour}'>■</span>"
-
-
-def direction_pictures(loaded: LoadedModel, directions: Sequence[tuple[str, Direction]]) -> list[np.ndarray]:
-    """Feature visualizations of directions (concepts, groups) in one status box with progress; each is
-    cached on disk, so shown at once the next time."""
-    found = []
-    with st.status("Feature visualizations of the directions…", expanded=True) as status:
-        bar = st.progress(0.0, text="Starting (the first one traces the model)…")
-        for number, (name, direction) in enumerate(directions, start=1):
-            report = functools.partial(lambda done, total, what: bar.progress(
-                done / total, text=f"{what}: step {done} of {total}"), what=f"{name} ({number}/{len(directions)})")
-            with user_errors():
-                found.append(tile_image(visualize(loaded, direction, progress=report)[0]))
-        status.update(label=f"Feature visualizations of {len(found)} direction(s)", state="complete", expanded=False)
-    return found
 
 
 @dataclass(frozen=True)

@@ -3,23 +3,28 @@ visualizations with live progress, dataset examples."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image
 
 from convvis_core.datasets.base import Dataset
 from convvis_core.datasets.catalog import open_dataset
+from convvis_core.presentation.filter_grids import tile_image
 from convvis_core.presentation.sheets import ExampleView, example_views
 from convvis_core.featureviz import FilterResult, Settings, visualize_filters
-from convvis_core.featureviz.render import cached_under
+from convvis_core.featureviz.objectives import Direction
+from convvis_core.featureviz.render import cached_under, visualize
 from convvis_core.images import as_model_sees_it
 from convvis_core.models import LoadedModel
 from convvis_core.predictions import Prediction
 from convvis_core.topk import Example
 from convvis_ui.cached import image_bytes
+from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import ChosenImage, image_picker
 
 PER_ROW = 5
@@ -98,3 +103,20 @@ def show_examples(shown: list[ExampleView], per_row: int = PER_ROW) -> None:
             else:
                 column.image(image_bytes(view.crop, CROP_WIDTH), width=CROP_WIDTH,
                              caption="receptive field of the maximum")
+
+
+def direction_pictures(loaded: LoadedModel, directions: Sequence[tuple[str, Direction]]) -> list[np.ndarray | None]:
+    """Feature visualizations of named directions (a concept's CAV, a CRAFT concept, a neuron group) in one status
+    box with progress; each cached on disk, so shown at once the next time. One that fails says why, and None
+    keeps its place."""
+    found = []
+    with st.status("Feature visualizations of the directions…", expanded=True) as status:
+        bar = st.progress(0.0, text="Starting (the first one traces the model)…")
+        for number, (name, direction) in enumerate(directions, start=1):
+            report = functools.partial(lambda done, total, what: bar.progress(
+                done / total, text=f"{what}: step {done} of {total}"), what=f"{name} ({number}/{len(directions)})")
+            found.append(None)
+            with user_errors():
+                found[-1] = tile_image(visualize(loaded, direction, progress=report)[0])
+        status.update(label=f"Feature visualizations of {len(directions)} direction(s)", state="complete", expanded=False)
+    return found

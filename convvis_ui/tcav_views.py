@@ -20,7 +20,7 @@ from convvis_core.concepts.image_sets import (DEFAULT_SET_IMAGES, MAX_SET_IMAGES
                                               ImageSet, checked_concept, crops_set, dataset_set, probe_set, random_sets)
 from convvis_core.concepts.probes import ANGLED, COLOURS, PATTERNS, ProbeConcept
 from convvis_core.concepts.tcav import (DEFAULT_RUNS, MAX_RUNS, MIN_RUNS, LayerScore, TCAVResult, cached_tcav,
-                                        concept_picture, tcav)
+                                        concept_objective, tcav)
 from convvis_core.config import dataset_dirs
 from convvis_core.datasets.base import ArrayDataset, Dataset
 from convvis_core.datasets.catalog import builtin_names
@@ -35,7 +35,7 @@ from convvis_ui.feedback import user_errors
 from convvis_ui.image_input import image_picker
 from convvis_ui.page import PageStart
 from convvis_ui.pickers import layers_picker
-from convvis_ui.shared_views import builtin_dataset
+from convvis_ui.shared_views import builtin_dataset, direction_pictures
 
 PAGE = "concepts"
 RUN_TCAV = "concepts_tcav_run"  # the Test button (tests reach it by this key)
@@ -249,16 +249,10 @@ def layer_view(result: TCAVResult, score: LayerScore, images: ImageSet, picture:
     st.caption(f"The images of {result.target} furthest along the concept.")
 
 
-def directions(loaded: LoadedModel, result: TCAVResult) -> dict[str, np.ndarray]:
-    """Each layer's concept direction, visualized (cached on disk as every picture is), under a status box."""
-    with st.status("Visualizing the concept directions…", expanded=False) as status:
-        bar = st.progress(0.0)
-        pictures = {}
-        for number, score in enumerate(result.layers):
-            pictures[score.layer] = concept_picture(loaded, score, progress=lambda done, total: bar.progress(
-                (number + done / total) / len(result.layers), text=f"{score.layer}: step {done} of {total}")).image
-        status.update(label=f"Concept directions of {len(pictures)} layer(s)", state="complete")
-    return pictures
+def directions(loaded: LoadedModel, result: TCAVResult) -> dict[str, np.ndarray | None]:
+    """Each layer's concept direction, visualized (cached on disk as every picture is)."""
+    return dict(zip((score.layer for score in result.layers),
+                    direction_pictures(loaded, [(score.layer, concept_objective(score)) for score in result.layers])))
 
 
 def sheet_png(result: TCAVResult, concept: ImageSet, images: ImageSet, pictures: dict | None) -> bytes:
